@@ -1,0 +1,249 @@
+"""Approval requests as futures, resolved by whoever is attached: the GUI, the CLI prompt, or a policy.
+
+Kinds are distinct (`plan`, `tickets`, `spawn`, `tool`); each request has an id, its provenance and an
+editable payload. A decision is bound to exactly one request id. The `on_resolved` hook runs *before* the
+waiting thread is released, so the decision is journalled before any side effect it allows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from conductor.errors import ApprovalError, Cancelled
+from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue, Provenance
+
+
+class ApprovalKind(StrEnum):
+    PLAN = "plan"
+    """Tier 1's tracks, before any track is created."""
+    TICKETS = "tickets"
+    """Tier 2's ticket DAG for one track, before anything runs."""
+    SPAWN = "spawn"
+    """Step mode: the exact prompt and context of one worker, before the call."""
+    TOOL = "tool"
+    """A write, edit or command a worker asked for."""
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    id: str
+    kind: ApprovalKind
+    prov: Provenance
+    title: str
+    payload: dict[str, Any]
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.prov
+        return {"id": self.id, "kind": self.kind.value, "title": self.title, "payload": self.payload,
+                "created": self.created, "prov": {"trace_id": p.trace_id, "track_id": p.track_id,
+                                                  "ticket_id": p.ticket_id, "tier": p.tier, "attempt": p.attempt}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ApprovalRequest:
+        return cls(id=d["id"], kind=ApprovalKind(d["kind"]), title=d["title"], payload=d["payload"],
+                   created=d.get("created", 0.0), prov=Provenance(**d["prov"]))
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    request_id: str
+    approved: bool
+    payload: dict[str, Any] | None = None
+    """What to act on when approved: the original payload or the user's edit."""
+    reason: str | None = None
+    """Why it was rejected; returned to the model for tool requests."""
+    remember: bool = False
+    """'Always allow this exact form for this track' (tool requests)."""
+    by: str = "user"
+    edited: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "approved": self.approved, "payload": self.payload,
+                "reason": self.reason, "remember": self.remember, "by": self.by, "edited": self.edited}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ApprovalDecision:
+        return cls(**d)
+
+
+Policy = Callable[[ApprovalRequest], "ApprovalDecision | None"]
+Validator = Callable[[dict[str, Any]], None]
+"""Raises ValueError (with a message naming the problem) when an edited payload is unacceptable."""
+
+
+class PendingApproval:
+    """A request waiting for its decision. `wait` blocks the caller only; cancellation wakes it."""
+
+    def __init__(self, request: ApprovalRequest) -> None:
+        self.request = request
+        self._done = threading.Event()
+        self._decision: ApprovalDecision | None = None
+        self._callbacks: list[Callable[[ApprovalDecision], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def decision(self) -> ApprovalDecision | None:
+        return self._decision
+
+    def _set(self, decision: ApprovalDecision) -> None:
+        with self._lock:
+            self._decision = decision
+            self._done.set()
+            callbacks = list(self._callbacks)
+        for cb in callbacks:
+            cb(decision)
+
+    def add_done_callback(self, cb: Callable[[ApprovalDecision], None]) -> None:
+        """Call `cb(decision)` once resolved (at once if already resolved), on the resolving thread."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(cb)
+                return
+        assert self._decision is not None
+        cb(self._decision)
+
+    def wait(self, cancel: threading.Event | None = None, timeout: float | None = None) -> ApprovalDecision:
+        """Block until decided. Raises Cancelled if `cancel` is set first; TimeoutError after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Short slices so a cancel is noticed within 50 ms without a second wake-up channel.
+            left = 0.05 if deadline is None else min(0.05, max(deadline - time.monotonic(), 0))
+            if self._done.wait(left):
+                assert self._decision is not None
+                return self._decision
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"cancelled while waiting for {self.request.kind.value} approval {self.request.id}")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.request.kind.value} approval {self.request.id} not answered in {timeout}s")
+
+
+class ApprovalBroker:
+    """Issues approval requests, applies policies, and resolves requests from any thread."""
+
+    def __init__(self, events: EventQueue | None = None) -> None:
+        self._events = events
+        self._pending: dict[str, PendingApproval] = {}
+        self._validators: dict[str, Validator] = {}
+        self._policies: list[tuple[str, Policy]] = []
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self.on_requested: list[Callable[[ApprovalRequest], None]] = []
+        self.on_resolved: list[Callable[[ApprovalRequest, ApprovalDecision], None]] = []
+
+    def add_policy(self, name: str, policy: Policy) -> None:
+        """Policies are asked in order; the first that returns a decision resolves the request."""
+        self._policies.append((name, policy))
+
+    def auto_approve(self, kinds: set[ApprovalKind] | set[str]) -> None:
+        wanted = {ApprovalKind(k) for k in kinds}
+        self.add_policy("auto:" + ",".join(sorted(k.value for k in wanted)),
+                        lambda r: ApprovalDecision(r.id, True, r.payload) if r.kind in wanted else None)
+
+    def new_id(self, kind: ApprovalKind) -> str:
+        return f"{kind.value}-{next(self._counter)}-{uuid.uuid4().hex[:6]}"
+
+    def request(self, kind: ApprovalKind, prov: Provenance, title: str, payload: dict[str, Any], *,
+                validator: Validator | None = None, request_id: str | None = None) -> PendingApproval:
+        """Open a request. A policy may decide it at once; otherwise it waits for `resolve`."""
+        req = ApprovalRequest(id=request_id or self.new_id(kind), kind=kind, prov=prov, title=title, payload=payload)
+        return self._open(req, validator)
+
+    def restore(self, req: ApprovalRequest, validator: Validator | None = None) -> PendingApproval:
+        """Re-open a request that was pending when the app stopped (read back from the journal)."""
+        return self._open(req, validator, restoring=True)
+
+    def _open(self, req: ApprovalRequest, validator: Validator | None, restoring: bool = False) -> PendingApproval:
+        pending = PendingApproval(req)
+        with self._lock:
+            if req.id in self._pending:
+                return self._pending[req.id]
+            self._pending[req.id] = pending
+            if validator is not None:
+                self._validators[req.id] = validator
+        for name, policy in self._policies:
+            decision = policy(req)
+            if decision is not None:
+                self._finish(req.id, ApprovalDecision(req.id, decision.approved, decision.payload, decision.reason,
+                                                      decision.remember, f"policy:{name}"))
+                return pending
+        if not restoring:
+            for hook in self.on_requested:
+                hook(req)
+        if self._events is not None:
+            self._events.post(ApprovalRequested(prov=req.prov, request=req))
+        return pending
+
+    def pending(self, kind: ApprovalKind | None = None) -> list[ApprovalRequest]:
+        with self._lock:
+            reqs = [p.request for p in self._pending.values() if not p.done]
+        return [r for r in reqs if kind is None or r.kind == kind]
+
+    def get(self, request_id: str) -> PendingApproval:
+        with self._lock:
+            if request_id not in self._pending:
+                raise ApprovalError(f"no approval request {request_id!r}")
+            return self._pending[request_id]
+
+    def resolve(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
+                reason: str | None = None, remember: bool = False, by: str = "user") -> ApprovalDecision:
+        """Decide a request. An edited `payload` is validated first (ValueError names the problem)."""
+        pending = self.get(request_id)
+        if pending.done:
+            raise ApprovalError(f"approval {request_id!r} was already resolved")
+        edited = False
+        final = pending.request.payload
+        if approved and payload is not None and payload != pending.request.payload:
+            validator = self._validators.get(request_id)
+            if validator is not None:
+                validator(payload)
+            final, edited = payload, True
+        if not approved and not reason:
+            reason = "rejected by the user"
+        decision = ApprovalDecision(request_id, approved, final if approved else None, reason, remember, by, edited)
+        self._finish(request_id, decision)
+        return decision
+
+    def _finish(self, request_id: str, decision: ApprovalDecision) -> None:
+        with self._lock:  # claim it: of two concurrent resolves, exactly one wins
+            pending = self._pending.pop(request_id, None)
+            validator = self._validators.pop(request_id, None)
+        if pending is None:
+            raise ApprovalError(f"approval {request_id!r} was already resolved (or never existed)")
+        try:
+            for hook in self.on_resolved:  # journal first: nothing the decision allows has run yet
+                hook(pending.request, decision)
+        except BaseException:
+            with self._lock:  # not recorded, so not decided: it stays pending
+                self._pending[request_id] = pending
+                if validator is not None:
+                    self._validators[request_id] = validator
+            raise
+        if self._events is not None:
+            self._events.post(ApprovalResolved(prov=pending.request.prov, request_id=request_id,
+                                               approval_kind=pending.request.kind.value, approved=decision.approved,
+                                               edited=decision.edited, reason=decision.reason, by=decision.by))
+        pending._set(decision)
+
+    def cancel_where(self, predicate: Callable[[ApprovalRequest], bool], reason: str) -> int:
+        """Reject every pending request matching `predicate` (used on cancel). Returns how many."""
+        n = 0
+        for req in self.pending():
+            if predicate(req):
+                try:
+                    self._finish(req.id, ApprovalDecision(req.id, False, None, reason, by="cancelled"))
+                    n += 1
+                except ApprovalError:
+                    pass  # resolved concurrently: nothing left to cancel
+        return n

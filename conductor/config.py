@@ -1,0 +1,246 @@
+"""config.toml: load with tomllib, validate with pydantic, save atomically with tomli-w.
+
+The API key is never read from or written to this file: it comes from the environment only.
+Errors name the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from conductor.atomic import atomic_write_bytes
+from conductor.errors import ConfigError
+
+ThinkingLevel = Literal["off", "minimal", "low", "medium", "high"]
+ApprovalKindName = Literal["plan", "tickets", "spawn", "tool"]
+_SECRET_KEYS = {"api_key", "apikey", "gemini_api_key", "google_api_key", "key", "token", "secret"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelsConfig(_Section):
+    tier1: str = "gemini-3.1-pro-preview"
+    tier2: str = "gemini-3.8-flash"
+    tier3: str = "gemini-3.5-flash-lite"
+    tier4: str = "gemini-3.5-flash-lite"
+    ladder: list[str] = Field(default_factory=lambda: ["gemini-3.5-flash-lite", "gemini-3.8-flash",
+                                                       "gemini-3.1-pro-preview"])
+    """Escalation: attempt n of a ticket uses ladder[n-1] (the last entry once past the end)."""
+    offered: list[str] = Field(default_factory=lambda: ["gemini-3.8-flash", "gemini-3.5-flash",
+                                                        "gemini-3.5-flash-lite", "gemini-3.1-pro-preview",
+                                                        "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"])
+    """Models offered in the settings dialog (the API's model list is added when a key is present)."""
+
+    @field_validator("ladder")
+    @classmethod
+    def _ladder_not_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("the escalation ladder needs at least one model")
+        return v
+
+    def for_tier(self, tier: int) -> str:
+        return {1: self.tier1, 2: self.tier2, 3: self.tier3, 4: self.tier4}[tier]
+
+
+class ThinkingConfig(_Section):
+    tier1: ThinkingLevel = "high"
+    tier2: ThinkingLevel = "medium"
+    tier3: ThinkingLevel = "low"
+    tier4: ThinkingLevel = "low"
+
+    def for_tier(self, tier: int) -> ThinkingLevel:
+        return {1: self.tier1, 2: self.tier2, 3: self.tier3, 4: self.tier4}[tier]
+
+
+class EngineConfig(_Section):
+    max_workers: int = Field(default=4, ge=1, le=64)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    step_mode: bool = False
+    """Ask for a spawn approval before every worker (a ticket's own step_mode flag asks for just that one)."""
+    call_timeout_s: float = Field(default=180.0, gt=0)
+    repair_attempts: int = Field(default=2, ge=0, le=10)
+    """Re-asks with the validation errors when a planning tier's JSON is invalid."""
+    max_tool_turns: int = Field(default=24, ge=1, le=500)
+    max_output_tokens: int = Field(default=8192, ge=256)
+
+
+class RetryConfig(_Section):
+    """Our retry layer for transient provider errors (the SDK's own covers only the initial request)."""
+
+    max_retries: int = Field(default=4, ge=0, le=20)
+    initial_delay_s: float = Field(default=1.0, ge=0)
+    max_delay_s: float = Field(default=30.0, ge=0)
+    jitter: float = Field(default=0.5, ge=0, le=1)
+
+
+class ApprovalsConfig(_Section):
+    auto: list[ApprovalKindName] = Field(default_factory=list)
+    """Kinds approved without asking. `tool` here approves every write and command: use with care."""
+    allow_commands: list[str] = Field(default_factory=list)
+    """Exact command lines that run without asking (compared after parsing, never by prefix)."""
+    timeout_s: float = Field(default=0, ge=0)
+    """0 waits forever; otherwise an unanswered approval is rejected after this many seconds."""
+
+
+class BudgetConfig(_Section):
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+
+
+class Price(_Section):
+    """USD per million tokens for one model from `effective` on. Thinking is billed as output."""
+
+    model: str
+    effective: dt.date
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_per_mtok: float | None = Field(default=None, ge=0)
+    """Cached input price; None means cached tokens cost the input price."""
+    long_context_threshold: int | None = Field(default=None, ge=1)
+    long_input_per_mtok: float | None = Field(default=None, ge=0)
+    long_output_per_mtok: float | None = Field(default=None, ge=0)
+
+
+def default_prices() -> list[Price]:
+    """Gemini paid-tier prices, from the pricing page as read on 2026-10-07 (see shared/reference)."""
+    d = dt.date
+    return [
+        Price(model="gemini-3.8-flash", effective=d(2026, 9, 2), input_per_mtok=0.75, output_per_mtok=3.75),
+        Price(model="gemini-3.8-flash", effective=d(2027, 1, 1), input_per_mtok=1.50, output_per_mtok=7.50),
+        Price(model="gemini-3.5-flash", effective=d(2026, 1, 1), input_per_mtok=1.50, output_per_mtok=9.00),
+        Price(model="gemini-3.5-flash-lite", effective=d(2026, 1, 1), input_per_mtok=0.30, output_per_mtok=2.50),
+        Price(model="gemini-3.1-pro-preview", effective=d(2026, 1, 1), input_per_mtok=2.00, output_per_mtok=12.00,
+              long_context_threshold=200_000, long_input_per_mtok=4.00, long_output_per_mtok=18.00),
+        Price(model="gemini-2.5-pro", effective=d(2025, 6, 17), input_per_mtok=1.25, output_per_mtok=10.00,
+              long_context_threshold=200_000, long_input_per_mtok=2.50, long_output_per_mtok=15.00),
+        Price(model="gemini-2.5-flash", effective=d(2025, 6, 17), input_per_mtok=0.30, output_per_mtok=2.50),
+        Price(model="gemini-2.5-flash-lite", effective=d(2025, 7, 22), input_per_mtok=0.10, output_per_mtok=0.40),
+    ]
+
+
+class GeminiConfig(_Section):
+    api_version: Literal["v1", "v1beta"] = "v1"
+    base_url: str | None = None
+    """Only for tests and proxies; None uses Google's endpoint."""
+    http_timeout_s: float = Field(default=120.0, gt=0)
+    sdk_retry_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts the SDK makes for the initial request (ours handle failures inside a stream)."""
+
+
+class GuiConfig(_Section):
+    width: int = Field(default=1280, ge=640)
+    height: int = Field(default=800, ge=480)
+    left_width: int = Field(default=380, ge=200)
+    stream_tail_chars: int = Field(default=20_000, ge=1_000)
+    """How much of each stream a pane keeps in memory; the full text is on disk."""
+    frame_budget_ms: float = Field(default=4.0, gt=0)
+
+
+class PathsConfig(_Section):
+    tracks_dir: str = "tracks"
+    """Relative to the config file's folder."""
+
+
+class Config(_Section):
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    thinking: ThinkingConfig = Field(default_factory=ThinkingConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    gemini: GeminiConfig = Field(default_factory=GeminiConfig)
+    gui: GuiConfig = Field(default_factory=GuiConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    prices: list[Price] = Field(default_factory=default_prices)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        for path, key in _walk_keys(data):
+            if key.lower() in _SECRET_KEYS:
+                raise ValueError(f"key {'.'.join(path)!r} looks like a secret; config.toml never holds the API key: "
+                                 "set GEMINI_API_KEY in the environment instead")
+        return data
+
+    def model_for_attempt(self, attempt: int, override: str | None = None) -> str:
+        """Tier 3's model for attempt n (1-based): the override or tier3 first, then up the ladder."""
+        if attempt <= 1:
+            return override or self.models.tier3
+        ladder = self.models.ladder
+        start = ladder.index(override or self.models.tier3) if (override or self.models.tier3) in ladder else 0
+        return ladder[min(start + attempt - 1, len(ladder) - 1)]
+
+
+def _walk_keys(data: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    out: list[tuple[tuple[str, ...], str]] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.append(((*path, str(k)), str(k)))
+            out.extend(_walk_keys(v, (*path, str(k))))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.extend(_walk_keys(v, (*path, str(i))))
+    return out
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"key {loc!r} is not a known setting"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    got = err.get("input")
+    shown = f", got {got!r}" if got is not None and not isinstance(got, dict | list) else ""
+    return f"key {loc!r}: {err['msg'].lower()}{shown}"
+
+
+def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errs = exc.errors(include_url=False)
+        first = errs[0]
+        key = ".".join(str(p) for p in first["loc"]) or None
+        lines = [f"{source}: {_describe(e)}" for e in errs]
+        raise ConfigError("\n".join(lines), path=source, key=key) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and validate a config file; None or a missing default file gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found", path=str(p)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}", path=str(p)) from None
+    return parse_config(data, source=str(p))
+
+
+def config_to_toml(cfg: Config) -> str:
+    data = cfg.model_dump(mode="python", exclude_none=True)
+    return tomli_w.dumps(data)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the config atomically (validated first, so an invalid config never reaches disk)."""
+    parse_config(cfg.model_dump(mode="python"), source=str(path))
+    atomic_write_bytes(Path(path), config_to_toml(cfg).encode("utf-8"))
+
+
+def tracks_dir_for(cfg: Config, config_path: str | Path | None) -> Path:
+    base = Path(config_path).resolve().parent if config_path else Path.cwd()
+    p = Path(cfg.paths.tracks_dir)
+    return p if p.is_absolute() else base / p

@@ -1,0 +1,175 @@
+"""Pure graph logic over tickets: validation that names the problem, ready set, blocking cascade, critical path.
+
+Every function takes plain tickets (anything with `id`, `depends_on`, and for the runtime functions `status`)
+and returns new values; nothing here mutates, sleeps or does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from conductor.errors import DagInvalid
+from conductor.model import SATISFIED_STATUSES, TicketStatus
+
+
+class _Node(Protocol):
+    id: str
+    depends_on: list[str]
+
+
+class _StatusNode(_Node, Protocol):
+    status: TicketStatus
+    failed_reason: str | None
+    blocked_reason: str | None
+
+
+def problems(tickets: Sequence[_Node]) -> list[str]:
+    """Every reason the tickets do not form a valid DAG, each naming the ids involved. Empty when valid."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for t in tickets:
+        if t.id in seen:
+            out.append(f"duplicate ticket id {t.id!r}")
+        seen.add(t.id)
+    for t in tickets:
+        for dep in t.depends_on:
+            if dep == t.id:
+                out.append(f"ticket {t.id!r} depends on itself")
+            elif dep not in seen:
+                out.append(f"ticket {t.id!r} depends on unknown ticket {dep!r}")
+        dupes = {d for d in t.depends_on if t.depends_on.count(d) > 1}
+        for d in sorted(dupes):
+            out.append(f"ticket {t.id!r} lists dependency {d!r} more than once")
+    cycle = find_cycle({t.id: [d for d in t.depends_on if d != t.id and d in seen] for t in tickets})
+    if cycle:
+        out.append("dependency cycle " + " -> ".join(cycle))
+    return out
+
+
+def ensure_valid(tickets: Sequence[_Node]) -> None:
+    """Raise DagInvalid listing every problem, or return None when the graph is a valid DAG."""
+    found = problems(tickets)
+    if found:
+        raise DagInvalid(found)
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A dependency cycle as a closed path [a, b, ..., a], or None. Iterative DFS: deep graphs do not recurse."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(graph, white)
+    for root in graph:
+        if colour[root] != white:
+            continue
+        stack: list[tuple[str, list[str]]] = [(root, list(graph[root]))]
+        path = [root]
+        colour[root] = grey
+        while stack:
+            node, todo = stack[-1]
+            if todo:
+                nxt = todo.pop()
+                if nxt not in colour:
+                    continue
+                if colour[nxt] == grey:
+                    return path[path.index(nxt):] + [nxt]
+                if colour[nxt] == white:
+                    colour[nxt] = grey
+                    stack.append((nxt, list(graph[nxt])))
+                    path.append(nxt)
+            else:
+                colour[node] = black
+                stack.pop()
+                path.pop()
+    return None
+
+
+def topological_order(tickets: Sequence[_Node]) -> list[str]:
+    """Ids in an order where every ticket comes after its dependencies (Kahn; ties keep input order)."""
+    ensure_valid(tickets)
+    indeg = {t.id: len(t.depends_on) for t in tickets}
+    dependents: dict[str, list[str]] = {t.id: [] for t in tickets}
+    for t in tickets:
+        for d in t.depends_on:
+            dependents[d].append(t.id)
+    order = [t.id for t in tickets if indeg[t.id] == 0]
+    i = 0
+    while i < len(order):
+        for child in dependents[order[i]]:
+            indeg[child] -= 1
+            if indeg[child] == 0:
+                order.append(child)
+        i += 1
+    return order
+
+
+def levels(tickets: Sequence[_Node]) -> list[list[str]]:
+    """Tickets grouped by depth (longest dependency chain below them). Used by the barrier baseline in bench/."""
+    depth: dict[str, int] = {}
+    by_id = {t.id: t for t in tickets}
+    for tid in topological_order(tickets):
+        depth[tid] = 1 + max((depth[d] for d in by_id[tid].depends_on), default=-1)
+    out: list[list[str]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+    for tid in topological_order(tickets):
+        out[depth[tid]].append(tid)
+    return out
+
+
+def critical_path_length(tickets: Sequence[_Node], weight: Mapping[str, float] | None = None) -> float:
+    """Length of the longest dependency chain, summing `weight` per ticket (1 each when not given)."""
+    by_id = {t.id: t for t in tickets}
+    finish: dict[str, float] = {}
+    for tid in topological_order(tickets):
+        w = 1.0 if weight is None else weight[tid]
+        finish[tid] = w + max((finish[d] for d in by_id[tid].depends_on), default=0.0)
+    return max(finish.values(), default=0.0)
+
+
+def ready_ids(tickets: Sequence[_StatusNode]) -> list[str]:
+    """Tickets waiting (todo or ready) whose every dependency is done or skipped, in input order."""
+    status = {t.id: t.status for t in tickets}
+    return [t.id for t in tickets
+            if t.status in (TicketStatus.TODO, TicketStatus.READY)
+            and all(status.get(d) in SATISFIED_STATUSES for d in t.depends_on)]
+
+
+_BLOCKING = frozenset({TicketStatus.FAILED, TicketStatus.BLOCKED})
+
+
+def blocking_cascade(tickets: Sequence[_StatusNode]) -> dict[str, str]:
+    """Waiting tickets that can never run because a dependency failed or is blocked, with the reason.
+
+    Multi-hop: a ticket behind a blocked ticket is blocked too, and its reason names the chain's first link.
+    Returns {ticket id: reason} for tickets whose status should become BLOCKED (already-blocked ones excluded).
+    """
+    by_id = {t.id: t for t in tickets}
+    reason: dict[str, str] = {}
+    for t in tickets:
+        if t.status in _BLOCKING:
+            reason[t.id] = t.failed_reason or t.blocked_reason or t.status.value
+    out: dict[str, str] = {}
+    for tid in topological_order(tickets):
+        t = by_id[tid]
+        if t.status not in (TicketStatus.TODO, TicketStatus.READY):
+            continue
+        for d in t.depends_on:
+            if d in reason:
+                verb = "failed" if by_id[d].status == TicketStatus.FAILED else "is blocked"
+                out[tid] = reason[tid] = f"dependency {d!r} {verb}: {reason[d]}"
+                break
+    return out
+
+
+def dependents_of(tickets: Sequence[_Node], ticket_id: str) -> set[str]:
+    """Every ticket that depends on `ticket_id`, directly or transitively."""
+    children: dict[str, list[str]] = {t.id: [] for t in tickets}
+    for t in tickets:
+        for d in t.depends_on:
+            children.setdefault(d, []).append(t.id)
+    out: set[str] = set()
+    todo = [ticket_id]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out

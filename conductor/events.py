@@ -1,0 +1,234 @@
+"""Typed, immutable events and the one thread-safe queue that carries them to the GUI (or the CLI).
+
+Any thread may `post`; one consumer `drain`s a bounded batch per frame. `seq` is assigned under a lock
+at post time, so queue order and seq order are the same. Nothing here knows about threads' owners,
+files or the GUI.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeVar
+
+from conductor.model import Usage
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """Where something comes from: the epic run, track, ticket, tier and attempt."""
+
+    trace_id: str = ""
+    track_id: str | None = None
+    ticket_id: str | None = None
+    tier: int | None = None
+    attempt: int = 0
+
+    def with_(self, **kw: Any) -> Provenance:
+        return replace(self, **kw)
+
+    @property
+    def stream_id(self) -> str:
+        """The pane this provenance streams into: `tier3:<ticket>` for workers, `tier4:<ticket>` for QA,
+        `tier2:<track>` for the tech lead, `tier1` for the orchestrator."""
+        if self.tier in (3, 4) and self.ticket_id:
+            return f"tier{self.tier}:{self.ticket_id}"
+        if self.tier == 2 and self.track_id:
+            return f"tier2:{self.track_id}"
+        return f"tier{self.tier or 0}"
+
+    def describe(self) -> str:
+        parts = [f"tier {self.tier}" if self.tier else "", f"track {self.track_id}" if self.track_id else "",
+                 f"ticket {self.ticket_id}" if self.ticket_id else "", f"attempt {self.attempt}" if self.attempt else ""]
+        return ", ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    seq: int = 0
+    ts: float = field(default_factory=time.time)
+    prov: Provenance = field(default_factory=Provenance)
+
+    # Flat accessors, so consumers need not know about Provenance.
+    @property
+    def trace_id(self) -> str:
+        return self.prov.trace_id
+
+    @property
+    def track_id(self) -> str | None:
+        return self.prov.track_id
+
+    @property
+    def ticket_id(self) -> str | None:
+        return self.prov.ticket_id
+
+    @property
+    def tier(self) -> int | None:
+        return self.prov.tier
+
+    @property
+    def attempt(self) -> int:
+        return self.prov.attempt
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamDelta(Event):
+    """A piece of streamed model text for the pane `stream_id`."""
+
+    kind: ClassVar[str] = "stream_delta"
+    stream_id: str
+    text: str
+    thought: bool = False
+    replayed: bool = False
+    """True when re-shown from the journal on resume (not a new model call)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamReset(Event):
+    """The partial output of `stream_id` is discarded (a retry after a broken stream follows)."""
+
+    kind: ClassVar[str] = "stream_reset"
+    stream_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageRecorded(Event):
+    """One model call's usage, recorded once in the ledger. `usage.cost_usd` is None when unknown."""
+
+    kind: ClassVar[str] = "usage_recorded"
+    record_id: str
+    usage: Usage
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusChanged(Event):
+    """A ticket's (ticket_id set) or a track's (ticket_id None) status changed."""
+
+    kind: ClassVar[str] = "status_changed"
+    old: str | None
+    new: str
+    reason: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackLoaded(Event):
+    """A track's full state (tickets included), sent when it is created, loaded or its tickets edited."""
+
+    kind: ClassVar[str] = "track_loaded"
+    track: Any  # conductor.model.Track (Any keeps this module free of a copy-on-send dependency)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequested(Event):
+    kind: ClassVar[str] = "approval_requested"
+    request: Any  # conductor.approvals.ApprovalRequest
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalResolved(Event):
+    kind: ClassVar[str] = "approval_resolved"
+    request_id: str
+    approval_kind: str
+    approved: bool
+    edited: bool = False
+    reason: str | None = None
+    by: str = "user"
+    """'user', 'policy:<name>', 'timeout', 'cancelled'."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCalled(Event):
+    kind: ClassVar[str] = "tool_called"
+    call_id: str
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolResulted(Event):
+    kind: ClassVar[str] = "tool_resulted"
+    call_id: str
+    name: str
+    ok: bool
+    summary: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorRaised(Event):
+    """Something went wrong that the user should see. `fatal` means the run (or plan) stopped."""
+
+    kind: ClassVar[str] = "error"
+    message: str
+    error_type: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(Event):
+    """Informational line for the log (plan saved, run resumed, torn journal line dropped, ...)."""
+
+    kind: ClassVar[str] = "notice"
+    message: str
+    level: str = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    """An engine run for a track ended (all terminal, stalled, or cancelled)."""
+
+    kind: ClassVar[str] = "run_finished"
+    status: str
+    counts: dict[str, int]
+
+
+E = TypeVar("E", bound=Event)
+
+
+class EventQueue:
+    """The one channel from background threads to the GUI. `post` from any thread; one consumer drains."""
+
+    def __init__(self) -> None:
+        self._q: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._listeners: list[Any] = []
+
+    def post(self, event: E) -> E:
+        """Stamp the next seq on `event`, enqueue it and return the stamped copy."""
+        with self._lock:
+            stamped = replace(event, seq=next(self._seq))
+            self._q.put(stamped)
+        return stamped
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """Block for the next event (None on timeout)."""
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def drain(self, max_items: int = 512, budget_s: float | None = None) -> list[Event]:
+        """Up to `max_items` events without blocking, stopping early once `budget_s` has passed."""
+        out: list[Event] = []
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        while len(out) < max_items:
+            try:
+                out.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        return out
+
+    def empty(self) -> bool:
+        return self._q.empty()
+
+    def qsize(self) -> int:
+        return self._q.qsize()

@@ -1,0 +1,70 @@
+"""The tool interface Tier 3 workers use: a Tool declares a spec and runs with a ToolContext.
+
+Tools never ask for approval themselves: the `ToolGate` (tools/gate.py) decides whether a call needs one,
+journals it, and only then runs the tool. A tool raises `ToolError` (or `SandboxViolation`) to report a
+failure; the gate turns that into an error result the model can act on.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conductor.errors import ToolError
+from conductor.events import Provenance
+from conductor.messages import ToolCall, ToolResult, ToolSpec
+
+
+@dataclass
+class ToolContext:
+    workspace: Path
+    """The folder the tools may touch; every path is checked to be inside it."""
+    prov: Provenance
+    cancel: threading.Event = field(default_factory=threading.Event)
+    spill_path: Path | None = None
+    """Where a command's full output goes when it is longer than what the model is shown."""
+    protected: tuple[Path, ...] = ()
+    """Extra folders inside the workspace that tools must not touch (e.g. the tracks folder)."""
+
+
+class Tool(ABC):
+    spec: ToolSpec
+
+    @abstractmethod
+    def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        """Do the work and return the structured output. Raise ToolError on failure."""
+
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        """What an approval shows for this call (a diff, the exact command). Mutating tools override it."""
+        return {}
+
+
+class Toolbox:
+    """A set of tools by name."""
+
+    def __init__(self, tools: Iterable[Tool]) -> None:
+        self._tools = {t.spec.name: t for t in tools}
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(t.spec for t in self._tools.values())
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def execute(self, call: ToolCall, ctx: ToolContext) -> ToolResult:
+        """Run one call, turning every ToolError (and bad arguments) into an error result."""
+        tool = self._tools.get(call.name)
+        if tool is None:
+            return ToolResult(call.id, call.name, False, error=f"unknown tool {call.name!r}; available: "
+                                                                 f"{', '.join(sorted(self._tools))}")
+        try:
+            return ToolResult(call.id, call.name, True, tool.run(dict(call.args), ctx))
+        except ToolError as exc:
+            return ToolResult(call.id, call.name, False, error=str(exc))
+        except (TypeError, KeyError, ValueError) as exc:
+            return ToolResult(call.id, call.name, False,
+                              error=f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")

@@ -1,0 +1,167 @@
+"""Usage records, the ledger, the dated price table and the budget check.
+
+Every model call's usage is recorded exactly once (keyed by its record id), attributed to tier, track,
+ticket, model and attempt at that moment. Cost is None, never 0, when the model has no price.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from conductor.config import BudgetConfig, Price
+from conductor.errors import BudgetExceeded
+from conductor.model import Usage
+
+
+class PriceTable:
+    """Prices by model and effective date; `price_for` picks the newest entry not after the call's date."""
+
+    def __init__(self, prices: Iterable[Price]) -> None:
+        self._by_model: dict[str, list[Price]] = {}
+        for p in prices:
+            self._by_model.setdefault(p.model, []).append(p)
+        for lst in self._by_model.values():
+            lst.sort(key=lambda p: p.effective)
+
+    def price_for(self, model: str, on: dt.date) -> Price | None:
+        name = model.removeprefix("models/")
+        best = None
+        for p in self._by_model.get(name, []):
+            if p.effective <= on:
+                best = p
+        return best
+
+    def cost(self, usage: Usage, on: dt.date | None = None) -> float | None:
+        """USD for one call, or None when the model has no price on that date.
+
+        Input = (prompt - cached + tool-use prompt) at the input price, cached at the cached price;
+        output = (candidates + thinking) at the output price. Long-context prices apply above the threshold.
+        """
+        price = self.price_for(usage.model, on or dt.date.today())
+        if price is None:
+            return None
+        long_ctx = price.long_context_threshold is not None and usage.prompt_tokens > price.long_context_threshold
+        inp = price.long_input_per_mtok if long_ctx and price.long_input_per_mtok is not None else price.input_per_mtok
+        out = price.long_output_per_mtok if long_ctx and price.long_output_per_mtok is not None else price.output_per_mtok
+        cached = price.cached_per_mtok if price.cached_per_mtok is not None else inp
+        fresh_input = max(usage.prompt_tokens - usage.cached_tokens, 0) + usage.tool_use_prompt_tokens
+        total = (fresh_input * inp + usage.cached_tokens * cached
+                 + (usage.output_tokens + usage.thinking_tokens) * out) / 1_000_000
+        return round(total, 8)
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    record_id: str
+    """Unique per model call: `<stream id>#<attempt>.<call n>`; recording the same id twice is refused."""
+    tier: int
+    model: str
+    usage: Usage
+    track_id: str | None = None
+    ticket_id: str | None = None
+    attempt: int = 0
+    ts: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"record_id": self.record_id, "tier": self.tier, "model": self.model, "track_id": self.track_id,
+                "ticket_id": self.ticket_id, "attempt": self.attempt, "ts": self.ts,
+                "usage": self.usage.model_dump(mode="json")}
+
+    @classmethod
+    def from_json(cls, d: dict) -> UsageRecord:
+        return cls(record_id=d["record_id"], tier=d["tier"], model=d["model"], track_id=d.get("track_id"),
+                   ticket_id=d.get("ticket_id"), attempt=d.get("attempt", 0), ts=d.get("ts", 0.0),
+                   usage=Usage.model_validate(d["usage"]))
+
+
+@dataclass
+class Totals:
+    """Summed usage. `cost_usd` is None if any contributing call had an unknown cost (and `unpriced` counts them)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    cached_tokens: int = 0
+    tool_use_prompt_tokens: int = 0
+    priced_cost_usd: float = 0.0
+    unpriced: int = 0
+    partial: int = 0
+
+    def add(self, u: Usage) -> None:
+        self.calls += 1
+        self.prompt_tokens += u.prompt_tokens
+        self.output_tokens += u.output_tokens
+        self.thinking_tokens += u.thinking_tokens
+        self.cached_tokens += u.cached_tokens
+        self.tool_use_prompt_tokens += u.tool_use_prompt_tokens
+        if u.cost_usd is None:
+            self.unpriced += 1
+        else:
+            self.priced_cost_usd += u.cost_usd
+        self.partial += u.partial
+
+    @property
+    def cost_usd(self) -> float | None:
+        return None if self.unpriced else round(self.priced_cost_usd, 8)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens + self.thinking_tokens + self.tool_use_prompt_tokens
+
+
+@dataclass
+class UsageLedger:
+    """Thread-safe accumulator of usage records. The one place where tokens are summed."""
+
+    prices: PriceTable
+    _records: dict[str, UsageRecord] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def priced(self, usage: Usage, on: dt.date | None = None) -> Usage:
+        """`usage` with its cost filled in from the price table (None when the model has no price)."""
+        return usage.model_copy(update={"cost_usd": self.prices.cost(usage, on)})
+
+    def record(self, rec: UsageRecord) -> bool:
+        """Add a record; returns False (and changes nothing) when its id was already recorded."""
+        with self._lock:
+            if rec.record_id in self._records:
+                return False
+            self._records[rec.record_id] = rec
+            return True
+
+    def records(self) -> list[UsageRecord]:
+        with self._lock:
+            return list(self._records.values())
+
+    def _group(self, key) -> dict:  # type: ignore[no-untyped-def]
+        out: dict = {}
+        for r in self.records():
+            out.setdefault(key(r), Totals()).add(r.usage)
+        return out
+
+    def by_tier(self) -> dict[int, Totals]:
+        return self._group(lambda r: r.tier)
+
+    def by_ticket(self) -> dict[tuple[str | None, str | None], Totals]:
+        return self._group(lambda r: (r.track_id, r.ticket_id))
+
+    def by_model(self) -> dict[str, Totals]:
+        return self._group(lambda r: r.model)
+
+    def total(self) -> Totals:
+        t = Totals()
+        for r in self.records():
+            t.add(r.usage)
+        return t
+
+    def check_budget(self, budget: BudgetConfig) -> None:
+        """Raise BudgetExceeded when the spend so far has reached a limit; called before every model call."""
+        t = self.total()
+        if budget.max_tokens is not None and t.total_tokens >= budget.max_tokens:
+            raise BudgetExceeded(f"token budget spent: {t.total_tokens:,} of {budget.max_tokens:,} tokens used")
+        if budget.max_cost_usd is not None and t.priced_cost_usd >= budget.max_cost_usd:
+            raise BudgetExceeded(f"cost budget spent: ${t.priced_cost_usd:.4f} of ${budget.max_cost_usd:.2f} used")
