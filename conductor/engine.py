@@ -1,0 +1,559 @@
+"""The scheduler: the single owner of one track's ticket state.
+
+One engine thread takes commands (pause, resume, cancel, retry, skip, edit) and worker results from its
+inbox and decides what runs next; a ticket is dispatched the moment its last dependency is done (no
+level barriers). Workers run on a bounded ThreadPoolExecutor and never touch ticket state: they report
+back through the inbox. Every state change is journalled, then published as an event.
+
+Shutdown order: stop dispatching → set every worker's cancel event and reject their pending approvals →
+wait for the workers (executor shutdown) → journal and snapshot the final state → the engine thread exits.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conductor import dag
+from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind
+from conductor.config import Config
+from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
+                              SafetyBlocked)
+from conductor.events import ErrorRaised, Notice, Provenance, RunFinished, StatusChanged, TrackLoaded
+from conductor.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Ticket, TicketStatus, Track, TrackStatus
+from conductor.store import Journal, TrackStore
+from conductor.tiers import prompts
+from conductor.tiers.call import CallDeps
+from conductor.tiers.reviewer import review_ticket
+from conductor.tiers.worker import run_worker, worker_prompt
+from conductor.tools.base import ToolContext, Toolbox
+from conductor.tools.gate import AllowPolicy, ToolGate
+
+EDITABLE_FIELDS = {"title", "description", "depends_on", "target_files", "acceptance_criteria", "step_mode",
+                   "model_override"}
+
+
+@dataclass
+class EngineDeps:
+    cfg: Config
+    call: CallDeps
+    broker: ApprovalBroker
+    workspace: Path
+    toolbox: Toolbox
+    store: TrackStore | None = None
+    allow: AllowPolicy | None = None
+    comms_for: Callable[[str], Any] | None = None
+    """track id → comms log (or None)."""
+    protected: tuple[Path, ...] = ()
+
+
+# --- inbox messages ---
+
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _WorkerDone:
+    ticket_id: str
+    attempt: int
+    outcome: str
+    """pass | fail | error"""
+    hint: str = ""
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class _Progress:
+    ticket_id: str
+    attempt: int
+    status: TicketStatus
+
+
+@dataclass(frozen=True)
+class _SpawnDecided:
+    ticket_id: str
+    attempt: int
+    decision: ApprovalDecision
+
+
+class Engine:
+    def __init__(self, track: Track, deps: EngineDeps, *, journal: Journal | None = None, trace_id: str = "",
+                 resumed: set[str] | None = None, linger: bool = False) -> None:
+        self.track = track
+        self.deps = deps
+        self.cfg = deps.cfg
+        self.journal = journal
+        self.trace_id = trace_id or track.trace_id
+        self.linger = linger
+        """Keep the thread alive after the run settles (GUI: the user may retry or edit); False for the CLI."""
+        self._resumed = set(resumed or ())
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._active: dict[str, tuple[int, threading.Event]] = {}
+        self._spawn_ok: set[tuple[str, int]] = set()
+        self._paused = False
+        self._cancelled = False
+        self._stopping = False
+        self._idle = threading.Event()
+        self._exited = threading.Event()
+        self._crash: BaseException | None = None
+        self._last_snapshot = 0.0
+        self._dirty = False
+        self.dispatch_log: list[tuple[str, float, float]] = []
+        """(ticket id, start, end) per attempt, for tests and benchmarks (monotonic seconds)."""
+        self._starts: dict[str, float] = {}
+        self._pool = ThreadPoolExecutor(max_workers=self.cfg.engine.max_workers,
+                                        thread_name_prefix=f"conductor-worker-{track.id[:12]}")
+        self._thread = threading.Thread(target=self._main, name=f"conductor-engine-{track.id[:12]}", daemon=True)
+
+    # ---------------- public API (any thread) ----------------
+
+    def start(self) -> Engine:
+        self._thread.start()
+        return self
+
+    def send(self, name: str, **args: Any) -> None:
+        self._inbox.put(_Command(name, args))
+
+    def pause(self) -> None:
+        self.send("pause")
+
+    def resume(self) -> None:
+        self.send("resume")
+
+    def cancel(self) -> None:
+        self.send("cancel")
+
+    def retry(self, ticket_id: str) -> None:
+        self.send("retry", ticket_id=ticket_id)
+
+    def skip(self, ticket_id: str) -> None:
+        self.send("skip", ticket_id=ticket_id)
+
+    def cancel_ticket(self, ticket_id: str) -> None:
+        self.send("cancel_ticket", ticket_id=ticket_id)
+
+    def edit(self, ticket_id: str, fields: dict[str, Any]) -> None:
+        self.send("edit", ticket_id=ticket_id, fields=fields)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> Track:
+        """Wait until the run settles (nothing running, nothing more to dispatch) and return the track.
+        Re-raises an engine crash in the caller; TimeoutError if it does not settle in time."""
+        if not self._idle.wait(timeout):
+            raise TimeoutError(f"track {self.track.id!r} did not settle within {timeout}s")
+        if self._crash is not None:
+            raise RuntimeError(f"engine for {self.track.id!r} crashed") from self._crash
+        if not self.linger:
+            self._exited.wait(timeout)
+        return self.track
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel running work, wait for every worker, save state, stop the thread."""
+        if self._thread.is_alive():
+            self._inbox.put(_Command("shutdown"))
+            self._thread.join(timeout)
+        else:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._thread.is_alive():
+            raise TimeoutError(f"engine for {self.track.id!r} did not stop within {timeout}s")
+
+    # ---------------- engine thread ----------------
+
+    def _main(self) -> None:
+        try:
+            self._set_track(TrackStatus.RUNNING)
+            self._post(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
+                                                         f"{self.cfg.engine.max_workers} workers"))
+            while True:
+                self._unblock_and_cascade()
+                if not self._stopping:
+                    self._dispatch()
+                if self._settled():
+                    self._finish_run()
+                    if not self.linger or self._stopping:
+                        break
+                msg = self._inbox.get()
+                self._idle.clear()
+                self._handle(msg)
+                self._maybe_snapshot()
+        except BaseException as exc:  # a bug in the engine: make it visible, never hang the joiner
+            self._crash = exc
+            self._post(ErrorRaised(prov=self._prov(), message=f"engine crashed: {exc!r}\n{traceback.format_exc()}",
+                                   error_type=type(exc).__name__, fatal=True))
+            self._stop_workers("engine crashed")
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._snapshot(force=True)
+            self._idle.set()
+            self._exited.set()
+
+    def _settled(self) -> bool:
+        if self._active:
+            return False
+        if self._stopping or self._cancelled:
+            return True
+        if self._paused:
+            return not self.linger
+        return not dag.ready_ids(self.track.tickets)
+
+    def _finish_run(self) -> None:
+        if self._idle.is_set():
+            return
+        counts = self.track.counts()
+        if self._cancelled:
+            status = TrackStatus.CANCELLED
+        elif self._paused:
+            status = TrackStatus.PAUSED
+        elif all(t.status in (TicketStatus.DONE, TicketStatus.SKIPPED) for t in self.track.tickets):
+            status = TrackStatus.DONE
+        else:
+            status = TrackStatus.STALLED
+        self._set_track(status)
+        self._snapshot(force=True)
+        self._post(RunFinished(prov=self._prov(), status=status.value, counts=counts))
+        self._idle.set()
+
+    def _handle(self, msg: Any) -> None:
+        if isinstance(msg, _WorkerDone):
+            self._on_done(msg)
+        elif isinstance(msg, _Progress):
+            if self._active.get(msg.ticket_id, (None,))[0] == msg.attempt:
+                self._set(self.track.ticket(msg.ticket_id), msg.status)
+        elif isinstance(msg, _SpawnDecided):
+            self._on_spawn(msg)
+        elif isinstance(msg, _Command):
+            handler = getattr(self, f"_cmd_{msg.name}", None)
+            if handler is None:
+                raise ValueError(f"unknown engine command {msg.name!r}")
+            try:
+                handler(**msg.args)
+            except (KeyError, ValueError, ConductorError) as exc:
+                self._post(ErrorRaised(prov=self._prov(), message=f"{msg.name}: {exc}", error_type=type(exc).__name__))
+
+    # -- dispatch --
+
+    def _dispatch(self) -> None:
+        if self._paused or self._cancelled:
+            return
+        for tid in dag.ready_ids(self.track.tickets):
+            t = self.track.ticket(tid)
+            if t.status == TicketStatus.TODO:
+                self._set(t, TicketStatus.READY)
+        for tid in dag.ready_ids(self.track.tickets):
+            running = sum(1 for t in self.track.tickets if t.status in (TicketStatus.RUNNING, TicketStatus.REVIEW))
+            if running >= self.cfg.engine.max_workers:
+                break
+            t = self.track.ticket(tid)
+            attempt = t.attempts if (tid in self._resumed and t.attempts > 0) else t.attempts + 1
+            limit = t.attempt_limit or self.cfg.engine.max_attempts
+            if attempt > limit:
+                self._set(t, TicketStatus.FAILED, failed_reason=t.failed_reason or f"out of attempts ({limit})")
+                continue
+            if (self.cfg.engine.step_mode or t.step_mode) and not self._spawn_approved(t, attempt):
+                self._ask_spawn(t, attempt)
+                continue
+            self._launch(t, attempt)
+
+    def _spawn_id(self, t: Ticket, attempt: int) -> str:
+        return f"spawn-{self.track.id}-{t.id}-a{attempt}"
+
+    def _spawn_approved(self, t: Ticket, attempt: int) -> bool:
+        """Approved in this run, or journalled as approved before a restart (never asked twice)."""
+        if (t.id, attempt) in self._spawn_ok:
+            return True
+        rec = self.journal.find("approval_resolved", self._spawn_id(t, attempt)) if self.journal else None
+        return bool(rec and rec.data["decision"]["approved"])
+
+    def _ask_spawn(self, t: Ticket, attempt: int) -> None:
+        model = self.cfg.model_for_attempt(attempt, t.model_override)
+        prov = self._prov(t.id, attempt, tier=3)
+        ctx = self._tool_ctx(prov, threading.Event())
+        payload = {"ticket_id": t.id, "attempt": attempt, "model": model, "system": prompts.TIER3_SYSTEM,
+                   "prompt": worker_prompt(self.track, t, ctx), "context_files": list(t.target_files)}
+
+        def check(edited: dict[str, Any]) -> None:
+            if edited.get("ticket_id") != t.id or edited.get("attempt") != attempt:
+                raise ValueError("a spawn approval is bound to its ticket and attempt")
+            if not str(edited.get("prompt", "")).strip():
+                raise ValueError("the prompt is empty")
+
+        self._set(t, TicketStatus.AWAITING_APPROVAL)
+        self._active[t.id] = (attempt, threading.Event())
+        pending = self.deps.broker.request(ApprovalKind.SPAWN, prov, f"Start worker for {t.id}: {t.title}", payload,
+                                           validator=check, request_id=self._spawn_id(t, attempt))
+        pending.add_done_callback(lambda d: self._inbox.put(_SpawnDecided(t.id, attempt, d)))
+
+    def _on_spawn(self, msg: _SpawnDecided) -> None:
+        if self._active.get(msg.ticket_id, (None,))[0] != msg.attempt:
+            return
+        del self._active[msg.ticket_id]
+        t = self.track.ticket(msg.ticket_id)
+        d = msg.decision
+        if not d.approved:
+            if self._cancelled or self._stopping or d.by == "cancelled":
+                self._set(t, TicketStatus.CANCELLED, blocked_reason=None)
+            else:
+                self._set(t, TicketStatus.BLOCKED, blocked_reason=f"spawn rejected: {d.reason}")
+            return
+        if d.edited and d.payload is not None:
+            fields: dict[str, Any] = {}
+            if d.payload.get("prompt") != worker_prompt(self.track, t, self._tool_ctx(self._prov(), threading.Event())):
+                fields["spawn_prompt"] = d.payload["prompt"]
+            if d.payload.get("model"):
+                fields["model_override"] = d.payload["model"]
+            self._update(t, **fields)
+        self._spawn_ok.add((t.id, msg.attempt))
+        self._set(t, TicketStatus.READY)
+
+    def _launch(self, t: Ticket, attempt: int) -> None:
+        model = self.cfg.model_for_attempt(attempt, t.model_override)
+        cancel = threading.Event()
+        self._active[t.id] = (attempt, cancel)
+        self._resumed.discard(t.id)
+        self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
+        self._starts[t.id] = time.monotonic()
+        snapshot = t.model_copy(deep=True)
+        self._pool.submit(self._worker_job, snapshot, attempt, model, cancel)
+
+    # -- worker thread --
+
+    def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> None:
+        try:
+            hint_or_none = self._attempt(t, attempt, model, cancel)
+            outcome = _WorkerDone(t.id, attempt, "pass" if hint_or_none is None else "fail", hint_or_none or "")
+        except BaseException as exc:  # reported to the engine, which decides; never lost in the pool
+            outcome = _WorkerDone(t.id, attempt, "error", error=exc)
+        self._inbox.put(outcome)
+
+    def _attempt(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> str | None:
+        """One worker attempt plus its review. Returns None on pass, or the QA hint on fail."""
+        prov = self._prov(t.id, attempt, tier=3)
+        deps = self._call_deps(t.id, tier=3, attempt=attempt)
+        ctx = self._tool_ctx(prov, cancel)
+        gate = ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,
+                        approval_timeout_s=self.cfg.approvals.timeout_s or None)
+        report = run_worker(self.track, t, model, deps, gate, ctx, prov=prov, cancel=cancel, journal=self.journal)
+        self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW))
+        review = review_ticket(t, report.text, report.actions, self._call_deps(t.id, tier=4, attempt=attempt),
+                               prov=prov, cancel=cancel, raw_dir=self._raw_dir())
+        return None if review.verdict == "pass" else (review.hint or "QA failed the ticket without a hint")
+
+    def _call_deps(self, ticket_id: str, *, tier: int, attempt: int) -> CallDeps:
+        sink = None
+        if self.deps.store is not None:
+            path = self.deps.store.ticket_output(self.track.id, ticket_id, tier)
+            self.deps.store.append_output(path, f"\n\n## attempt {attempt} · {time.strftime('%H:%M:%S')}\n\n")
+            sink = lambda text, p=path: self.deps.store.append_output(p, text)  # noqa: E731
+        comms = self.deps.comms_for(self.track.id) if self.deps.comms_for else None
+        return self.deps.call.with_(journal=self.journal, sink=sink, comms=comms)
+
+    def _tool_ctx(self, prov: Provenance, cancel: threading.Event) -> ToolContext:
+        spill = None
+        if self.deps.store is not None and prov.ticket_id:
+            spill = self.deps.store.track_dir(self.track.id) / "outputs" / f"{prov.ticket_id}.a{prov.attempt}.cmd.log"
+        return ToolContext(workspace=self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
+                           protected=self.deps.protected)
+
+    def _raw_dir(self) -> Path:
+        if self.deps.store is not None:
+            return self.deps.store.track_dir(self.track.id) / "outputs"
+        import tempfile
+        return Path(tempfile.gettempdir())
+
+    # -- results --
+
+    def _on_done(self, msg: _WorkerDone) -> None:
+        if self._active.get(msg.ticket_id, (None,))[0] != msg.attempt:
+            return  # a late result from a cancelled attempt
+        del self._active[msg.ticket_id]
+        start = self._starts.pop(msg.ticket_id, time.monotonic())
+        self.dispatch_log.append((msg.ticket_id, start, time.monotonic()))
+        t = self.track.ticket(msg.ticket_id)
+        limit = t.attempt_limit or self.cfg.engine.max_attempts
+        if msg.outcome == "pass":
+            self._set(t, TicketStatus.DONE, failed_reason=None, blocked_reason=None)
+            return
+        if msg.outcome == "fail":
+            self._attempt_failed(t, msg.attempt, limit, f"review failed: {msg.hint}", hint=msg.hint)
+            return
+        exc = msg.error
+        if isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
+            self._set(t, TicketStatus.CANCELLED)
+        elif isinstance(exc, BudgetExceeded):
+            self._resumed.add(t.id)  # not the ticket's fault: the same attempt continues after a resume
+            self._set(t, TicketStatus.READY)
+            self._paused = True
+            self._set_track(TrackStatus.PAUSED)
+            self._post(ErrorRaised(prov=self._prov(t.id, msg.attempt), message=f"paused: {exc}",
+                                   error_type="BudgetExceeded"))
+        elif isinstance(exc, SafetyBlocked):
+            self._set(t, TicketStatus.BLOCKED, blocked_reason=f"safety: {exc} (a human must edit, retry or skip)")
+        elif isinstance(exc, BadRequest):
+            self._set(t, TicketStatus.FAILED, failed_reason=f"{type(exc).__name__}: {exc}")
+        elif isinstance(exc, (ProviderError, PlanInvalid)):
+            self._attempt_failed(t, msg.attempt, limit, f"{type(exc).__name__}: {exc}")
+        else:
+            detail = "".join(traceback.format_exception(exc)) if exc else "unknown"
+            self._post(ErrorRaised(prov=self._prov(t.id, msg.attempt), message=f"worker error: {exc!r}\n{detail}",
+                                   error_type=type(exc).__name__))
+            self._attempt_failed(t, msg.attempt, limit, f"internal error: {exc!r}")
+
+    def _attempt_failed(self, t: Ticket, attempt: int, limit: int, reason: str, hint: str | None = None) -> None:
+        if attempt < limit:
+            self._set(t, TicketStatus.READY, last_hint=hint if hint is not None else t.last_hint,
+                      failed_reason=reason, reason=f"attempt {attempt} of {limit} failed: {reason}; retrying")
+        else:
+            self._set(t, TicketStatus.FAILED, failed_reason=f"{reason} (after {attempt} attempts)",
+                      last_hint=hint if hint is not None else t.last_hint)
+
+    # -- commands --
+
+    def _cmd_pause(self) -> None:
+        self._paused = True
+        self._set_track(TrackStatus.PAUSED)
+
+    def _cmd_resume(self) -> None:
+        self._paused = False
+        self._cancelled = False
+        self._idle.clear()
+        for t in self.track.tickets:  # cancelled attempts continue where their journal left off
+            if t.status == TicketStatus.CANCELLED and t.id not in self._active:
+                self._resumed.add(t.id)
+                self._set(t, TicketStatus.READY, reason="resumed")
+        self._set_track(TrackStatus.RUNNING)
+
+    def _cmd_cancel(self) -> None:
+        self._cancelled = True
+        self._stop_workers("cancelled by the user")
+
+    def _cmd_shutdown(self) -> None:
+        self._stopping = True
+        self._stop_workers("the app is shutting down")
+
+    def _cmd_cancel_ticket(self, ticket_id: str) -> None:
+        if ticket_id not in self._active:
+            raise ValueError(f"ticket {ticket_id!r} is not running")
+        self._active[ticket_id][1].set()
+        self.deps.broker.cancel_where(lambda r: r.prov.track_id == self.track.id and r.prov.ticket_id == ticket_id,
+                                      "ticket cancelled")
+
+    def _cmd_retry(self, ticket_id: str) -> None:
+        t = self._idle_ticket(ticket_id, {TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.CANCELLED,
+                                          TicketStatus.SKIPPED})
+        self._update(t, attempt_limit=t.attempts + self.cfg.engine.max_attempts)
+        self._set(t, TicketStatus.TODO, failed_reason=None, blocked_reason=None, reason="retry requested")
+        self._resume_after_user_action()
+
+    def _cmd_skip(self, ticket_id: str) -> None:
+        t = self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES - {TicketStatus.DONE})
+        self._set(t, TicketStatus.SKIPPED, reason="skipped by the user")
+        self._resume_after_user_action()
+
+    def _cmd_edit(self, ticket_id: str, fields: dict[str, Any]) -> None:
+        t = self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES)
+        bad = set(fields) - EDITABLE_FIELDS
+        if bad:
+            raise ValueError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
+        trial = [x.model_copy(update=fields) if x.id == ticket_id else x for x in self.track.tickets]
+        dag.ensure_valid(trial)
+        self._update(t, **fields)
+        self._post(TrackLoaded(prov=self._prov(), track=self.track.model_copy(deep=True)))
+
+    def _idle_ticket(self, ticket_id: str, allowed: set[TicketStatus]) -> Ticket:
+        t = self.track.ticket(ticket_id)
+        if t.id in self._active or t.status not in allowed:
+            raise ValueError(f"ticket {ticket_id!r} is {t.status.value}; this needs one of "
+                             f"{sorted(s.value for s in allowed)}")
+        return t
+
+    def _resume_after_user_action(self) -> None:
+        """Retry/skip on a settled run: un-block cascaded tickets and run again."""
+        self._cancelled = False
+        self._idle.clear()
+        if self.track.status in (TrackStatus.DONE, TrackStatus.STALLED, TrackStatus.CANCELLED):
+            self._set_track(TrackStatus.PAUSED if self._paused else TrackStatus.RUNNING)
+
+    def _stop_workers(self, reason: str) -> None:
+        for _, cancel in self._active.values():
+            cancel.set()
+        self.deps.broker.cancel_where(lambda r: r.prov.track_id == self.track.id, reason)
+
+    # -- cascade --
+
+    def _unblock_and_cascade(self) -> None:
+        # Tickets blocked only because of a dependency come back when that dependency is no longer blocking.
+        blocking = {t.id for t in self.track.tickets if t.status in (TicketStatus.FAILED, TicketStatus.BLOCKED)}
+        for t in self.track.tickets:
+            if t.status == TicketStatus.BLOCKED and (t.blocked_reason or "").startswith("dependency ") \
+                    and not any(d in blocking for d in t.depends_on):
+                self._set(t, TicketStatus.TODO, blocked_reason=None, reason="dependency no longer blocking")
+        for tid, why in dag.blocking_cascade(self.track.tickets).items():
+            self._set(self.track.ticket(tid), TicketStatus.BLOCKED, blocked_reason=why)
+
+    # -- state changes: journal, then publish --
+
+    def _prov(self, ticket_id: str | None = None, attempt: int = 0, tier: int | None = None) -> Provenance:
+        return Provenance(trace_id=self.trace_id, track_id=self.track.id, ticket_id=ticket_id, tier=tier,
+                          attempt=attempt)
+
+    def _update(self, t: Ticket, **fields: Any) -> None:
+        if not fields:
+            return
+        for k, v in fields.items():
+            setattr(t, k, v)
+        if self.journal is not None:
+            self.journal.append("ticket_update", {"ticket_id": t.id, "fields": _jsonable(fields)})
+        self._dirty = True
+
+    def _set(self, t: Ticket, status: TicketStatus, reason: str | None = None, **fields: Any) -> None:
+        old = t.status
+        self._update(t, status=status, **fields)
+        why = reason or fields.get("failed_reason") or fields.get("blocked_reason")
+        self._post(StatusChanged(prov=self._prov(t.id, t.attempts, tier=3), old=old.value, new=status.value,
+                                 reason=why, model=t.model_used))
+
+    def _set_track(self, status: TrackStatus) -> None:
+        old = self.track.status
+        if old == status:
+            return
+        self.track.status = status
+        if self.journal is not None:
+            self.journal.append("track_update", {"fields": {"status": status.value}})
+        self._dirty = True
+        self._post(StatusChanged(prov=self._prov(), old=old.value, new=status.value))
+
+    def _post(self, event: Any) -> None:
+        self.deps.call.events.post(event)
+
+    def _maybe_snapshot(self) -> None:
+        if self._dirty and time.monotonic() - self._last_snapshot > 0.5:
+            self._snapshot(force=True)
+
+    def _snapshot(self, force: bool = False) -> None:
+        if self.deps.store is None or not (self._dirty or force):
+            return
+        if self.journal is not None:
+            self.track.journal_seq = self.journal.last_seq
+        self.deps.store.save_snapshot(self.track)
+        self._last_snapshot = time.monotonic()
+        self._dirty = False
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if isinstance(v, TicketStatus) else v) for k, v in fields.items()}
+
+
+TERMINAL = TERMINAL_STATUSES
