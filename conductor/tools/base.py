@@ -17,6 +17,7 @@ from typing import Any
 from conductor.errors import ToolError
 from conductor.events import Provenance
 from conductor.messages import ToolCall, ToolResult, ToolSpec
+from conductor.tools.schema import problems
 
 
 @dataclass
@@ -29,6 +30,9 @@ class ToolContext:
     """Where a command's full output goes when it is longer than what the model is shown."""
     protected: tuple[Path, ...] = ()
     """Extra folders inside the workspace that tools must not touch (e.g. the tracks folder)."""
+    human_approved: bool = False
+    """Set by the gate, on a per-call copy, when a person (not a policy) approved this exact call. Commands
+    that only a person may approve (shell syntax) refuse to run without it: a second lock behind the gate."""
 
 
 class Tool(ABC):
@@ -41,6 +45,10 @@ class Tool(ABC):
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         """What an approval shows for this call (a diff, the exact command). Mutating tools override it."""
         return {}
+
+    def requires_human(self, args: dict[str, Any]) -> str | None:
+        """Why only a person may approve this call (no policy, no auto-approval); None when a policy may."""
+        return None
 
 
 class Toolbox:
@@ -61,6 +69,9 @@ class Toolbox:
         if tool is None:
             return ToolResult(call.id, call.name, False, error=f"unknown tool {call.name!r}; available: "
                                                                  f"{', '.join(sorted(self._tools))}")
+        bad = problems(tool.spec.parameters, dict(call.args))
+        if bad:
+            return ToolResult(call.id, call.name, False, error=f"bad arguments for {call.name}: " + "; ".join(bad))
         try:
             return ToolResult(call.id, call.name, True, tool.run(dict(call.args), ctx))
         except ToolError as exc:
@@ -68,3 +79,5 @@ class Toolbox:
         except (TypeError, KeyError, ValueError) as exc:
             return ToolResult(call.id, call.name, False,
                               error=f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
+        except OSError as exc:  # a file vanished, a disk filled: the model can still act on the message
+            return ToolResult(call.id, call.name, False, error=f"{call.name} failed: {exc}")

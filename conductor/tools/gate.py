@@ -3,23 +3,41 @@
 Order for one call:
   1. A result already journalled under (track, ticket, attempt, call id) is returned as is: never run twice.
   2. Read-only tools run at once.
-  3. Mutating tools run only if a policy allows that exact form, or after a `tool` approval; the approval
-     decision is journalled (by the broker's hook) before the tool runs; an edited payload is what runs.
-  4. The result is journalled with its idempotency key before it is returned to the model.
+  3. A mutating call is checked first (argument schema, then its preview: a path outside the workspace or an
+     edit whose search text is absent fails here, without bothering anyone).
+  4. It then runs only if the allow policy allows that exact form, or after a `tool` approval:
+       - the payload shows the tool, the call id, the arguments, the preview (diff / exact argv and cwd) and the
+         provenance; only `args` may be edited, and the edited args are what runs;
+       - the decision must carry this request's id and this call's tool and id, or it is refused (an approval
+         can't be replayed for another call);
+       - a call only a person may approve (shell syntax) is refused when a policy (auto-approval) decided it;
+       - the decision is journalled by the broker's `on_resolved` hook before it is released to us, so before
+         the tool runs; "always allow" (remember) is journalled by the policy before the tool runs too.
+  5. The result is journalled with its idempotency key before it is returned to the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conductor.approvals import ApprovalBroker, ApprovalKind
+from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest
+from conductor.errors import ToolError
 from conductor.messages import ToolCall, ToolResult
 from conductor.store import Journal
-from conductor.tools.base import ToolContext, Toolbox
+from conductor.tools.base import Tool, ToolContext, Toolbox
+from conductor.tools.schema import problems
+
+if TYPE_CHECKING:
+    from conductor.comms import CommsLog
 
 AllowPolicy = Callable[[ToolCall, ToolContext], bool]
 """True when a mutating call may run without asking (an exact form the config or the user allowed)."""
+RememberHook = Callable[[ToolCall, ToolContext, "Journal | None"], "str | None"]
+"""Called with the approved call and the gate's journal when the person chose 'always allow'; returns why it
+was not remembered (None when it was)."""
+RESULT_RECORD = "tool_result"
 
 
 def idempotency_key(ctx: ToolContext, call_id: str) -> str:
@@ -27,65 +45,148 @@ def idempotency_key(ctx: ToolContext, call_id: str) -> str:
     return f"{p.track_id}/{p.ticket_id}/{p.attempt}/{call_id}"
 
 
+def prov_json(ctx: ToolContext) -> dict[str, Any]:
+    p = ctx.prov
+    return {"trace_id": p.trace_id, "track_id": p.track_id, "ticket_id": p.ticket_id, "tier": p.tier,
+            "attempt": p.attempt}
+
+
+def decided_by_person(decision: ApprovalDecision) -> bool:
+    """A policy's decision says by='policy:<name>'; cancels and timeouts are never approvals."""
+    return decision.approved and not decision.by.startswith("policy:") and decision.by not in ("cancelled",
+                                                                                                 "timeout")
+
+
 class ToolGate:
     def __init__(self, toolbox: Toolbox, broker: ApprovalBroker, journal: Journal | None,
-                 allow: AllowPolicy | None = None, approval_timeout_s: float | None = None) -> None:
+                 allow: AllowPolicy | None = None, approval_timeout_s: float | None = None, *,
+                 remember: RememberHook | None = None, comms: CommsLog | None = None) -> None:
         self.toolbox = toolbox
         self.broker = broker
         self.journal = journal
         self.allow = allow or (lambda call, ctx: False)
-        self.approval_timeout_s = approval_timeout_s
+        self.approval_timeout_s = approval_timeout_s or None  # config's 0 means wait forever
+        self.remember = remember or getattr(allow, "remember", None)
+        self.comms = comms
+        load = getattr(allow, "load", None)
+        if journal is not None and callable(load):  # the track's remembered allow rules, on resume
+            load(journal)
 
     def run(self, call: ToolCall, ctx: ToolContext) -> tuple[ToolResult, bool]:
         """Run one call through the gate. Returns (result, replayed)."""
         key = idempotency_key(ctx, call.id)
         if self.journal is not None:
-            done = self.journal.find("tool_result", key)
+            done = self.journal.find(RESULT_RECORD, key)
             if done is not None:
-                return ToolResult.from_json(done.data["result"]), True
+                result = ToolResult.from_json(done.data["result"])
+                self._log("tool_result", ctx, {**result.to_json(), "replayed": True})
+                return result, True
+        self._log("tool_call", ctx, call.to_json())
         tool = self.toolbox.get(call.name)
-        if tool is not None and tool.spec.mutating and not self.allow(call, ctx):
-            approved = self._ask(call, ctx)
-            if isinstance(approved, ToolResult):
-                return self._record(key, approved), False
-            call = approved
-        result = self.toolbox.execute(call, ctx)
-        return self._record(key, result), False
+        if tool is None or not tool.spec.mutating:
+            return self._record(key, ctx, self.toolbox.execute(call, ctx)), False
+        outcome = self._authorize(tool, call, ctx)
+        if isinstance(outcome, ToolResult):
+            return self._record(key, ctx, outcome), False
+        call, run_ctx = outcome
+        return self._record(key, ctx, self.toolbox.execute(call, run_ctx)), False
 
-    def _ask(self, call: ToolCall, ctx: ToolContext) -> ToolCall | ToolResult:
-        tool = self.toolbox.get(call.name)
-        assert tool is not None
+    # -- authorization --
+
+    def _authorize(self, tool: Tool, call: ToolCall, ctx: ToolContext) -> tuple[ToolCall, ToolContext] | ToolResult:
+        """The call to run and the context to run it with, or the error result that replaces it."""
+        bad = problems(tool.spec.parameters, dict(call.args))
+        if bad:
+            return _error(call, f"bad arguments for {call.name}: " + "; ".join(bad))
         try:
             preview = tool.preview(dict(call.args), ctx)
-        except Exception as exc:  # a preview failure must not hide the request: show the error instead
+        except ToolError as exc:  # it can't succeed as asked: tell the model, don't ask the person
+            return _error(call, str(exc))
+        except (TypeError, KeyError, ValueError) as exc:
+            return _error(call, f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # an unexpected preview failure must not hide the request: show it instead
             preview = {"preview_error": f"{type(exc).__name__}: {exc}"}
-        payload: dict[str, Any] = {"tool": call.name, "call_id": call.id, "args": dict(call.args), **preview}
+        person_only = tool.requires_human(dict(call.args))
+        if person_only is None and self.allow(call, ctx):
+            return call, ctx
+        return self._ask(tool, call, ctx, preview, person_only)
 
-        def same_tool(edited: dict[str, Any]) -> None:
-            if edited.get("tool") != call.name or edited.get("call_id") != call.id:
-                raise ValueError("an approval is bound to its own tool call; the tool and call id cannot change")
-            if not isinstance(edited.get("args"), dict):
-                raise ValueError("args must be an object")
-
+    def _ask(self, tool: Tool, call: ToolCall, ctx: ToolContext, preview: dict[str, Any],
+             person_only: str | None) -> tuple[ToolCall, ToolContext] | ToolResult:
+        payload: dict[str, Any] = {**preview, "tool": call.name, "call_id": call.id, "args": dict(call.args),
+                                   "provenance": prov_json(ctx), "needs_person": person_only,
+                                   "can_remember": person_only is None and call.name == "run_command"}
         pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, f"{call.name}: {_short(call.args)}", payload,
-                                      validator=same_tool)
+                                      validator=_validator(tool, payload))
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)
         except TimeoutError:
             self.broker.cancel_where(lambda r: r.id == pending.request.id, "approval timed out")
-            return ToolResult(call.id, call.name, False, error="not approved: the approval timed out")
-        if decision.request_id != pending.request.id:
-            raise AssertionError("approval decision bound to another request")
-        if not decision.approved:
-            return ToolResult(call.id, call.name, False,
-                              error=f"rejected by the user: {decision.reason or 'no reason given'}")
-        assert decision.payload is not None
-        return ToolCall(call.id, call.name, dict(decision.payload["args"]))
+            return _error(call, "not approved: the approval timed out")
+        self._log("approval", ctx, {"request_id": pending.request.id, **decision.to_json()})
+        return self._check_decision(tool, call, ctx, pending.request, decision)
 
-    def _record(self, key: str, result: ToolResult) -> ToolResult:
+    def _check_decision(self, tool: Tool, call: ToolCall, ctx: ToolContext, request: ApprovalRequest,
+                        decision: ApprovalDecision) -> tuple[ToolCall, ToolContext] | ToolResult:
+        """Fail closed on anything that is not a clean approval of exactly this request."""
+        if decision.request_id != request.id:
+            return _error(call, f"refused: the decision belongs to approval {decision.request_id!r}, "
+                                f"not to {request.id!r}")
+        if not decision.approved:
+            return _error(call, f"rejected by the user: {decision.reason or 'no reason given'}")
+        final = decision.payload or {}
+        if final.get("tool") != call.name or final.get("call_id") != call.id or not isinstance(final.get("args"),
+                                                                                                   dict):
+            return _error(call, f"refused: the approval of {request.id!r} is for another call "
+                                f"({final.get('tool')!r} {final.get('call_id')!r}), not {call.name!r} {call.id!r}")
+        approved = ToolCall(call.id, call.name, dict(final["args"]))
+        human = decided_by_person(decision)
+        why = tool.requires_human(dict(approved.args))
+        if why is not None and not human:
+            return _error(call, f"not run: only a person can approve this {call.name} ({why}); "
+                                f"it was decided by {decision.by!r}. Use a plain argv without shell syntax, "
+                                "or ask the user to approve it.")
+        if decision.remember and self.remember is not None:
+            note = self.remember(approved, ctx, self.journal)
+            if note:
+                self._log("remember_refused", ctx, {"call_id": call.id, "why": note})
+        return approved, dataclasses.replace(ctx, human_approved=human)
+
+    # -- records --
+
+    def _record(self, key: str, ctx: ToolContext, result: ToolResult) -> ToolResult:
         if self.journal is not None:
-            self.journal.append("tool_result", {"key": key, "result": result.to_json()})
+            self.journal.append(RESULT_RECORD, {"key": key, "result": result.to_json()})
+        self._log("tool_result", ctx, result.to_json())
         return result
+
+    def _log(self, kind: str, ctx: ToolContext, data: dict[str, Any]) -> None:
+        if self.comms is not None:
+            self.comms.log(kind, ctx.prov, data)
+
+
+def _validator(tool: Tool, original: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """Edits may change `args` only, and the edited args must fit the tool's schema."""
+
+    def check(edited: dict[str, Any]) -> None:
+        if not isinstance(edited, dict):
+            raise ValueError("the edited payload must be an object")
+        if edited.get("tool") != original["tool"] or edited.get("call_id") != original["call_id"]:
+            raise ValueError("an approval is bound to its own tool call; the tool and call id cannot change")
+        if not isinstance(edited.get("args"), dict):
+            raise ValueError("args must be an object")
+        changed = sorted(k for k in set(edited) | set(original) if k != "args" and edited.get(k) != original.get(k))
+        if changed:
+            raise ValueError(f"only 'args' can be edited; these fields changed: {', '.join(changed)}")
+        bad = problems(tool.spec.parameters, edited["args"])
+        if bad:
+            raise ValueError("; ".join(bad))
+
+    return check
+
+
+def _error(call: ToolCall, message: str) -> ToolResult:
+    return ToolResult(call.id, call.name, False, error=message)
 
 
 def _short(args: dict[str, Any], limit: int = 80) -> str:

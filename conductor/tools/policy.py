@@ -1,0 +1,136 @@
+"""The command policy: which mutating calls may run without asking.
+
+    reads (non-mutating tools)        run at once (the gate never asks)
+    write_file / edit_file            always a `tool` approval
+    run_command, plain argv           allowed without asking only if that EXACT argv is in
+                                      cfg.approvals.allow_commands (parsed with shlex, compared as lists:
+                                      `make test` allows `make test`, never `make test-all` or `make test x`),
+                                      or the user approved it with "always allow for this track" (remember)
+    run_command, shell syntax or      always a `tool` approval answered by a person: never allowed by a rule,
+    unparseable                       even one that matches the text exactly (fail closed)
+
+Remembered rules are per track and persisted in the track's journal as `allow_rule` records (key
+`<track>:<argv json>`), so they come back on resume. One policy may serve every track of a session: the gate
+hands it each track's journal (`load(journal)` when the gate is built, `remember(call, ctx, journal)` when a
+person chooses "always allow").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from conductor.messages import ToolCall
+from conductor.tools import cmdline
+from conductor.tools.base import ToolContext
+
+if TYPE_CHECKING:
+    from conductor.config import Config
+    from conductor.store import Journal
+
+RULE_RECORD = "allow_rule"
+COMMAND_TOOL = "run_command"
+
+
+def rule_key(track_id: str, argv: tuple[str, ...]) -> str:
+    return f"{track_id}:{json.dumps(list(argv), ensure_ascii=False)}"
+
+
+class CommandPolicy:
+    """An `AllowPolicy` for ToolGate (call it with (call, ctx)), plus `remember` for approvals with
+    remember=True. Thread-safe: workers of one track share it."""
+
+    def __init__(self, allow_commands: Iterable[str] = (), journal: Journal | None = None) -> None:
+        self.journal = journal
+        self.warnings: list[str] = []
+        self._config: set[tuple[str, ...]] = set()
+        self._rules: dict[str, set[tuple[str, ...]]] = {}
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
+        for line in allow_commands:
+            form = cmdline.from_line(line)
+            if cmdline.auto_allowable(form):
+                assert form.argv is not None
+                self._config.add(form.argv)
+            else:  # fail closed: a rule that needs a shell can't be compared exactly, so it allows nothing
+                self.warnings.append(f"approvals.allow_commands entry {line!r} is ignored: {form.human_reason}")
+        if journal is not None:
+            self.load(journal)
+
+    @classmethod
+    def from_config(cls, cfg: Config, journal: Journal | None = None) -> CommandPolicy:
+        return cls(cfg.approvals.allow_commands, journal)
+
+    def load(self, journal: Journal) -> int:
+        """Read the remembered rules of a track's journal (on resume); a journal already read is skipped.
+        Returns how many rules were read."""
+        with self._lock:
+            where = str(journal.path.resolve())
+            if where in self._loaded:
+                return 0
+            self._loaded.add(where)
+        n = 0
+        for rec in journal.records():
+            if rec.type == RULE_RECORD and isinstance(rec.data.get("argv"), list) and rec.data.get("track_id"):
+                form = cmdline.from_argv([str(a) for a in rec.data["argv"]])
+                if cmdline.auto_allowable(form):
+                    assert form.argv is not None
+                    with self._lock:
+                        self._rules.setdefault(rec.data["track_id"], set()).add(form.argv)
+                    n += 1
+        return n
+
+    def __call__(self, call: ToolCall, ctx: ToolContext) -> bool:
+        return self.allows(call, ctx)
+
+    def allows(self, call: ToolCall, ctx: ToolContext) -> bool:
+        """True only for a run_command whose exact, plain argv is allowed by the config or by this track's rules."""
+        if call.name != COMMAND_TOOL:
+            return False
+        try:
+            form = cmdline.from_args(dict(call.args))
+        except ValueError:
+            return False
+        if not cmdline.auto_allowable(form):
+            return False
+        assert form.argv is not None
+        with self._lock:
+            return form.argv in self._config or form.argv in self._rules.get(ctx.prov.track_id or "", set())
+
+    def remember(self, call: ToolCall, ctx: ToolContext, journal: Journal | None = None) -> str | None:
+        """'Always allow this exact command for this track'. Journals the rule (in `journal`, else the policy's
+        own) before it takes effect. Returns None when remembered, else why not (the call itself still runs:
+        it was approved)."""
+        if call.name != COMMAND_TOOL:
+            return f"'always allow' applies to commands only; {call.name} will ask again next time"
+        track = ctx.prov.track_id
+        if not track:
+            return "'always allow' needs a track; this call has none"
+        try:
+            form = cmdline.from_args(dict(call.args))
+        except ValueError as exc:
+            return f"not remembered: {exc}"
+        if not cmdline.auto_allowable(form):
+            return f"not remembered: {form.text!r} always needs a person's approval ({form.human_reason})"
+        assert form.argv is not None
+        with self._lock:
+            if form.argv in self._rules.get(track, set()):
+                return None
+            journal = journal if journal is not None else self.journal
+            if journal is not None:  # journal first: a rule in force is a rule on disk
+                journal.append(RULE_RECORD, {"key": rule_key(track, form.argv), "track_id": track,
+                                                  "argv": list(form.argv), "command": form.text})
+            self._rules.setdefault(track, set()).add(form.argv)
+        return None
+
+    def rules(self, track_id: str) -> list[list[str]]:
+        """This track's remembered rules (for a settings view)."""
+        with self._lock:
+            return sorted(list(a) for a in self._rules.get(track_id, set()))
+
+
+def policy_from_config(cfg: Config, journal: Journal | None = None) -> CommandPolicy:
+    """The session's allow policy: cfg.approvals.allow_commands plus each track's remembered rules."""
+    return CommandPolicy.from_config(cfg, journal)

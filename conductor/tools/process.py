@@ -1,0 +1,166 @@
+"""Run one child process with bounded memory: output streams to a file, only a head and a tail stay in memory.
+
+The child gets its own session (so a timeout or a cancel kills the whole process group, grandchildren
+included), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr merged in order, and the
+environment it is given (the caller scrubs secrets). 100 MB of output costs ~2 x `head_bytes + tail_bytes` of
+memory here, not 100 MB.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 64 * 1024
+KILL_GRACE_S = 2.0
+"""After SIGTERM to the group, how long before SIGKILL."""
+DRAIN_GRACE_S = 2.0
+"""After the group is gone, how long to wait for the output pipe to close (a process that left the group
+with setsid may still hold it; it is then left behind rather than waited for forever)."""
+
+
+@dataclass
+class Captured:
+    exit_code: int | None
+    timed_out: bool
+    cancelled: bool
+    head: bytes
+    tail: bytes
+    total_bytes: int
+    duration_s: float
+    stragglers_killed: bool = False
+    """Background processes the command left behind were killed when it exited."""
+    spill_error: str | None = None
+    """Why the spill file is incomplete (disk full, ...), if it is."""
+
+    @property
+    def truncated(self) -> bool:
+        return self.total_bytes > len(self.head) + len(self.tail)
+
+    def text(self) -> str:
+        head = self.head.decode("utf-8", errors="replace")
+        if not self.truncated:
+            return head + self.tail.decode("utf-8", errors="replace")
+        skipped = self.total_bytes - len(self.head) - len(self.tail)
+        return (head + f"\n[... {skipped} bytes omitted; the full output is in the spill file ...]\n"
+                + self.tail.decode("utf-8", errors="replace"))
+
+
+class _Collector:
+    """Reads the pipe on its own thread: every byte to the spill file, a bounded head and tail in memory.
+    A failing spill file (disk full) stops the copy, never the draining: the child must not block."""
+
+    def __init__(self, fd: int, out: BinaryIO | None, head_bytes: int, tail_bytes: int) -> None:
+        self.fd, self.out = fd, out
+        self.head_bytes, self.tail_bytes = head_bytes, tail_bytes
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.write_error: OSError | None = None
+        self.thread = threading.Thread(target=self._run, name="command-output", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, CHUNK)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self._keep(chunk)
+            if self.out is not None and self.write_error is None:
+                try:
+                    self.out.write(chunk)
+                except OSError as exc:
+                    self.write_error = exc
+
+    def _keep(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_bytes - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.tail_bytes:
+                del self.tail[:len(self.tail) - self.tail_bytes]
+
+
+def _kill_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """TERM the group, then KILL it if it has not gone after a grace period."""
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    _kill_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float, cancel: threading.Event | None) -> tuple[bool, bool]:
+    """Wait for the child; stop its group on timeout or cancel. Returns (timed_out, cancelled)."""
+    while True:
+        try:
+            proc.wait(timeout=min(0.05, max(deadline - time.monotonic(), 0.0)))
+            return False, False
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.is_set():
+            _stop(proc)
+            return False, True
+        if time.monotonic() >= deadline:
+            _stop(proc)
+            return True, False
+
+
+def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float, spill: Path | None,
+                 cancel: threading.Event | None = None, head_bytes: int = 8_000,
+                 tail_bytes: int = 8_000) -> Captured:
+    """Run `argv` (no shell: the caller passes ['bash', '-c', line] when it means a shell).
+
+    Nothing the command starts outlives it: once it exits, what is left of its process group is killed.
+    Raises OSError when the spill file cannot be opened or the program cannot be started."""
+    start = time.monotonic()
+    out = open(spill, "wb") if spill is not None else None
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=write_fd,
+                                stderr=write_fd, start_new_session=True, close_fds=True)
+    except BaseException:
+        os.close(read_fd)
+        if out is not None:
+            out.close()
+        raise
+    finally:
+        os.close(write_fd)  # only the child holds the write end now, so EOF means every writer is gone
+    collector = _Collector(read_fd, out, head_bytes, tail_bytes)
+    collector.thread.start()
+    try:
+        timed_out, cancelled = _wait(proc, start + timeout_s, cancel)
+    finally:
+        if proc.poll() is None:  # an exception (KeyboardInterrupt) while waiting: never leave it running
+            _stop(proc)
+        stragglers = _kill_group(proc.pid, signal.SIGKILL)
+        collector.thread.join(DRAIN_GRACE_S)
+        if not collector.thread.is_alive():  # else a process that left the group holds the pipe: leave it
+            os.close(read_fd)
+        if out is not None:
+            out.close()
+    spill_error = f"{collector.write_error}" if collector.write_error else None
+    return Captured(proc.returncode, timed_out, cancelled, bytes(collector.head), bytes(collector.tail),
+                    collector.total, round(time.monotonic() - start, 3), stragglers, spill_error)
