@@ -206,7 +206,7 @@ class Engine:
         if self._stopping or self._cancelled:
             return True
         if self._paused:
-            return not self.linger
+            return True  # nothing will start until a resume
         return not dag.ready_ids(self.track.tickets)
 
     def _finish_run(self) -> None:

@@ -47,6 +47,15 @@ class Reply:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class SentCall:
+    tier: int
+    ticket_id: str | None
+    attempt: int
+    text: str
+    usage: Usage
+
+
 Responder = Sequence[Reply] | Callable[[ProviderRequest, int], Reply]
 
 
@@ -79,8 +88,8 @@ class ScriptedProvider(Provider):
         self.chunk_chars = chunk_chars
         self.fallback = fallback or demo_reply
         self.requests: list[ProviderRequest] = []
-        self.usage_sent: list[Usage] = []
-        """The final usage of every call, as reported (for tests comparing against the ledger)."""
+        self.sent: list[SentCall] = []
+        """Every completed call: what was streamed and the final usage reported (tests compare the ledger)."""
         self._calls: dict[Any, int] = {}
         self._lock = threading.Lock()
 
@@ -151,7 +160,7 @@ class ScriptedProvider(Provider):
             yield ToolCallChunk(call)
         final = self._usage(request, reply, reply.text, partial=False)
         with self._lock:
-            self.usage_sent.append(final)
+            self.sent.append(SentCall(request.tier, request.prov.ticket_id, request.prov.attempt, reply.text, final))
         yield UsageChunk(final)
         finish = reply.finish or ("tool_calls" if reply.tool_calls else "stop")
         yield Finish(finish, Message(role="model", text=reply.text, tool_calls=reply.tool_calls), reply.detail)

@@ -1,0 +1,217 @@
+"""`conductor run` / `conductor tracks`: the whole pipeline headless, with progress on the terminal.
+
+Approvals are answered at the prompt, or by a policy flag (`--approve plan,tickets,spawn`). Without a
+terminal, an approval no policy covers is rejected with a reason saying which flag would allow it.
+
+Exit codes: 0 every ticket done · 1 the run stalled (failed/blocked tickets) or was cancelled ·
+2 bad arguments or config · 3 no valid plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from conductor.config import Config, load_config, tracks_dir_for
+from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid
+from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RunFinished,
+                              StatusChanged, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
+from conductor.model import TrackStatus
+from conductor.providers.factory import PROVIDERS, make_provider
+from conductor.session import Session
+
+KINDS = ("plan", "tickets", "spawn", "tool")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="conductor", description="Plan, run and review software work with a "
+                                                                "tiered team of LLM agents.")
+    ap.add_argument("--config", help="config file (default: ./config.toml when present, else built-in defaults)")
+    ap.add_argument("--tracks-dir", help="tracks folder (default: from the config)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="plan an epic and run it, or resume a track")
+    what = run.add_mutually_exclusive_group(required=True)
+    what.add_argument("--epic", help="the work to do, in plain words")
+    what.add_argument("--resume", metavar="TRACK", help="continue a track after a stop or crash")
+    run.add_argument("--workspace", default=".", help="the folder the workers may read and change")
+    run.add_argument("--provider", choices=PROVIDERS, default="gemini")
+    run.add_argument("--approve", default="", help=f"approval kinds answered yes without asking: comma-separated "
+                                                   f"from {','.join(KINDS)} (or 'all')")
+    run.add_argument("--step", action="store_true", help="ask for a spawn approval before every worker")
+    run.add_argument("--workers", type=int, help="max concurrent workers (overrides the config)")
+    run.add_argument("--latency", type=float, default=0.0, help="scripted provider: seconds before each answer")
+    run.add_argument("--chunk-delay", type=float, default=0.0, help="scripted provider: seconds between chunks")
+    sub.add_parser("tracks", help="list the tracks on disk and their state")
+    return ap
+
+
+def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
+    path = Path(args.config) if args.config else (Path("config.toml") if Path("config.toml").exists() else None)
+    return load_config(path), path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, cfg_path = _config(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tracks_dir = Path(args.tracks_dir) if args.tracks_dir else tracks_dir_for(cfg, cfg_path)
+    if args.command == "tracks":
+        return cmd_tracks(cfg, tracks_dir)
+    return cmd_run(args, cfg, tracks_dir)
+
+
+def cmd_tracks(cfg: Config, tracks_dir: Path, out: TextIO = sys.stdout) -> int:
+    from conductor.store import TrackStore
+    tracks = TrackStore(tracks_dir).list_tracks()
+    if not tracks:
+        print(f"no tracks in {tracks_dir}", file=out)
+    for t in tracks:
+        done = sum(1 for x in t.tickets if x.status.value in ("done", "skipped"))
+        print(f"{t.id:40} {t.status.value:10} {done}/{len(t.tickets)} tickets  {t.title}", file=out)
+    return 0
+
+
+def _kinds(flag: str) -> set[str]:
+    kinds = set(KINDS) if flag.strip() == "all" else {k.strip() for k in flag.split(",") if k.strip()}
+    bad = kinds - set(KINDS)
+    if bad:
+        raise ConfigError(f"--approve: unknown kind(s) {sorted(bad)}; use {','.join(KINDS)} or all")
+    return kinds
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
+    try:
+        kinds = _kinds(args.approve)
+        if args.step:
+            cfg.engine.step_mode = True
+        if args.workers:
+            cfg.engine.max_workers = args.workers
+        provider = make_provider(args.provider, cfg, latency_s=args.latency, chunk_delay_s=args.chunk_delay)
+    except (ConfigError, MissingApiKey, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    workspace = Path(args.workspace)
+    if not workspace.is_dir():
+        print(f"error: workspace {str(workspace)!r} is not a folder", file=sys.stderr)
+        return 2
+    session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, linger=False)
+    if kinds:
+        session.broker.auto_approve(kinds)
+    console = Console(session, interactive=sys.stdin.isatty())
+    try:
+        return console.run(epic=args.epic, resume=args.resume)
+    except KeyboardInterrupt:
+        print("\ninterrupted: cancelling (state is saved; continue with --resume)", file=sys.stderr)
+        for eng in session.engines.values():
+            eng.cancel()
+        return 1
+    finally:
+        session.shutdown()
+
+
+class Console:
+    """Prints events as progress lines and answers approvals at the prompt (main thread only)."""
+
+    def __init__(self, session: Session, *, interactive: bool, out: TextIO = sys.stdout) -> None:
+        self.s = session
+        self.interactive = interactive
+        self.out = out
+        self.errors: list[str] = []
+
+    def run(self, *, epic: str | None, resume: str | None) -> int:
+        handle = None
+        if resume:
+            try:
+                self.s.run_track(resume)
+            except ConductorError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        else:
+            assert epic is not None
+            handle = self.s.plan_epic(epic)
+        while True:
+            ev = self.s.events.get(timeout=0.1)
+            if ev is not None:
+                self.show(ev)
+                continue
+            planning = handle is not None and not handle.future.done()
+            running = any(e.alive for e in self.s.engines.values())
+            if not planning and not running and self.s.events.empty():
+                break
+        return self.verdict(handle)
+
+    def verdict(self, handle: Any) -> int:
+        if handle is not None and handle.future.exception() is not None:
+            exc = handle.future.exception()
+            print(f"error: {exc}", file=sys.stderr)
+            return 3 if isinstance(exc, PlanInvalid) else 1
+        self.summary()
+        statuses = [e.track.status for e in self.s.engines.values()]
+        return 0 if statuses and all(s == TrackStatus.DONE for s in statuses) else 1
+
+    def summary(self) -> None:
+        print("\nusage by tier:", file=self.out)
+        for tier, tot in sorted(self.s.ledger.by_tier().items()):
+            cost = "unknown" if tot.cost_usd is None else f"${tot.cost_usd:.4f}"
+            print(f"  tier {tier}: {tot.calls} calls, {tot.prompt_tokens} prompt, {tot.output_tokens} output, "
+                  f"{tot.thinking_tokens} thinking, {tot.cached_tokens} cached tokens, cost {cost}", file=self.out)
+
+    def show(self, ev: Event) -> None:
+        line = self.describe(ev)
+        if line:
+            print(line, file=self.out, flush=True)
+        if isinstance(ev, ApprovalRequested) and any(r.id == ev.request.id for r in self.s.broker.pending()):
+            self.ask(ev.request)
+
+    def describe(self, ev: Event) -> str:
+        tag = f"[{ev.ticket_id}]" if ev.ticket_id else f"[{ev.track_id or 'epic'}]"
+        if isinstance(ev, StatusChanged):
+            why = f" — {ev.reason}" if ev.reason else ""
+            model = f" ({ev.model}, attempt {ev.attempt})" if ev.new == "running" else ""
+            return f"{tag} {ev.old or '-'} -> {ev.new}{model}{why}"
+        if isinstance(ev, TrackLoaded):
+            return f"[{ev.track.id}] track {ev.track.title!r}: {len(ev.track.tickets)} tickets"
+        if isinstance(ev, ToolCalled):
+            return f"{tag} tool {ev.name} {json.dumps(ev.args)[:120]}"
+        if isinstance(ev, ToolResulted):
+            return f"{tag} tool {ev.name} {'ok' if ev.ok else 'failed'}{' (from journal)' if ev.replayed else ''}: " \
+                   f"{ev.summary}"
+        if isinstance(ev, ApprovalResolved):
+            return f"{tag} {ev.approval_kind} approval {'approved' if ev.approved else 'rejected'} by {ev.by}" \
+                   f"{' (edited)' if ev.edited else ''}{': ' + ev.reason if ev.reason and not ev.approved else ''}"
+        if isinstance(ev, StreamReset):
+            return f"{tag} retrying: {ev.reason}"
+        if isinstance(ev, ErrorRaised):
+            self.errors.append(ev.message)
+            return f"{tag} ERROR {ev.error_type}: {ev.message.splitlines()[0]}"
+        if isinstance(ev, Notice):
+            return f"{tag} {ev.level}: {ev.message}"
+        if isinstance(ev, RunFinished):
+            return f"{tag} run finished: {ev.status} {ev.counts}"
+        return ""
+
+    def ask(self, req: Any) -> None:
+        print(f"\n=== {req.kind.value} approval {req.id}: {req.title}", file=self.out)
+        print(f"    from: {req.prov.describe() or 'planning'}", file=self.out)
+        print(json.dumps(req.payload, indent=2)[:4000], file=self.out)
+        if not self.interactive:
+            self.s.resolve_approval(req.id, approved=False, reason=f"no terminal to ask; pass --approve "
+                                                                   f"{req.kind.value} to allow")
+            return
+        answer = input("approve? [y]es / [n]o: ").strip().lower()
+        if answer in ("y", "yes"):
+            self.s.resolve_approval(req.id, approved=True)
+        else:
+            reason = input("reason (returned to the model): ").strip() or "rejected at the prompt"
+            self.s.resolve_approval(req.id, approved=False, reason=reason)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

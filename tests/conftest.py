@@ -1,0 +1,81 @@
+"""Test-wide guards: no real network, no real model requests, no API keys leaking in from the environment.
+
+A forgotten fake fails loudly: any socket connection to a non-loopback address raises NetworkForbidden,
+and the providers' global switch refuses real model requests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conductor.errors import NetworkForbidden
+from conductor.providers.base import set_allow_real_model_requests
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address: object) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX paths are local
+        return True
+    if not isinstance(address, tuple) or not address:
+        return False
+    host = address[0]
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_loopback(address):
+        raise NetworkForbidden(f"tests may not reach the network (attempted {address!r}); use the fakes")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _is_loopback(address):
+        raise NetworkForbidden(f"tests may not reach the network (attempted {address!r}); use the fakes")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    set_allow_real_model_requests(False)
+    try:
+        yield
+    finally:
+        socket.socket.connect = _real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+        set_allow_real_model_requests(True)
+
+
+@pytest.fixture(autouse=True)
+def _no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "CONDUCTOR_GEMINI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "README.md").write_text("# demo workspace\n")
+    (ws / "app.py").write_text("def add(a, b):\n    return a + b\n")
+    return ws
+
+
+@pytest.fixture
+def thread_baseline() -> Iterator[set[int]]:
+    """The threads alive before the test; the test asserts none of ours outlive it."""
+    yield {t.ident for t in threading.enumerate() if t.ident is not None}
