@@ -90,7 +90,7 @@ class RunCommand(Tool):
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         form = cmdline.from_args(args)
-        if form.human_reason is not None and not ctx.human_approved:
+        if form.argv is None and not ctx.human_approved:
             raise SandboxViolation(f"refusing to run {form.text!r} without a person's approval: {form.human_reason}")
         root, argv = workspace_root(ctx.workspace), exec_argv(form)
         spill, ours = _spill_target(ctx)

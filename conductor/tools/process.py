@@ -101,6 +101,35 @@ def _kill_group(pgid: int, sig: int) -> bool:
         return False
 
 
+def _group_running(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies don't: they wait only to be reaped)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:  # no procfs: fall back to asking the kernel (counts zombies, so may say True longer)
+        return _kill_group(pgid, 0)
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _reap_group(pgid: int) -> bool:
+    """SIGKILL what is left of the group and wait (briefly) until none of it runs. True if anything was left."""
+    if not _kill_group(pgid, signal.SIGKILL):
+        return False
+    deadline = time.monotonic() + KILL_GRACE_S
+    while _group_running(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return True
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """TERM the group, then KILL it if it has not gone after a grace period."""
     _kill_group(proc.pid, signal.SIGTERM)
@@ -155,7 +184,7 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     finally:
         if proc.poll() is None:  # an exception (KeyboardInterrupt) while waiting: never leave it running
             _stop(proc)
-        stragglers = _kill_group(proc.pid, signal.SIGKILL)
+        stragglers = _reap_group(proc.pid)
         collector.thread.join(DRAIN_GRACE_S)
         if not collector.thread.is_alive():  # else a process that left the group holds the pipe: leave it
             os.close(read_fd)
