@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from conductor.config import Config
 from conductor.errors import (Cancelled, CallTimeout, OutputTruncated, ProviderError, RateLimited, SafetyBlocked,
                               TransientProviderError)
-from conductor.events import EventQueue, Provenance, StreamDelta, StreamReset, UsageRecorded
+from conductor.events import EventQueue, Notice, Provenance, StreamDelta, StreamReset, UsageRecorded
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import Finish, Provider, ProviderRequest, TextChunk, ToolCallChunk, UsageChunk
@@ -149,7 +149,13 @@ def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, 
         raise
     if finish is None:
         raise AssertionError(f"provider {deps.provider.name!r} ended a stream without Finish or an error")
-    final = record_usage(deps, prov, record_id, usage or Usage(model=req.model, partial=True))
+    if usage is None:  # never record a zero that means "unknown": say so instead
+        deps.events.post(Notice(prov=prov, level="warning",
+                                message=f"{deps.provider.name} reported no token usage for a {req.model} call; "
+                                        "it is missing from the ledger"))
+        final = Usage(model=req.model, partial=True)
+    else:
+        final = record_usage(deps, prov, record_id, usage)
     full = "".join(text)
     if deps.comms is not None:
         deps.comms.log("model_response", prov, {"model": req.model, "finish": finish.reason, "text": full,
