@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from helpers import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 
 DRIVER = textwrap.dedent("""
@@ -111,3 +113,47 @@ def test_kill_between_the_journalled_approval_and_the_action_asks_again_and_runs
     steps = _finish(_start(ws, journal))  # a third start replays both
     assert [s["replayed"] for s in steps] == [True, True] and all(s["asked"] == [] for s in steps)
     assert (ws / "counter.txt").read_text() == "ran\n"
+
+
+def _journal(tracks: Path) -> list[dict]:
+    out = []
+    for path in tracks.glob("*/events.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass  # a torn tail while the writer is alive or just killed
+    return out
+
+
+def _written(tracks: Path) -> list[str]:
+    return [r["data"]["result"]["output"]["path"] for r in _journal(tracks)
+            if r["type"] == "tool_result" and r["data"]["result"]["name"] == "write_file" and r["data"]["result"]["ok"]]
+
+
+def test_through_the_cli_a_journalled_write_is_not_repeated_on_resume(tmp_path: Path) -> None:
+    ws, tracks = tmp_path / "ws", tmp_path / "tracks"
+    ws.mkdir()
+    cli = [sys.executable, "-m", "conductor.cli", "--tracks-dir", str(tracks), "run"]
+    common = ["--workspace", str(ws), "--provider", "scripted", "--approve", "all", "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.Popen([*cli, "--epic", "Add login", *common, "--latency", "0.2"], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _written(tracks) or run.poll() is not None, 60, "a journalled write")
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+    assert run.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    before = {p: (ws / p).stat() for p in _written(tracks)}
+    assert before
+    track = next(p.parent.name for p in tracks.glob("*/events.jsonl") if not p.parent.name.startswith("_"))
+
+    resumed = subprocess.run([*cli, "--resume", track, *common], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    for path, st in before.items():  # an atomic rewrite would give a new inode
+        assert ((ws / path).stat().st_ino, (ws / path).stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns), path
+    keys = [r["data"]["key"] for r in _journal(tracks) if r["type"] == "tool_result"]
+    assert len(keys) == len(set(keys)), "a tool call was executed twice"
+    assert len(_written(tracks)) > len(before)  # the resumed run did the rest
