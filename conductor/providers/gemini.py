@@ -261,8 +261,9 @@ class GeminiProvider(Provider):
             kwargs["thinking_config"] = {**kwargs["thinking_config"], "include_thoughts": True}
         try:
             return types.GenerateContentConfig(**kwargs), gm.to_contents(request.messages)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise gm.translate_exception(exc, mid_stream=False) from None
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError: our request is wrong
+            failure = gm.translate_exception(exc, mid_stream=False)
+        raise failure
 
     def stream(self, request: ProviderRequest, cancel: threading.Event) -> Iterator[ProviderEvent]:
         """Stream one call (see `conductor.providers.base`). Raises Cancelled, or a ProviderError subclass."""
@@ -273,6 +274,7 @@ class GeminiProvider(Provider):
         turn = gm.TurnAssembler(request)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         log.debug("gemini stream: model=%s tier=%s %s", request.model, request.tier, request.prov.describe())
+        failure: ProviderError | None = None
         with self._watcher.track(cancel, deadline) as slot:
             try:
                 chunks = client.models.generate_content_stream(model=request.model, contents=contents,
@@ -287,7 +289,9 @@ class GeminiProvider(Provider):
                 raise
             except Exception as exc:  # the SDK and httpx2 raise many kinds; all are translated here
                 self._check_stop(cancel, slot, request, turn)
-                raise self._translate(exc, mid_stream=slot.started, usage=turn.partial_usage()) from None
+                failure = self._translate(exc, mid_stream=slot.started, usage=turn.partial_usage())
+        if failure is not None:
+            raise failure  # outside the except: no __context__ chain to the SDK error (it holds the request)
         self._check_stop(cancel, slot, request, turn)
         yield turn.finish()
 
@@ -326,4 +330,5 @@ class GeminiProvider(Provider):
         try:
             return int(client.models.count_tokens(model=request.model, contents=contents).total_tokens or 0)
         except Exception as exc:
-            raise self._translate(exc, mid_stream=False, usage=None) from None
+            failure = self._translate(exc, mid_stream=False, usage=None)
+        raise failure

@@ -35,8 +35,10 @@ import hashlib
 import json
 import logging
 import re
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -465,7 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # Non-daemon handler threads, joined by server_close(): stop() leaves no thread of ours behind.
+    daemon_threads = False
+    block_on_close = True
     fake: FakeGeminiServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -511,11 +515,11 @@ class FakeGeminiServer:
         if self._httpd is None:
             return
         self._httpd.shutdown()
-        self._httpd.server_close()
         with self._lock:
-            conns = list(self._conns)
-        for sock in conns:
+            conns, self._conns = list(self._conns), set()
+        for sock in conns:  # wakes handlers blocked on a keep-alive read or a slow client
             _shutdown_socket(sock)
+        self._httpd.server_close()  # joins the handler threads
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd = None
@@ -630,9 +634,12 @@ class FakeGeminiServer:
         return responder(record, n), n
 
     def _add_response(self, rec: ResponseRecord) -> None:
+        """Record an answer once. A complete answer is recorded before its last bytes go out, so a client
+        that has read the whole answer always finds it here (no waiting needed)."""
         with self._lock:
-            self._responses.append(rec)
-            self._lock.notify_all()
+            if not any(r is rec for r in self._responses):
+                self._responses.append(rec)
+                self._lock.notify_all()
 
     def _serve_models(self, h: _Handler, record: RequestRecord) -> None:
         if self.models_status is not None:
@@ -681,6 +688,7 @@ class FakeGeminiServer:
             return
         merged = merge_events(events)
         rec.usage, rec.completed = merged.get("usageMetadata"), True
+        self._add_response(rec)
         self._send_json(h, 200, merged)
 
     def _stream(self, h: _Handler, script: Script, events: list[dict[str, Any]], rec: ResponseRecord) -> None:
@@ -689,7 +697,7 @@ class FakeGeminiServer:
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
         for i, event in enumerate(events):
-            if i and script.chunk_delay_s and self._stopping.wait(script.chunk_delay_s):
+            if i and script.chunk_delay_s and self._pause(h, script.chunk_delay_s, rec):
                 return
             if self._fault_before(h, script, i, rec):
                 return
@@ -700,7 +708,21 @@ class FakeGeminiServer:
         rec.completed = bool(script.finish_reason or script.block_reason)
         if not rec.completed:
             rec.kind = "no finish"
+        self._add_response(rec)
         _write_chunk(h, b"")
+
+    def _pause(self, h: _Handler, seconds: float, rec: ResponseRecord) -> bool:
+        """Wait between events; True when the stream must end (the server stops or the client hung up)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stopping.is_set():
+                return True
+            readable, _, _ = select.select([h.connection], [], [], min(left, 0.05))
+            if readable and not h.connection.recv(1, socket.MSG_PEEK):
+                rec.client_disconnected = True
+                h.close_connection = True
+                return True
+        return False
 
     def _fault_before(self, h: _Handler, script: Script, i: int, rec: ResponseRecord) -> bool:
         """Inject the script's mid-stream fault before event i; True when the stream is over."""
