@@ -117,3 +117,9 @@ def test_write_refuses_folders_and_files_used_as_folders(ws: Path) -> None:
         resolve_write(ws, ".")
     with pytest.raises(SandboxViolation, match="is a file, not a folder"):
         resolve_write(ws, "src/app.py/inner.txt")
+
+
+def test_special_files_are_refused_for_writes(ws: Path) -> None:
+    os.mkfifo(ws / "pipe")
+    with pytest.raises(SandboxViolation, match="not a regular file"):
+        resolve_write(ws, "pipe")

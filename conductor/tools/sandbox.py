@@ -110,6 +110,8 @@ def resolve_write(workspace: Path, path: str, protected: tuple[Path, ...] = ()) 
     target = _resolve(root, path, protected)
     if target == root or target.is_dir():
         raise SandboxViolation(f"path {path!r} is a folder; write_file and edit_file write files")
+    if target.exists() and not target.is_file():  # a FIFO or device: reading it for the diff could block
+        raise SandboxViolation(f"path {path!r} is not a regular file")
     # The nearest existing ancestor must be a real folder inside the workspace (resolve() already followed
     # any symlinks in it; this guards against a file standing where a folder is needed).
     parent = target.parent
