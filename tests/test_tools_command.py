@@ -102,7 +102,7 @@ def test_timeout_kills_the_whole_process_group(ws: Path) -> None:
               "open('child.pid', 'w').write(str(child.pid))\n"
               "print('started', flush=True)\n"
               "time.sleep(60)\n")
-    out = RunCommand().run({"argv": [PY, "-c", script], "timeout_s": 1.0}, ctx(ws))
+    out = RunCommand().run({"argv": [PY, "-c", script], "timeout_s": 2.0}, ctx(ws))
     assert out["timed_out"] and "timeout" in out["note"] and out["output"] == "started\n"
     assert out["duration_s"] < 10
     assert _gone(int((ws / "child.pid").read_text()))
