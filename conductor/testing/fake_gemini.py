@@ -157,6 +157,11 @@ class RequestRecord:
                 yield from content.get("parts") or []
 
     @property
+    def user_text(self) -> str:
+        """The text of every user part, joined (e.g. to find "TICKET: T2" in a worker's prompt)."""
+        return "\n".join(p["text"] for p in self.parts("user") if isinstance(p.get("text"), str))
+
+    @property
     def function_responses(self) -> list[dict[str, Any]]:
         return [get_field(p, "function_response") for p in self.parts() if get_field(p, "function_response")]
 
