@@ -111,6 +111,14 @@ def test_pipeline_through_the_real_sdk_and_a_ledger_equal_to_what_the_server_sen
                 len(sent), sum(u["promptTokenCount"] for u in sent), sum(u["thoughtsTokenCount"] for u in sent))
     finally:
         session.shutdown()
+    assert_key_in_no_file(tmp_path)
+
+
+def assert_key_in_no_file(root: Path) -> None:
+    """Journals, snapshots, outputs, comms logs: the key is in none of them."""
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert files
+    assert [p for p in files if KEY.encode() in p.read_bytes()] == []
 
 
 def test_cli_run_with_provider_gemini(server: FakeGeminiServer, ws: Path, tmp_path: Path) -> None:
@@ -130,6 +138,7 @@ def test_cli_run_with_provider_gemini(server: FakeGeminiServer, ws: Path, tmp_pa
                 f"{sum(u.get('cachedContentTokenCount', 0) for u in sent)} cached tokens")
         assert line in proc.stdout
     assert KEY not in proc.stdout + proc.stderr
+    assert_key_in_no_file(tmp_path)
 
 
 def test_cli_without_a_key_says_how_to_set_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
