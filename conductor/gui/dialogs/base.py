@@ -1,0 +1,188 @@
+"""What every approval dialog shares: one window per kind, a coloured kind badge, the provenance line, a body
+the kind fills in, and a footer with the error line, a reject reason, Reject and Approve.
+
+A dialog never guesses which request it answers: it holds the request it was opened for and resolves
+exactly that id. Drafts are kept per request id, so switching between queued approvals loses no edit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dearpygui.dearpygui as dpg
+
+from conductor.approvals import ApprovalRequest
+from conductor.gui import tags
+from conductor.gui.theme import DIM, ERROR, KIND_COLOURS, KIND_LABELS, Themes
+from conductor.gui.util import centre, clear, safe
+
+if TYPE_CHECKING:
+    from conductor.app import AppController
+
+
+class ApprovalDialog:
+    kind = ""
+    tag = ""
+    title = ""
+    approve_label = "Approve"
+    size = (900, 620)
+
+    def __init__(self, controller: AppController, themes: Themes) -> None:
+        self.c = controller
+        self.themes = themes
+        self.request: ApprovalRequest | None = None
+        self.drafts: dict[str, Any] = {}
+        self.on_closed: list[Any] = []
+
+    def part(self, name: str) -> str:
+        return tags.dialog_part(self.tag, name)
+
+    # ---------------- skeleton
+
+    def build(self) -> None:
+        with dpg.window(tag=self.tag, label=self.title, show=False, no_collapse=True, width=self.size[0],
+                        height=self.size[1], on_close=safe(self._closed_by_user), no_saved_settings=True):
+            with dpg.group(horizontal=True):
+                badge = dpg.add_button(label=f" {KIND_LABELS[self.kind]} ", tag=self.part("kind"))
+                dpg.bind_item_theme(badge, self.themes.kind[self.kind])
+                heading = dpg.add_text("", tag=self.part("heading"), color=KIND_COLOURS[self.kind])
+                self.themes.big(heading)
+            dpg.add_text("", tag=self.part("prov"), color=DIM)
+            dpg.add_separator()
+            dpg.add_child_window(tag=self.part("body"), border=False, height=-74)
+            dpg.add_separator()
+            dpg.add_text("", tag=self.part("error"), color=ERROR, wrap=0)
+            with dpg.group(horizontal=True):
+                dpg.add_input_text(tag=self.part("reason"), hint="Reason (sent back when you reject)", width=-330)
+                reject = dpg.add_button(label="Reject", tag=self.part("reject"), width=90, callback=safe(self._reject))
+                dpg.bind_item_theme(reject, self.themes.danger)
+                ok = dpg.add_button(label=self.approve_label, tag=self.part("approve"), width=220,
+                                    callback=safe(self._approve))
+                dpg.bind_item_theme(ok, self.themes.approve)
+
+    # ---------------- opening and closing
+
+    def open(self, req: ApprovalRequest) -> None:
+        if self.request is not None and self.request.id != req.id:
+            self.save_draft()
+        self.request = req
+        clear(self.part("body"))
+        draft = self.drafts.get(req.id)
+        if draft is None:
+            draft = self.drafts[req.id] = self.new_draft(req)
+        dpg.push_container_stack(self.part("body"))
+        try:
+            self.fill(req, draft)
+        finally:
+            dpg.pop_container_stack()
+        dpg.set_value(self.part("heading"), self.heading(req))
+        dpg.set_value(self.part("prov"), provenance(req))
+        dpg.set_value(self.part("error"), "")
+        dpg.set_value(self.part("reason"), "")
+        centre(self.tag, *self.size)
+        dpg.configure_item(self.tag, show=True)
+        dpg.focus_item(self.tag)
+        self.validate()
+
+    def close(self) -> None:
+        if self.request is not None:
+            self.drafts.pop(self.request.id, None)
+        self.request = None
+        dpg.configure_item(self.tag, show=False)
+
+    @property
+    def is_open(self) -> bool:
+        return self.request is not None
+
+    def _closed_by_user(self, *_: object) -> None:
+        """The window's own close box: hide it; the request stays in the queue (snoozed, not answered)."""
+        req = self.request
+        self.save_draft()
+        self.request = None
+        for cb in self.on_closed:
+            cb(req, False)
+
+    def show_error(self, message: str) -> None:
+        dpg.set_value(self.part("error"), message)
+
+    # ---------------- deciding
+
+    def _approve(self, *_: object) -> None:
+        req = self.request
+        if req is None:
+            return
+        self.save_draft()
+        try:
+            payload = self.payload(req, self.drafts[req.id])
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        err = self.c.approve(req.id, payload, remember=self.remember())
+        if err:
+            self.show_error(err)
+            return
+        self.close()
+        for cb in self.on_closed:
+            cb(req, True)
+
+    def _reject(self, *_: object) -> None:
+        req = self.request
+        if req is None:
+            return
+        err = self.c.reject(req.id, dpg.get_value(self.part("reason")) or "")
+        if err:
+            self.show_error(err)
+            return
+        self.close()
+        for cb in self.on_closed:
+            cb(req, True)
+
+    # ---------------- what each kind provides
+
+    def heading(self, req: ApprovalRequest) -> str:
+        return req.title
+
+    def new_draft(self, req: ApprovalRequest) -> Any:
+        raise NotImplementedError
+
+    def fill(self, req: ApprovalRequest, draft: Any) -> None:
+        """Build the body widgets from the draft (inside the body container)."""
+        raise NotImplementedError
+
+    def save_draft(self) -> None:
+        """Copy the widgets' values into the current draft (callbacks keep it current; this is a backstop)."""
+
+    def payload(self, req: ApprovalRequest, draft: Any) -> dict[str, Any]:
+        """The payload to approve; raise ValueError naming the problem when the draft is not acceptable."""
+        raise NotImplementedError
+
+    def remember(self) -> bool:
+        return False
+
+    def validate(self) -> None:
+        """Live validation (ticket review disables Approve while the DAG is invalid)."""
+
+    def load(self, payload: dict[str, Any]) -> None:
+        """Replace the draft with `payload` and rebuild the body (the pilot's approve(payload=...))."""
+        req = self.request
+        assert req is not None, "no request open"
+        self.drafts[req.id] = self.new_draft(ApprovalRequest(req.id, req.kind, req.prov, req.title, payload))
+        self.open(req)
+
+
+def provenance(req: ApprovalRequest) -> str:
+    p = req.prov
+    parts = [f"request {req.id}"]
+    if p.track_id:
+        parts.append(f"track {p.track_id}")
+    if p.ticket_id:
+        parts.append(f"ticket {p.ticket_id}")
+    if p.tier:
+        parts.append(f"tier {p.tier}")
+    if p.attempt:
+        parts.append(f"attempt {p.attempt}")
+    return "   ·   ".join(parts)
+
+
+def label(text: str) -> None:
+    dpg.add_text(text, color=DIM)

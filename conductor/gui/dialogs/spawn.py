@@ -1,0 +1,69 @@
+"""Spawn approval (step mode): the exact prompt, model and context files one worker will start with, editable,
+before the call is made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from conductor.app import split_lines
+from conductor.approvals import ApprovalRequest
+from conductor.gui import tags
+from conductor.gui.dialogs.base import ApprovalDialog, label
+from conductor.gui.util import safe
+
+
+class SpawnDialog(ApprovalDialog):
+    kind = "spawn"
+    tag = tags.SPAWN_DIALOG
+    title = "Spawn approval"
+    approve_label = "Approve and start worker"
+    size = (940, 680)
+
+    def heading(self, req: ApprovalRequest) -> str:
+        p = req.payload
+        return f"Start a worker on {p.get('ticket_id')} (attempt {p.get('attempt')})"
+
+    def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
+        p = req.payload
+        return {"model": p.get("model", ""), "prompt": p.get("prompt", ""),
+                "context": "\n".join(p.get("context_files", []))}
+
+    def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
+        models = self.c.offered_models()
+        if draft["model"] and draft["model"] not in models:
+            models = [draft["model"], *models]
+        with dpg.group(horizontal=True):
+            label("Model")
+            dpg.add_combo(models, tag=tags.SPAWN_MODEL, default_value=draft["model"], width=300,
+                          user_data="model", callback=safe(self._edited))
+        label("Context files (one per line)")
+        dpg.add_input_text(tag=tags.SPAWN_CONTEXT, default_value=draft["context"], multiline=True, height=56,
+                           width=-1, user_data="context", callback=safe(self._edited))
+        label("Prompt (exactly what the worker receives; edit freely)")
+        prompt = dpg.add_input_text(tag=tags.SPAWN_PROMPT, default_value=draft["prompt"], multiline=True,
+                                    height=300, width=-1, user_data="prompt", callback=safe(self._edited))
+        self.themes.mono(prompt)
+        with dpg.collapsing_header(label="System instruction (read-only)", default_open=False):
+            system = dpg.add_input_text(tag=tags.SPAWN_SYSTEM, default_value=req.payload.get("system", ""),
+                                        multiline=True, readonly=True, height=140, width=-1)
+            self.themes.mono(system)
+
+    def _edited(self, _sender: object, value: Any, name: str) -> None:
+        if self.request is not None:
+            self.drafts[self.request.id][name] = value
+
+    def save_draft(self) -> None:
+        if self.request is None or self.request.id not in self.drafts:
+            return
+        draft = self.drafts[self.request.id]
+        for name, tag in (("model", tags.SPAWN_MODEL), ("prompt", tags.SPAWN_PROMPT), ("context", tags.SPAWN_CONTEXT)):
+            if dpg.does_item_exist(tag):
+                draft[name] = dpg.get_value(tag)
+
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
+        if not draft["prompt"].strip():
+            raise ValueError("The prompt is empty: the worker needs instructions.")
+        return {**req.payload, "model": draft["model"], "prompt": draft["prompt"],
+                "context_files": split_lines(draft["context"])}

@@ -1,0 +1,107 @@
+"""Tool approval: one write, edit or command a worker asked for. Shows the diff (or the exact command, its
+argv and working folder) and where the request comes from; the arguments are editable field by field;
+approve, reject with a reason, or always allow this exact form for the track."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from conductor.approvals import ApprovalRequest
+from conductor.gui import tags
+from conductor.gui.dialogs.base import ApprovalDialog, label
+from conductor.gui.theme import WARNING
+from conductor.gui.util import safe
+
+
+class ToolDialog(ApprovalDialog):
+    kind = "tool"
+    tag = tags.TOOL_DIALOG
+    title = "Tool approval"
+    approve_label = "Approve tool call"
+    size = (940, 680)
+
+    def heading(self, req: ApprovalRequest) -> str:
+        p = req.payload
+        target = p.get("path") or p.get("command") or ""
+        return f"{p.get('tool')}  {target}".strip()
+
+    def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
+        args = req.payload.get("args", {})
+        return {"args": {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in args.items()},
+                "raw": {k: not isinstance(v, str) for k, v in args.items()}, "always": False}
+
+    def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
+        self._preview(req.payload)
+        label("Arguments (edit before approving; an edited call runs as edited)")
+        for name, value in draft["args"].items():
+            long = "\n" in value or len(value) > 70
+            hint = "JSON value" if draft["raw"][name] else ""
+            with dpg.group(horizontal=not long):
+                dpg.add_text(f"{name}:")
+                item = dpg.add_input_text(tag=tags.tool_arg(name), default_value=value, width=-1, multiline=long,
+                                          height=120 if long else 0, hint=hint, user_data=name,
+                                          callback=safe(self._edited))
+                if long:
+                    self.themes.mono(item)
+        # Only an exact command form can be remembered; writes and shell syntax always ask (the gate says which).
+        dpg.add_checkbox(label="Always allow this exact command for this track (no more questions for it)",
+                         tag=tags.TOOL_ALWAYS, default_value=draft["always"], callback=safe(self._always),
+                         show=bool(req.payload.get("can_remember", req.payload.get("tool") == "run_command")))
+
+    def _preview(self, p: dict[str, Any]) -> None:
+        if p.get("preview_error"):
+            dpg.add_text(f"Preview failed: {p['preview_error']}", color=WARNING, wrap=0)
+        if "diff" in p:
+            label("Diff" + (" (new file)" if p.get("new_file") else ""))
+            diff = p["diff"] or "(no change)"
+            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=diff, multiline=True, readonly=True,
+                                     height=min(24 + 17 * diff.count("\n"), 260), width=-1)
+            self.themes.mono(box)
+        elif "command" in p:
+            label("Command")
+            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=str(p["command"]), readonly=True, width=-1)
+            self.themes.mono(box)
+            dpg.add_text(f"argv: {json.dumps(p.get('argv'))}", wrap=0)
+            dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
+            if p.get("needs_person"):
+                dpg.add_text(f"Only a person may approve this: {p['needs_person']}", color=WARNING, wrap=0)
+        dpg.add_spacer(height=4)
+
+    def _edited(self, _sender: object, value: str, name: str) -> None:
+        if self.request is not None:
+            self.drafts[self.request.id]["args"][name] = value
+
+    def _always(self, _sender: object, value: bool, _u: object) -> None:
+        if self.request is not None:
+            self.drafts[self.request.id]["always"] = bool(value)
+
+    def save_draft(self) -> None:
+        if self.request is None or self.request.id not in self.drafts:
+            return
+        draft = self.drafts[self.request.id]
+        for name in draft["args"]:
+            if dpg.does_item_exist(tags.tool_arg(name)):
+                draft["args"][name] = dpg.get_value(tags.tool_arg(name))
+        if dpg.does_item_exist(tags.TOOL_ALWAYS):
+            draft["always"] = bool(dpg.get_value(tags.TOOL_ALWAYS))
+
+    def remember(self) -> bool:
+        if self.request is None or not dpg.does_item_exist(tags.TOOL_ALWAYS) or not dpg.is_item_shown(tags.TOOL_ALWAYS):
+            return False
+        return bool(self.drafts.get(self.request.id, {}).get("always"))
+
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        for name, text in draft["args"].items():
+            if draft["raw"][name]:
+                try:
+                    args[name] = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"Argument {name!r} is not valid JSON: {exc.msg} at column {exc.colno}.") from None
+            else:
+                args[name] = text
+        return {**req.payload, "args": args}
+

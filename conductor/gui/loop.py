@@ -1,0 +1,132 @@
+"""The app object and its frame loop. Only the GUI thread ever calls Dear PyGui.
+
+Each frame: drain the event queue into the view-model within `cfg.gui.frame_budget_ms` (stream deltas are
+applied per event, but each pane's widget is set once per frame), refresh the views that changed, render,
+then run the callbacks the frame produced (`manual_callback_management`: callbacks run here, on this
+thread, after rendering).
+
+Without a viewport (tests with no display) `frame()` does everything but render: it waits briefly for the
+next event on the queue instead (no sleeping), so the pilot can drive the real item tree headless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+import dearpygui.dearpygui as dpg
+
+from conductor.app import AppController
+from conductor.events import Event
+from conductor.gui import tags, util
+from conductor.gui.dialogs.manager import DialogManager
+from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
+from conductor.gui.dialogs.settings import SettingsDialog
+from conductor.gui.main_window import MainWindow
+from conductor.gui.theme import Themes
+
+HEADLESS_WAIT_S = 0.005
+"""Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
+
+
+class GuiApp:
+    def __init__(self, controller: AppController, *, render: bool, title: str = "Conductor") -> None:
+        self.c = controller
+        self.render = render
+        self.title = title
+        self.quit_requested = False
+        self.frames = 0
+        self.frame_ms: deque[float] = deque(maxlen=240)
+        self.after_frame: list[Callable[[GuiApp, list[Event]], None]] = []
+        """Hooks run at the end of every frame (the bench measures latency here; the entry point prints the
+        first-frame time)."""
+        dpg.create_context()
+        dpg.configure_app(manual_callback_management=True)
+        self.themes = Themes()
+        self.dialogs = DialogManager(controller, self.themes)
+        self.settings = SettingsDialog(controller, self.themes)
+        self.confirm = ConfirmCloseDialog(controller, self.themes, on_quit=self.quit)
+        self.edit = EditTicketDialog(controller, self.themes)
+        self.window = MainWindow(controller, self.themes, open_approval=self.dialogs.open,
+                                 open_settings=self.settings.open, open_edit=self.edit.open)
+        util.set_error_sink(controller.fail)
+
+    def build(self) -> GuiApp:
+        self.window.build()
+        self.dialogs.build()
+        self.settings.build()
+        self.confirm.build()
+        self.edit.build()
+        dpg.set_primary_window(tags.MAIN_WINDOW, True)
+        self.c.fetch_models()
+        self.refresh()
+        return self
+
+    def show(self) -> None:
+        """Create and show the viewport. The caller must have checked that a display can be opened
+        (conductor.gui.display): show_viewport() aborts the process without one."""
+        gui = self.c.cfg.gui
+        dpg.create_viewport(title=self.title, width=gui.width, height=gui.height, x_pos=0, y_pos=0,
+                            min_width=900, min_height=600, disable_close=True)
+        dpg.set_exit_callback(self.request_close)
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+
+    # ---------------- frames
+
+    def refresh(self) -> None:
+        self.dialogs.blocked = bool(dpg.is_item_shown(tags.SETTINGS_DIALOG) or dpg.is_item_shown(tags.CONFIRM_CLOSE)
+                                    or dpg.is_item_shown(tags.EDIT_TICKET))
+        self.window.refresh()
+        self.dialogs.refresh()
+
+    def frame(self) -> list[Event]:
+        """One frame: events → view-model → widgets → render → callbacks. Returns the events applied."""
+        start = time.perf_counter()
+        if not self.render:
+            self.c.wait(HEADLESS_WAIT_S)
+        events = self.c.drain(budget_s=self.c.cfg.gui.frame_budget_ms / 1000)
+        self.refresh()
+        if self.render:
+            self.window.layout()
+            dpg.render_dearpygui_frame()
+            jobs = dpg.get_callback_queue()
+            if jobs:
+                dpg.run_callbacks(jobs)
+        self.frames += 1
+        ms = (time.perf_counter() - start) * 1000
+        self.frame_ms.append(ms)
+        if self.render and self.frames % 30 == 0:
+            self.window.show_fps(sorted(self.frame_ms)[len(self.frame_ms) // 2])
+        for hook in self.after_frame:
+            hook(self, events)
+        return events
+
+    def run(self) -> None:
+        while not self.quit_requested and dpg.is_dearpygui_running():
+            self.frame()
+
+    # ---------------- closing
+
+    def request_close(self, *_: object) -> None:
+        """The window's close button: ask first when approvals are pending."""
+        if self.c.needs_close_confirm():
+            self.confirm.open()
+        else:
+            self.quit()
+
+    def quit(self) -> None:
+        self.quit_requested = True
+
+    def close(self) -> list[str]:
+        """Cancel and join all work, save the layout, destroy the context. Returns problems to report."""
+        if self.render and dpg.is_dearpygui_running():
+            self.c.status_message = "shutting down: cancelling work and saving state…"
+            self.c.versions["status"] += 1
+            self.refresh()
+            dpg.render_dearpygui_frame()
+        problems = self.c.shutdown(10.0, layout=self.window.layout_state() if self.render else None)
+        util.set_error_sink(None)
+        dpg.destroy_context()
+        return problems

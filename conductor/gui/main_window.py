@@ -1,0 +1,233 @@
+"""The main window: toolbar, error banner, the left column | right column split (draggable), the tickets
+table over the tabs (streams, dashboard, event log) (draggable too), and the status bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from conductor.app import AppController
+from conductor.gui import tags
+from conductor.gui.dashboard import DashboardView
+from conductor.gui.left_panel import LeftPanel
+from conductor.gui.log_view import LogView
+from conductor.gui.streams import StreamsView
+from conductor.gui.theme import DEMO, DIM, WARNING, Themes
+from conductor.gui.tickets import TicketsView
+from conductor.gui.util import safe, set_if_changed, viewport_size
+
+PROVIDERS = ["scripted", "gemini"]
+STATUS_BAR_H = 30
+SPLITTER = 5
+TAB_HEADER_H = 34
+
+
+class Splitter:
+    """A thin bar the user drags to resize the pane before it (DPG has no splitter widget)."""
+
+    def __init__(self, tag: str, axis: int, get: Callable[[], int], set_: Callable[[int], None],
+                 lo: int, hi: Callable[[], int]) -> None:
+        self.tag, self.axis, self.get, self.set, self.lo, self.hi = tag, axis, get, set_, lo, hi
+        self.start: int | None = None
+
+    def update(self) -> bool:
+        if not dpg.is_item_active(self.tag):
+            self.start = None
+            return False
+        if self.start is None:
+            self.start = self.get()
+        delta = int(dpg.get_mouse_drag_delta()[self.axis])
+        size = max(self.lo, min(self.start + delta, self.hi()))
+        if size != self.get():
+            self.set(size)
+            return True
+        return False
+
+
+class MainWindow:
+    def __init__(self, controller: AppController, themes: Themes, *, open_approval: Callable[[str], Any],
+                 open_settings: Callable[[], Any], open_edit: Callable[[str], Any]) -> None:
+        self.c = controller
+        self.themes = themes
+        self.open_settings = open_settings
+        self.left = LeftPanel(controller, themes, open_approval)
+        self.tickets = TicketsView(controller, themes, open_edit)
+        self.streams = StreamsView(controller, themes)
+        self.dashboard = DashboardView(controller, themes)
+        self.log = LogView(controller, themes)
+        gui = controller.cfg.gui
+        self.left_width = gui.left_width
+        self.tickets_height = 240
+        self._seen: dict[str, int] = {}
+        self._size: tuple[int, int] = (0, 0)
+        self.splitters = [
+            Splitter(tags.V_SPLITTER, 0, lambda: self.left_width, self._set_left, 240,
+                     lambda: max(self._size[0] - 520, 260)),
+            Splitter(tags.H_SPLITTER, 1, lambda: self.tickets_height, self._set_tickets, 110,
+                     lambda: max(self._size[1] - 320, 130)),
+        ]
+
+    # ---------------- building
+
+    def build(self) -> None:
+        with dpg.window(tag=tags.MAIN_WINDOW, no_scrollbar=True, no_scroll_with_mouse=True):
+            self._toolbar()
+            with dpg.child_window(tag=tags.BANNER, height=36, show=False, border=True, no_scrollbar=True):
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Dismiss", tag=tags.BANNER_CLOSE, small=True,
+                                   callback=safe(lambda *_: self.c.dismiss_banner()))
+                    dpg.add_text("", tag=tags.BANNER_TEXT)
+            with dpg.group(horizontal=True, horizontal_spacing=0):
+                with dpg.child_window(tag=tags.LEFT_PANEL, width=self.left_width, height=-STATUS_BAR_H - 6,
+                                      border=True) as left:
+                    self.left.build(left)
+                self._splitter_bar(tags.V_SPLITTER, width=SPLITTER + 4, height=-STATUS_BAR_H - 6)
+                with dpg.child_window(tag=tags.RIGHT_PANEL, width=-1, height=-STATUS_BAR_H - 6, border=False,
+                                      no_scrollbar=True):
+                    with dpg.child_window(tag=tags.TICKETS_PANEL, height=self.tickets_height, border=True) as tp:
+                        self.tickets.build(tp)
+                    self._splitter_bar(tags.H_SPLITTER, width=-1, height=SPLITTER)
+                    with dpg.tab_bar(tag=tags.MAIN_TABS):
+                        with dpg.tab(label="Streams", tag=tags.STREAMS_TAB) as t:
+                            self.streams.build(t)
+                        with dpg.tab(label="Tokens & cost", tag=tags.DASHBOARD_TAB) as t:
+                            self.dashboard.build(t)
+                        with dpg.tab(label="Event log", tag=tags.LOG_TAB) as t:
+                            self.log.build(t)
+            self._status_bar()
+        self.layout(force=True)
+
+    def _splitter_bar(self, tag: str, width: int, height: int) -> None:
+        b = dpg.add_button(tag=tag, label="", width=width, height=height)
+        dpg.bind_item_theme(b, self.themes.neutral)
+
+    def _toolbar(self) -> None:
+        with dpg.group(horizontal=True, tag=tags.TOOLBAR):
+            dpg.add_text("Workspace")
+            dpg.add_input_text(tag=tags.WORKSPACE_INPUT, width=250, default_value=str(self.c.session.workspace),
+                               on_enter=True, callback=safe(self._open_workspace))
+            dpg.add_button(label="Open", tag=tags.WORKSPACE_OPEN, callback=safe(self._open_workspace))
+            dpg.add_text("  Provider")
+            dpg.add_combo(PROVIDERS, tag=tags.PROVIDER_COMBO, width=100, default_value=self.c.provider_name,
+                          callback=safe(self._provider))
+            dpg.add_checkbox(label="Step mode", tag=tags.STEP_MODE, default_value=self.c.cfg.engine.step_mode,
+                             callback=safe(lambda _s, v, _u: self.c.set_step_mode(v)))
+            dpg.add_checkbox(label="Auto-run", tag=tags.AUTO_RUN, default_value=self.c.session.auto_run,
+                             callback=safe(lambda _s, v, _u: self.c.set_auto_run(v)))
+            for tag, label, name in ((tags.PAUSE, "Pause", "pause"), (tags.RESUME, "Resume", "resume"),
+                                     (tags.CANCEL, "Cancel", "cancel")):
+                b = dpg.add_button(label=label, tag=tag, user_data=name,
+                                   callback=safe(lambda _s, _a, n: self.c.track_command(n)))
+                if name == "cancel":
+                    dpg.bind_item_theme(b, self.themes.danger)
+            dpg.add_button(label="Settings", tag=tags.SETTINGS_BUTTON, callback=safe(lambda *_: self.open_settings()))
+            b = dpg.add_button(label="OFFLINE DEMO", tag=tags.DEMO_LABEL)
+            dpg.bind_item_theme(b, self.themes.demo)
+            dpg.add_button(label="Try the offline demo", tag=tags.DEMO_BUTTON, callback=safe(self._demo))
+
+    def _status_bar(self) -> None:
+        with dpg.child_window(height=STATUS_BAR_H, border=False, no_scrollbar=True):
+            with dpg.group(horizontal=True):
+                dpg.add_text("", tag=tags.STATUS_PROVIDER)
+                dpg.add_text("|", color=DIM)
+                dpg.add_text("", tag=tags.STATUS_COUNTS)
+                dpg.add_text("|", color=DIM)
+                dpg.add_text("", tag=tags.STATUS_MESSAGE, color=DIM)
+                dpg.add_text("", tag=tags.STATUS_FPS, color=DIM)
+
+    # ---------------- callbacks
+
+    def _open_workspace(self, *_: object) -> None:
+        self.c.switch(workspace=Path(dpg.get_value(tags.WORKSPACE_INPUT) or "."))
+
+    def _provider(self, _s: object, name: str, _u: object) -> None:
+        if self.c.switch(provider=name) is not None:
+            dpg.set_value(tags.PROVIDER_COMBO, self.c.provider_name)
+
+    def _demo(self, *_: object) -> None:
+        self.c.start_demo()
+
+    def _set_left(self, width: int) -> None:
+        self.left_width = width
+        dpg.configure_item(tags.LEFT_PANEL, width=width)
+
+    def _set_tickets(self, height: int) -> None:
+        self.tickets_height = height
+        dpg.configure_item(tags.TICKETS_PANEL, height=height)
+        self.layout(force=True)
+
+    # ---------------- per frame
+
+    def layout(self, force: bool = False) -> None:
+        """Follow the viewport size and the splitters; size the stream rows to the space left."""
+        size = viewport_size((self.c.cfg.gui.width, self.c.cfg.gui.height))
+        moved = any([s.update() for s in self.splitters])
+        if size == self._size and not force and not moved:
+            return
+        self._size = size
+        banner = 42 if self.c.banner else 0
+        right_h = size[1] - 16 - 34 - banner - STATUS_BAR_H - 6
+        self.streams.layout(right_h - self.tickets_height - SPLITTER - 8 - TAB_HEADER_H - 10)
+
+    def layout_state(self) -> dict[str, int]:
+        """What is remembered in config.toml [gui] on exit."""
+        w, h = self._size
+        state = {"left_width": int(self.left_width)}
+        if w >= 640 and h >= 480:
+            state.update(width=int(w), height=int(h))
+        return state
+
+    def refresh(self) -> None:
+        self.left.refresh()
+        self.tickets.refresh()
+        self.streams.refresh()
+        self.dashboard.refresh()
+        self.log.refresh()
+        self._banner()
+        self._status()
+        self._toolbar_state()
+
+    def _changed(self, name: str) -> bool:
+        v = self.c.versions[name]
+        if self._seen.get(name) == v:
+            return False
+        self._seen[name] = v
+        return True
+
+    def _banner(self) -> None:
+        if not self._changed("banner"):
+            return
+        shown = self.c.banner is not None
+        dpg.configure_item(tags.BANNER, show=shown)
+        if shown:
+            dpg.set_value(tags.BANNER_TEXT, self.c.banner)
+            dpg.bind_item_theme(tags.BANNER, self.themes.banner.get(self.c.banner_level, self.themes.banner["error"]))
+        self.layout(force=True)
+
+    def _status(self) -> None:
+        if not self._changed("status") and not self._changed("approvals"):
+            return
+        set_if_changed(tags.STATUS_PROVIDER, self.c.provider_text())
+        dpg.configure_item(tags.STATUS_PROVIDER, color=DEMO if self.c.demo else (WARNING if self.c.provider_note
+                                                                                 else DIM))
+        set_if_changed(tags.STATUS_COUNTS, self.c.status_text())
+        dpg.configure_item(tags.STATUS_COUNTS, color=WARNING if self.c.pending else (222, 224, 230))
+        set_if_changed(tags.STATUS_MESSAGE, self.c.status_message)
+
+    def _toolbar_state(self) -> None:
+        if not self._changed("workspace"):
+            return
+        set_if_changed(tags.WORKSPACE_INPUT, str(self.c.session.workspace))
+        set_if_changed(tags.PROVIDER_COMBO, self.c.provider_name)
+        dpg.configure_item(tags.DEMO_LABEL, show=self.c.demo)
+        offline = self.c.demo or self.c.session.provider.offline
+        dpg.configure_item(tags.DEMO_BUTTON, show=not offline)
+        set_if_changed(tags.AUTO_RUN, self.c.session.auto_run)
+        set_if_changed(tags.STEP_MODE, self.c.cfg.engine.step_mode)
+        self._seen.pop("status", None)
+
+    def show_fps(self, frame_ms: float) -> None:
+        dpg.set_value(tags.STATUS_FPS, f"|  frame {frame_ms:4.1f} ms")

@@ -1,0 +1,166 @@
+"""Drive the real app in-process, frame by frame, as a user would: click, type, read values, answer
+approvals through their dialogs, wait for conditions by rendering frames (never by sleeping), screenshot.
+
+    app = GuiApp(controller, render=display_available()).build()
+    pilot = Pilot(app)
+    pilot.type(tags.EPIC_INPUT, "Add OAuth login"); pilot.click(tags.PLAN_BUTTON)
+    req = pilot.wait_for_approval("plan")
+    pilot.type(tags.plan_field(0, "title"), "OAuth login"); pilot.approve("plan")
+
+Clicks call the item's callback with its user data, exactly as Dear PyGui's callback queue would; a
+disabled or hidden item refuses the click (a user could not click it either).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from conductor.approvals import ApprovalRequest
+from conductor.gui import tags, util
+from conductor.gui.loop import GuiApp
+
+
+class PilotError(AssertionError):
+    pass
+
+
+class Pilot:
+    def __init__(self, app: GuiApp) -> None:
+        self.app = app
+        util.STRICT = True  # a callback that raises fails the test instead of becoming a banner
+
+    @property
+    def controller(self) -> Any:
+        return self.app.c
+
+    # ---------------- frames and waiting
+
+    def frame(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.app.frame()
+
+    def wait_until(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+        """Render frames until `predicate()` is truthy; returns its value. Fails with the app's state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise PilotError(f"timed out after {timeout}s waiting for {what or predicate!r}\n{self.describe()}")
+            self.frame()
+
+    def describe(self) -> str:
+        c = self.controller
+        rows = ", ".join(f"{r.id}={r.status}" for r in c.ticket_rows())
+        pending = ", ".join(f"{r.kind.value}:{r.id}" for r in c.pending.values())
+        last = "\n  ".join(e.line() for e in list(c.log)[-8:])
+        return (f"  status: {c.status_text()}\n  tickets: {rows or '-'}\n  pending: {pending or '-'}\n"
+                f"  banner: {c.banner}\n  last log:\n  {last}")
+
+    # ---------------- widgets
+
+    def _usable(self, tag: str) -> None:
+        if not dpg.does_item_exist(tag):
+            raise PilotError(f"no widget {tag!r}")
+        cfg = dpg.get_item_configuration(tag)
+        if not cfg.get("enabled", True):
+            raise PilotError(f"widget {tag!r} is disabled")
+        if not cfg.get("show", True):
+            raise PilotError(f"widget {tag!r} is hidden")
+
+    def _fire(self, tag: str, app_data: Any) -> None:
+        callback = dpg.get_item_callback(tag)
+        if callback is None:
+            raise PilotError(f"widget {tag!r} has no callback")
+        callback(tag, app_data, dpg.get_item_user_data(tag))
+
+    def click(self, tag: str) -> None:
+        """Click a button (or toggle a checkbox) and render a frame."""
+        self._usable(tag)
+        if dpg.get_item_type(tag).endswith("mvCheckbox"):
+            value = not dpg.get_value(tag)
+            dpg.set_value(tag, value)
+            if dpg.get_item_callback(tag) is not None:  # a checkbox read on save needs no callback
+                self._fire(tag, value)
+        else:
+            self._fire(tag, None)
+        self.frame()
+
+    def type(self, tag: str, text: Any) -> None:
+        """Set a widget's value and fire its callback (as typing, or choosing a combo item, would)."""
+        self._usable(tag)
+        dpg.set_value(tag, text)
+        if dpg.get_item_callback(tag) is not None:
+            self._fire(tag, text)
+        self.frame()
+
+    select = type
+
+    def value(self, tag: str) -> Any:
+        if not dpg.does_item_exist(tag):
+            raise PilotError(f"no widget {tag!r}")
+        return dpg.get_value(tag)
+
+    def label(self, tag: str) -> str:
+        return dpg.get_item_label(tag) or ""
+
+    def shown(self, tag: str) -> bool:
+        return dpg.does_item_exist(tag) and bool(dpg.get_item_configuration(tag).get("show", True))
+
+    def enabled(self, tag: str) -> bool:
+        return bool(dpg.get_item_configuration(tag).get("enabled", True))
+
+    # ---------------- approvals, through their dialogs
+
+    def pending(self, kind: str | None = None) -> list[ApprovalRequest]:
+        return self.controller.pending_list(kind)
+
+    def wait_for_approval(self, kind: str, timeout: float = 10.0) -> ApprovalRequest:
+        return self.wait_until(lambda: (self.pending(kind) or [None])[0], timeout, f"a {kind} approval")
+
+    def open_approval(self, kind: str, id: str | None = None) -> Any:
+        """Open the dialog of the given (or oldest) pending approval of `kind` by clicking its queue entry."""
+        req = self.wait_for_approval(kind) if id is None else self.controller.pending[id]
+        cur = self.app.dialogs.current()
+        if cur is None or cur.request is None or cur.request.id != req.id:
+            self.click(tags.approval_item(req.id))
+        dialog = self.app.dialogs.current()
+        if dialog is None or dialog.kind != kind or dialog.request is None or dialog.request.id != req.id:
+            raise PilotError(f"the {kind} dialog did not open for {req.id}")
+        return dialog
+
+    def approve(self, kind: str, id: str | None = None, payload: dict[str, Any] | None = None) -> str | None:
+        """Approve through the dialog (replacing its draft with `payload` first, when given). Returns the
+        dialog's error line ('' when it closed), so a test can assert a refusal."""
+        dialog = self.open_approval(kind, id)
+        if payload is not None:
+            dialog.load(payload)
+        self.click(tags.dialog_part(dialog.tag, "approve"))
+        return "" if not dialog.is_open else self.value(tags.dialog_part(dialog.tag, "error"))
+
+    def reject(self, kind: str, reason: str, id: str | None = None) -> str | None:
+        dialog = self.open_approval(kind, id)
+        self.type(tags.dialog_part(dialog.tag, "reason"), reason)
+        self.click(tags.dialog_part(dialog.tag, "reject"))
+        return "" if not dialog.is_open else self.value(tags.dialog_part(dialog.tag, "error"))
+
+    # ---------------- screenshots (needs a shown viewport)
+
+    def screenshot(self, path: str | Path, timeout: float = 10.0) -> Path:
+        """Write the framebuffer to a PNG. output_frame_buffer is asynchronous: render until the file is there."""
+        if not self.app.render:
+            raise PilotError("screenshots need a shown viewport (run under xvfb-run)")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        self.frame(2)  # the buffer holds the frame before the latest set_value: render the current state first
+        dpg.output_frame_buffer(file=str(path))
+        self.wait_until(lambda: path.exists() and path.stat().st_size > 0, timeout, f"screenshot {path.name}")
+        self.frame()
+        return path

@@ -1,0 +1,160 @@
+"""The stream panes: Tier 1, Tier 2, Tier 3 (an "all" tab plus one tab per ticket) and Tier 4, in a 2 x 2 grid
+whose column split the user can drag.
+
+A pane pushes its text to the widget only when its buffer's version changed, so many deltas in one frame
+cost one `set_value` per pane. It follows the bottom only if the user was already at the bottom: scrolling
+up to read something is never undone by new text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from conductor.app import AppController, StreamBuffer, stream_key
+from conductor.gui import tags
+from conductor.gui.theme import ACCENT, DIM, Themes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+BOTTOM_SLACK = 6.0
+"""Pixels from the bottom that still count as 'at the bottom'."""
+
+
+class StreamPane:
+    """One scrolling, wrapped, monospaced text region bound to a stream buffer key."""
+
+    def __init__(self, key: str, parent: int | str, themes: Themes, height: int = -1) -> None:
+        self.key = key
+        self.pushed = -1
+        self.scroll = tags.pane_scroll(key)
+        self.text = tags.pane_text(key)
+        with dpg.child_window(parent=parent, tag=self.scroll, border=False, height=height):
+            dpg.add_text("", tag=self.text, wrap=0)
+        themes.mono(self.text)
+
+    def refresh(self, buf: StreamBuffer | None) -> bool:
+        """Push the buffer's text if it changed. Returns True when it pushed."""
+        version = buf.version if buf is not None else 0
+        if version == self.pushed:
+            return False
+        at_bottom = dpg.get_y_scroll_max(self.scroll) - dpg.get_y_scroll(self.scroll) <= BOTTOM_SLACK
+        dpg.set_value(self.text, buf.text if buf is not None else "")
+        if at_bottom:
+            dpg.set_y_scroll(self.scroll, -1.0)  # -1: the bottom of the new content, applied at render
+        self.pushed = version
+        return True
+
+    def delete(self) -> None:
+        if dpg.does_item_exist(self.scroll):
+            dpg.delete_item(self.scroll)
+
+
+class PaneBox:
+    """A bordered box: a title, a note saying when only a tail is shown, and the pane(s) below."""
+
+    def __init__(self, key: str, title: str, parent: int | str, themes: Themes) -> None:
+        self.key = key
+        self.box = tags.pane_box(key)
+        self.note = tags.pane_note(key)
+        with dpg.child_window(parent=parent, tag=self.box, border=True, height=200, no_scrollbar=True):
+            with dpg.group(horizontal=True):
+                dpg.add_text(title, color=ACCENT)
+                dpg.add_text("", tag=self.note, color=DIM)
+
+    def set_note(self, buf: StreamBuffer | None, limit: int) -> None:
+        if buf is None or not len(buf):
+            note = "· waiting for output"
+        elif buf.dropped:
+            note = f"· showing the last {limit:,} characters (full text on disk)"
+        else:
+            note = ""
+        if dpg.get_value(self.note) != note:
+            dpg.set_value(self.note, note)
+
+
+class Tier3Tabs:
+    """Tier 3: an "all" tab (every worker, line by line) and one tab per ticket of the active track."""
+
+    def __init__(self, box: PaneBox, themes: Themes) -> None:
+        self.themes = themes
+        self.panes: dict[str, StreamPane] = {}
+        self.track: str | None = None
+        self.ids: tuple[str, ...] = ()
+        with dpg.tab_bar(parent=box.box, tag=tags.TIER3_TABS):
+            with dpg.tab(label="all", tag=tags.tier3_tab("tier3:all")) as tab:
+                self.panes["tier3:all"] = StreamPane("tier3:all", tab, themes)
+
+    def sync_tabs(self, track_id: str | None, ticket_ids: Iterable[str]) -> None:
+        """Rebuild the per-ticket tabs when the active track or its ticket ids change."""
+        ids = tuple(ticket_ids)
+        if track_id == self.track and ids == self.ids:
+            return
+        for key, pane in list(self.panes.items()):
+            if key != "tier3:all":
+                tab = tags.tier3_tab(key)
+                if dpg.does_item_exist(tab):
+                    dpg.delete_item(tab)
+                del self.panes[key]
+        for tid in ids:
+            key = stream_key(f"tier3:{tid}", track_id)
+            with dpg.tab(label=tid, parent=tags.TIER3_TABS, tag=tags.tier3_tab(key)) as tab:
+                self.panes[key] = StreamPane(key, tab, self.themes)
+        self.track, self.ids = track_id, ids
+
+
+class StreamsView:
+    def __init__(self, controller: AppController, themes: Themes) -> None:
+        self.c = controller
+        self.themes = themes
+        self.boxes: dict[str, PaneBox] = {}
+        self.panes: dict[str, StreamPane] = {}
+        self.tier3: Tier3Tabs | None = None
+
+    def build(self, parent: int | str) -> None:
+        with dpg.table(parent=parent, header_row=False, resizable=True, borders_innerV=False,
+                       policy=dpg.mvTable_SizingStretchProp, tag="streams_grid"):
+            dpg.add_table_column(init_width_or_weight=0.55)
+            dpg.add_table_column(init_width_or_weight=0.45)
+            with dpg.table_row() as row1:
+                self._simple(row1, "tier1", "Tier 1 · Orchestrator")
+                self._simple(row1, "tier2", "Tier 2 · Tech lead")
+            with dpg.table_row() as row2:
+                self.boxes["tier3"] = PaneBox("tier3", "Tier 3 · Workers", row2, self.themes)
+                self.tier3 = Tier3Tabs(self.boxes["tier3"], self.themes)
+                self._simple(row2, "tier4", "Tier 4 · QA")
+
+    def _simple(self, parent: int | str, key: str, title: str) -> None:
+        self.boxes[key] = box = PaneBox(key, title, parent, self.themes)
+        self.panes[key] = StreamPane(key, box.box, self.themes)
+
+    def layout(self, height: float) -> None:
+        """Split the available height between the two rows (the top row is planning: a little smaller)."""
+        top = max(int(height * 0.42), 90)
+        bottom = max(int(height - top - 8), 120)
+        for key in ("tier1", "tier2"):
+            dpg.configure_item(self.boxes[key].box, height=top)
+        for key in ("tier3", "tier4"):
+            dpg.configure_item(self.boxes[key].box, height=bottom)
+
+    def all_panes(self) -> dict[str, StreamPane]:
+        out = dict(self.panes)
+        if self.tier3 is not None:
+            out.update(self.tier3.panes)
+        return out
+
+    def refresh(self) -> int:
+        """Sync the ticket tabs, then push every changed pane once. Returns how many panes were pushed."""
+        c = self.c
+        if self.tier3 is not None:
+            self.tier3.sync_tabs(c.active_track, [r.id for r in c.ticket_rows()])
+        pushed = 0
+        for key, pane in self.all_panes().items():
+            pushed += pane.refresh(c.streams.buffers.get(key))
+        limit = c.cfg.gui.stream_tail_chars
+        for key, box in self.boxes.items():
+            buf_key = "tier3:all" if key == "tier3" else key
+            box.set_note(c.streams.buffers.get(buf_key), limit)
+        return pushed

@@ -1,0 +1,217 @@
+"""String tags of every widget the app, its tests and the pilot refer to. One place, so a test that clicks
+`tags.PLAN_BUTTON` clicks what the user clicks. Per-row widgets get functions of their row's id."""
+
+from __future__ import annotations
+
+
+def _safe(ident: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in ident)
+
+
+# --- main window
+MAIN_WINDOW = "main_window"
+TOOLBAR = "toolbar"
+WORKSPACE_INPUT = "workspace_input"
+WORKSPACE_OPEN = "workspace_open"
+PROVIDER_COMBO = "provider_combo"
+STEP_MODE = "step_mode"
+AUTO_RUN = "auto_run"
+PAUSE = "pause_button"
+RESUME = "resume_button"
+CANCEL = "cancel_button"
+SETTINGS_BUTTON = "settings_button"
+DEMO_BUTTON = "demo_button"
+DEMO_LABEL = "demo_label"
+BANNER = "banner"
+BANNER_TEXT = "banner_text"
+BANNER_CLOSE = "banner_close"
+LEFT_PANEL = "left_panel"
+RIGHT_PANEL = "right_panel"
+V_SPLITTER = "v_splitter"
+H_SPLITTER = "h_splitter"
+
+# --- left panel
+EPIC_INPUT = "epic_input"
+PLAN_BUTTON = "plan_button"
+APPROVAL_LIST = "approval_list"
+APPROVAL_HEADER = "approval_header"
+APPROVAL_EMPTY = "approval_empty"
+TRACK_TABLE = "track_table"
+
+
+def approval_item(request_id: str) -> str:
+    return f"approval_item:{_safe(request_id)}"
+
+
+def track_load(track_id: str) -> str:
+    return f"track_load:{_safe(track_id)}"
+
+
+def track_resume(track_id: str) -> str:
+    return f"track_resume:{_safe(track_id)}"
+
+
+def track_archive(track_id: str) -> str:
+    return f"track_archive:{_safe(track_id)}"
+
+
+def track_status(track_id: str) -> str:
+    return f"track_status:{_safe(track_id)}"
+
+
+def track_progress(track_id: str) -> str:
+    return f"track_progress:{_safe(track_id)}"
+
+
+def model_combo(tier: int) -> str:
+    return f"model_tier{tier}"
+
+
+# --- tickets of the active track
+ACTIVE_TRACK_LABEL = "active_track_label"
+TICKET_TABLE = "ticket_table"
+TICKETS_PANEL = "tickets_panel"
+
+
+def ticket_cell(ticket_id: str, column: str) -> str:
+    return f"ticket_{column}:{_safe(ticket_id)}"
+
+
+def ticket_action(ticket_id: str, action: str) -> str:
+    """action: retry | skip | edit | cancel | model"""
+    return f"ticket_{action}:{_safe(ticket_id)}"
+
+
+# --- streams
+MAIN_TABS = "main_tabs"
+STREAMS_TAB = "streams_tab"
+DASHBOARD_TAB = "dashboard_tab"
+LOG_TAB = "log_tab"
+TIER3_TABS = "tier3_tabs"
+
+
+def pane_text(key: str) -> str:
+    return f"pane_text:{_safe(key)}"
+
+
+def pane_scroll(key: str) -> str:
+    return f"pane_scroll:{_safe(key)}"
+
+
+def pane_note(key: str) -> str:
+    return f"pane_note:{_safe(key)}"
+
+
+def pane_box(key: str) -> str:
+    return f"pane_box:{_safe(key)}"
+
+
+def tier3_tab(key: str) -> str:
+    return f"tier3_tab:{_safe(key)}"
+
+
+# --- dashboard
+USAGE_TIER_TABLE = "usage_tier_table"
+USAGE_TICKET_TABLE = "usage_ticket_table"
+USAGE_MODEL_TABLE = "usage_model_table"
+USAGE_TOTAL = "usage_total"
+BUDGET_BAR = "budget_bar"
+BUDGET_LABEL = "budget_label"
+USAGE_PLOT = "usage_plot"
+PLOT_X = "plot_x"
+PLOT_Y_TOKENS = "plot_y_tokens"
+PLOT_Y_COST = "plot_y_cost"
+SERIES_TOKENS = "series_tokens"
+SERIES_COST = "series_cost"
+
+
+def usage_cell(table: str, row: int, col: int) -> str:
+    return f"{table}:r{row}c{col}"
+
+
+# --- log
+LOG_TEXT = "log_text"
+LOG_SCROLL = "log_scroll"
+LOG_TIER_FILTER = "log_tier_filter"
+LOG_TICKET_FILTER = "log_ticket_filter"
+LOG_COUNT = "log_count"
+
+# --- status bar
+STATUS_COUNTS = "status_counts"
+STATUS_MESSAGE = "status_message"
+STATUS_PROVIDER = "status_provider"
+STATUS_FPS = "status_fps"
+
+# --- approval dialogs (one window per kind)
+PLAN_DIALOG = "plan_dialog"
+TICKETS_DIALOG = "tickets_dialog"
+SPAWN_DIALOG = "spawn_dialog"
+TOOL_DIALOG = "tool_dialog"
+
+
+def dialog_part(dialog: str, part: str) -> str:
+    """Shared parts of every approval dialog: body, error, reason, approve, reject, kind, prov."""
+    return f"{dialog}:{part}"
+
+
+def plan_field(index: int, name: str) -> str:
+    """name: title | goal | scope | criteria | drop"""
+    return f"plan_track{index}:{name}"
+
+
+PLAN_ADD = "plan_add_track"
+
+
+def ticket_field(index: int, name: str) -> str:
+    """name: id | title | deps | files | step | model | drop"""
+    return f"review_ticket{index}:{name}"
+
+
+TICKETS_ADD = "review_add_ticket"
+TICKETS_DETAIL_SELECT = "review_detail_select"
+TICKETS_DESCRIPTION = "review_description"
+TICKETS_CRITERIA = "review_criteria"
+TICKETS_PROBLEMS = "review_problems"
+
+SPAWN_MODEL = "spawn_model"
+SPAWN_PROMPT = "spawn_prompt"
+SPAWN_CONTEXT = "spawn_context"
+SPAWN_SYSTEM = "spawn_system"
+
+TOOL_PREVIEW = "tool_preview"
+TOOL_ALWAYS = "tool_always"
+
+
+def tool_arg(name: str) -> str:
+    return f"tool_arg:{_safe(name)}"
+
+
+# --- other dialogs
+SETTINGS_DIALOG = "settings_dialog"
+SETTINGS_SAVE = "settings_save"
+SETTINGS_CANCEL = "settings_cancel"
+SETTINGS_ERROR = "settings_error"
+
+
+def setting(key: str) -> str:
+    """A settings field by its config key, e.g. setting('engine.max_workers')."""
+    return f"setting:{key}"
+
+
+CONFIRM_CLOSE = "confirm_close"
+CONFIRM_CLOSE_TEXT = "confirm_close_text"
+CONFIRM_CLOSE_YES = "confirm_close_yes"
+CONFIRM_CLOSE_NO = "confirm_close_no"
+
+EDIT_TICKET = "edit_ticket_dialog"
+EDIT_TICKET_SAVE = "edit_ticket_save"
+EDIT_TICKET_CANCEL = "edit_ticket_cancel"
+EDIT_TICKET_ERROR = "edit_ticket_error"
+
+
+def edit_field(name: str) -> str:
+    """name: title | description | deps | files | criteria | step"""
+    return f"edit_ticket:{name}"
+
+
+SHUTDOWN_NOTE = "shutdown_note"

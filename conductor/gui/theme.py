@@ -1,0 +1,162 @@
+"""Colours, fonts and the global theme. Status and approval-kind colours are defined once, here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+RGB = tuple[int, int, int]
+
+STATUS_COLOURS: dict[str, RGB] = {
+    "todo": (150, 150, 158),
+    "ready": (120, 180, 255),
+    "awaiting_approval": (255, 190, 70),
+    "running": (250, 220, 90),
+    "review": (190, 140, 255),
+    "done": (110, 210, 120),
+    "failed": (255, 95, 90),
+    "blocked": (255, 140, 60),
+    "skipped": (120, 120, 128),
+    "cancelled": (200, 120, 120),
+    # track statuses
+    "planned": (150, 150, 158),
+    "paused": (255, 190, 70),
+    "stalled": (255, 140, 60),
+    "archived": (110, 110, 118),
+}
+
+KIND_COLOURS: dict[str, RGB] = {
+    "plan": (90, 150, 255),
+    "tickets": (175, 120, 255),
+    "spawn": (60, 200, 190),
+    "tool": (255, 150, 50),
+}
+KIND_LABELS = {"plan": "PLAN REVIEW", "tickets": "TICKET REVIEW", "spawn": "SPAWN APPROVAL", "tool": "TOOL APPROVAL"}
+
+ERROR: RGB = (255, 105, 97)
+WARNING: RGB = (255, 190, 70)
+OK: RGB = (120, 210, 130)
+DIM: RGB = (150, 150, 160)
+ACCENT: RGB = (90, 150, 255)
+DEMO: RGB = (255, 200, 60)
+
+_FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
+              Path("/usr/local/share/fonts"))
+
+
+def status_colour(status: str) -> RGB:
+    return STATUS_COLOURS.get(status, DIM)
+
+
+def _find_font(name: str) -> Path | None:
+    for d in _FONT_DIRS:
+        p = d / name
+        if p.is_file():
+            return p
+    return None
+
+
+def _font(path: Path, size: int) -> int | str:
+    # Dear PyGui 2.3 loads the glyphs a text needs on demand (arrows, box drawing, ...): no ranges to declare.
+    return dpg.add_font(str(path), size)
+
+
+def load_fonts() -> dict[str, int | str | None]:
+    """DejaVu Sans for the UI and DejaVu Sans Mono for streams and diffs, when installed; else the built-in
+    font (readable, just smaller)."""
+    sans, mono = _find_font("DejaVuSans.ttf"), _find_font("DejaVuSansMono.ttf")
+    fonts: dict[str, int | str | None] = {"ui": None, "mono": None, "big": None}
+    with dpg.font_registry():
+        if sans:
+            fonts["ui"] = _font(sans, 15)
+            fonts["big"] = _font(sans, 18)
+        if mono:
+            fonts["mono"] = _font(mono, 14)
+    if fonts["ui"] is not None:
+        dpg.bind_font(fonts["ui"])
+    return fonts
+
+
+def global_theme() -> int | str:
+    """A calm dark theme with rounded frames and clear focus colours."""
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvAll):
+            c = dpg.add_theme_color
+            c(dpg.mvThemeCol_WindowBg, (24, 26, 31))
+            c(dpg.mvThemeCol_ChildBg, (30, 33, 39))
+            c(dpg.mvThemeCol_PopupBg, (34, 37, 44))
+            c(dpg.mvThemeCol_Border, (58, 62, 72))
+            c(dpg.mvThemeCol_FrameBg, (44, 48, 57))
+            c(dpg.mvThemeCol_FrameBgHovered, (56, 62, 74))
+            c(dpg.mvThemeCol_FrameBgActive, (64, 72, 88))
+            c(dpg.mvThemeCol_TitleBg, (36, 40, 50))
+            c(dpg.mvThemeCol_TitleBgActive, (46, 60, 92))
+            c(dpg.mvThemeCol_Button, (52, 70, 110))
+            c(dpg.mvThemeCol_ButtonHovered, (68, 94, 150))
+            c(dpg.mvThemeCol_ButtonActive, (80, 112, 180))
+            c(dpg.mvThemeCol_Header, (48, 60, 86))
+            c(dpg.mvThemeCol_HeaderHovered, (60, 78, 116))
+            c(dpg.mvThemeCol_HeaderActive, (70, 92, 138))
+            c(dpg.mvThemeCol_Tab, (40, 46, 58))
+            c(dpg.mvThemeCol_TabHovered, (68, 94, 150))
+            c(dpg.mvThemeCol_TabActive, (56, 78, 124))
+            c(dpg.mvThemeCol_TableHeaderBg, (40, 44, 54))
+            c(dpg.mvThemeCol_TableRowBgAlt, (34, 37, 44))
+            c(dpg.mvThemeCol_PlotHistogram, (90, 150, 255))
+            c(dpg.mvThemeCol_Text, (222, 224, 230))
+            s = dpg.add_theme_style
+            s(dpg.mvStyleVar_FrameRounding, 4)
+            s(dpg.mvStyleVar_WindowRounding, 6)
+            s(dpg.mvStyleVar_ChildRounding, 4)
+            s(dpg.mvStyleVar_TabRounding, 4)
+            s(dpg.mvStyleVar_FramePadding, 6, 4)
+            s(dpg.mvStyleVar_ItemSpacing, 8, 6)
+            s(dpg.mvStyleVar_CellPadding, 6, 3)
+            s(dpg.mvStyleVar_WindowPadding, 10, 8)
+            s(dpg.mvStyleVar_ScrollbarSize, 12)
+    return theme
+
+
+def button_theme(rgb: RGB) -> int | str:
+    """A button (or badge) in one colour, e.g. the kind of an approval."""
+    r, g, b = rgb
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvAll):
+            dpg.add_theme_color(dpg.mvThemeCol_Button, (r // 2, g // 2, b // 2))
+            dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, (int(r * 0.65), int(g * 0.65), int(b * 0.65)))
+            dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, (int(r * 0.8), int(g * 0.8), int(b * 0.8)))
+            dpg.add_theme_color(dpg.mvThemeCol_Text, (245, 245, 248))
+    return theme
+
+
+def banner_theme(rgb: RGB) -> int | str:
+    r, g, b = rgb
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvAll):
+            dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (r // 4, g // 5, b // 5))
+            dpg.add_theme_color(dpg.mvThemeCol_Border, (r // 2, g // 3, b // 3))
+    return theme
+
+
+class Themes:
+    """Themes built once per context and reused (DPG themes are items; creating one per row would leak)."""
+
+    def __init__(self) -> None:
+        self.fonts = load_fonts()
+        self.global_ = global_theme()
+        dpg.bind_theme(self.global_)
+        self.kind = {k: button_theme(v) for k, v in KIND_COLOURS.items()}
+        self.danger = button_theme((200, 70, 70))
+        self.approve = button_theme((70, 170, 90))
+        self.neutral = button_theme((110, 115, 130))
+        self.demo = button_theme(DEMO)
+        self.banner = {"error": banner_theme(ERROR), "warning": banner_theme(WARNING), "info": banner_theme(ACCENT)}
+
+    def mono(self, item: int | str) -> None:
+        if self.fonts.get("mono") is not None:
+            dpg.bind_item_font(item, self.fonts["mono"])
+
+    def big(self, item: int | str) -> None:
+        if self.fonts.get("big") is not None:
+            dpg.bind_item_font(item, self.fonts["big"])

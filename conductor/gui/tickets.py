@@ -1,0 +1,119 @@
+"""The active track's tickets: the DAG as a table (id, title, dependencies, coloured status, attempts, model,
+blocked/failed reason) with per-ticket actions: retry, skip, edit, cancel and a model override.
+
+Rows are rebuilt only when the set of tickets changes; a status change updates the cells in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dearpygui.dearpygui as dpg
+
+from conductor.app import AppController, TicketRow
+from conductor.gui import tags
+from conductor.gui.theme import ACCENT, DIM, Themes, status_colour
+from conductor.gui.util import safe, set_if_changed
+
+AUTO_MODEL = "auto (ladder)"
+RETRYABLE = {"failed", "blocked", "cancelled", "skipped"}
+SKIPPABLE = {"todo", "ready", "failed", "blocked", "cancelled"}
+EDITABLE = {"todo", "ready", "failed", "blocked", "cancelled", "skipped", "done"}
+CANCELLABLE = {"running", "review", "awaiting_approval"}
+
+
+class TicketsView:
+    def __init__(self, controller: AppController, themes: Themes, on_edit: Callable[[str], None]) -> None:
+        self.c = controller
+        self.themes = themes
+        self.on_edit = on_edit
+        self.seen = -1
+        self.signature: tuple = ()
+        self.models_seen = -1
+
+    def build(self, parent: int | str) -> None:
+        dpg.add_text("No track loaded — plan an epic or load a track from the browser.", parent=parent,
+                     tag=tags.ACTIVE_TRACK_LABEL, color=ACCENT)
+        with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=True,
+                       borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
+                       scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1):
+            for label, weight in (("ID", 0.5), ("Title", 2.2), ("Depends on", 0.9), ("Status", 1.3),
+                                  ("Att.", 0.4), ("Model", 1.7), ("Reason", 2.2), ("Actions", 2.6)):
+                dpg.add_table_column(label=label, init_width_or_weight=weight)
+
+    def refresh(self) -> None:
+        c = self.c
+        if self.seen == c.versions["tickets"] and self.models_seen == c.versions["models"]:
+            return
+        self.seen, self.models_seen = c.versions["tickets"], c.versions["models"]
+        rows = c.ticket_rows()
+        self._header(rows)
+        signature = (c.active_track, tuple((r.id, r.title, r.depends_on) for r in rows), c.versions["models"])
+        if signature != self.signature:
+            self._rebuild(rows)
+            self.signature = signature
+        for row in rows:
+            self._update(row)
+
+    def _header(self, rows: list[TicketRow]) -> None:
+        track = self.c.tracks.get(self.c.active_track or "")
+        if track is None:
+            return
+        done = sum(r.status in ("done", "skipped") for r in rows)
+        set_if_changed(tags.ACTIVE_TRACK_LABEL,
+                       f"{track.title}   ·   {track.status.value}   ·   {done}/{len(rows)} tickets done   ·   {track.id}")
+
+    def _rebuild(self, rows: list[TicketRow]) -> None:
+        for child in dpg.get_item_children(tags.TICKET_TABLE, 1) or []:
+            dpg.delete_item(child)
+        models = [AUTO_MODEL, *self.c.offered_models()]
+        for row in rows:
+            tid = row.id
+            with dpg.table_row(parent=tags.TICKET_TABLE):
+                dpg.add_text(tid)
+                dpg.add_text(row.title, wrap=0)
+                dpg.add_text(", ".join(row.depends_on) or "—", color=DIM)
+                dpg.add_text(row.status, tag=tags.ticket_cell(tid, "status"))
+                dpg.add_text("", tag=tags.ticket_cell(tid, "attempts"))
+                dpg.add_combo(models, default_value=row.model_override or AUTO_MODEL, width=-1,
+                              tag=tags.ticket_action(tid, "model"), user_data=tid, callback=safe(self._override))
+                dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
+                with dpg.group(horizontal=True, horizontal_spacing=4):
+                    for action, label in (("retry", "Retry"), ("skip", "Skip"), ("edit", "Edit"),
+                                          ("cancel", "Cancel")):
+                        b = dpg.add_button(label=label, small=True, tag=tags.ticket_action(tid, action),
+                                           user_data=tid, callback=safe(getattr(self, f"_{action}")))
+                        if action == "cancel":
+                            dpg.bind_item_theme(b, self.themes.danger)
+
+    def _update(self, row: TicketRow) -> None:
+        tid = row.id
+        status_tag = tags.ticket_cell(tid, "status")
+        set_if_changed(status_tag, row.status.replace("_", " "))
+        dpg.configure_item(status_tag, color=status_colour(row.status))
+        set_if_changed(tags.ticket_cell(tid, "attempts"), str(row.attempts) if row.attempts else "—")
+        reason = row.reason or (f"ran on {row.model}" if row.model and row.status != "todo" else "")
+        set_if_changed(tags.ticket_cell(tid, "reason"), reason)
+        set_if_changed(tags.ticket_action(tid, "model"), row.model_override or AUTO_MODEL)
+        for action, allowed in (("retry", RETRYABLE), ("skip", SKIPPABLE), ("edit", EDITABLE),
+                                ("cancel", CANCELLABLE)):
+            tag = tags.ticket_action(tid, action)
+            if dpg.get_item_configuration(tag)["show"] != (row.status in allowed):
+                dpg.configure_item(tag, show=row.status in allowed)
+
+    # -- actions (each names the ticket in its error message when refused)
+
+    def _retry(self, _s: object, _a: object, tid: str) -> None:
+        self.c.ticket_command("retry", tid)
+
+    def _skip(self, _s: object, _a: object, tid: str) -> None:
+        self.c.ticket_command("skip", tid)
+
+    def _cancel(self, _s: object, _a: object, tid: str) -> None:
+        self.c.ticket_command("cancel_ticket", tid)
+
+    def _edit(self, _s: object, _a: object, tid: str) -> None:
+        self.on_edit(tid)
+
+    def _override(self, _s: object, model: str, tid: str) -> None:
+        self.c.set_model_override(tid, None if model == AUTO_MODEL else model)

@@ -1,0 +1,89 @@
+"""Conductor's desktop app.
+
+    python gui_app.py [--workspace DIR] [--config FILE] [--demo] [--provider scripted|gemini]
+
+With no API key the app still opens, says so in the status bar and offers the offline demo. `--demo` runs
+the scripted provider in a scratch workspace, labelled OFFLINE DEMO. The config defaults to ./config.toml
+next to this file when present; the window size and split are saved there on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FIRST_FRAME_ENV = "CONDUCTOR_EXIT_AFTER_FIRST_FRAME"
+"""Set to 1 (or pass --exit-after-first-frame): print 'FIRST_FRAME <unix time>' at the first rendered frame
+and exit. bench/first_frame.py uses it."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="gui_app.py", description="Conductor: plan, run and check work with a "
+                                                                "tiered team of LLM agents.")
+    p.add_argument("--workspace", type=Path, help="the folder the agents work in (default: the current folder)")
+    p.add_argument("--config", type=Path, help="config.toml (default: config.toml next to gui_app.py)")
+    p.add_argument("--demo", action="store_true", help="offline demo: scripted provider, scratch workspace")
+    p.add_argument("--provider", choices=("scripted", "gemini"), help="model provider (default: gemini, or "
+                                                                       "scripted with --demo)")
+    p.add_argument("--exit-after-first-frame", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from conductor.gui.display import NO_DISPLAY_HELP, display_available
+    if not display_available():
+        print(f"conductor: {NO_DISPLAY_HELP}", file=sys.stderr)
+        return 1
+
+    from conductor.app import AppController, make_demo_workspace, open_session
+    from conductor.config import ConfigError, load_config, tracks_dir_for
+
+    config_path = args.config or HERE / "config.toml"
+    try:
+        cfg = load_config(config_path if config_path.exists() or args.config else None)
+    except ConfigError as exc:
+        print(f"conductor: {exc}", file=sys.stderr)
+        return 2
+    provider = args.provider or ("scripted" if args.demo else "gemini")
+    demo = args.demo and provider == "scripted"
+    if demo:
+        workspace, tracks = make_demo_workspace()
+    else:
+        workspace, tracks = (args.workspace or Path.cwd()).resolve(), tracks_dir_for(cfg, config_path)
+    if not workspace.is_dir():
+        print(f"conductor: workspace {workspace} is not a folder", file=sys.stderr)
+        return 2
+    session, note = open_session(cfg, workspace=workspace, tracks_dir=tracks, provider_name=provider, demo=demo)
+    controller = AppController(session, config_path=config_path, demo=demo, provider_name=provider,
+                               provider_note=note)
+    return run(controller, first_frame_exit=args.exit_after_first_frame or os.environ.get(FIRST_FRAME_ENV) == "1")
+
+
+def run(controller: object, *, first_frame_exit: bool) -> int:
+    from conductor.gui.loop import GuiApp
+
+    app = GuiApp(controller, render=True).build()  # type: ignore[arg-type]
+    app.show()
+    if first_frame_exit:
+        def first(gui: GuiApp, _events: object) -> None:
+            print(f"FIRST_FRAME {time.time():.6f}", flush=True)
+            gui.quit()
+        app.after_frame.append(first)
+    else:
+        app.c.recover()
+    try:
+        app.run()
+    finally:
+        problems = app.close()
+    for p in problems:
+        print(f"conductor: {p}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
