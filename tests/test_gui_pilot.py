@@ -28,14 +28,17 @@ def done(c: AppController) -> bool:
 
 
 def answer_until(p: Pilot, until: Callable[[], bool], decide: dict[tuple[str, str | None], Decider] | None = None,
-                 timeout: float = 30.0) -> None:
-    """Answer approvals as they come (custom decisions by (kind, ticket), else approve) until `until()`."""
+                 timeout: float = 30.0, hold: set[tuple[str, str | None]] = frozenset()) -> None:
+    """Answer approvals as they come (custom decisions by (kind, ticket), else approve; `hold` ones are left
+    waiting) until `until()`."""
     decide = decide or {}
 
     def step() -> bool:
         if until():
             return True
         for req in p.pending():
+            if (req.kind.value, req.prov.ticket_id) in hold:
+                continue
             fn = decide.pop((req.kind.value, req.prov.ticket_id), None)
             if fn is not None:
                 fn(p, req)
@@ -370,7 +373,7 @@ def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app
     p = h.pilot
     plan(p, "First epic")
     answer_until(p, lambda: bool(c.ticket_rows()) and c.ticket_rows()[0].status == "done"
-                 and len(p.pending("spawn")) == 2)                  # mid-track: T2 and T3 wait to start
+                 and len(p.pending("spawn")) == 2, hold={("spawn", "T2"), ("spawn", "T3")})  # T2, T3 wait
     track_id = c.active_track
     plan(p, "Second epic")                                         # and a plan review waits too
     p.wait_until(lambda: len(p.pending("plan")) == 1)
