@@ -230,7 +230,7 @@ class LogEntry:
     def line(self) -> str:
         where = " ".join(x for x in (f"T{self.tier}" if self.tier else "", self.ticket_id or "") if x)
         stamp = time.strftime("%H:%M:%S", time.localtime(self.ts))
-        return f"{stamp}  {self.level.upper():5}  {where:10}  {self.kind:18}  {self.text}"
+        return f"{stamp}  {self.level.upper():7}  {where:8}  {self.kind:18}  {self.text}"
 
 
 @dataclass
@@ -578,10 +578,11 @@ class AppController:
         ledger = self.session.ledger
         view = UsageView()
         view.by_tier = [usage_row(TIER_NAMES.get(k, f"tier {k}"), v) for k, v in sorted(ledger.by_tier().items())]
-        view.by_ticket = [usage_row(f"{(tr or '')[:28]} / {tk}", v)
-                          for (tr, tk), v in sorted(ledger.by_ticket().items(), key=lambda kv: (str(kv[0][0]),
-                                                                                               str(kv[0][1])))
-                          if tk is not None]
+        tickets = sorted(((tr, tk, v) for (tr, tk), v in ledger.by_ticket().items() if tk is not None),
+                         key=lambda x: (str(x[0]), x[1]))
+        several = len({tr for tr, _, _ in tickets}) > 1
+        view.by_ticket = [usage_row(f"{tk} · {self._track_title(tr)[:22]}" if several else tk, v)
+                          for tr, tk, v in tickets]
         view.by_model = [usage_row(k, v) for k, v in sorted(ledger.by_model().items())]
         total = ledger.total()
         view.total = usage_row("Total", total)
@@ -589,6 +590,10 @@ class AppController:
         self._fill_budget(view, total)
         self._usage_cache = (self.versions["usage"], view)
         return view
+
+    def _track_title(self, track_id: str | None) -> str:
+        track = self.tracks.get(track_id or "")
+        return track.title if track is not None else str(track_id)
 
     def _fill_series(self, view: UsageView, records: Iterable[Any]) -> None:
         recs = sorted(records, key=lambda r: r.ts)

@@ -10,6 +10,7 @@ from conductor.gui import tags
 from conductor.gui.theme import ACCENT, DIM, ERROR, Themes
 
 COLUMNS = ("", "Calls", "Prompt", "Output", "Thinking", "Cached", "Cost")
+WEIGHTS = (2.3, 0.6, 0.9, 0.9, 1.0, 0.9, 1.1)
 
 
 class DashboardView:
@@ -20,8 +21,8 @@ class DashboardView:
 
     def build(self, parent: int | str) -> None:
         with dpg.table(parent=parent, header_row=False, resizable=True, policy=dpg.mvTable_SizingStretchProp):
-            dpg.add_table_column(init_width_or_weight=0.6)
-            dpg.add_table_column(init_width_or_weight=0.4)
+            dpg.add_table_column(init_width_or_weight=0.64)
+            dpg.add_table_column(init_width_or_weight=0.36)
             with dpg.table_row():
                 with dpg.child_window(border=False, tag="dash_left"):
                     self._table("By tier", tags.USAGE_TIER_TABLE)
@@ -45,8 +46,8 @@ class DashboardView:
         dpg.add_text(title, color=ACCENT)
         with dpg.table(tag=tag, header_row=True, borders_innerH=True, borders_outerH=True, row_background=True,
                        policy=dpg.mvTable_SizingStretchProp):
-            for i, name in enumerate(COLUMNS):
-                dpg.add_table_column(label=name, init_width_or_weight=3.0 if i == 0 else 1.0)
+            for name, weight in zip(COLUMNS, WEIGHTS):
+                dpg.add_table_column(label=name, init_width_or_weight=weight)
         dpg.add_spacer(height=4)
 
     def refresh(self) -> None:
@@ -65,7 +66,9 @@ class DashboardView:
         dpg.set_value(tags.BUDGET_BAR, view.budget_fraction)
         dpg.configure_item(tags.BUDGET_BAR, overlay=f"{view.budget_fraction:.0%}" if view.budget_fraction else "")
         dpg.set_value(tags.BUDGET_LABEL, view.budget_label)
-        dpg.configure_item(tags.BUDGET_LABEL, color=ERROR if view.budget_fraction >= 1 else DIM)
+        spent = view.budget_fraction >= 1
+        dpg.configure_item(tags.BUDGET_LABEL, color=ERROR if spent else DIM)
+        dpg.bind_item_theme(tags.BUDGET_BAR, self.themes.bar_spent if spent else self.themes.bar_ok)
         dpg.set_value(tags.SERIES_TOKENS, [view.series_t, view.series_tokens])
         dpg.set_value(tags.SERIES_COST, [view.series_t, view.series_cost])
 

@@ -29,6 +29,42 @@ from conductor.gui.theme import Themes
 HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
+APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
+               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET)
+
+
+class _Process:
+    """Dear PyGui state that outlives one app in this process.
+
+    Dear PyGui 2.2+ does not tear the viewport's window and GL backend down in destroy_context()
+    (hoffstadt/DearPyGui#2662); a second context with a viewport in the same process then crashes on its
+    first frame. So once a viewport was shown, the context is kept and reused: a closed app deletes its
+    windows, the next app builds into the same context and viewport (tests open several apps in one process).
+    Fonts and themes are made once per context."""
+
+    context = False
+    viewport = False
+    themes: Themes | None = None
+
+    @classmethod
+    def ensure_context(cls) -> Themes:
+        if not cls.context:
+            dpg.create_context()
+            dpg.configure_app(manual_callback_management=True)
+            cls.context, cls.themes = True, Themes()
+        assert cls.themes is not None
+        return cls.themes
+
+    @classmethod
+    def release(cls) -> None:
+        if cls.viewport:
+            for tag in APP_WINDOWS:
+                if dpg.does_item_exist(tag):
+                    dpg.delete_item(tag)
+            return
+        dpg.destroy_context()
+        cls.context, cls.themes = False, None
+
 
 class GuiApp:
     def __init__(self, controller: AppController, *, render: bool, title: str = "Conductor") -> None:
@@ -41,9 +77,7 @@ class GuiApp:
         self.after_frame: list[Callable[[GuiApp, list[Event]], None]] = []
         """Hooks run at the end of every frame (the bench measures latency here; the entry point prints the
         first-frame time)."""
-        dpg.create_context()
-        dpg.configure_app(manual_callback_management=True)
-        self.themes = Themes()
+        self.themes = _Process.ensure_context()
         self.dialogs = DialogManager(controller, self.themes)
         self.settings = SettingsDialog(controller, self.themes)
         self.confirm = ConfirmCloseDialog(controller, self.themes, on_quit=self.quit)
@@ -66,12 +100,14 @@ class GuiApp:
     def show(self) -> None:
         """Create and show the viewport. The caller must have checked that a display can be opened
         (conductor.gui.display): show_viewport() aborts the process without one."""
-        gui = self.c.cfg.gui
-        dpg.create_viewport(title=self.title, width=gui.width, height=gui.height, x_pos=0, y_pos=0,
-                            min_width=900, min_height=600, disable_close=True)
+        if not _Process.viewport:
+            gui = self.c.cfg.gui
+            dpg.create_viewport(title=self.title, width=gui.width, height=gui.height, x_pos=0, y_pos=0,
+                                min_width=900, min_height=600, disable_close=True)
+            dpg.setup_dearpygui()
+            dpg.show_viewport()
+            _Process.viewport = True
         dpg.set_exit_callback(self.request_close)
-        dpg.setup_dearpygui()
-        dpg.show_viewport()
 
     # ---------------- frames
 
@@ -128,5 +164,5 @@ class GuiApp:
             dpg.render_dearpygui_frame()
         problems = self.c.shutdown(10.0, layout=self.window.layout_state() if self.render else None)
         util.set_error_sink(None)
-        dpg.destroy_context()
+        _Process.release()
         return problems

@@ -102,6 +102,12 @@ class Pilot:
 
     select = type
 
+    def select_tab(self, tab_bar: str, tab: str) -> None:
+        """Bring a tab to the front (as clicking its header would)."""
+        self._usable(tab)
+        dpg.set_value(tab_bar, tab)
+        self.frame(2)
+
     def value(self, tag: str) -> Any:
         if not dpg.does_item_exist(tag):
             raise PilotError(f"no widget {tag!r}")

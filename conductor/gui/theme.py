@@ -84,7 +84,9 @@ def global_theme() -> int | str:
         with dpg.theme_component(dpg.mvAll):
             c = dpg.add_theme_color
             c(dpg.mvThemeCol_WindowBg, (24, 26, 31))
-            c(dpg.mvThemeCol_ChildBg, (30, 33, 39))
+            # Child windows draw no background of their own: on a software renderer (llvmpipe under Xvfb)
+            # every nested fill costs a full pass over its pixels; borders alone separate the panes.
+            c(dpg.mvThemeCol_ChildBg, (0, 0, 0, 0))
             c(dpg.mvThemeCol_PopupBg, (34, 37, 44))
             c(dpg.mvThemeCol_Border, (58, 62, 72))
             c(dpg.mvThemeCol_FrameBg, (44, 48, 57))
@@ -130,6 +132,13 @@ def button_theme(rgb: RGB) -> int | str:
     return theme
 
 
+def bar_theme(rgb: RGB) -> int | str:
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvProgressBar):
+            dpg.add_theme_color(dpg.mvThemeCol_PlotHistogram, rgb)
+    return theme
+
+
 def banner_theme(rgb: RGB) -> int | str:
     r, g, b = rgb
     with dpg.theme() as theme:
@@ -151,6 +160,8 @@ class Themes:
         self.approve = button_theme((70, 170, 90))
         self.neutral = button_theme((110, 115, 130))
         self.demo = button_theme(DEMO)
+        self.bar_ok = bar_theme(ACCENT)
+        self.bar_spent = bar_theme(ERROR)
         self.banner = {"error": banner_theme(ERROR), "warning": banner_theme(WARNING), "info": banner_theme(ACCENT)}
 
     def mono(self, item: int | str) -> None:

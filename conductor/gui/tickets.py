@@ -16,6 +16,7 @@ from conductor.gui.theme import ACCENT, DIM, Themes, status_colour
 from conductor.gui.util import safe, set_if_changed
 
 AUTO_MODEL = "auto (ladder)"
+AUTO_PREFIX = "auto: "
 RETRYABLE = {"failed", "blocked", "cancelled", "skipped"}
 SKIPPABLE = {"todo", "ready", "failed", "blocked", "cancelled"}
 EDITABLE = {"todo", "ready", "failed", "blocked", "cancelled", "skipped", "done"}
@@ -34,11 +35,11 @@ class TicketsView:
     def build(self, parent: int | str) -> None:
         dpg.add_text("No track loaded — plan an epic or load a track from the browser.", parent=parent,
                      tag=tags.ACTIVE_TRACK_LABEL, color=ACCENT)
-        with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=True,
+        with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=False,
                        borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
                        scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1):
-            for label, weight in (("ID", 0.5), ("Title", 2.2), ("Depends on", 0.9), ("Status", 1.3),
-                                  ("Att.", 0.4), ("Model", 1.7), ("Reason", 2.2), ("Actions", 2.6)):
+            for label, weight in (("ID", 0.45), ("Title", 2.0), ("Deps", 0.8), ("Status", 1.3),
+                                  ("Att.", 0.4), ("Model", 2.1), ("Reason", 2.0), ("Actions", 2.3)):
                 dpg.add_table_column(label=label, init_width_or_weight=weight)
 
     def refresh(self) -> None:
@@ -71,11 +72,13 @@ class TicketsView:
             tid = row.id
             with dpg.table_row(parent=tags.TICKET_TABLE):
                 dpg.add_text(tid)
-                dpg.add_text(row.title, wrap=0)
+                title = dpg.add_text(row.title)  # one line per ticket: long titles are clipped, full in the tooltip
+                with dpg.tooltip(title):
+                    dpg.add_text(row.title)
                 dpg.add_text(", ".join(row.depends_on) or "—", color=DIM)
                 dpg.add_text(row.status, tag=tags.ticket_cell(tid, "status"))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "attempts"))
-                dpg.add_combo(models, default_value=row.model_override or AUTO_MODEL, width=-1,
+                dpg.add_combo(models, default_value=model_label(row), width=-1,
                               tag=tags.ticket_action(tid, "model"), user_data=tid, callback=safe(self._override))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
                 with dpg.group(horizontal=True, horizontal_spacing=4):
@@ -92,9 +95,8 @@ class TicketsView:
         set_if_changed(status_tag, row.status.replace("_", " "))
         dpg.configure_item(status_tag, color=status_colour(row.status))
         set_if_changed(tags.ticket_cell(tid, "attempts"), str(row.attempts) if row.attempts else "—")
-        reason = row.reason or (f"ran on {row.model}" if row.model and row.status != "todo" else "")
-        set_if_changed(tags.ticket_cell(tid, "reason"), reason)
-        set_if_changed(tags.ticket_action(tid, "model"), row.model_override or AUTO_MODEL)
+        set_if_changed(tags.ticket_cell(tid, "reason"), row.reason)
+        set_if_changed(tags.ticket_action(tid, "model"), model_label(row))
         for action, allowed in (("retry", RETRYABLE), ("skip", SKIPPABLE), ("edit", EDITABLE),
                                 ("cancel", CANCELLABLE)):
             tag = tags.ticket_action(tid, action)
@@ -116,4 +118,11 @@ class TicketsView:
         self.on_edit(tid)
 
     def _override(self, _s: object, model: str, tid: str) -> None:
-        self.c.set_model_override(tid, None if model == AUTO_MODEL else model)
+        self.c.set_model_override(tid, None if model == AUTO_MODEL or model.startswith(AUTO_PREFIX) else model)
+
+
+def model_label(row: TicketRow) -> str:
+    """The combo shows the override, else which model the ladder picked (or will pick)."""
+    if row.model_override:
+        return row.model_override
+    return f"{AUTO_PREFIX}{row.model}" if row.model else AUTO_MODEL

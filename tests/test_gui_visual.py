@@ -1,0 +1,138 @@
+"""Visual simulations: the real app in a real window (under Xvfb in CI), driven by the pilot through the whole
+lifecycle and the negative flows, with a screenshot of each stage checked to be non-blank. These tests are
+at this layer because only a rendered frame shows that the layout, fonts and dialogs actually draw.
+
+Screenshots go to <pytest tmp_path>/artifacts (never committed). Skipped, with the reason, without a display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gui_support import app_factory, assert_not_blank, make_controller, make_session, needs_display  # noqa: F401
+from test_gui_pilot import answer_until, assert_dashboard_is_the_ledger, done, plan
+
+from conductor.app import stream_key
+from conductor.config import Config
+from conductor.errors import BadRequest
+from conductor.gui import tags
+from conductor.gui.pilot import Pilot
+from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
+
+pytestmark = [pytest.mark.gui, needs_display]
+
+
+def shoot(p: Pilot, folder: Path, name: str) -> Path:
+    path = p.screenshot(folder / f"{name}.png")
+    assert_not_blank(path)
+    return path
+
+
+def test_visual_lifecycle_with_screenshots(tmp_path: Path, app_factory) -> None:
+    cfg = Config()
+    cfg.engine.step_mode = True
+    provider = ScriptedProvider(chunk_delay_s=0.002)
+    c = make_controller(make_session(tmp_path, provider, cfg), demo=True)
+    p = app_factory(c, render=True).pilot
+    art = tmp_path / "artifacts"
+    shoot(p, art, "01-start")
+
+    plan(p, "Add OAuth login to this repo")
+    p.wait_for_approval("plan")
+    p.type(tags.plan_field(0, "title"), "OAuth login")
+    shoot(p, art, "02-plan-review")
+    assert p.approve("plan") == ""
+
+    p.wait_for_approval("tickets")
+    p.type(tags.ticket_field(2, "deps"), "T1, T9")
+    assert "unknown ticket 'T9'" in p.value(tags.TICKETS_PROBLEMS)
+    shoot(p, art, "03-ticket-review-invalid")
+    p.type(tags.ticket_field(2, "deps"), "T1")
+    assert p.approve("tickets") == ""
+
+    p.wait_for_approval("spawn")
+    shoot(p, art, "04-spawn-approval")
+    assert p.approve("spawn") == ""
+    p.wait_for_approval("tool")
+    p.open_approval("tool")
+    p.type(tags.tool_arg("path"), "notes/survey-reviewed.md")
+    shoot(p, art, "05-tool-approval-edited")
+    assert p.approve("tool") == ""
+
+    p.app.dialogs.auto_open = False  # look at the main window mid-run
+    answer_until(p, lambda: c.ticket_rows()[3].status in ("awaiting_approval", "running"),
+                 {("tool", "T2"): lambda p, r: p.reject("tool", "not this file")})
+    shoot(p, art, "06-running")
+    p.app.dialogs.auto_open = True
+    answer_until(p, lambda: done(c))
+    shoot(p, art, "07-done")
+    p.select_tab(tags.MAIN_TABS, tags.DASHBOARD_TAB)
+    shoot(p, art, "08-dashboard")
+    p.select_tab(tags.MAIN_TABS, tags.LOG_TAB)
+    shoot(p, art, "09-log")
+
+    ws = c.session.workspace
+    assert (ws / "notes" / "survey-reviewed.md").exists() and not (ws / "notes" / "model.md").exists()
+    assert "OAuth login" in p.value(tags.pane_text("tier1"))
+    assert '"T4"' in p.value(tags.pane_text("tier2"))
+    assert "Work on T5 is complete" in p.value(tags.pane_text(stream_key("tier3:T5", c.active_track)))
+    assert "[T6]" in p.value(tags.pane_text("tier4"))
+    assert_dashboard_is_the_ledger(p)
+    assert len(list(art.glob("*.png"))) == 9
+
+
+def test_visual_provider_error(tmp_path: Path, app_factory) -> None:
+    def t2(req, n):  # noqa: ANN001, ANN202
+        return Reply(fault=BadRequest("400 API key not valid")) if n == 0 else demo_reply(req, n)
+    c = make_controller(make_session(tmp_path, ScriptedProvider({(3, "T2"): t2})))
+    p = app_factory(c, render=True).pilot
+    plan(p)
+    answer_until(p, lambda: p.shown(tags.BANNER))
+    assert "API key not valid" in p.value(tags.BANNER_TEXT)
+    p.wait_until(lambda: c.ticket_rows()[3].status == "blocked")
+    shoot(p, tmp_path / "artifacts", "error-provider")
+    p.click(tags.ticket_action("T2", "retry"))
+    answer_until(p, lambda: done(c))
+
+
+def test_visual_malformed_plan_and_budget(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path / "a", ScriptedProvider({1: [Reply(text="{not json")]})))
+    p = app_factory(c, render=True).pilot
+    plan(p)
+    p.wait_until(lambda: p.shown(tags.BANNER))
+    assert "no valid answer" in p.value(tags.BANNER_TEXT)
+    shoot(p, tmp_path / "artifacts", "error-malformed-plan")
+
+    cfg = Config()
+    cfg.budget.max_tokens = 600
+    c2 = make_controller(make_session(tmp_path / "b", cfg=cfg))
+    p2 = app_factory(c2, render=True).pilot
+    plan(p2)
+    answer_until(p2, lambda: p2.shown(tags.BANNER) and "budget" in p2.value(tags.BANNER_TEXT))
+    p2.wait_until(lambda: c2.tracks[c2.active_track].status.value == "paused")
+    p2.select_tab(tags.MAIN_TABS, tags.DASHBOARD_TAB)
+    shoot(p2, tmp_path / "artifacts", "error-budget")
+
+
+def test_visual_cancel_mid_stream_and_restart(tmp_path: Path, app_factory) -> None:
+    provider = ScriptedProvider({(3, "T1"): [Reply(text="streaming worker output " * 200)]}, chunk_delay_s=0.01)
+    c = make_controller(make_session(tmp_path, provider))
+    h = app_factory(c, render=True)
+    p = h.pilot
+    plan(p)
+    key = lambda: stream_key("tier3:T1", c.active_track)  # noqa: E731
+    answer_until(p, lambda: bool(c.active_track) and len(c.streams.text(key())) > 200)
+    p.click(tags.ticket_action("T1", "cancel"))
+    p.wait_until(lambda: p.value(tags.ticket_cell("T1", "status")) == "cancelled")
+    shoot(p, tmp_path / "artifacts", "cancelled-mid-stream")
+    track_id = c.active_track
+    assert h.close() == []
+
+    c2 = make_controller(make_session(tmp_path))
+    p2 = app_factory(c2, render=True).pilot
+    p2.click(tags.track_load(track_id))
+    p2.wait_until(lambda: "streaming worker output" in p2.value(tags.pane_text(key())))
+    shoot(p2, tmp_path / "artifacts", "restarted")
+    p2.click(tags.track_resume(track_id))
+    answer_until(p2, lambda: done(c2), timeout=60)
