@@ -35,20 +35,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from conductor.gui.display import NO_DISPLAY_HELP, display_available
-    if not display_available():
-        print(f"conductor: {NO_DISPLAY_HELP}", file=sys.stderr)
-        return 1
-
-    from conductor.app import AppController, make_demo_workspace, open_session
     from conductor.config import ConfigError, load_config, tracks_dir_for
 
     config_path = args.config or HERE / "config.toml"
     try:
-        cfg = load_config(config_path if config_path.exists() or args.config else None)
+        cfg = load_config(config_path if config_path.exists() else None)  # a missing file: defaults, saved on exit
     except ConfigError as exc:
         print(f"conductor: {exc}", file=sys.stderr)
         return 2
+    from conductor.gui.display import NO_DISPLAY_HELP, display_available
+    if not display_available():  # show_viewport() would abort the process: say what to do instead
+        print(f"conductor: {NO_DISPLAY_HELP}", file=sys.stderr)
+        return 1
+
+    from conductor.app import AppController, make_demo_workspace, open_session
     provider = args.provider or ("scripted" if args.demo else "gemini")
     demo = args.demo and provider == "scripted"
     if demo:
@@ -71,7 +71,8 @@ def run(controller: object, *, first_frame_exit: bool) -> int:
     app.show()
     if first_frame_exit:
         def first(gui: GuiApp, _events: object) -> None:
-            print(f"FIRST_FRAME {time.time():.6f}", flush=True)
+            sdk = int("google.genai" in sys.modules)  # must stay 0: the SDK loads lazily, never at start-up
+            print(f"FIRST_FRAME {time.time():.6f} sdk_loaded={sdk}", flush=True)
             gui.quit()
         app.after_frame.append(first)
     else:

@@ -411,6 +411,7 @@ class AppController:
         if ev.ticket_id is None:
             if track is not None:
                 track.status = TrackStatus(ev.new)
+                self.status_message = f"{track.title}: {ev.new}"
             self._log(ev, "track_status", "info", f"track {ev.track_id} {ev.old or '-'} → {ev.new}")
             self._bump("tracks", "status")
             return
@@ -676,7 +677,7 @@ class AppController:
             handle = self.session.plan_epic(epic)
         except (ValueError, ConductorError, OSError) as exc:
             return self.fail(f"Cannot plan: {exc}")
-        self.status_message = f"planning {handle.epic_id}"
+        self.status_message = f"planning: Tier 1 is reading the epic ({handle.epic_id})"
         self._bump("status")
         return None
 
@@ -851,6 +852,8 @@ class AppController:
     def shutdown(self, timeout: float = 10.0, layout: dict[str, int] | None = None) -> list[str]:
         """Cancel and join all work, then save the layout. Returns problems (shown or printed by the caller)."""
         problems = []
+        if self._models_thread is not None:
+            self._models_thread.join(min(timeout, 2.0))  # a slow model list must not hold the exit for long
         try:
             self.session.shutdown(timeout)
         except (TimeoutError, ConductorError, OSError) as exc:

@@ -418,3 +418,50 @@ def test_tool_approval_pending_at_shutdown_is_asked_again(tmp_path: Path, app_fa
     c2.resume_track(track_id)
     req = p2.wait_for_approval("tool", timeout=5)
     assert req.prov.ticket_id == "T1"
+
+
+# ---------------------------------------------------------------- no API key, pause/resume, archive
+
+def test_without_an_api_key_the_app_says_so_and_offers_the_demo(tmp_path: Path, app_factory,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from conductor.app import AppController, open_session
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    session, note = open_session(Config(), workspace=make_session(tmp_path).workspace, tracks_dir=tmp_path / "t2",
+                                 provider_name="gemini")
+    c = AppController(session, provider_name="gemini", provider_note=note)
+    p = app_factory(c).pilot
+    assert "no API key" in p.value(tags.STATUS_PROVIDER)
+    assert p.shown(tags.DEMO_BUTTON) and not p.shown(tags.DEMO_LABEL)
+    plan(p)
+    assert "GEMINI_API_KEY" in p.value(tags.BANNER_TEXT)
+    p.click(tags.DEMO_BUTTON)
+    assert c.demo and p.shown(tags.DEMO_LABEL) and not p.shown(tags.DEMO_BUTTON)
+    assert "OFFLINE DEMO" in p.value(tags.STATUS_PROVIDER)
+    assert p.value(tags.PROVIDER_COMBO) == "scripted"
+    assert "conductor-demo-" in p.value(tags.WORKSPACE_INPUT)
+    assert (Path(p.value(tags.WORKSPACE_INPUT)) / "README.md").exists()
+    plan(p)
+    assert p.wait_for_approval("plan", timeout=15)
+
+
+def test_pause_resume_and_archive_from_the_toolbar_and_browser(tmp_path: Path, app_factory) -> None:
+    provider = ScriptedProvider({(3, "T1"): [Reply(text="working on it " * 30)]}, chunk_delay_s=0.01)
+    c = make_controller(make_session(tmp_path, provider))
+    p = app_factory(c).pilot
+    plan(p)
+    answer_until(p, lambda: bool(c.ticket_rows()) and c.ticket_rows()[0].status == "running")
+    p.click(tags.PAUSE)
+    answer_until(p, lambda: c.tracks[c.active_track].status.value == "paused"
+                 and c.ticket_rows()[0].status == "done")
+    p.frame(5)
+    assert c.ticket_rows()[1].status in ("todo", "ready"), "nothing new starts while paused"
+    p.click(tags.RESUME)
+    answer_until(p, lambda: done(c))
+    track_id = c.active_track
+    p.wait_until(lambda: p.shown(tags.track_archive(track_id)))
+    p.click(tags.track_archive(track_id))
+    p.wait_until(lambda: c.tracks[track_id].status.value == "archived")
+    assert p.value(tags.track_status(track_id)).startswith("archived")
+    assert not p.shown(tags.track_archive(track_id))

@@ -136,3 +136,61 @@ def test_visual_cancel_mid_stream_and_restart(tmp_path: Path, app_factory) -> No
     shoot(p2, tmp_path / "artifacts", "restarted")
     p2.click(tags.track_resume(track_id))
     answer_until(p2, lambda: done(c2), timeout=60)
+
+
+def test_panes_follow_new_text_only_when_at_the_bottom(tmp_path: Path, app_factory) -> None:
+    import dearpygui.dearpygui as dpg
+
+    from conductor.events import Provenance, StreamDelta
+    c = make_controller(make_session(tmp_path))
+    p = app_factory(c, render=True).pilot
+    scroll = tags.pane_scroll("tier1")
+
+    def post(n: int) -> None:
+        for i in range(n):
+            c.events.post(StreamDelta(prov=Provenance(tier=1), stream_id="tier1", text=f"line {i}\n"))
+
+    post(200)
+    p.wait_until(lambda: dpg.get_y_scroll_max(scroll) > 0 and dpg.get_y_scroll(scroll) == dpg.get_y_scroll_max(scroll),
+                 what="the pane to follow to the bottom")
+    dpg.set_y_scroll(scroll, 0.0)                      # the user scrolls up to read
+    p.frame(3)
+    before_max = dpg.get_y_scroll_max(scroll)
+    post(50)
+    p.wait_until(lambda: dpg.get_y_scroll_max(scroll) > before_max, what="new text laid out")
+    p.frame(2)
+    assert dpg.get_y_scroll(scroll) == 0.0, "reading position kept while new text arrives"
+    dpg.set_y_scroll(scroll, dpg.get_y_scroll_max(scroll))   # back at the bottom
+    p.frame(3)
+    post(50)
+    p.wait_until(lambda: dpg.get_y_scroll(scroll) == dpg.get_y_scroll_max(scroll)
+                 and "line 49" in p.value(tags.pane_text("tier1")).splitlines()[-1], what="following again")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/xdotool").exists(), reason="xdotool is not installed (apt install xdotool)")
+def test_dragging_the_splitter_resizes_and_the_layout_is_saved(tmp_path: Path, app_factory) -> None:
+    import subprocess
+
+    import dearpygui.dearpygui as dpg
+
+    from conductor.config import load_config
+    path = tmp_path / "config.toml"
+    c = make_controller(make_session(tmp_path), config_path=path)
+    h = app_factory(c, render=True)
+    p = h.pilot
+    p.frame(3)
+    (x, y), (w, hgt) = dpg.get_item_rect_min(tags.V_SPLITTER), dpg.get_item_rect_size(tags.V_SPLITTER)
+    cx, cy, start = int(x + w / 2), int(y + hgt / 2), p.app.window.left_width
+
+    def xdo(*args: object) -> None:
+        subprocess.run(["/usr/bin/xdotool", *map(str, args)], check=True, timeout=10)
+
+    xdo("mousemove", cx, cy, "mousedown", "1")
+    p.wait_until(lambda: dpg.is_item_active(tags.V_SPLITTER), what="the splitter grabbed")
+    xdo("mousemove", cx + 120, cy)
+    p.wait_until(lambda: p.app.window.left_width >= start + 100, what="the left pane to widen")
+    xdo("mouseup", "1")
+    p.wait_until(lambda: not dpg.is_item_active(tags.V_SPLITTER))
+    shoot(p, tmp_path / "artifacts", "wider-left-pane")
+    assert h.close() == []
+    assert load_config(path).gui.left_width == p.app.window.left_width

@@ -93,7 +93,6 @@ class GuiApp:
         self.confirm.build()
         self.edit.build()
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
-        self.c.fetch_models()
         self.refresh()
         return self
 
@@ -131,6 +130,8 @@ class GuiApp:
             if jobs:
                 dpg.run_callbacks(jobs)
         self.frames += 1
+        if self.frames == 2:
+            self.c.fetch_models()  # after the first frame: the provider's model list may import an SDK
         ms = (time.perf_counter() - start) * 1000
         self.frame_ms.append(ms)
         if self.render and self.frames % 30 == 0:
