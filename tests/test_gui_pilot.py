@@ -465,3 +465,22 @@ def test_pause_resume_and_archive_from_the_toolbar_and_browser(tmp_path: Path, a
     p.wait_until(lambda: c.tracks[track_id].status.value == "archived")
     assert p.value(tags.track_status(track_id)).startswith("archived")
     assert not p.shown(tags.track_archive(track_id))
+
+
+def test_a_bug_while_drawing_is_shown_and_the_app_keeps_running(tmp_path: Path, app_factory) -> None:
+    from conductor.approvals import ApprovalKind, ApprovalRequest
+    from conductor.events import ApprovalRequested, Provenance
+    from conductor.gui import util
+    c = make_controller(make_session(tmp_path))
+    p = app_factory(c).pilot
+    util.STRICT = False  # as in the real app
+    bad = ApprovalRequest("tool-bad", ApprovalKind.TOOL, Provenance(tier=3), "bad payload",
+                          {"tool": "write_file", "call_id": "c1", "args": ["not", "a", "dict"]})
+    c.apply(ApprovalRequested(prov=bad.prov, request=bad))
+    p.frame(3)
+    assert "Internal error while drawing" in p.value(tags.BANNER_TEXT)
+    errors = len(c.errors)
+    p.frame(5)
+    assert len(c.errors) == errors, "reported once, not every frame"
+    plan(p)                                            # and everything else still works
+    assert p.wait_for_approval("plan")

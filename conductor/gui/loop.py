@@ -12,6 +12,7 @@ next event on the queue instead (no sleeping), so the pilot can drive the real i
 from __future__ import annotations
 
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 
@@ -74,6 +75,7 @@ class GuiApp:
         self.quit_requested = False
         self.frames = 0
         self.frame_ms: deque[float] = deque(maxlen=240)
+        self._last_error = ""
         self.after_frame: list[Callable[[GuiApp, list[Event]], None]] = []
         """Hooks run at the end of every frame (the bench measures latency here; the entry point prints the
         first-frame time)."""
@@ -111,10 +113,20 @@ class GuiApp:
     # ---------------- frames
 
     def refresh(self) -> None:
-        self.dialogs.blocked = bool(dpg.is_item_shown(tags.SETTINGS_DIALOG) or dpg.is_item_shown(tags.CONFIRM_CLOSE)
-                                    or dpg.is_item_shown(tags.EDIT_TICKET))
-        self.window.refresh()
-        self.dialogs.refresh()
+        """Bring the widgets up to date. A bug in a view is shown in the banner (once) and never stops the loop."""
+        try:
+            self.dialogs.blocked = bool(dpg.is_item_shown(tags.SETTINGS_DIALOG) or dpg.is_item_shown(tags.CONFIRM_CLOSE)
+                                        or dpg.is_item_shown(tags.EDIT_TICKET))
+            self.window.refresh()
+            self.dialogs.refresh()
+        except Exception as exc:  # noqa: BLE001 — the GUI must keep running; the error is shown, not swallowed
+            if util.STRICT:
+                raise
+            message = f"Internal error while drawing: {type(exc).__name__}: {exc}"
+            if message != self._last_error:
+                self._last_error = message
+                traceback.print_exc()
+                self.c.fail(message)
 
     def frame(self) -> list[Event]:
         """One frame: events → view-model → widgets → render → callbacks. Returns the events applied."""

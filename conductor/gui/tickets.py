@@ -38,8 +38,8 @@ class TicketsView:
         with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=False,
                        borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
                        scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1):
-            for label, weight in (("ID", 0.45), ("Title", 2.4), ("Deps", 0.75), ("Status", 1.3),
-                                  ("Att.", 0.4), ("Model", 2.3), ("Reason", 1.7), ("Actions", 2.0)):
+            for label, weight in (("ID", 0.45), ("Title", 2.2), ("Deps", 0.7), ("Status", 1.3),
+                                  ("Att.", 0.4), ("Model", 2.7), ("Reason", 1.6), ("Actions", 1.8)):
                 dpg.add_table_column(label=label, init_width_or_weight=weight)
 
     def refresh(self) -> None:

@@ -70,7 +70,11 @@ class DialogManager:
             cur = None
         self.snoozed &= set(self.c.pending)
         if cur is None and self.auto_open and not self.blocked:
-            for req in self.c.pending.values():
+            for req in list(self.c.pending.values()):
                 if req.id not in self.snoozed:
-                    self.open(req.id)
+                    try:
+                        self.open(req.id)
+                    except Exception:
+                        self.snoozed.add(req.id)  # shown once as an error, not retried every frame
+                        raise
                     break
