@@ -386,7 +386,7 @@ def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app
     p2 = app_factory(c2).pilot
     c2.recover()
     assert p2.wait_for_approval("plan").payload["epic"] == "Second epic"
-    p2.app.dialogs.current()._closed_by_user()                     # look at the main window first
+    p2.app.dialogs.current().dismiss()                     # look at the main window first
     assert c2.session.ledger.total().total_tokens == tokens
     p2.wait_until(lambda: p2.shown(tags.track_load(track_id)))
     p2.click(tags.track_load(track_id))

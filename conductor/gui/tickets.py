@@ -39,7 +39,7 @@ class TicketsView:
                        borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
                        scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1):
             for label, weight in (("ID", 0.45), ("Title", 2.2), ("Deps", 0.7), ("Status", 1.3),
-                                  ("Att.", 0.4), ("Model", 2.7), ("Reason", 1.6), ("Actions", 1.8)):
+                                  ("Att.", 0.4), ("Model", 2.4), ("Reason", 1.6), ("Actions", 2.2)):
                 dpg.add_table_column(label=label, init_width_or_weight=weight)
 
     def refresh(self) -> None:
@@ -61,8 +61,8 @@ class TicketsView:
         if track is None:
             return
         done = sum(r.status in ("done", "skipped") for r in rows)
-        set_if_changed(tags.ACTIVE_TRACK_LABEL,
-                       f"{track.title}   ·   {track.status.value}   ·   {done}/{len(rows)} tickets done   ·   {track.id}")
+        header = f"{track.title}   ·   {track.status.value}   ·   {done}/{len(rows)} tickets done   ·   {track.id}"
+        set_if_changed(tags.ACTIVE_TRACK_LABEL, header)
 
     def _rebuild(self, rows: list[TicketRow]) -> None:
         for child in dpg.get_item_children(tags.TICKET_TABLE, 1) or []:

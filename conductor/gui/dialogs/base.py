@@ -94,6 +94,11 @@ class ApprovalDialog:
     def is_open(self) -> bool:
         return self.request is not None
 
+    def dismiss(self) -> None:
+        """Hide without answering (as the window's close box does): the request stays in the queue."""
+        dpg.configure_item(self.tag, show=False)
+        self._closed_by_user()
+
     def _closed_by_user(self, *_: object) -> None:
         """The window's own close box: hide it; the request stays in the queue (snoozed, not answered)."""
         req = self.request

@@ -24,19 +24,20 @@ class ConfirmCloseDialog:
 
     def build(self) -> None:
         with dpg.window(tag=tags.CONFIRM_CLOSE, label="Close Conductor?", modal=True, show=False, no_collapse=True,
-                        width=520, height=190, no_saved_settings=True):
+                        width=520, height=170, no_saved_settings=True):
             dpg.add_text("", tag=tags.CONFIRM_CLOSE_TEXT, wrap=0, color=WARNING)
             dpg.add_text("Plan and ticket reviews come back when you reopen; spawn and tool approvals are asked "
                          "again when the run resumes. Running work is cancelled and saved.", wrap=0, color=DIM)
             with dpg.group(horizontal=True):
-                b = dpg.add_button(label="Close anyway", tag=tags.CONFIRM_CLOSE_YES, width=160, callback=safe(self._yes))
+                b = dpg.add_button(label="Close anyway", tag=tags.CONFIRM_CLOSE_YES, width=160,
+                                   callback=safe(self._yes))
                 dpg.bind_item_theme(b, self.themes.danger)
                 dpg.add_button(label="Keep working", tag=tags.CONFIRM_CLOSE_NO, width=160, callback=safe(self._no))
 
     def open(self) -> None:
         n = len(self.c.pending)
         dpg.set_value(tags.CONFIRM_CLOSE_TEXT, f"{n} approval{'s are' if n != 1 else ' is'} still waiting for you.")
-        centre(tags.CONFIRM_CLOSE, 520, 190)
+        centre(tags.CONFIRM_CLOSE, 520, 170)
         dpg.configure_item(tags.CONFIRM_CLOSE, show=True)
 
     def _yes(self, *_: object) -> None:

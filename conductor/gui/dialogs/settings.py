@@ -45,7 +45,8 @@ class SettingsDialog:
                         self._row("engine.repair_attempts", "Plan repair attempts")
                         self._row("engine.call_timeout_s", "Model call timeout (s)")
                         self._row("retry.max_retries", "Retries for transient errors")
-                        dpg.add_checkbox(label="Step mode: approve every worker spawn", tag=tags.setting("engine.step_mode"))
+                        dpg.add_checkbox(label="Step mode: approve every worker spawn",
+                                         tag=tags.setting("engine.step_mode"))
                     with dpg.tab(label="Approvals"):
                         dpg.add_text("Approved without asking (use with care: 'tool' approves every write and command)",
                                      color=DIM, wrap=0)
