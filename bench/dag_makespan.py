@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tickets", type=int, default=1000)
     ap.add_argument("--dags", type=int, default=3)
     ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--latency", type=float, default=0.02, help="seconds per provider call (L)")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds per provider call (L)")
     ap.add_argument("--window", type=int, default=100, help="dependencies are drawn from this many earlier tickets")
     ap.add_argument("--max-deps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)

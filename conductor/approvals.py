@@ -155,16 +155,18 @@ class ApprovalBroker:
         return f"{kind.value}-{next(self._counter)}-{uuid.uuid4().hex[:6]}"
 
     def request(self, kind: ApprovalKind, prov: Provenance, title: str, payload: dict[str, Any], *,
-                validator: Validator | None = None, request_id: str | None = None) -> PendingApproval:
-        """Open a request. A policy may decide it at once; otherwise it waits for `resolve`."""
+                validator: Validator | None = None, request_id: str | None = None,
+                human_only: bool = False) -> PendingApproval:
+        """Open a request. A policy may decide it at once (unless `human_only`); otherwise it waits for `resolve`."""
         req = ApprovalRequest(id=request_id or self.new_id(kind), kind=kind, prov=prov, title=title, payload=payload)
-        return self._open(req, validator)
+        return self._open(req, validator, human_only=human_only)
 
     def restore(self, req: ApprovalRequest, validator: Validator | None = None) -> PendingApproval:
         """Re-open a request that was pending when the app stopped (read back from the journal)."""
         return self._open(req, validator, restoring=True)
 
-    def _open(self, req: ApprovalRequest, validator: Validator | None, restoring: bool = False) -> PendingApproval:
+    def _open(self, req: ApprovalRequest, validator: Validator | None, restoring: bool = False,
+              human_only: bool = False) -> PendingApproval:
         pending = PendingApproval(req)
         with self._lock:
             if req.id in self._pending:
@@ -172,7 +174,7 @@ class ApprovalBroker:
             self._pending[req.id] = pending
             if validator is not None:
                 self._validators[req.id] = validator
-        for name, policy in self._policies:
+        for name, policy in ([] if human_only else self._policies):
             decision = policy(req)
             if decision is not None:
                 self._finish(req.id, ApprovalDecision(req.id, decision.approved, decision.payload, decision.reason,

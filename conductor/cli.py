@@ -199,18 +199,21 @@ class Console:
     def ask(self, req: Any) -> None:
         print(f"\n=== {req.kind.value} approval {req.id}: {req.title}", file=self.out)
         print(f"    from: {req.prov.describe() or 'planning'}", file=self.out)
-        print(json.dumps(req.payload, indent=2)[:4000], file=self.out)
+        shown = {k: v for k, v in req.payload.items() if k != "diff"}
+        print(json.dumps(shown, indent=2)[:4000], file=self.out)
+        if req.payload.get("diff"):
+            print(req.payload["diff"][:8000], file=self.out)
         if not self.interactive:
             self.s.resolve_approval(req.id, approved=False, reason=f"no terminal to ask; pass --approve "
                                                                    f"{req.kind.value} to allow")
             return
-        answer = input("approve? [y]es / [n]o: ").strip().lower()
-        if answer in ("y", "yes"):
-            self.s.resolve_approval(req.id, approved=True)
+        always = bool(req.payload.get("can_remember"))
+        answer = input(f"approve? [y]es / [n]o{' / [a]lways for this track' if always else ''}: ").strip().lower()
+        if answer in ("y", "yes") or (always and answer in ("a", "always")):
+            self.s.resolve_approval(req.id, approved=True, remember=answer.startswith("a"))
         else:
             reason = input("reason (returned to the model): ").strip() or "rejected at the prompt"
             self.s.resolve_approval(req.id, approved=False, reason=reason)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -173,3 +173,53 @@ def dependents_of(tickets: Sequence[_Node], ticket_id: str) -> set[str]:
                 out.add(c)
                 todo.append(c)
     return out
+
+
+class ReadyTracker:
+    """The ready set, kept up to date in O(children) per status change instead of O(tickets) per query.
+
+    A ticket is ready when it waits (todo/ready) and every dependency is satisfied (done/skipped) — the
+    same rule as `ready_ids`, which tests use as the oracle. Ready ids come out in the order they became
+    ready. Build it again after the graph itself changes (an edit of depends_on).
+    """
+
+    def __init__(self, tickets: Sequence[_StatusNode]) -> None:
+        from collections import OrderedDict
+
+        self._status = {t.id: t.status for t in tickets}
+        self._children: dict[str, list[str]] = {t.id: [] for t in tickets}
+        self._unmet: dict[str, int] = {}
+        for t in tickets:
+            for d in t.depends_on:
+                self._children.setdefault(d, []).append(t.id)
+            self._unmet[t.id] = sum(1 for d in t.depends_on if self._status.get(d) not in SATISFIED_STATUSES)
+        self._ready: OrderedDict[str, None] = OrderedDict(
+            (t.id, None) for t in tickets if self._waiting(t.id) and self._unmet[t.id] == 0)
+
+    def _waiting(self, tid: str) -> bool:
+        return self._status[tid] in (TicketStatus.TODO, TicketStatus.READY)
+
+    def _refresh(self, tid: str) -> None:
+        if self._waiting(tid) and self._unmet[tid] == 0:
+            self._ready.setdefault(tid, None)
+        else:
+            self._ready.pop(tid, None)
+
+    def update(self, tid: str, new: TicketStatus) -> None:
+        old = self._status[tid]
+        self._status[tid] = new
+        was, now = old in SATISFIED_STATUSES, new in SATISFIED_STATUSES
+        if was != now:
+            for child in self._children.get(tid, []):
+                self._unmet[child] += -1 if now else 1
+                self._refresh(child)
+        self._refresh(tid)
+
+    def first(self) -> str | None:
+        return next(iter(self._ready), None)
+
+    def ids(self) -> list[str]:
+        return list(self._ready)
+
+    def __bool__(self) -> bool:
+        return bool(self._ready)

@@ -111,9 +111,17 @@ class Engine:
         self.dispatch_log: list[tuple[str, float, float]] = []
         """(ticket id, start, end) per attempt, for tests and benchmarks (monotonic seconds)."""
         self._starts: dict[str, float] = {}
+        self._index()
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.engine.max_workers,
                                         thread_name_prefix=f"conductor-worker-{track.id[:12]}")
         self._thread = threading.Thread(target=self._main, name=f"conductor-engine-{track.id[:12]}", daemon=True)
+
+    def _index(self) -> None:
+        """(Re)build the id index and the ready tracker; after an edit of the graph, and at start."""
+        dag.ensure_valid(self.track.tickets)
+        self._by_id = {t.id: t for t in self.track.tickets}
+        self._ready = dag.ReadyTracker(self.track.tickets)
+        self._cascade_due = True
 
     # ---------------- public API (any thread) ----------------
 
@@ -178,7 +186,8 @@ class Engine:
             self._post(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
                                                          f"{self.cfg.engine.max_workers} workers"))
             while True:
-                self._unblock_and_cascade()
+                if self._cascade_due:
+                    self._unblock_and_cascade()
                 if not self._stopping:
                     self._dispatch()
                 if self._settled():
@@ -207,7 +216,7 @@ class Engine:
             return True
         if self._paused:
             return True  # nothing will start until a resume
-        return not dag.ready_ids(self.track.tickets)
+        return not self._ready
 
     def _finish_run(self) -> None:
         if self._idle.is_set():
@@ -231,7 +240,7 @@ class Engine:
             self._on_done(msg)
         elif isinstance(msg, _Progress):
             if self._active.get(msg.ticket_id, (None,))[0] == msg.attempt:
-                self._set(self.track.ticket(msg.ticket_id), msg.status)
+                self._set(self._by_id[msg.ticket_id], msg.status)
         elif isinstance(msg, _SpawnDecided):
             self._on_spawn(msg)
         elif isinstance(msg, _Command):
@@ -248,24 +257,24 @@ class Engine:
     def _dispatch(self) -> None:
         if self._paused or self._cancelled:
             return
-        for tid in dag.ready_ids(self.track.tickets):
-            t = self.track.ticket(tid)
+        for tid in self._ready.ids():  # announce newly ready tickets (cheap: only waiting ones are here)
+            t = self._by_id[tid]
             if t.status == TicketStatus.TODO:
                 self._set(t, TicketStatus.READY)
-        for tid in dag.ready_ids(self.track.tickets):
-            running = sum(1 for t in self.track.tickets if t.status in (TicketStatus.RUNNING, TicketStatus.REVIEW))
+        while self._ready:
+            running = sum(1 for tid in self._active if self._by_id[tid].status in (TicketStatus.RUNNING,
+                                                                                  TicketStatus.REVIEW))
             if running >= self.cfg.engine.max_workers:
                 break
-            t = self.track.ticket(tid)
-            attempt = t.attempts if (tid in self._resumed and t.attempts > 0) else t.attempts + 1
+            t = self._by_id[self._ready.first() or ""]
+            attempt = t.attempts if (t.id in self._resumed and t.attempts > 0) else t.attempts + 1
             limit = t.attempt_limit or self.cfg.engine.max_attempts
             if attempt > limit:
                 self._set(t, TicketStatus.FAILED, failed_reason=t.failed_reason or f"out of attempts ({limit})")
-                continue
-            if (self.cfg.engine.step_mode or t.step_mode) and not self._spawn_approved(t, attempt):
+            elif (self.cfg.engine.step_mode or t.step_mode) and not self._spawn_approved(t, attempt):
                 self._ask_spawn(t, attempt)
-                continue
-            self._launch(t, attempt)
+            else:
+                self._launch(t, attempt)
 
     def _spawn_id(self, t: Ticket, attempt: int) -> str:
         return f"spawn-{self.track.id}-{t.id}-a{attempt}"
@@ -300,7 +309,7 @@ class Engine:
         if self._active.get(msg.ticket_id, (None,))[0] != msg.attempt:
             return
         del self._active[msg.ticket_id]
-        t = self.track.ticket(msg.ticket_id)
+        t = self._by_id[msg.ticket_id]
         d = msg.decision
         if not d.approved:
             if self._cancelled or self._stopping or d.by == "cancelled":
@@ -325,7 +334,7 @@ class Engine:
         self._resumed.discard(t.id)
         self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
         self._starts[t.id] = time.monotonic()
-        snapshot = t.model_copy(deep=True)
+        snapshot = t.model_copy()  # shallow is enough: the engine replaces fields, never mutates them in place
         self._pool.submit(self._worker_job, snapshot, attempt, model, cancel)
 
     # -- worker thread --
@@ -344,7 +353,8 @@ class Engine:
         deps = self._call_deps(t.id, tier=3, attempt=attempt)
         ctx = self._tool_ctx(prov, cancel)
         gate = ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,
-                        approval_timeout_s=self.cfg.approvals.timeout_s or None)
+                        approval_timeout_s=self.cfg.approvals.timeout_s or None,
+                        comms=self.deps.comms_for(self.track.id) if self.deps.comms_for else None)
         report = run_worker(self.track, t, model, deps, gate, ctx, prov=prov, cancel=cancel, journal=self.journal)
         self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW))
         review = review_ticket(t, report.text, report.actions, self._call_deps(t.id, tier=4, attempt=attempt),
@@ -381,7 +391,7 @@ class Engine:
         del self._active[msg.ticket_id]
         start = self._starts.pop(msg.ticket_id, time.monotonic())
         self.dispatch_log.append((msg.ticket_id, start, time.monotonic()))
-        t = self.track.ticket(msg.ticket_id)
+        t = self._by_id[msg.ticket_id]
         limit = t.attempt_limit or self.cfg.engine.max_attempts
         if msg.outcome == "pass":
             self._set(t, TicketStatus.DONE, failed_reason=None, blocked_reason=None)
@@ -470,10 +480,14 @@ class Engine:
         trial = [x.model_copy(update=fields) if x.id == ticket_id else x for x in self.track.tickets]
         dag.ensure_valid(trial)
         self._update(t, **fields)
+        if "depends_on" in fields:
+            self._index()
         self._post(TrackLoaded(prov=self._prov(), track=self.track.model_copy(deep=True)))
 
     def _idle_ticket(self, ticket_id: str, allowed: set[TicketStatus]) -> Ticket:
-        t = self.track.ticket(ticket_id)
+        t = self._by_id.get(ticket_id)
+        if t is None:
+            raise KeyError(f"track {self.track.id!r} has no ticket {ticket_id!r}")
         if t.id in self._active or t.status not in allowed:
             raise ValueError(f"ticket {ticket_id!r} is {t.status.value}; this needs one of "
                              f"{sorted(s.value for s in allowed)}")
@@ -494,6 +508,8 @@ class Engine:
     # -- cascade --
 
     def _unblock_and_cascade(self) -> None:
+        """Run only after something failed, was blocked, retried, skipped or edited (not per message)."""
+        self._cascade_due = False
         # Tickets blocked only because of a dependency come back when that dependency is no longer blocking.
         blocking = {t.id for t in self.track.tickets if t.status in (TicketStatus.FAILED, TicketStatus.BLOCKED)}
         for t in self.track.tickets:
@@ -501,7 +517,7 @@ class Engine:
                     and not any(d in blocking for d in t.depends_on):
                 self._set(t, TicketStatus.TODO, blocked_reason=None, reason="dependency no longer blocking")
         for tid, why in dag.blocking_cascade(self.track.tickets).items():
-            self._set(self.track.ticket(tid), TicketStatus.BLOCKED, blocked_reason=why)
+            self._set(self._by_id[tid], TicketStatus.BLOCKED, blocked_reason=why)
 
     # -- state changes: journal, then publish --
 
@@ -521,6 +537,10 @@ class Engine:
     def _set(self, t: Ticket, status: TicketStatus, reason: str | None = None, **fields: Any) -> None:
         old = t.status
         self._update(t, status=status, **fields)
+        self._ready.update(t.id, status)
+        if status in (TicketStatus.FAILED, TicketStatus.BLOCKED) or old in (TicketStatus.FAILED, TicketStatus.BLOCKED,
+                                                                           TicketStatus.SKIPPED):
+            self._cascade_due = True
         why = reason or fields.get("failed_reason") or fields.get("blocked_reason")
         self._post(StatusChanged(prov=self._prov(t.id, t.attempts, tier=3), old=old.value, new=status.value,
                                  reason=why, model=t.model_used))

@@ -30,32 +30,12 @@ from conductor.providers.base import Provider
 from conductor.store import Journal, TrackStore, slug
 from conductor.tiers.call import CallDeps
 from conductor.tiers.planning import propose_tickets, propose_tracks
-from conductor.tools.base import Toolbox
+from conductor.comms import CommsLog
+from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
 
 
-def _default_toolbox() -> Toolbox:
-    try:
-        from conductor.tools import workspace_toolbox  # the full toolset, when present
-        return workspace_toolbox()
-    except ImportError:
-        from conductor.tools.readonly import readonly_tools
-        return Toolbox(readonly_tools())
-
-
-def _default_allow(cfg: Config) -> Any:
-    try:
-        from conductor.tools.policy import policy_from_config  # exact-form command allow list
-    except ImportError:
-        return None
-    return policy_from_config(cfg)
-
-
 def _comms_factory(store: TrackStore) -> Any:
-    try:
-        from conductor.comms import CommsLog
-    except ImportError:
-        return None
     logs: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -90,7 +70,7 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable(cfg.prices))
-        self.toolbox = toolbox or _default_toolbox()
+        self.toolbox = toolbox or workspace_toolbox(self.workspace)
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
         self.linger = linger
@@ -100,7 +80,7 @@ class Session:
         self._lock = threading.Lock()
         self._closed = False
         self._comms_for = _comms_factory(self.store)
-        self._allow = _default_allow(cfg)
+        self._allow = CommandPolicy.from_config(cfg)
         if cfg.approvals.auto:
             self.broker.auto_approve(set(cfg.approvals.auto))
         self.broker.on_requested.append(self._journal_request)

@@ -111,10 +111,17 @@ class Journal:
             ts = round(time.time(), 6)
             line = json.dumps({"seq": seq, "ts": ts, "type": type_, "data": data, "crc": _crc(seq, ts, type_, data)},
                               ensure_ascii=False, separators=(",", ":"))
-            self._fh.write(line + "\n")
-            self._fh.flush()
-            if sync:
-                os.fsync(self._fh.fileno())
+            start = self._fh.tell()
+            try:
+                self._fh.write(line + "\n")
+                self._fh.flush()
+                if sync:
+                    os.fsync(self._fh.fileno())
+            except OSError:
+                # Not acknowledged, so it must not survive: cut it off, and never fsync this fd again
+                # (after a failed fsync Linux may report later ones as clean).
+                self._abandon_handle(start)
+                raise
             self._seq = seq
             rec = JournalRecord(seq, ts, type_, data)
             self._records.append(rec)
@@ -122,6 +129,17 @@ class Journal:
             if isinstance(key, str):
                 self._index[(type_, key)] = rec
             return rec
+
+    def _abandon_handle(self, size: int) -> None:
+        fh, self._fh = self._fh, None
+        try:
+            fh.close()
+        except OSError:
+            pass  # the buffered bytes are being discarded anyway
+        try:
+            _truncate(self.path, size)
+        except OSError:
+            pass  # the reader drops an unacknowledged tail: it has no newline or fails its CRC
 
     def close(self) -> None:
         with self._lock:
@@ -132,35 +150,42 @@ class Journal:
                 self._fh = None
 
 
+def _truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(size)
+        os.fsync(f.fileno())
+
+
 def read_journal(path: Path) -> JournalRead:
-    """Read a journal. A torn or bad *last* line is dropped (file truncated to the good prefix, with a
-    warning); a bad line in the middle means corruption: the file is copied aside and the good prefix kept."""
+    """Read a journal. A torn last line — one that is bad, or has no newline (so it was never acknowledged:
+    `append` returns only after the whole line is fsynced) — is dropped and the file truncated before it,
+    with a warning. A bad line in the middle means corruption: the file is copied aside and the good prefix
+    kept. Either way the next append starts on a clean line."""
     path = Path(path)
     if not path.exists():
         return JournalRead([])
     raw = path.read_bytes()
     lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the file ends with a newline: every line is complete
+    torn = lines.pop()  # b"" when the file ends with a newline
     records: list[JournalRecord] = []
     offset = 0
     for i, line in enumerate(lines):
         rec, why = _parse_line(line, records[-1].seq if records else 0)
-        if rec is not None:
-            records.append(rec)
-            offset += len(line) + 1
-            continue
-        end_seq = records[-1].seq if records else 0
-        if i == len(lines) - 1:
-            with open(path, "r+b") as f:
-                f.truncate(offset)
-                os.fsync(f.fileno())
+        if rec is None:
+            if i < len(lines) - 1 or torn:
+                aside = move_aside(path, "corrupt")
+                atomic_write_bytes(path, raw[:offset])
+                return JournalRead(records, [f"{path}: line {i + 1} is corrupt ({why}); the original was kept as "
+                                             f"{aside.name} and the {len(records)} good lines before it were kept"])
+            _truncate(path, offset)
             return JournalRead(records, [f"{path}: dropped a torn last line ({why}); the journal now ends at "
-                                         f"seq {end_seq}"])
-        aside = move_aside(path, "corrupt")
-        atomic_write_bytes(path, raw[:offset])
-        return JournalRead(records, [f"{path}: line {i + 1} is corrupt ({why}); the original was kept as "
-                                     f"{aside.name} and the {len(records)} good lines before it were kept"])
+                                         f"seq {records[-1].seq if records else 0}"])
+        records.append(rec)
+        offset += len(line) + 1
+    if torn:
+        _truncate(path, offset)
+        return JournalRead(records, [f"{path}: dropped a torn last line (no newline); the journal now ends at "
+                                     f"seq {records[-1].seq if records else 0}"])
     return JournalRead(records)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from conductor.config import BudgetConfig, Price
 from conductor.errors import BudgetExceeded
@@ -120,6 +120,8 @@ class UsageLedger:
     prices: PriceTable
     _records: dict[str, UsageRecord] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _total: Totals = field(default_factory=lambda: Totals())
+    """Kept up to date by `record`, so the per-call budget check does not re-sum the whole ledger."""
 
     def priced(self, usage: Usage, on: dt.date | None = None) -> Usage:
         """`usage` with its cost filled in from the price table (None when the model has no price)."""
@@ -131,6 +133,7 @@ class UsageLedger:
             if rec.record_id in self._records:
                 return False
             self._records[rec.record_id] = rec
+            self._total.add(rec.usage)
             return True
 
     def records(self) -> list[UsageRecord]:
@@ -153,13 +156,13 @@ class UsageLedger:
         return self._group(lambda r: r.model)
 
     def total(self) -> Totals:
-        t = Totals()
-        for r in self.records():
-            t.add(r.usage)
-        return t
+        with self._lock:
+            return replace(self._total)
 
     def check_budget(self, budget: BudgetConfig) -> None:
         """Raise BudgetExceeded when the spend so far has reached a limit; called before every model call."""
+        if budget.max_tokens is None and budget.max_cost_usd is None:
+            return
         t = self.total()
         if budget.max_tokens is not None and t.total_tokens >= budget.max_tokens:
             raise BudgetExceeded(f"token budget spent: {t.total_tokens:,} of {budget.max_tokens:,} tokens used")

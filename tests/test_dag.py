@@ -309,3 +309,21 @@ def test_a_5000_deep_chain_does_not_recurse() -> None:
     ns[-1].depends_on.append(f"t{n - 1}")
     cycle = dag.find_cycle({x.id: x.depends_on for x in ns})
     assert cycle is not None and len(cycle) == n + 1 and cycle[0] == cycle[-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_ready_tracker_agrees_with_ready_ids_through_any_status_changes(data) -> None:  # type: ignore[no-untyped-def]
+    """The engine's incremental ready set must equal the pure oracle after every change."""
+    n = data.draw(st.integers(1, 25))
+    tickets = []
+    for i in range(n):
+        deps = sorted(set(data.draw(st.lists(st.integers(0, i - 1), max_size=3)))) if i else []
+        tickets.append(Ticket(id=f"T{i}", title="t", depends_on=[f"T{j}" for j in deps]))
+    tracker = dag.ReadyTracker(tickets)
+    assert tracker.ids() == dag.ready_ids(tickets)
+    for _ in range(data.draw(st.integers(1, 40))):
+        t = tickets[data.draw(st.integers(0, n - 1))]
+        t.status = data.draw(st.sampled_from(list(TicketStatus)))
+        tracker.update(t.id, t.status)
+        assert sorted(tracker.ids()) == sorted(dag.ready_ids(tickets))

@@ -176,9 +176,8 @@ def test_token_budget_message_carries_the_numbers() -> None:
     assert "1,500 of 1,500" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: UsageLedger.check_budget (called before every model call) re-sums "
-                                       "every record via total(), even with no limit set: O(calls) per call, "
-                                       "quadratic over a run; ~75% of worker CPU in bench/dag_makespan.py")
+
+
 def test_the_per_call_budget_check_does_not_re_sum_the_whole_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
     ledger = UsageLedger(TABLE)
     for i in range(1_000):

@@ -122,11 +122,13 @@ class ScriptedProvider(Provider):
 
     # -- streaming --
 
-    def _usage(self, req: ProviderRequest, reply: Reply, text_so_far: str, partial: bool) -> Usage:
+    def _usage(self, req: ProviderRequest, reply: Reply, text_so_far: str, partial: bool,
+               prompt_tokens: int | None = None) -> Usage:
         if reply.usage is not None and not partial:
             return reply.usage.model_copy(update={"model": reply.usage.model or req.model})
         calls = "".join(json.dumps(c.args) for c in reply.tool_calls) if not partial else ""
-        return Usage(model=req.model, prompt_tokens=estimate_tokens(_request_text(req)),
+        prompt = prompt_tokens if prompt_tokens is not None else estimate_tokens(_request_text(req))
+        return Usage(model=req.model, prompt_tokens=prompt,
                      output_tokens=estimate_tokens(text_so_far + calls) if (text_so_far or calls) else 0,
                      thinking_tokens=_THINKING_TOKENS.get(req.thinking, 0), partial=partial)
 
@@ -142,6 +144,7 @@ class ScriptedProvider(Provider):
         size = reply.chunk_chars or self.chunk_chars
         chunks = [reply.text[i:i + size] for i in range(0, len(reply.text), size)]
         sent = ""
+        prompt = estimate_tokens(_request_text(request))
         for i, chunk in enumerate(chunks):
             if reply.interrupt_after is not None and i >= reply.interrupt_after:
                 raise StreamInterrupted("scripted: stream cut mid-way",
@@ -152,7 +155,7 @@ class ScriptedProvider(Provider):
                 raise Cancelled("cancelled mid-stream")
             sent += chunk
             yield TextChunk(chunk)
-            yield UsageChunk(self._usage(request, reply, sent, partial=True).model_copy(update={"partial": False}))
+            yield UsageChunk(Usage(model=request.model, prompt_tokens=prompt))  # cumulative, like Gemini's
         if reply.interrupt_after is not None:
             raise StreamInterrupted("scripted: stream ended without a finish reason",
                                     usage=self._usage(request, reply, sent, partial=True))

@@ -117,7 +117,7 @@ class ToolGate:
                                    "provenance": prov_json(ctx), "needs_person": person_only,
                                    "can_remember": person_only is None and call.name == "run_command"}
         pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, f"{call.name}: {_short(call.args)}", payload,
-                                      validator=_validator(tool, payload))
+                                      validator=_validator(tool, payload), human_only=person_only is not None)
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)
         except TimeoutError:
