@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_run(args, cfg, tracks_dir)
 
 
-def cmd_tracks(cfg: Config, tracks_dir: Path, out: TextIO = sys.stdout) -> int:
+def cmd_tracks(cfg: Config, tracks_dir: Path, out: TextIO | None = None) -> int:
     from conductor.store import TrackStore
+    out = out or sys.stdout
     tracks = TrackStore(tracks_dir).list_tracks()
     if not tracks:
         print(f"no tracks in {tracks_dir}", file=out)
@@ -118,10 +119,10 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
 class Console:
     """Prints events as progress lines and answers approvals at the prompt (main thread only)."""
 
-    def __init__(self, session: Session, *, interactive: bool, out: TextIO = sys.stdout) -> None:
+    def __init__(self, session: Session, *, interactive: bool, out: TextIO | None = None) -> None:
         self.s = session
         self.interactive = interactive
-        self.out = out
+        self.out = out or sys.stdout  # looked up now, not at import, so later redirection is honoured
         self.errors: list[str] = []
 
     def run(self, *, epic: str | None, resume: str | None) -> int:

@@ -108,10 +108,15 @@ class Arena:
 
 @pytest.mark.parametrize("line", CHAINS)
 def test_s1_chained_commands_are_never_auto_allowed(tmp_path: Path, line: str) -> None:
-    """Even with auto-approval of tools on AND an allow rule with the exact same text."""
+    """Even with auto-approval of tools on AND an allow rule with the exact same text, the request skips the
+    policies and waits for a person (who rejects it here): nothing runs."""
     arena = Arena(tmp_path, auto=True, allow=[line])
-    result = arena.run(arena.call("run_command", command=line))
-    assert not result.ok and "only a person can approve" in (result.error or "")
+    job = Background(lambda: arena.run(arena.call("run_command", command=line)))
+    req = arena.waiter.next()
+    assert req.payload["needs_person"]
+    arena.broker.resolve(req.id, approved=False, reason="no chaining")
+    result = job.result()
+    assert not result.ok and "rejected by the user: no chaining" in (result.error or "")
     arena.no_marker()
     arena.outside_unchanged()
 
@@ -130,8 +135,11 @@ def test_s1_chained_commands_raise_an_approval_and_a_rejection_runs_nothing(tmp_
 
 def test_s1_argv_through_sh_is_not_auto_allowed_either(tmp_path: Path) -> None:
     arena = Arena(tmp_path, auto=True, allow=["sh -c 'touch F; touch G'"])
-    result = arena.run(arena.call("run_command", argv=["sh", "-c", "touch F; touch G"]))
-    assert not result.ok and "only a person" in (result.error or "")
+    job = Background(lambda: arena.run(arena.call("run_command", argv=["sh", "-c", "touch F; touch G"])))
+    req = arena.waiter.next()
+    assert req.payload["needs_person"]
+    arena.broker.resolve(req.id, approved=False, reason="no shells")
+    assert not job.result().ok
     arena.no_marker()
 
 
@@ -242,12 +250,14 @@ def test_s4_injected_command_is_proposed_never_run(tmp_path: Path, monkeypatch: 
 def test_s4_injected_command_is_not_run_by_auto_approval_or_on_timeout(tmp_path: Path, mode: str,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     marker = _fake_curl(tmp_path, monkeypatch)
-    arena = Arena(tmp_path, auto=mode == "auto", timeout=0.2 if mode == "timeout" else None)
+    # With tools auto-approved, the shell-syntax request skips the policy and waits for a person, who never
+    # answers here: both modes end in the approval timing out, and nothing runs.
+    arena = Arena(tmp_path, auto=mode == "auto", timeout=0.2)
     (arena.ws / "README.md").write_text(INJECTION)
     arena.before = snapshot(tmp_path, arena.ws)
     read, ran = _model_turns(arena)
     assert read.ok and not ran.ok
-    assert ("only a person" if mode == "auto" else "timed out") in (ran.error or "")
+    assert "timed out" in (ran.error or "")
     assert not marker.exists() and not (tmp_path / "PWNED").exists() and arena.broker.pending() == []
     arena.outside_unchanged()
 

@@ -222,8 +222,12 @@ def test_auto_approval_never_covers_shell_syntax(tmp_path: Path) -> None:
     rig.broker.auto_approve({"tool"})
     assert rig.run(write("c1", "a.txt", "A\n"))[0].ok
     assert rig.run(ToolCall("c2", "run_command", {"command": "touch plain.marker"}))[0].ok
-    result, _ = rig.run(ToolCall("c3", "run_command", {"command": "touch F && touch G"}))
-    assert not result.ok and "only a person can approve" in (result.error or "")
+    job = rig.start(ToolCall("c3", "run_command", {"command": "touch F && touch G"}))
+    req = rig.waiter.next()  # the auto policy did not decide it: it waits for a person
+    assert req.payload["needs_person"] and rig.broker.pending() == [req]
+    rig.broker.resolve(req.id, approved=False, reason="no chaining")
+    result, _ = job.result()
+    assert not result.ok and "no chaining" in (result.error or "")
     assert not (rig.ws / "F").exists() and (rig.ws / "plain.marker").exists()
 
 
