@@ -19,7 +19,6 @@ import threading
 import time
 import tomllib
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import tomli_w
 
 from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from conductor.errors import StoreError
-from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus, utc_now
+from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
 
 EPICS_DIR = "_epics"
 _SAFE = re.compile(r"[^a-z0-9]+")

@@ -62,7 +62,8 @@ def _no_network() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "CONDUCTOR_GEMINI_BASE_URL"):
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
+                "CONDUCTOR_GEMINI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -79,3 +80,11 @@ def workspace(tmp_path: Path) -> Path:
 def thread_baseline() -> Iterator[set[int]]:
     """The threads alive before the test; the test asserts none of ours outlive it."""
     yield {t.ident for t in threading.enumerate() if t.ident is not None}
+
+
+@pytest.fixture
+def server() -> Iterator[object]:
+    """A fake Gemini server on 127.0.0.1 answering every tier with the ready-made pipeline script."""
+    from conductor.testing.fake_gemini import FakeGeminiServer, PipelineScript
+    with FakeGeminiServer(PipelineScript()) as s:
+        yield s

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,22 +19,9 @@ from conductor.messages import Message, ToolResult, ToolSpec, user
 from conductor.model import Review
 from conductor.providers.base import ProviderRequest
 from conductor.providers.gemini import GeminiProvider
-from conductor.testing.fake_gemini import FakeGeminiServer, PipelineScript, Script
+from conductor.testing.fake_gemini import FakeGeminiServer, Script
 
 CANARY = "AIzaSyCANARY-conductor-leak-test-7f3e9b21"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
-                "CONDUCTOR_GEMINI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeGeminiServer]:
-    with FakeGeminiServer(PipelineScript()) as s:
-        yield s
 
 
 # --- from_env ---

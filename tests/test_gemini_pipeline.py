@@ -32,19 +32,6 @@ KEY = "pipeline-test-key"
 ROLE_TIER = {"tier1": 1, "tier2": 2, "tier3": 3, "tier4": 4}
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
-                "CONDUCTOR_GEMINI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeGeminiServer]:
-    with FakeGeminiServer(PipelineScript()) as s:
-        yield s
-
-
 @pytest.fixture
 def gemini_env(monkeypatch: pytest.MonkeyPatch, server: FakeGeminiServer) -> None:
     """What a user does to point `--provider gemini` at another endpoint."""

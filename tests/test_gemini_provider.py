@@ -27,19 +27,6 @@ LIST_DIR = ToolSpec("list_dir", "List a folder.", {"type": "object", "properties
                                                    "required": ["path"]})
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
-                "CONDUCTOR_GEMINI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeGeminiServer]:
-    with FakeGeminiServer(PipelineScript()) as s:
-        yield s
-
-
 @pytest.fixture
 def provider(server: FakeGeminiServer) -> Iterator[GeminiProvider]:
     p = GeminiProvider(Config(), api_key=KEY, base_url=server.url, sdk_retry_initial_delay_s=0.01,

@@ -18,7 +18,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from conductor.errors import Cancelled, ProviderError, StreamInterrupted

@@ -9,13 +9,11 @@ file's permission bits are kept.
 from __future__ import annotations
 
 import difflib
-import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from conductor.atomic import fsync_dir
+from conductor.atomic import atomic_write_bytes
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
 from conductor.tools.base import Tool, ToolContext
@@ -69,22 +67,7 @@ def atomic_write_keep_mode(path: Path, data: bytes) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
     else:
         mode = 0o666 & ~_umask()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    atomic_write_bytes(path, data, mode)
 
 
 def _content(args: dict[str, Any]) -> str:
