@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import struct
 import subprocess
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conductor.app import AppController
+from conductor.app import AppController, fmt_cost, fmt_tokens
 from conductor.config import Config
+from conductor.gui import tags  # plain constants: no Dear PyGui import
+from conductor.model import TIER_NAMES
 from conductor.providers.base import Provider, set_allow_real_model_requests
 from conductor.providers.scripted import ScriptedProvider
 from conductor.session import Session
+
+if TYPE_CHECKING:
+    from conductor.gui.pilot import Pilot
 
 IDENTIFY = "/usr/bin/identify"
 
@@ -96,9 +100,57 @@ def app_factory() -> Iterator[Callable[..., AppHandle]]:
         h.close()
 
 
-@pytest.fixture
-def thread_baseline() -> Iterator[set[threading.Thread]]:
-    yield set(threading.enumerate())
+# ---------------------------------------------------------------- driving a run through the GUI
+
+Decider = Callable[["Pilot", object], None]
+
+
+def done(c: AppController) -> bool:
+    rows = c.ticket_rows()
+    return bool(rows) and all(r.status in ("done", "skipped") for r in rows)
+
+
+def answer_until(p: Pilot, until: Callable[[], bool], decide: dict[tuple[str, str | None], Decider] | None = None,
+                 timeout: float = 30.0, hold: set[tuple[str, str | None]] = frozenset()) -> None:
+    """Answer approvals as they come (custom decisions by (kind, ticket), else approve; `hold` ones are left
+    waiting) until `until()`."""
+    decide = decide or {}
+
+    def step() -> bool:
+        if until():
+            return True
+        for req in p.pending():
+            if (req.kind.value, req.prov.ticket_id) in hold:
+                continue
+            fn = decide.pop((req.kind.value, req.prov.ticket_id), None)
+            if fn is not None:
+                fn(p, req)
+            else:
+                assert p.approve(req.kind.value, req.id) == ""
+            return False
+        return False
+    p.wait_until(step, timeout, "the run to finish")
+
+
+def plan(p: Pilot, epic: str = "Add OAuth login") -> None:
+    p.type(tags.EPIC_INPUT, epic)
+    p.click(tags.PLAN_BUTTON)
+
+
+def assert_dashboard_is_the_ledger(p: Pilot) -> None:
+    ledger = p.controller.session.ledger
+    for r, (tier, t) in enumerate(sorted(ledger.by_tier().items())):
+        cell = lambda col: p.value(tags.usage_cell(tags.USAGE_TIER_TABLE, r, col))  # noqa: E731
+        assert cell(0) == TIER_NAMES[tier]
+        assert [cell(1), cell(2), cell(3), cell(4), cell(5), cell(6)] == [
+            str(t.calls), fmt_tokens(t.prompt_tokens), fmt_tokens(t.output_tokens), fmt_tokens(t.thinking_tokens),
+            fmt_tokens(t.cached_tokens), fmt_cost(t.cost_usd)]
+    for r, (model, t) in enumerate(sorted(ledger.by_model().items())):
+        assert p.value(tags.usage_cell(tags.USAGE_MODEL_TABLE, r, 0)) == model
+        assert p.value(tags.usage_cell(tags.USAGE_MODEL_TABLE, r, 2)) == fmt_tokens(t.prompt_tokens)
+    total = ledger.total()
+    assert f"{fmt_tokens(total.prompt_tokens)} prompt" in p.value(tags.USAGE_TOTAL)
+    assert f"cost {fmt_cost(total.cost_usd)}" in p.value(tags.USAGE_TOTAL)
 
 
 # ---------------------------------------------------------------- screenshots
@@ -158,5 +210,6 @@ def assert_not_blank(png: Path, minimum: int = 50) -> int:
     return n
 
 
-__all__ = ["AppHandle", "app_factory", "assert_not_blank", "display_ok", "make_controller", "make_session",
-           "make_workspace", "needs_display", "thread_baseline", "unique_colours"]
+__all__ = ["AppHandle", "answer_until", "app_factory", "assert_dashboard_is_the_ledger", "assert_not_blank",
+           "display_ok", "done", "make_controller", "make_session", "make_workspace", "needs_display", "plan",
+           "unique_colours"]

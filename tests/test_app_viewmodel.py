@@ -4,13 +4,14 @@ fast, and without Dear PyGui."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gui_support import make_controller, make_session, thread_baseline  # noqa: F401  (fixture)
+from gui_support import make_controller, make_session
 
 from conductor.app import (AppController, StreamBuffer, Streams, UnavailableProvider, fmt_cost, fmt_tokens,
                            stream_key)
@@ -81,7 +82,7 @@ def test_replayed_deltas_are_not_shown_twice(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the whole flow, headless
 
 def test_demo_flow_fills_every_pane_and_the_dashboard_matches_the_ledger(tmp_path: Path,
-                                                                        thread_baseline: set) -> None:
+                                                                        thread_baseline: set[int]) -> None:
     c = make_controller(make_session(tmp_path))
     assert c.plan("Add OAuth login") is None
     pump(c, lambda: all_done(c), decide=approve_all)
@@ -102,7 +103,8 @@ def test_demo_flow_fills_every_pane_and_the_dashboard_matches_the_ledger(tmp_pat
     assert view.series_tokens[-1] == ledger.total().total_tokens
     assert c.counts()["running"] == 0 and not c.pending
     c.session.shutdown(10)
-    assert set(__import__("threading").enumerate()) <= thread_baseline, "every thread is joined"
+    alive = {t.ident for t in threading.enumerate()}
+    assert alive <= thread_baseline, "every thread the session started is joined"
 
 
 def test_unknown_cost_is_shown_as_unknown_never_free(tmp_path: Path) -> None:
@@ -256,3 +258,21 @@ def test_restored_long_output_says_it_is_a_tail(tmp_path: Path, limit: int) -> N
     buf = c2.streams.buffers[stream_key("tier3:T1", tid)]
     assert buf.dropped and len(buf.text) == limit
     c2.shutdown(5)
+
+
+def test_auto_approval_ticked_in_settings_applies_to_the_next_request(tmp_path: Path) -> None:
+    c = make_controller(make_session(tmp_path))
+    data = c.cfg.model_dump(mode="python")
+    data["approvals"]["auto"] = ["tool"]
+    assert c.save_settings(data) is None
+    c.plan("Write the notes")
+    seen: set[str] = set()
+
+    def decide(c: AppController) -> None:
+        for req in list(c.pending.values()):
+            seen.add(req.kind.value)
+            assert c.approve(req.id) is None
+    pump(c, lambda: all_done(c), decide=decide)
+    assert seen == {"plan", "tickets"}, "tool calls were approved by the live policy"
+    assert any("by policy:settings" in e.text for e in c.log)
+    c.session.shutdown(10)

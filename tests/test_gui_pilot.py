@@ -5,70 +5,18 @@ cannot see."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gui_support import AppHandle, app_factory, make_controller, make_session  # noqa: F401  (fixture)
+from gui_support import (AppHandle, answer_until, app_factory, assert_dashboard_is_the_ledger,  # noqa: F401
+                         done, make_controller, make_session, plan)
 
-from conductor.app import AppController, fmt_cost, fmt_tokens, stream_key
+from conductor.app import stream_key
 from conductor.config import Config, load_config, save_config
 from conductor.errors import BadRequest
 from conductor.gui import tags
 from conductor.gui.pilot import Pilot, PilotError
-from conductor.model import TIER_NAMES
 from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
-
-Decider = Callable[[Pilot, object], None]
-
-
-def done(c: AppController) -> bool:
-    rows = c.ticket_rows()
-    return bool(rows) and all(r.status in ("done", "skipped") for r in rows)
-
-
-def answer_until(p: Pilot, until: Callable[[], bool], decide: dict[tuple[str, str | None], Decider] | None = None,
-                 timeout: float = 30.0, hold: set[tuple[str, str | None]] = frozenset()) -> None:
-    """Answer approvals as they come (custom decisions by (kind, ticket), else approve; `hold` ones are left
-    waiting) until `until()`."""
-    decide = decide or {}
-
-    def step() -> bool:
-        if until():
-            return True
-        for req in p.pending():
-            if (req.kind.value, req.prov.ticket_id) in hold:
-                continue
-            fn = decide.pop((req.kind.value, req.prov.ticket_id), None)
-            if fn is not None:
-                fn(p, req)
-            else:
-                assert p.approve(req.kind.value, req.id) == ""
-            return False
-        return False
-    p.wait_until(step, timeout, "the run to finish")
-
-
-def plan(p: Pilot, epic: str = "Add OAuth login") -> None:
-    p.type(tags.EPIC_INPUT, epic)
-    p.click(tags.PLAN_BUTTON)
-
-
-def assert_dashboard_is_the_ledger(p: Pilot) -> None:
-    ledger = p.controller.session.ledger
-    for r, (tier, t) in enumerate(sorted(ledger.by_tier().items())):
-        cell = lambda col: p.value(tags.usage_cell(tags.USAGE_TIER_TABLE, r, col))  # noqa: E731
-        assert cell(0) == TIER_NAMES[tier]
-        assert [cell(1), cell(2), cell(3), cell(4), cell(5), cell(6)] == [
-            str(t.calls), fmt_tokens(t.prompt_tokens), fmt_tokens(t.output_tokens), fmt_tokens(t.thinking_tokens),
-            fmt_tokens(t.cached_tokens), fmt_cost(t.cost_usd)]
-    for r, (model, t) in enumerate(sorted(ledger.by_model().items())):
-        assert p.value(tags.usage_cell(tags.USAGE_MODEL_TABLE, r, 0)) == model
-        assert p.value(tags.usage_cell(tags.USAGE_MODEL_TABLE, r, 2)) == fmt_tokens(t.prompt_tokens)
-    total = ledger.total()
-    assert f"{fmt_tokens(total.prompt_tokens)} prompt" in p.value(tags.USAGE_TOTAL)
-    assert f"cost {fmt_cost(total.cost_usd)}" in p.value(tags.USAGE_TOTAL)
-
 
 # ---------------------------------------------------------------- the lifecycle, headless
 
@@ -484,3 +432,13 @@ def test_a_bug_while_drawing_is_shown_and_the_app_keeps_running(tmp_path: Path, 
     assert len(c.errors) == errors, "reported once, not every frame"
     plan(p)                                            # and everything else still works
     assert p.wait_for_approval("plan")
+
+
+def test_closing_the_app_joins_every_thread(tmp_path: Path, app_factory, thread_baseline: set[int]) -> None:
+    import threading
+    c = make_controller(make_session(tmp_path))
+    h = app_factory(c)
+    plan(h.pilot)
+    answer_until(h.pilot, lambda: done(c))
+    assert h.close() == []
+    assert {t.ident for t in threading.enumerate()} <= thread_baseline

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gui_support import app_factory, assert_not_blank, make_controller, make_session, needs_display  # noqa: F401
-from test_gui_pilot import answer_until, assert_dashboard_is_the_ledger, done, plan
+from gui_support import (answer_until, app_factory, assert_dashboard_is_the_ledger, assert_not_blank,  # noqa: F401
+                         done, make_controller, make_session, needs_display, plan)
 
 from conductor.app import stream_key
 from conductor.config import Config
