@@ -534,7 +534,7 @@ class AppController:
         if tier == 2:
             buf.append(f"── {label} ──\n{text}\n")
         else:
-            buf.append("".join(f"[{label}] {ln}\n" for ln in text.strip("\n").split("\n")))
+            buf.append("".join(f"[{label}] {ln}\n" for ln in text.split("\n") if ln.strip()))
 
     # ---------------- derived views
 

@@ -155,9 +155,8 @@ class MainWindow:
         dpg.configure_item(tags.LEFT_PANEL, width=width)
 
     def _set_tickets(self, height: int) -> None:
-        self.tickets_height = height
+        self.tickets_height = height  # layout() re-sizes the stream rows in the same frame
         dpg.configure_item(tags.TICKETS_PANEL, height=height)
-        self.layout(force=True)
 
     # ---------------- per frame
 
