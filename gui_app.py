@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,8 @@ def run(controller: object, *, first_frame_exit: bool) -> int:
 
     app = GuiApp(controller, render=True).build()  # type: ignore[arg-type]
     app.show()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a kill: leave the loop, then shut down in order
+        signal.signal(sig, lambda *_: app.quit())
     if first_frame_exit:
         def first(gui: GuiApp, _events: object) -> None:
             sdk = int("google.genai" in sys.modules)  # must stay 0: the SDK loads lazily, never at start-up
