@@ -442,3 +442,19 @@ def test_closing_the_app_joins_every_thread(tmp_path: Path, app_factory, thread_
     answer_until(h.pilot, lambda: done(c))
     assert h.close() == []
     assert {t.ident for t in threading.enumerate()} <= thread_baseline
+
+
+def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_banner(tmp_path: Path,
+                                                                                       app_factory) -> None:
+    from conductor.errors import ProviderUnavailable
+    cfg = Config()
+    cfg.retry.max_retries, cfg.retry.initial_delay_s, cfg.engine.max_attempts = 1, 0.0, 1
+    provider = ScriptedProvider({(3, "T1"): [Reply(fault=ProviderUnavailable("503 the model is overloaded"))]})
+    c = make_controller(make_session(tmp_path, provider, cfg))
+    p = app_factory(c).pilot
+    plan(p)
+    answer_until(p, lambda: bool(c.ticket_rows()) and c.ticket_rows()[0].status == "failed")
+    pane = p.value(tags.pane_text(stream_key("tier3:T1", c.active_track)))
+    assert "partial output discarded" in pane and "retry 1 of 1" in pane
+    assert "Ticket T1 failed" in p.value(tags.BANNER_TEXT) and "overloaded" in p.value(tags.BANNER_TEXT)
+    assert "1 failed" in p.value(tags.STATUS_COUNTS)
