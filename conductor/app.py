@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conductor.approvals import ApprovalDecision, ApprovalRequest
+from conductor.approvals import ApprovalRequest
 from conductor.config import Config, ConfigError, parse_config, save_config
 from conductor.errors import ApprovalError, ConductorError, MissingApiKey
 from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RunFinished,
@@ -328,7 +328,6 @@ class AppController:
         self._models_thread: threading.Thread | None = None
         self._usage_cache: tuple[int, UsageView] | None = None
         self.applied = 0
-        self._install_live_policy()
         self._load_initial_state()
 
     # ---------------- bookkeeping
@@ -336,15 +335,6 @@ class AppController:
     def _bump(self, *names: str) -> None:
         for n in names:
             self.versions[n] += 1
-
-    def _install_live_policy(self) -> None:
-        """Kinds ticked in Settings → Approvals are auto-approved from the next request on (the session's own
-        policy reads the config only at start). Requests only a person may decide never reach policies."""
-        def live(req: ApprovalRequest) -> ApprovalDecision | None:
-            if req.kind.value in self.cfg.approvals.auto:
-                return ApprovalDecision(req.id, True, req.payload)
-            return None
-        self.session.broker.add_policy("settings", live)
 
     def _load_initial_state(self) -> None:
         for t in self.session.list_tracks():
@@ -800,13 +790,10 @@ class AppController:
                 save_config(new, self.config_path)
             except (ConfigError, OSError) as exc:
                 return f"Could not save {self.config_path}: {exc}"
-        dropped = set(self.cfg.approvals.auto) - set(new.approvals.auto)
         for name in type(new).model_fields:
             setattr(self.cfg, name, getattr(new, name))
         self.session.ledger.prices = PriceTable(self.cfg.prices)
         self.status_message = f"settings saved to {self.config_path}" if self.config_path else "settings applied"
-        if dropped:  # the session's start-up policy still holds them until the app restarts
-            self.status_message += f"; asking again for {', '.join(sorted(dropped))} takes effect after a restart"
         self._bump("status", "usage", "models")
         return None
 
@@ -828,7 +815,6 @@ class AppController:
         except (ConductorError, ValueError, OSError) as exc:
             return self.fail(f"Cannot open {ws} with {provider}: {exc}")
         self.session, self.provider_name, self.provider_note, self.demo = new, provider, note, demo
-        self._install_live_policy()
         self.tracks.clear()
         self.pending.clear()
         self._restored.clear()

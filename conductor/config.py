@@ -139,6 +139,8 @@ class GuiConfig(_Section):
     width: int = Field(default=1280, ge=640)
     height: int = Field(default=800, ge=480)
     left_width: int = Field(default=380, ge=200)
+    tickets_height: int = Field(default=240, ge=110)
+    """Height of the ticket view above the stream panes (the split the user drags)."""
     stream_tail_chars: int = Field(default=20_000, ge=1_000)
     """How much of each stream a pane keeps in memory; the full text is on disk."""
     frame_budget_ms: float = Field(default=4.0, gt=0)

@@ -81,8 +81,9 @@ class Session:
         self._closed = False
         self._comms_for = _comms_factory(self.store)
         self._allow = CommandPolicy.from_config(cfg)
-        if cfg.approvals.auto:
-            self.broker.auto_approve(set(cfg.approvals.auto))
+        # Read at each request, so kinds ticked or unticked in Settings apply at once.
+        self.broker.add_policy("config", lambda r: ApprovalDecision(r.id, True, r.payload)
+                               if r.kind.value in self.cfg.approvals.auto else None)
         self.broker.on_requested.append(self._journal_request)
         self.broker.on_resolved.append(self._journal_decision)
         self._load_usage()

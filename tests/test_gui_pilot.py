@@ -351,9 +351,6 @@ def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app
     answer_until(p2, lambda: done(c2))
 
 
-@pytest.mark.xfail(reason="core: ToolGate journals a tool approval cancelled by shutdown as a user rejection, "
-                          "so it is not asked again when the run resumes (reported to the tools owner)",
-                   strict=False)
 def test_tool_approval_pending_at_shutdown_is_asked_again(tmp_path: Path, app_factory) -> None:
     c = make_controller(make_session(tmp_path))
     h = app_factory(c)

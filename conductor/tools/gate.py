@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest
-from conductor.errors import ToolError
+from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
 from conductor.store import Journal
 from conductor.tools.base import Tool, ToolContext, Toolbox
@@ -123,6 +123,9 @@ class ToolGate:
         except TimeoutError:
             self.broker.cancel_where(lambda r: r.id == pending.request.id, "approval timed out")
             return _error(call, "not approved: the approval timed out")
+        if decision.by == "cancelled":
+            # Not an answer: the ticket or the app stopped. Nothing is recorded, so a resumed attempt asks again.
+            raise Cancelled(f"tool approval {pending.request.id} withdrawn: {decision.reason}")
         self._log("approval", ctx, {"request_id": pending.request.id, **decision.to_json()})
         return self._check_decision(tool, call, ctx, pending.request, decision)
 
