@@ -15,43 +15,23 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from conductor import dag
-from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind
-from conductor.config import Config
+from conductor.approvals import ApprovalDecision, ApprovalKind
+from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
                               SafetyBlocked)
 from conductor.events import ErrorRaised, Notice, Provenance, RunFinished, StatusChanged, TrackLoaded
-from conductor.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Ticket, TicketStatus, Track, TrackStatus
-from conductor.store import Journal, TrackStore
+from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
+from conductor.store import Journal
 from conductor.tiers import prompts
-from conductor.tiers.call import CallDeps
-from conductor.tiers.reviewer import review_ticket
-from conductor.tiers.worker import run_worker, worker_prompt
-from conductor.tools.base import ToolContext, Toolbox
-from conductor.tools.gate import AllowPolicy, ToolGate
+from conductor.tiers.worker import worker_prompt
 
 EDITABLE_FIELDS = {"title", "description", "depends_on", "target_files", "acceptance_criteria", "step_mode",
                    "model_override"}
-
-
-@dataclass
-class EngineDeps:
-    cfg: Config
-    call: CallDeps
-    broker: ApprovalBroker
-    workspace: Path
-    toolbox: Toolbox
-    store: TrackStore | None = None
-    allow: AllowPolicy | None = None
-    comms_for: Callable[[str], Any] | None = None
-    """track id → comms log (or None)."""
-    protected: tuple[Path, ...] = ()
 
 
 # --- inbox messages ---
@@ -111,6 +91,7 @@ class Engine:
         self.dispatch_log: list[tuple[str, float, float]] = []
         """(ticket id, start, end) per attempt, for tests and benchmarks (monotonic seconds)."""
         self._starts: dict[str, float] = {}
+        self._bench = Workbench(track.id, deps, journal)
         self._index()
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.engine.max_workers,
                                         thread_name_prefix=f"conductor-worker-{track.id[:12]}")
@@ -289,7 +270,7 @@ class Engine:
     def _ask_spawn(self, t: Ticket, attempt: int) -> None:
         model = self.cfg.model_for_attempt(attempt, t.model_override)
         prov = self._prov(t.id, attempt, tier=3)
-        ctx = self._tool_ctx(prov, threading.Event())
+        ctx = self._bench.tool_ctx(prov, threading.Event())
         payload = {"ticket_id": t.id, "attempt": attempt, "model": model, "system": prompts.TIER3_SYSTEM,
                    "prompt": worker_prompt(self.track, t, ctx), "context_files": list(t.target_files)}
 
@@ -319,7 +300,7 @@ class Engine:
             return
         if d.edited and d.payload is not None:
             fields: dict[str, Any] = {}
-            if d.payload.get("prompt") != worker_prompt(self.track, t, self._tool_ctx(self._prov(), threading.Event())):
+            if d.payload.get("prompt") != worker_prompt(self.track, t, self._bench.tool_ctx(self._prov(), threading.Event())):
                 fields["spawn_prompt"] = d.payload["prompt"]
             if d.payload.get("model"):
                 fields["model_override"] = d.payload["model"]
@@ -341,47 +322,13 @@ class Engine:
 
     def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> None:
         try:
-            hint_or_none = self._attempt(t, attempt, model, cancel)
+            hint_or_none = run_attempt(self._bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
+                                       cancel=cancel, on_review=lambda: self._inbox.put(
+                                           _Progress(t.id, attempt, TicketStatus.REVIEW)))
             outcome = _WorkerDone(t.id, attempt, "pass" if hint_or_none is None else "fail", hint_or_none or "")
         except BaseException as exc:  # reported to the engine, which decides; never lost in the pool
             outcome = _WorkerDone(t.id, attempt, "error", error=exc)
         self._inbox.put(outcome)
-
-    def _attempt(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> str | None:
-        """One worker attempt plus its review. Returns None on pass, or the QA hint on fail."""
-        prov = self._prov(t.id, attempt, tier=3)
-        deps = self._call_deps(t.id, tier=3, attempt=attempt)
-        ctx = self._tool_ctx(prov, cancel)
-        gate = ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,
-                        approval_timeout_s=self.cfg.approvals.timeout_s or None,
-                        comms=self.deps.comms_for(self.track.id) if self.deps.comms_for else None)
-        report = run_worker(self.track, t, model, deps, gate, ctx, prov=prov, cancel=cancel, journal=self.journal)
-        self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW))
-        review = review_ticket(t, report.text, report.actions, self._call_deps(t.id, tier=4, attempt=attempt),
-                               prov=prov, cancel=cancel, raw_dir=self._raw_dir())
-        return None if review.verdict == "pass" else (review.hint or "QA failed the ticket without a hint")
-
-    def _call_deps(self, ticket_id: str, *, tier: int, attempt: int) -> CallDeps:
-        sink = None
-        if self.deps.store is not None:
-            path = self.deps.store.ticket_output(self.track.id, ticket_id, tier)
-            self.deps.store.append_output(path, f"\n\n## attempt {attempt} · {time.strftime('%H:%M:%S')}\n\n")
-            sink = lambda text, p=path: self.deps.store.append_output(p, text)  # noqa: E731
-        comms = self.deps.comms_for(self.track.id) if self.deps.comms_for else None
-        return self.deps.call.with_(journal=self.journal, sink=sink, comms=comms)
-
-    def _tool_ctx(self, prov: Provenance, cancel: threading.Event) -> ToolContext:
-        spill = None
-        if self.deps.store is not None and prov.ticket_id:
-            spill = self.deps.store.track_dir(self.track.id) / "outputs" / f"{prov.ticket_id}.a{prov.attempt}.cmd.log"
-        return ToolContext(workspace=self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
-                           protected=self.deps.protected)
-
-    def _raw_dir(self) -> Path:
-        if self.deps.store is not None:
-            return self.deps.store.track_dir(self.track.id) / "outputs"
-        import tempfile
-        return Path(tempfile.gettempdir())
 
     # -- results --
 
@@ -576,4 +523,4 @@ def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, TicketStatus) else v) for k, v in fields.items()}
 
 
-TERMINAL = TERMINAL_STATUSES
+__all__ = ["Engine", "EngineDeps", "EDITABLE_FIELDS"]
