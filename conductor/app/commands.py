@@ -1,0 +1,199 @@
+"""The commands the views' callbacks call: planning, approvals, track and ticket commands, settings, and
+switching workspace or provider. Most return the problem as a message, or None when it worked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conductor.app.session_factory import UnavailableProvider, make_demo_workspace, open_session
+from conductor.app.state import ControllerState
+from conductor.app.streams import Streams
+from conductor.config import ConfigError, parse_config, save_config
+from conductor.errors import ApprovalError, ConductorError
+from conductor.model import TrackStatus
+from conductor.usage import PriceTable
+
+
+class Commands(ControllerState):
+    """The part of `AppController` that acts on the Session."""
+
+    # ---------------- commands: planning and approvals
+
+    def plan(self, epic: str) -> str | None:
+        """Start planning an epic. Returns an error message, or None."""
+        if not epic.strip():
+            return self.fail("The epic is empty: describe the work first.")
+        if isinstance(self.session.provider, UnavailableProvider):
+            return self.fail(f"Cannot plan: {self.session.provider.reason}")
+        try:
+            handle = self.session.plan_epic(epic)
+        except (ValueError, ConductorError, OSError) as exc:
+            return self.fail(f"Cannot plan: {exc}")
+        self.status_message = f"planning: Tier 1 is reading the epic ({handle.epic_id})"
+        self._bump("status")
+        return None
+
+    def approve(self, request_id: str, payload: dict[str, Any] | None = None, remember: bool = False) -> str | None:
+        """Approve (possibly with an edited payload). Returns the problem when the edit is refused."""
+        try:
+            self.session.resolve_approval(request_id, approved=True, payload=payload, remember=remember)
+        except ValueError as exc:
+            return f"Not approved: {exc}"
+        except ApprovalError as exc:
+            self.pending.pop(request_id, None)
+            self._bump("approvals")
+            return f"Not approved: {exc}"
+        self._resolved_here(request_id)
+        return None
+
+    def reject(self, request_id: str, reason: str) -> str | None:
+        try:
+            self.session.resolve_approval(request_id, approved=False, reason=reason.strip() or None)
+        except (ValueError, ApprovalError) as exc:
+            self.pending.pop(request_id, None)
+            self._bump("approvals")
+            return f"Not rejected: {exc}"
+        self._resolved_here(request_id)
+        return None
+
+    def _resolved_here(self, request_id: str) -> None:
+        # Drop it now, not when the event arrives: the queue must never show a decided request for a frame.
+        self.pending.pop(request_id, None)
+        self._bump("approvals", "status")
+
+    # ---------------- commands: tracks and tickets
+
+    def _track_or_error(self) -> str | None:
+        if self.active_track is None:
+            self.fail("No track is loaded: load one from the track browser first.")
+        return self.active_track
+
+    def track_command(self, name: str, track_id: str | None = None) -> str | None:
+        """pause / resume / cancel the active (or given) track."""
+        tid = track_id or self._track_or_error()
+        if tid is None:
+            return "no track"
+        try:
+            self.session.command(tid, name)
+        except (ValueError, ConductorError) as exc:
+            return self.fail(f"Cannot {name} track {tid}: {exc}")
+        self.status_message = f"{name} sent to {tid}"
+        self._bump("status")
+        return None
+
+    def ticket_command(self, name: str, ticket_id: str, **args: Any) -> str | None:
+        """retry / skip / edit / cancel_ticket on a ticket of the active track."""
+        tid = self._track_or_error()
+        if tid is None:
+            return "no track"
+        try:
+            self.session.command(tid, name, ticket_id=ticket_id, **args)
+        except (ValueError, ConductorError) as exc:
+            return self.fail(f"Cannot {name} {ticket_id}: {exc}")
+        return None
+
+    def set_model_override(self, ticket_id: str, model: str | None) -> str | None:
+        return self.ticket_command("edit", ticket_id, fields={"model_override": model or None})
+
+    def load_track(self, track_id: str) -> str | None:
+        try:
+            self.session.load_track(track_id)
+        except (ConductorError, ValueError, OSError) as exc:
+            return self.fail(f"Cannot load {track_id}: {exc}")
+        return None
+
+    def resume_track(self, track_id: str) -> str | None:
+        try:
+            self.session.run_track(track_id)
+        except (ConductorError, ValueError, OSError) as exc:
+            return self.fail(f"Cannot resume {track_id}: {exc}")
+        return None
+
+    def archive_track(self, track_id: str) -> str | None:
+        try:
+            self.session.archive_track(track_id)
+        except (ConductorError, ValueError, OSError) as exc:
+            return self.fail(f"Cannot archive {track_id}: {exc}")
+        return None
+
+    # ---------------- commands: settings
+
+    def set_step_mode(self, on: bool) -> None:
+        self.cfg.engine.step_mode = bool(on)
+
+    def set_auto_run(self, on: bool) -> None:
+        self.session.auto_run = bool(on)
+
+    def set_tier_model(self, tier: int, model: str) -> str | None:
+        try:
+            setattr(self.cfg.models, f"tier{tier}", model)
+        except ValueError as exc:
+            return self.fail(f"Model for tier {tier} refused: {exc}")
+        return None
+
+    def save_settings(self, data: dict[str, Any]) -> str | None:
+        """Validate a whole config (as a dict), save it atomically, apply it live. Returns the problem or None."""
+        try:
+            new = parse_config(data, source=str(self.config_path or "config.toml"))
+        except ConfigError as exc:
+            return str(exc)
+        if self.config_path is not None:
+            try:
+                save_config(new, self.config_path)
+            except (ConfigError, OSError) as exc:
+                return f"Could not save {self.config_path}: {exc}"
+        for name in type(new).model_fields:
+            setattr(self.cfg, name, getattr(new, name))
+        self.session.ledger.prices = PriceTable(self.cfg.prices)
+        self.status_message = f"settings saved to {self.config_path}" if self.config_path else "settings applied"
+        self._bump("status", "usage", "models")
+        return None
+
+    def switch(self, *, workspace: Path | None = None, provider: str | None = None, tracks_dir: Path | None = None,
+               demo: bool | None = None) -> str | None:
+        """Reopen the session on another workspace, provider or tracks folder (only while nothing runs)."""
+        busy = [e for e in self.session.engines.values() if e.alive and e.track.status == TrackStatus.RUNNING]
+        if busy or self.session.pending_approvals() or any(not h.future.done() for h in self.session.plans.values()):
+            return self.fail("Finish, pause or cancel the running work (and answer pending approvals) first.")
+        ws = Path(workspace).expanduser() if workspace else self.session.workspace
+        if not ws.is_dir():
+            return self.fail(f"Workspace {ws} is not a folder.")
+        provider = provider or self.provider_name
+        demo = self.demo and provider == "scripted" if demo is None else demo
+        self.session.shutdown(10.0)
+        try:
+            new, note = open_session(self.cfg, workspace=ws, tracks_dir=tracks_dir or self.session.store.root,
+                                     provider_name=provider, demo=demo, events=self.session.events)
+        except (ConductorError, ValueError, OSError) as exc:
+            return self.fail(f"Cannot open {ws} with {provider}: {exc}")
+        self.session, self.provider_name, self.provider_note, self.demo = new, provider, note, demo
+        self.tracks.clear()
+        self.pending.clear()
+        self._restored.clear()
+        self.active_track = None
+        self.streams = Streams(self.cfg.gui.stream_tail_chars)
+        self._models_thread = None
+        self._load_initial_state()
+        self.status_message = f"opened {ws} with the {provider} provider"
+        self._bump("tickets", "status", "banner", "models", "workspace")
+        return None
+
+    def start_demo(self) -> str | None:
+        """The labelled offline demo: the scripted provider in a scratch workspace with a couple of files."""
+        ws, tracks = make_demo_workspace()
+        return self.switch(workspace=ws, provider="scripted", tracks_dir=tracks, demo=True)
+
+    def recover(self) -> list[str]:
+        """After a restart: reopen the plan and ticket reviews that were waiting (spawn and tool approvals are
+        asked again when their run resumes)."""
+        try:
+            epics = self.session.recover()
+        except (ConductorError, OSError) as exc:
+            self.fail(f"Could not recover pending planning: {exc}")
+            return []
+        if epics:
+            self.status_message = f"recovered {len(epics)} planning run(s) waiting for review"
+            self._bump("status")
+        return epics

@@ -1,0 +1,57 @@
+"""Opening a Session for the app: the chosen provider (or a stand-in that explains what is missing), and the
+scratch workspace of the offline demo."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from conductor.config import Config
+from conductor.errors import MissingApiKey
+from conductor.providers.base import Provider, ProviderRequest
+from conductor.providers.factory import make_provider
+from conductor.session import Session
+
+
+class UnavailableProvider(Provider):
+    """Stands in when the chosen provider cannot be built (no API key): every call fails with the reason."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def stream(self, request: ProviderRequest, cancel: threading.Event):  # type: ignore[no-untyped-def]
+        raise MissingApiKey(self.reason)
+
+
+def make_demo_workspace() -> tuple[Path, Path]:
+    """A scratch workspace with a couple of files, and a tracks folder beside it (not inside)."""
+    root = Path(tempfile.mkdtemp(prefix="conductor-demo-"))
+    ws = root / "workspace"
+    (ws / "src").mkdir(parents=True)
+    (ws / "README.md").write_text("# Demo project\n\nA tiny project for the offline demo.\n", "utf-8")
+    (ws / "src" / "app.py").write_text("def greet(name):\n    return f'hello {name}'\n", "utf-8")
+    return ws, root / "tracks"
+
+
+def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_name: str, demo: bool = False,
+                 events: Any = None, toolbox: Any = None) -> tuple[Session, str]:
+    """A Session on the named provider, and a note for the status bar when the provider is limited.
+
+    With no API key the app still opens: the provider is replaced by one that explains what is missing."""
+    note = ""
+    if provider_name == "scripted":
+        # The demo streams at a human pace so the panes visibly fill; tests pass their own provider.
+        provider: Provider = make_provider("scripted", cfg, latency_s=0.25 if demo else 0.0,
+                                           chunk_delay_s=0.03 if demo else 0.0)
+    else:
+        try:
+            provider = make_provider(provider_name, cfg)
+        except MissingApiKey as exc:
+            provider, note = UnavailableProvider(str(exc)), "no API key: set GEMINI_API_KEY, or run the offline demo"
+    session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, events=events,
+                      toolbox=toolbox)
+    return session, note

@@ -1,0 +1,122 @@
+"""The bounded per-pane stream buffers: one tail per stream plus one aggregate pane per tier."""
+
+from __future__ import annotations
+
+AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
+"""The pane that gathers every stream of a tier."""
+
+
+class StreamBuffer:
+    """The tail of one stream: keeps the last `limit` characters (the full text is on disk).
+
+    Appends are O(1); the parts are compacted once they exceed 1.25 x limit, so memory stays flat however
+    long the stream runs. `version` bumps on every change so a view pushes text only when it changed.
+    """
+
+    def __init__(self, key: str, limit: int) -> None:
+        self.key = key
+        self.limit = limit
+        self.version = 0
+        self.dropped = False
+        """True once older text was dropped: the pane shows a tail."""
+        self._parts: list[str] = []
+        self._len = 0
+        self._cache: str | None = ""
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        self._len += len(text)
+        self._cache = None
+        self.version += 1
+        if self._len > self.limit * 1.25:
+            joined = "".join(self._parts)[-self.limit:]
+            self._parts, self._len, self.dropped = [joined], len(joined), True
+
+    def replace(self, text: str, is_tail: bool) -> None:
+        self._parts, self._len, self._cache = [], 0, ""
+        self.dropped = is_tail
+        self.append(text)
+        self.version += 1
+
+    @property
+    def text(self) -> str:
+        if self._cache is None:
+            joined = "".join(self._parts)
+            if len(joined) > self.limit:
+                joined, self.dropped = joined[-self.limit:], True
+            self._cache = joined
+        return self._cache
+
+    def __len__(self) -> int:
+        return min(self._len, self.limit)
+
+
+class Streams:
+    """Every pane's buffer. Per-stream buffers (`tier3:T2@track`) plus one aggregate per tier.
+
+    Aggregates of concurrent streams (Tier 3 "all", Tier 4) are line-based: each complete line is prefixed
+    with its ticket id, so interleaved workers stay readable. Tier 2 (one track at a time) gets a header per
+    track instead.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buffers: dict[str, StreamBuffer] = {}
+        self._partial: dict[str, str] = {}
+        self._last_source: dict[str, str] = {}
+
+    def get(self, key: str) -> StreamBuffer:
+        buf = self.buffers.get(key)
+        if buf is None:
+            buf = self.buffers[key] = StreamBuffer(key, self.limit)
+        return buf
+
+    def text(self, key: str) -> str:
+        buf = self.buffers.get(key)
+        return buf.text if buf is not None else ""
+
+    def add(self, key: str, tier: int | None, label: str, text: str) -> None:
+        """Append to the stream's own buffer and to its tier's aggregate."""
+        self.get(key).append(text)
+        agg = AGGREGATES.get(tier or 0)
+        if agg is None or agg == key:
+            return
+        if tier == 2:
+            self._add_with_header(agg, key, label, text)
+        else:
+            self._add_lines(agg, key, label, text)
+
+    def _add_with_header(self, agg: str, source: str, label: str, text: str) -> None:
+        buf = self.get(agg)
+        if self._last_source.get(agg) != source:
+            self._last_source[agg] = source
+            buf.append(("\n\n" if len(buf) else "") + f"── {label} ──\n")
+        buf.append(text)
+
+    def _add_lines(self, agg: str, source: str, label: str, text: str) -> None:
+        pending = self._partial.get(source, "") + text
+        *complete, rest = pending.split("\n")
+        self._partial[source] = rest
+        if complete:
+            self.get(agg).append("".join(f"[{label}] {line}\n" for line in complete))
+
+    def flush(self, key: str, tier: int | None, label: str) -> None:
+        """A call ended: push its unfinished last line to the aggregate."""
+        rest = self._partial.pop(key, "")
+        agg = AGGREGATES.get(tier or 0)
+        if rest and agg is not None and tier != 2:
+            self.get(agg).append(f"[{label}] {rest}\n")
+
+    def note(self, key: str, tier: int | None, label: str, text: str) -> None:
+        """A line from the app itself (a retry notice) in the stream and its aggregate."""
+        self.flush(key, tier, label)
+        self.add(key, tier, label, f"\n{text}\n")
+
+
+def stream_key(stream_id: str, track_id: str | None) -> str:
+    """Ticket streams are per track (two tracks may both have a T1)."""
+    if stream_id.startswith(("tier3:", "tier4:")) and track_id:
+        return f"{stream_id}@{track_id}"
+    return stream_id

@@ -1,0 +1,81 @@
+"""Derived views: what the panels show, computed from the controller's state (rows, counts, status text,
+the dashboard's numbers, filtered log lines)."""
+
+from __future__ import annotations
+
+from conductor.app.rows import LogEntry, TicketRow, TrackRow
+from conductor.app.state import ControllerState
+from conductor.app.usage_view import UsageView, build_usage_view
+from conductor.approvals import ApprovalRequest
+from conductor.model import TicketStatus, TrackStatus
+
+
+class DerivedViews(ControllerState):
+    """The part of `AppController` the views read from; nothing here changes state but the usage cache."""
+
+    def ticket_rows(self, track_id: str | None = None) -> list[TicketRow]:
+        track = self.tracks.get(track_id or self.active_track or "")
+        if track is None:
+            return []
+        return [TicketRow(t.id, t.title, tuple(t.depends_on), t.status.value, t.attempts,
+                          t.model_used or t.model_override or "", t.failed_reason or t.blocked_reason or "",
+                          t.model_override) for t in track.tickets]
+
+    def track_rows(self) -> list[TrackRow]:
+        rows = [TrackRow(t.id, t.title, t.status.value,
+                         sum(x.status in (TicketStatus.DONE, TicketStatus.SKIPPED) for x in t.tickets), len(t.tickets))
+                for t in self.tracks.values()]
+        newest_first = sorted(rows, key=lambda r: r.id, reverse=True)
+        return sorted(newest_first, key=lambda r: r.status == TrackStatus.ARCHIVED.value)  # stable: archived last
+
+    def pending_list(self, kind: str | None = None) -> list[ApprovalRequest]:
+        return [r for r in self.pending.values() if kind is None or r.kind.value == kind]
+
+    def counts(self) -> dict[str, int]:
+        out = {"running": 0, "review": 0, "awaiting": 0, "failed": 0, "approvals": len(self.pending)}
+        for track in self.tracks.values():
+            for t in track.tickets:
+                if t.status == TicketStatus.RUNNING:
+                    out["running"] += 1
+                elif t.status == TicketStatus.REVIEW:
+                    out["review"] += 1
+                elif t.status == TicketStatus.AWAITING_APPROVAL:
+                    out["awaiting"] += 1
+                elif t.status == TicketStatus.FAILED:
+                    out["failed"] += 1
+        return out
+
+    def status_text(self) -> str:
+        c = self.counts()
+        parts = [f"{c['running']} running", f"{c['review']} in review"]
+        if c["failed"]:
+            parts.append(f"{c['failed']} failed")
+        parts.append(f"{c['approvals']} approval{'s' if c['approvals'] != 1 else ''} pending")
+        return "   ·   ".join(parts)
+
+    def provider_text(self) -> str:
+        label = "OFFLINE DEMO · scripted provider" if self.demo else f"provider: {self.provider_name}"
+        return f"{label} — {self.provider_note}" if self.provider_note else label
+
+    def usage_view(self) -> UsageView:
+        """Dashboard numbers straight from the ledger (recomputed only when usage changed)."""
+        if self._usage_cache is not None and self._usage_cache[0] == self.versions["usage"]:
+            return self._usage_cache[1]
+        view = build_usage_view(self.session.ledger, self.cfg.budget, self._track_title)
+        self._usage_cache = (self.versions["usage"], view)
+        return view
+
+    def _track_title(self, track_id: str | None) -> str:
+        track = self.tracks.get(track_id or "")
+        return track.title if track is not None else str(track_id)
+
+    def log_lines(self, tier: int | None = None, ticket: str | None = None, limit: int = 400) -> list[LogEntry]:
+        out = [e for e in self.log if (tier is None or e.tier == tier) and (not ticket or e.ticket_id == ticket)]
+        return out[-limit:]
+
+    def ticket_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for track in self.tracks.values():
+            for t in track.tickets:
+                seen.setdefault(t.id, None)
+        return list(seen)
