@@ -1,4 +1,4 @@
-"""The view-model (conductor/app.py) without any window: these tests are at this layer because the state the
+"""The view-model (conductor/app/) without any window: these tests are at this layer because the state the
 GUI renders — panes, tickets, usage, approvals, log, errors — is plain Python and can be checked exactly,
 fast, and without Dear PyGui."""
 
