@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -32,3 +34,18 @@ def fast_config():  # type: ignore[no-untyped-def]
     cfg.retry.initial_delay_s = 0.01
     cfg.retry.max_delay_s = 0.05
     return cfg
+
+
+def journal_lines(*paths: Path) -> list[dict]:
+    """The parsed records of journals written by another process; a torn tail (writer alive or killed) is
+    skipped, as the app itself would drop it."""
+    out = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out

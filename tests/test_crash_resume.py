@@ -5,7 +5,6 @@ Why a subprocess: only a real kill shows that what is on disk (snapshot + journa
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,21 +12,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from helpers import wait_for
+from helpers import journal_lines, wait_for
 
 CLI = [sys.executable, "-m", "conductor.cli"]
-
-
-def journal_lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass  # a torn tail while the writer is alive or just killed
-    return out
 
 
 def done_counts(journal: Path) -> Counter[str]:

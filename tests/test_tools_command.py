@@ -98,10 +98,10 @@ def _gone(pid: int) -> bool:
 
 def test_timeout_kills_the_whole_process_group(ws: Path) -> None:
     script = ("import subprocess, sys, time\n"
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"  # ok-sleep: killed
               "open('child.pid', 'w').write(str(child.pid))\n"
               "print('started', flush=True)\n"
-              "time.sleep(60)\n")
+              "time.sleep(60)\n")  # ok-sleep: the command under test must outlive its timeout
     out = RunCommand().run({"argv": [PY, "-c", script], "timeout_s": 2.0}, ctx(ws))
     assert out["timed_out"] and "timeout" in out["note"] and out["output"] == "started\n"
     assert out["duration_s"] < 10
@@ -110,7 +110,7 @@ def test_timeout_kills_the_whole_process_group(ws: Path) -> None:
 
 def test_background_children_do_not_outlive_the_command(ws: Path) -> None:
     script = ("import subprocess, sys\n"
-              "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+              "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"  # ok-sleep: killed
               " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
               "open('bg.pid', 'w').write(str(c.pid))\n")
     out = RunCommand().run({"argv": [PY, "-c", script]}, ctx(ws))

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from helpers import wait_for
+from helpers import journal_lines, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,14 +116,7 @@ def test_kill_between_the_journalled_approval_and_the_action_asks_again_and_runs
 
 
 def _journal(tracks: Path) -> list[dict]:
-    out = []
-    for path in tracks.glob("*/events.jsonl"):
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass  # a torn tail while the writer is alive or just killed
-    return out
+    return journal_lines(*tracks.glob("*/events.jsonl"))
 
 
 def _written(tracks: Path) -> list[str]:
