@@ -15,6 +15,9 @@ from conductor.gui.util import safe, set_if_changed
 TIER_LABELS = {1: "Tier 1 · orchestrator", 2: "Tier 2 · tech lead", 3: "Tier 3 · workers", 4: "Tier 4 · QA"}
 
 
+DEMO_EPIC = "Add a /health endpoint that reports the app's version, with a test"
+
+
 class LeftPanel:
     def __init__(self, controller: AppController, themes: Themes, open_approval: Callable[[str], None]) -> None:
         self.c = controller
@@ -27,8 +30,10 @@ class LeftPanel:
 
     def build(self, parent: int | str) -> None:
         dpg.add_text("Epic", parent=parent, color=ACCENT)
+        # A multiline input shows no hint text, so the demo starts with an example epic ready to plan.
         dpg.add_input_text(parent=parent, tag=tags.EPIC_INPUT, multiline=True, height=72, width=-1,
-                           hint="Describe the work, e.g. 'Add OAuth login to this repo'")
+                           hint="Describe the work, e.g. 'Add OAuth login to this repo'",
+                           default_value=DEMO_EPIC if self.c.demo else "")
         dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)", tag=tags.PLAN_BUTTON, width=-1,
                        callback=safe(self._plan))
         dpg.add_spacer(parent=parent, height=4)
