@@ -216,7 +216,8 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> Config
 
 
 def load_config(path: str | Path | None) -> Config:
-    """Load and validate a config file; None or a missing default file gives the defaults."""
+    """Load and validate a config file; None gives the defaults. A path that does not exist is an error
+    (callers that treat a missing default file as "use the defaults" check for it first)."""
     if path is None:
         return Config()
     p = Path(path)

@@ -86,6 +86,7 @@ class Session:
                                if r.kind.value in self.cfg.approvals.auto else None)
         self.broker.on_requested.append(self._journal_request)
         self.broker.on_resolved.append(self._journal_decision)
+        self.store.remove_stale_temp_files()
         self._load_usage()
 
     # ---------------- journals ----------------

@@ -256,6 +256,14 @@ class TrackStore:
         self._lock = threading.Lock()
         self._out_locks: dict[Path, threading.Lock] = {}
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete snapshot temp files left by a crash mid-write (call at start-up, before anything writes).
+        They were never renamed into place, so they hold nothing the journal does not."""
+        stale = list(self.root.glob("*/.track.toml.*.tmp"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     # -- paths --
 
     def track_dir(self, track_id: str) -> Path:

@@ -159,10 +159,17 @@ class UsageLedger:
         with self._lock:
             return replace(self._total)
 
-    def check_budget(self, budget: BudgetConfig) -> None:
-        """Raise BudgetExceeded when the spend so far has reached a limit; called before every model call."""
+    def check_budget(self, budget: BudgetConfig, model: str | None = None) -> None:
+        """Raise BudgetExceeded when the spend so far has reached a limit; called before every model call.
+
+        With a cost limit, a call to a model that has no price is refused too: its cost could not be
+        counted, so the limit could not be kept (fail closed, naming the model)."""
         if budget.max_tokens is None and budget.max_cost_usd is None:
             return
+        if budget.max_cost_usd is not None and model is not None \
+                and self.prices.price_for(model, dt.date.today()) is None:
+            raise BudgetExceeded(f"a cost budget is set but model {model!r} has no price, so its cost cannot be "
+                                 "counted: add it to [[prices]] in config.toml or remove max_cost_usd")
         t = self.total()
         if budget.max_tokens is not None and t.total_tokens >= budget.max_tokens:
             raise BudgetExceeded(f"token budget spent: {t.total_tokens:,} of {budget.max_tokens:,} tokens used")

@@ -462,3 +462,14 @@ def test_sigkill_at_random_moments_always_reopens_to_a_consecutive_prefix(tmp_pa
         assert_clean(journal_path)  # the reopen left a clean file for the next writer
         previous = len(seqs)
     assert previous >= 20 * 5
+
+
+def test_snapshot_temp_files_left_by_a_crash_are_removed_at_start(tmp_path: Path) -> None:
+    store = TrackStore(tmp_path)
+    (tmp_path / "t1").mkdir()
+    stale = tmp_path / "t1" / ".track.toml.abc123.tmp"
+    stale.write_text("half a snapshot")
+    keep = tmp_path / "t1" / "track.toml"
+    keep.write_text("x = 1\n")
+    assert store.remove_stale_temp_files() == [stale]
+    assert not stale.exists() and keep.exists()

@@ -205,3 +205,13 @@ def test_cost_budget_message_carries_the_numbers() -> None:
     with pytest.raises(BudgetExceeded) as info:
         ledger.check_budget(BudgetConfig(max_cost_usd=0.01))
     assert "$0.0125" in str(info.value) and "$0.01" in str(info.value)
+
+
+def test_a_cost_cap_refuses_a_model_without_a_price() -> None:
+    """Fail closed: a call whose cost cannot be counted cannot be kept under a cost limit."""
+    ledger = UsageLedger(PriceTable(default_prices()))
+    capped = BudgetConfig(max_cost_usd=1.0)
+    ledger.check_budget(capped, "gemini-3.8-flash")  # priced: fine
+    with pytest.raises(BudgetExceeded, match="'my-local-model' has no price"):
+        ledger.check_budget(capped, "my-local-model")
+    ledger.check_budget(BudgetConfig(max_tokens=10_000), "my-local-model")  # no cost cap: nothing to keep
