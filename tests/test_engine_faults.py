@@ -186,3 +186,21 @@ def test_step_mode_runs_the_edited_spawn_prompt(workspace: Path, tmp_path: Path)
         assert first.messages[0].text.endswith("EXTRA: keep it short")
     finally:
         s.shutdown()
+
+
+def test_a_call_past_its_deadline_is_cut_and_retried_within_the_budget(workspace: Path, tmp_path: Path) -> None:
+    cfg = fast_config()
+    cfg.engine.call_timeout_s = 0.2
+    cfg.engine.max_attempts = 1
+    cfg.retry.max_retries = 1
+    provider = ScriptedProvider({(3, "T1"): [Reply(text="never arrives", latency_s=30)]})
+    s, tid = start(workspace, tmp_path, provider, cfg)
+    try:
+        t0 = time.monotonic()
+        t1 = s.engines[tid].join(30).ticket("T1")
+        assert time.monotonic() - t0 < 5  # cut at the deadline, not after the model's 30 s
+        assert t1.status == TicketStatus.FAILED and "CallTimeout" in (t1.failed_reason or "")
+        assert len([r for r in provider.calls(tier=3) if r.prov.ticket_id == "T1"]) == 2  # 1 + 1 retry
+        assert all(r.timeout_s == 0.2 for r in provider.calls())  # the deadline travels with the request
+    finally:
+        s.shutdown()

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conductor.errors import Cancelled, ProviderError, StreamInterrupted
+from conductor.errors import CallTimeout, Cancelled, ProviderError, StreamInterrupted
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import (Finish, FinishReason, Provider, ProviderEvent, ProviderRequest, TextChunk,
@@ -132,13 +133,22 @@ class ScriptedProvider(Provider):
                      output_tokens=estimate_tokens(text_so_far + calls) if (text_so_far or calls) else 0,
                      thinking_tokens=_THINKING_TOKENS.get(req.thinking, 0), partial=partial)
 
+    @staticmethod
+    def _wait(cancel: threading.Event, seconds: float, deadline: float | None, what: str) -> None:
+        """Wait like a slow model: a cancel wins at once, and the request's deadline is kept."""
+        limit = seconds if deadline is None else min(seconds, max(deadline - time.monotonic(), 0.0))
+        if limit > 0 and cancel.wait(limit):
+            raise Cancelled(f"cancelled {what}")
+        if cancel.is_set():
+            raise Cancelled(f"cancelled {what}")
+        if deadline is not None and time.monotonic() >= deadline and seconds > limit:
+            raise CallTimeout(f"scripted model still silent at its deadline ({what})")
+
     def stream(self, request: ProviderRequest, cancel: threading.Event) -> Iterator[ProviderEvent]:
         reply = self._reply(request)
+        deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         latency = self.latency_s if reply.latency_s is None else reply.latency_s
-        if latency and cancel.wait(latency):
-            raise Cancelled("cancelled before the first chunk")
-        if cancel.is_set():
-            raise Cancelled("cancelled")
+        self._wait(cancel, latency, deadline, "before the first chunk")
         if reply.fault is not None:
             raise reply.fault
         size = reply.chunk_chars or self.chunk_chars
@@ -149,10 +159,8 @@ class ScriptedProvider(Provider):
             if reply.interrupt_after is not None and i >= reply.interrupt_after:
                 raise StreamInterrupted("scripted: stream cut mid-way",
                                         usage=self._usage(request, reply, sent, partial=True))
-            if i and self.chunk_delay_s and cancel.wait(self.chunk_delay_s):
-                raise Cancelled("cancelled mid-stream")
-            if cancel.is_set():
-                raise Cancelled("cancelled mid-stream")
+            if i:
+                self._wait(cancel, self.chunk_delay_s, deadline, "mid-stream")
             sent += chunk
             yield TextChunk(chunk)
             yield UsageChunk(Usage(model=request.model, prompt_tokens=prompt))  # cumulative, like Gemini's

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from conductor.config import Config
@@ -113,11 +113,13 @@ def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event,
 def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, stream_id: str, record_id: str,
                  retries: int) -> CallResult:
     prov = req.prov
+    timeout = req.timeout_s or deps.cfg.engine.call_timeout_s
+    req = replace(req, timeout_s=timeout)  # providers enforce it while waiting, not only between chunks
     if deps.comms is not None:
         deps.comms.log("model_request", prov, {"model": req.model, "system": req.system, "retry": retries,
                                                "messages": [m.to_json() for m in req.messages],
                                                "tools": [t.name for t in req.tools]})
-    deadline = time.monotonic() + (req.timeout_s or deps.cfg.engine.call_timeout_s)
+    deadline = time.monotonic() + timeout
     text: list[str] = []
     calls: list[ToolCall] = []
     usage: Usage | None = None
@@ -137,8 +139,7 @@ def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, 
             elif isinstance(ev, Finish):
                 finish = ev
             if time.monotonic() > deadline:
-                raise CallTimeout(f"model call exceeded {req.timeout_s or deps.cfg.engine.call_timeout_s:.0f}s",
-                                  usage=usage)
+                raise CallTimeout(f"model call exceeded its {timeout:g}s deadline", usage=usage)
     except ProviderError as exc:
         if exc.usage is None and usage is not None:
             exc.usage = usage
