@@ -23,7 +23,7 @@ from conductor import dag
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest
 from conductor.config import Config
 from conductor.engine import Engine, EngineDeps
-from conductor.errors import Cancelled, ConductorError, StoreError
+from conductor.errors import Cancelled, StoreError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, StatusChanged, TrackLoaded
 from conductor.model import Ticket, TicketPlan, TicketSpec, Track, TrackProposal, TrackSpec, TrackStatus
 from conductor.providers.base import Provider
@@ -400,4 +400,4 @@ def _validate_tickets(payload: dict[str, Any]) -> None:
         raise ValueError("; ".join(problems))
 
 
-__all__ = ["PlanHandle", "Session", "ConductorError"]
+__all__ = ["PlanHandle", "Session"]
