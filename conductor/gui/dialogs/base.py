@@ -122,19 +122,16 @@ class ApprovalDialog:
         except ValueError as exc:
             self.show_error(str(exc))
             return
-        err = self.c.approve(req.id, payload, remember=self.remember())
-        if err:
-            self.show_error(err)
-            return
-        self.close()
-        for cb in self.on_closed:
-            cb(req, True)
+        self._decided(req, self.c.approve(req.id, payload, remember=self.remember()))
 
     def _reject(self, *_: object) -> None:
         req = self.request
         if req is None:
             return
-        err = self.c.reject(req.id, dpg.get_value(self.part("reason")) or "")
+        self._decided(req, self.c.reject(req.id, dpg.get_value(self.part("reason")) or ""))
+
+    def _decided(self, req: ApprovalRequest, err: str | None) -> None:
+        """After approve or reject: show the problem and stay open, or close and tell the listeners."""
         if err:
             self.show_error(err)
             return
