@@ -28,7 +28,7 @@ from conductor.store import Journal
 from conductor.testing.mcp_server import build_server
 from conductor.tools import ToolGate, workspace_toolbox
 from conductor.tools.base import ToolContext
-from conductor.tools.mcp_client import InProcessTarget, McpConnection, StdioTarget
+from conductor.tools.mcp_client import InProcessTarget, McpConnection
 from conductor.tools.mcp_tools import McpServers, model_schema
 from conductor.tools.schema import problems
 from conductor.tools.testkit import ApprovalWaiter, Background

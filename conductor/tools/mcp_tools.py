@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING, Any
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
 from conductor.tools.base import Tool, ToolContext
-from conductor.tools.mcp_client import (HttpTarget, McpConnection, McpError, McpTarget, McpToolInfo, McpUnavailable,
-                                        StdioTarget)
+from conductor.tools.mcp_client import (
+    HttpTarget,
+    McpConnection,
+    McpError,
+    McpTarget,
+    McpToolInfo,
+    McpUnavailable,
+    StdioTarget,
+)
 
 if TYPE_CHECKING:
     from mcp_types import CallToolResult
@@ -132,7 +139,7 @@ def model_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 
     JSON Schema allows `"type": ["string", "null"]`; our argument checker and some providers take one type, so
     a nullable type keeps its non-null member and a real union drops `type` (the server still validates)."""
-    out = _single_types(dict(schema))
+    out: dict[str, Any] = _single_types(dict(schema))
     if out.get("type") != "object":
         out = {"type": "object", "properties": {}}
     out.setdefault("properties", {})
