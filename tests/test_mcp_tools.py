@@ -385,3 +385,52 @@ def test_importing_the_app_does_not_import_the_sdk() -> None:
             "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))")
     out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- streamable HTTP
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def http_server(tmp_path: Path) -> Iterator[str]:
+    """The test server over streamable HTTP on 127.0.0.1, in its own process; ready once uvicorn says so."""
+    port = _free_port()
+    proc = subprocess.Popen([PY, *STDIO_ARGS, "--http-port", str(port), "--marker-dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # blocks until the server logs; a server that dies ends the loop
+        seen.append(line)
+        if "Uvicorn running on" in line:
+            break
+    else:
+        proc.wait()
+        pytest.fail(f"the HTTP test server did not start: {''.join(seen)}")
+    drain = threading.Thread(target=proc.stderr.read, daemon=True)  # keep its log pipe from filling
+    drain.start()
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        drain.join(10)
+
+
+def test_a_streamable_http_server_is_approved_called_and_timed_out(tmp_path: Path, http_server: str) -> None:
+    servers = from_config(tmp_path, {"web": McpServerConfig(url=http_server, call_timeout_s=1.0)})
+    rig = Rig(tmp_path, servers)
+    try:
+        job = rig.start(ToolCall("c1", "mcp:web/touch", {"name": "http.marker"}))
+        req = rig.waiter.next()
+        assert req.payload["mcp_server"] == "web" and req.payload["mcp_transport"] == http_server
+        rig.broker.resolve(req.id, approved=True)
+        assert job.result()[0].ok and (tmp_path / "http.marker").exists()
+        assert not rig.approved(ToolCall("c2", "mcp:web/slow", {"seconds": 30})).ok
+        assert rig.approved(ToolCall("c3", "mcp:web/add", {"a": 1, "b": 1})).output["structured"] == {"result": 2}
+    finally:
+        servers.close()

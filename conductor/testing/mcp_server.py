@@ -1,7 +1,8 @@
 """A small MCP server for tests, built on the official SDK's `MCPServer` (mcp 2.x).
 
 The same tools are served in-process (`build_server()`, handed to `McpTarget.in_process`) or as a real stdio
-subprocess (`python -m conductor.testing.mcp_server [--marker-dir DIR]`):
+subprocess (`python -m conductor.testing.mcp_server [--marker-dir DIR]`), or over streamable HTTP
+(`--http-port PORT`: http://127.0.0.1:PORT/mcp):
 
     echo(text)              returns the text
     add(a, b)               returns a + b
@@ -73,12 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--marker-dir", type=Path, default=None)
     ap.add_argument("--fail-at-start", action="store_true", help="exit with an error before serving")
+    ap.add_argument("--http-port", type=int, default=None,
+                    help="serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio")
     args = ap.parse_args(argv)
     print("conductor test MCP server starting", file=sys.stderr, flush=True)
     if args.fail_at_start:
         print("fatal: cannot open the database (on purpose)", file=sys.stderr, flush=True)
         sys.exit(2)
-    build_server(args.marker_dir).run("stdio")
+    server = build_server(args.marker_dir)
+    if args.http_port is not None:
+        server.run("streamable-http", host="127.0.0.1", port=args.http_port)
+    else:
+        server.run("stdio")
 
 
 if __name__ == "__main__":
