@@ -434,3 +434,73 @@ def test_a_streamable_http_server_is_approved_called_and_timed_out(tmp_path: Pat
         assert rig.approved(ToolCall("c3", "mcp:web/add", {"a": 1, "b": 1})).output["structured"] == {"result": 2}
     finally:
         servers.close()
+
+
+# ---------------------------------------------------------------- the whole pipeline
+
+def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, workspace: Path,
+                                                                 thread_baseline: set[int]) -> None:
+    from conductor.approvals import ApprovalDecision, ApprovalRequest
+    from conductor.model import TicketStatus
+    from conductor.providers.base import ProviderRequest
+    from conductor.providers.scripted import Reply, ScriptedProvider
+    from conductor.session import Session
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    cfg = Config(mcp={"local": stdio_config("--marker-dir", str(markers))})
+    cfg.engine.max_workers = 2
+
+    def tier3(req: ProviderRequest, n: int) -> Reply:
+        ticket = req.prov.ticket_id
+        assert "mcp:local/touch" in {t.name for t in req.tools}
+        if not any(m.role == "model" for m in req.messages):
+            return Reply(text="Using the MCP server.\n", tool_calls=(
+                ToolCall(f"{ticket}-m1", "mcp:local/shout", {"text": f"stderr of {ticket}"}),
+                ToolCall(f"{ticket}-m2", "mcp:local/touch", {"name": f"{ticket}.marker"})))
+        return Reply(text=f"{ticket} is done: the marker step ran or was refused as the user decided.\n")
+
+    asked: list[ApprovalRequest] = []
+
+    def decide(r: ApprovalRequest) -> ApprovalDecision | None:
+        if r.kind.value != "tool":
+            return ApprovalDecision(r.id, True, r.payload)
+        asked.append(r)
+        if r.payload["tool"] == "mcp:local/touch" and r.prov.ticket_id == "T2":
+            return ApprovalDecision(r.id, False, reason="no marker for T2", by="policy:test")
+        return ApprovalDecision(r.id, True, r.payload, by="policy:test")
+
+    provider = ScriptedProvider({3: tier3})
+    session = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
+    session.broker.add_policy("test", decide)
+    try:
+        (track_id,) = session.plan_epic("Mark every ticket through the MCP server").wait(timeout=30)
+        track = session.engines[track_id].join(timeout=60)
+        assert all(t.status == TicketStatus.DONE for t in track.tickets), [(t.id, t.status) for t in track.tickets]
+        ids = [t.id for t in track.tickets]
+        assert len(asked) == 2 * len(ids), "every MCP call asked"
+        assert all(r.payload["mcp_server"] == "local" and r.prov.track_id == track_id for r in asked)
+        assert sorted(p.name for p in markers.iterdir()) == sorted(f"{i}.marker" for i in ids if i != "T2")
+        refused = [res for q in provider.calls(3) if q.prov.ticket_id == "T2" for m in q.messages
+                   for res in m.tool_results if res.name == "mcp:local/touch"]
+        assert refused and refused[0].for_model() == {"ok": False, "error": "rejected by the user: no marker for T2"}
+        log = (tmp_path / "tracks" / track_id / "outputs" / "T3.a1.mcp.log").read_text("utf-8")
+        assert "## mcp:local/shout" in log and "stderr of T3" in log
+    finally:
+        session.shutdown()
+    assert no_new_threads(thread_baseline) == []
+
+
+def test_overlapping_calls_say_their_stderr_may_be_mixed(stdio: Rig) -> None:
+    conn = stdio.servers.connections[0]
+    stdio.servers.tools()
+    slow = Background(lambda: conn.call("slow", {"seconds": 0.5}, timeout_s=5))
+    tick = threading.Event()  # never set: its timed wait paces the check below
+    while conn._inflight == 0:  # the slow call registers within microseconds; wait for that state
+        assert slow._thread.is_alive(), "the slow call ended before it was seen"
+        tick.wait(0.002)
+    during = conn.call("shout", {"text": "during"}, timeout_s=5)
+    first = slow.result()
+    assert during.overlapped and first.overlapped and "during" in during.stderr
+    solo = conn.call("shout", {"text": "alone"}, timeout_s=5)
+    assert not solo.overlapped and solo.stderr == "alone\n"

@@ -98,12 +98,16 @@ class McpOutcome:
     result: CallToolResult
     stderr: str
     duration_s: float
+    overlapped: bool = False
+    """Other calls to this server ran meanwhile, so `stderr` may hold some of theirs (the server's stderr is one
+    stream; see the server's own log for the whole of it)."""
 
 
 class McpError(ToolError):
     """A failed MCP call, as the model sees it (a ToolError). `stderr` is what the server wrote meanwhile."""
 
     stderr: str = ""
+    overlapped: bool = False
 
 
 class McpUnavailable(McpError):
@@ -174,6 +178,8 @@ class McpConnection:
         self._closing = False
         self._started = False
         self._log_start = 0
+        self._inflight = 0
+        self._calls_started = 0
         """Where this connection's part of the stderr file begins (the file is appended to across runs)."""
 
     # ---------------- any thread ----------------
@@ -212,13 +218,27 @@ class McpConnection:
                 raise McpUnavailable(self._unavailable())
             start_offset = self._stderr_size()
             started = time.monotonic()
+            others_running = self._inflight > 0
+            self._inflight += 1
+            self._calls_started += 1
+            generation = self._calls_started
             fut = asyncio.run_coroutine_threadsafe(self._call(tool, args, timeout_s), loop)
         try:
             result = self._wait(fut, tool, timeout_s, cancel)
         except McpError as exc:
-            exc.stderr = self._stderr_since(start_offset)
+            exc.stderr, exc.overlapped = self._stderr_since(start_offset), self._end_call(others_running, generation)
             raise
-        return McpOutcome(result, self._stderr_since(start_offset), time.monotonic() - started)
+        except BaseException:
+            self._end_call(others_running, generation)
+            raise
+        overlapped = self._end_call(others_running, generation)
+        return McpOutcome(result, self._stderr_since(start_offset), time.monotonic() - started, overlapped)
+
+    def _end_call(self, others_running: bool, generation: int) -> bool:
+        """Mark one call finished; True when another call to this server ran at some point during it."""
+        with self._lock:
+            self._inflight -= 1
+            return others_running or self._calls_started != generation
 
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the owner task (which exits the client it entered), then join the thread. Idempotent."""

@@ -76,11 +76,11 @@ class McpTool(Tool):
         try:
             outcome = self.conn.call(self.info.name, args, timeout_s=self.timeout_s, cancel=ctx.cancel)
         except McpError as exc:
-            self._log(ctx, args, "failed", time.monotonic() - started, f"{exc}\n{exc.stderr}")
+            self._log(ctx, args, "failed", time.monotonic() - started, f"{exc}\n{exc.stderr}", exc.overlapped)
             raise
         text = result_text(outcome.result)
         self._log(ctx, args, "error result" if outcome.result.is_error else "ok", outcome.duration_s,
-                  outcome.stderr or "(no stderr)\n")
+                  outcome.stderr or "(no stderr)\n", outcome.overlapped)
         if outcome.result.is_error:
             raise ToolError(f"{self.spec.name} reported an error: {text or '(no message)'}")
         output: dict[str, Any] = {"server": self.conn.name, "tool": self.info.name, "text": text}
@@ -89,7 +89,8 @@ class McpTool(Tool):
             output["structured"] = structured
         return output
 
-    def _log(self, ctx: ToolContext, args: dict[str, Any], status: str, duration_s: float, body: str) -> None:
+    def _log(self, ctx: ToolContext, args: dict[str, Any], status: str, duration_s: float, body: str,
+             overlapped: bool) -> None:
         """Append this call and the server's stderr meanwhile to the ticket's MCP log (beside its spill files)."""
         path = ticket_log_path(ctx)
         if path is None:
@@ -97,6 +98,9 @@ class McpTool(Tool):
         shown = json.dumps(args, default=str)
         shown = shown if len(shown) <= 300 else shown[:299] + "…"
         head = f"\n## {self.spec.name} · {time.strftime('%H:%M:%S')} · {status} · {duration_s:.2f} s · args {shown}\n"
+        if overlapped:
+            head += (f"(other calls to {self.conn.name!r} ran at the same time: some stderr below may be theirs; "
+                     f"the server's whole stderr is in {self.conn.stderr_path})\n")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as f:
