@@ -372,6 +372,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self.mcp.interrupt_startup()  # a worker waiting for a server to start must not hold up the engines
         for h in list(self.plans.values()):
             h.cancel.set()
         for eng in list(self.engines.values()):

@@ -504,3 +504,39 @@ def test_overlapping_calls_say_their_stderr_may_be_mixed(stdio: Rig) -> None:
     assert during.overlapped and first.overlapped and "during" in during.stderr
     solo = conn.call("shout", {"text": "alone"}, timeout_s=5)
     assert not solo.overlapped and solo.stderr == "alone\n"
+
+
+HANGS = ("-c", "import sys; sys.stdin.read()  # conductor-mute-test")  # never answers; exits at EOF on stdin
+
+
+def mute_processes() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if "conductor-mute-test" in line and "ps -eo" not in line]
+
+
+def test_a_server_that_never_answers_times_out_at_start_up(tmp_path: Path, thread_baseline: set[int]) -> None:
+    seen: list[str] = []
+    servers = from_config(tmp_path, {"mute": McpServerConfig(command=PY, args=list(HANGS), startup_timeout_s=0.5)},
+                          seen)
+    try:
+        assert servers.tools() == []
+        assert len(seen) == 1 and seen[0].startswith("MCP server 'mute'") and "within 0.5 s" in seen[0]
+    finally:
+        servers.close()
+    assert no_new_threads(thread_baseline) == [] and mute_processes() == []
+
+
+def test_shutdown_does_not_wait_for_a_server_still_starting(tmp_path: Path, thread_baseline: set[int]) -> None:
+    seen: list[str] = []
+    servers = from_config(tmp_path, {"mute": McpServerConfig(command=PY, args=list(HANGS), startup_timeout_s=600)},
+                          seen)
+    worker = Background(servers.tools)  # a worker asking for its tools while the server hangs at start-up
+    conn = servers.connections[0]
+    tick = threading.Event()
+    while conn._main_task is None:  # wait until the connection is on its way (its owner task exists)
+        tick.wait(0.002)
+    servers.interrupt_startup()
+    assert worker.result(timeout=10) == [], "the worker goes on without the tools"
+    servers.close()
+    assert seen == [], "abandoning a start-up at shutdown is not reported as a server failure"
+    assert no_new_threads(thread_baseline) == [] and mute_processes() == []

@@ -240,6 +240,13 @@ class McpConnection:
             self._inflight -= 1
             return others_running or self._calls_started != generation
 
+    def abort_startup(self) -> None:
+        """Give up on a server still starting (waiters get McpUnavailable); a connected one is left alone, so
+        calls in flight end through their own cancel events, never as a failure of the server."""
+        if not self._ready.is_set():
+            self._fail("start-up was abandoned (Conductor is shutting down)")
+            self._request_stop(only_if_starting=True)
+
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the owner task (which exits the client it entered), then join the thread. Idempotent."""
         with self._lock:
@@ -327,14 +334,15 @@ class McpConnection:
         except OSError as exc:
             return f"(could not read the server's stderr log {self.stderr_path}: {exc})"
 
-    def _request_stop(self) -> None:
+    def _request_stop(self, *, only_if_starting: bool = False) -> None:
         with self._lock:
-            loop, stop, task, ready = self._loop, self._stop, self._main_task, self._ready.is_set()
+            loop, stop, task = self._loop, self._stop, self._main_task
         if loop is None or loop.is_closed():
             return
 
         def stop_now() -> None:
-            if stop is not None:
+            ready = self._ready.is_set()  # read on the loop: no race with the task publishing its tools
+            if stop is not None and not (only_if_starting and ready):
                 stop.set()
             if not ready and task is not None:
                 task.cancel()  # still connecting: cancel the one task that is entering the client

@@ -178,7 +178,7 @@ class McpServers:
         self._startup_timeout_s = startup_timeout_s
         self._lock = threading.Lock()
         self._tools: list[Tool] | None = None
-        self._closed = False
+        self._closing = threading.Event()
 
     @classmethod
     def from_config(cls, servers: Mapping[str, McpServerConfig], log_dir: Path, *,
@@ -214,7 +214,7 @@ class McpServers:
         """Every tool of every server that started; the first call starts them all and waits (bounded by
         each server's start-up timeout). A server that failed is reported once and offers nothing."""
         with self._lock:
-            if self._tools is not None or self._closed:
+            if self._tools is not None or self._closing.is_set():
                 return list(self._tools or [])
             for conn, _ in self._servers:
                 conn.start()  # all at once: they start in parallel
@@ -234,10 +234,16 @@ class McpServers:
             self._tools = tools
             return list(tools)
 
+    def interrupt_startup(self) -> None:
+        """Shutting down: servers still starting are abandoned at once (a worker waiting for them goes on
+        without their tools); connected servers keep serving calls in flight until `close()`."""
+        self._closing.set()
+        for conn, _ in self._servers:
+            conn.abort_startup()
+
     def close(self, timeout: float | None = None) -> None:
         """Exit every client on its own thread and join the threads. Idempotent."""
-        with self._lock:
-            self._closed = True
+        self.interrupt_startup()
         errors: list[str] = []
         for conn, _ in self._servers:
             try:
@@ -248,5 +254,5 @@ class McpServers:
             raise TimeoutError("; ".join(errors))
 
     def _problem(self, message: str) -> None:
-        if self._on_problem is not None:
+        if self._on_problem is not None and not self._closing.is_set():
             self._on_problem(message)
