@@ -19,7 +19,6 @@ on first use only.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import os
@@ -33,6 +32,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from conductor.errors import Cancelled, ToolError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mcp import Client
     from mcp.server import Server
     from mcp.server.mcpserver import MCPServer
@@ -211,6 +212,8 @@ class McpConnection:
              cancel: threading.Event | None = None) -> McpOutcome:
         """Call one tool and wait for it. Raises McpCallTimeout (connection still usable), McpUnavailable,
         McpCallFailed, or Cancelled when `cancel` is set meanwhile."""
+        import asyncio  # not at module level: the app imports this module at start-up, asyncio only on use
+
         self.wait_ready()
         with self._lock:
             loop = self._loop
@@ -355,6 +358,8 @@ class McpConnection:
     # ---------------- owner thread ----------------
 
     def _run(self) -> None:
+        import asyncio
+
         loop = asyncio.new_event_loop()
         with self._lock:
             self._loop = loop
@@ -379,6 +384,8 @@ class McpConnection:
             self._ready.set()
 
     async def _main(self) -> None:
+        import asyncio
+
         self._stop = asyncio.Event()
         errlog: TextIO | None = None
         _route_sdk_logs(self._thread.name, self.stderr_path)
@@ -431,6 +438,8 @@ class McpConnection:
 
 
 async def _settle(task: asyncio.Task[None]) -> None:
+    import asyncio
+
     try:
         await task
     except asyncio.CancelledError:
