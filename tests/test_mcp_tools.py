@@ -540,3 +540,15 @@ def test_shutdown_does_not_wait_for_a_server_still_starting(tmp_path: Path, thre
     servers.close()
     assert seen == [], "abandoning a start-up at shutdown is not reported as a server failure"
     assert no_new_threads(thread_baseline) == [] and mute_processes() == []
+
+
+def test_without_the_sdk_a_configured_server_says_how_to_install_it(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mcp", None)  # as if the optional extra were not installed
+    seen: list[str] = []
+    servers = from_config(tmp_path, {"files": stdio_config()}, seen)
+    try:
+        assert servers.tools() == []
+    finally:
+        servers.close()
+    assert len(seen) == 1 and seen[0].startswith("MCP server 'files'") and "pip install -e '.[mcp]'" in seen[0]

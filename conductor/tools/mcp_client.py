@@ -462,6 +462,8 @@ def _describe_failure(exc: BaseException) -> str:
     """One line for a start-up failure; an exception group (from the SDK's task groups) is unwrapped."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in ("mcp", "mcp_types"):
+        return "the MCP SDK is not installed (pip install -e '.[mcp]' in Conductor's folder)"
     if isinstance(exc, FileNotFoundError):
         return f"could not start it: command not found ({exc.filename or exc})"
     if isinstance(exc, PermissionError):
