@@ -71,7 +71,7 @@ class ToolDialog(ApprovalDialog):
         elif "mcp_server" in p:  # a third-party server runs this call: say which, and how it is reached
             label("MCP server tool")
             dpg.add_text(f"server: {p['mcp_server']}    tool: {p.get('mcp_tool')}    timeout: {p.get('timeout_s')} s",
-                         wrap=0)
+                         tag=tags.TOOL_MCP, wrap=0)
             dpg.add_text(f"runs: {p.get('mcp_transport')}", wrap=0)
         dpg.add_spacer(height=4)
 
