@@ -256,8 +256,6 @@ def test_a_server_that_dies_gives_a_clear_message_naming_it(stdio: Rig, capfd: p
     error = result.error or ""
     assert error.startswith("MCP server 'local'") and "exited or crashed" in error
     assert "test server crashing with exit code 3" in error, "the end of its stderr says why"
-    later = stdio.approved(ToolCall("c2", "mcp:local/echo", {"text": "anyone?"}))
-    assert not later.ok and (later.error or "").startswith("MCP server 'local'")
     assert "crashing with exit code 3" in stdio.ticket_log()
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err and "crashing" not in out + err
@@ -552,3 +550,21 @@ def test_without_the_sdk_a_configured_server_says_how_to_install_it(tmp_path: Pa
     finally:
         servers.close()
     assert len(seen) == 1 and seen[0].startswith("MCP server 'files'") and "pip install -e '.[mcp]'" in seen[0]
+
+
+def test_a_server_that_died_is_started_again_on_the_next_call_a_few_times(stdio: Rig,
+                                                                          thread_baseline: set[int]) -> None:
+    from conductor.tools.mcp_tools import MAX_RESTARTS
+    crashed = stdio.approved(ToolCall("c1", "mcp:local/crash", {"code": 5}))
+    assert not crashed.ok and "started again on the next call (3 restart(s) left" in (crashed.error or "")
+    first = stdio.servers.connections[0]
+    again = stdio.approved(ToolCall("c2", "mcp:local/add", {"a": 1, "b": 1}))
+    assert again.ok and again.output["structured"] == {"result": 2}, "the server was started again"
+    assert stdio.servers.connections[0] is not first and not first._thread.is_alive()
+    for i in range(MAX_RESTARTS - 1):  # crash it until no restart is left
+        assert stdio.approved(ToolCall(f"k{i}", "mcp:local/crash", {"code": 5})).ok is False
+        assert stdio.approved(ToolCall(f"a{i}", "mcp:local/add", {"a": 1, "b": 1})).ok
+    last = stdio.approved(ToolCall("k-last", "mcp:local/crash", {"code": 5}))
+    assert "restarted too often and stays stopped" in (last.error or "")
+    after = stdio.approved(ToolCall("a-last", "mcp:local/add", {"a": 1, "b": 1}))
+    assert not after.ok and (after.error or "").startswith("MCP server 'local'")

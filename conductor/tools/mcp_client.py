@@ -179,6 +179,7 @@ class McpConnection:
         self._closing = False
         self._started = False
         self._log_start = 0
+        self._connected_once = False
         self._inflight = 0
         self._calls_started = 0
         """Where this connection's part of the stderr file begins (the file is appended to across runs)."""
@@ -207,6 +208,16 @@ class McpConnection:
     @property
     def failure(self) -> str | None:
         return self._failure
+
+    @property
+    def died(self) -> bool:
+        """It was connected, then lost the connection (the server exited or crashed), and nobody closed it."""
+        return self._connected_once and self._failure is not None and not self._closing
+
+    def fresh(self) -> McpConnection:
+        """A new, unstarted connection to the same server (to replace one that died)."""
+        return McpConnection(self.name, self.target, stderr_path=self.stderr_path,
+                             startup_timeout_s=self.startup_timeout_s)
 
     def call(self, tool: str, args: dict[str, Any], *, timeout_s: float,
              cancel: threading.Event | None = None) -> McpOutcome:
@@ -401,6 +412,7 @@ class McpConnection:
             async with Client(self._transport(errlog)) as client:
                 self._tools = await _list_tools(client)
                 self._client = client
+                self._connected_once = True
                 self._ready.set()
                 await self._stop.wait()
         except asyncio.CancelledError:

@@ -9,7 +9,8 @@ Servers come only from the app's config (`[mcp.<name>]`), never from the workspa
 declared mutating, so EVERY call goes through the tool approval gate (a server can do anything); the approval
 shows the server, its command or URL and the per-call timeout. Nothing starts (and the SDK is not imported)
 until a worker first asks for the tools. A server that fails to start is reported once through `on_problem`
-with a message naming it, and its tools are simply not offered.
+with a message naming it, and its tools are simply not offered. A server that dies fails the call in flight
+(never retried: its side effect is unknown) and is started again on its next call, a few times per session.
 
 Each call appends a block to the ticket's `outputs/<ticket>.a<attempt>.mcp.log`: the call, its outcome and the
 stderr the server wrote while it ran. The server's whole stderr is in `<log_dir>/<server>.stderr.log`.
@@ -56,27 +57,73 @@ def tool_name(server: str, tool: str) -> str:
     return f"{PREFIX}{server}/{tool}"
 
 
+MAX_RESTARTS = 3
+"""A server that died is started again on its next call, this many times per session at most."""
+
+
+class ServerSlot:
+    """The live connection to one server; a connection that died is replaced on the next call (the call that
+    saw it die has failed already: whether its side effect happened is unknown, so it is never retried)."""
+
+    def __init__(self, conn: McpConnection, timeout_s: float) -> None:
+        self.conn = conn
+        self.name = conn.name
+        self.timeout_s = timeout_s
+        self.restarts = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def live(self) -> McpConnection:
+        with self._lock:
+            if self.conn.died and self.restarts < MAX_RESTARTS and not self._closed:
+                dead, self.conn = self.conn, self.conn.fresh()
+                self.restarts += 1
+                dead.close()
+            return self.conn
+
+    def abort_startup(self) -> None:
+        with self._lock:
+            self._closed = True  # shutting down: no restart from here on
+            conn = self.conn
+        conn.abort_startup()
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._lock:
+            self._closed = True
+            conn = self.conn
+        conn.close() if timeout is None else conn.close(timeout)
+
+
 class McpTool(Tool):
     """One tool of one MCP server, called through that server's long-lived connection."""
 
-    def __init__(self, conn: McpConnection, info: McpToolInfo, timeout_s: float) -> None:
-        self.conn = conn
+    def __init__(self, slot: ServerSlot, info: McpToolInfo) -> None:
+        self.slot = slot
         self.info = info
-        self.timeout_s = timeout_s
-        self.spec = ToolSpec(name=tool_name(conn.name, info.name),
-                             description=f"[MCP server {conn.name!r}] {info.description}".strip(),
+        self.timeout_s = slot.timeout_s
+        self.spec = ToolSpec(name=tool_name(slot.name, info.name),
+                             description=f"[MCP server {slot.name!r}] {info.description}".strip(),
                              parameters=model_schema(info.input_schema), mutating=True)
 
+    @property
+    def conn(self) -> McpConnection:
+        return self.slot.conn
+
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        return {"mcp_server": self.conn.name, "mcp_tool": self.info.name,
+        return {"mcp_server": self.slot.name, "mcp_tool": self.info.name,
                 "mcp_transport": self.conn.target.describe(), "timeout_s": self.timeout_s}
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         started = time.monotonic()
         try:
-            outcome = self.conn.call(self.info.name, args, timeout_s=self.timeout_s, cancel=ctx.cancel)
+            outcome = self.slot.live().call(self.info.name, args, timeout_s=self.timeout_s, cancel=ctx.cancel)
         except McpError as exc:
             self._log(ctx, args, "failed", time.monotonic() - started, f"{exc}\n{exc.stderr}", exc.overlapped)
+            if self.conn.died:
+                left = MAX_RESTARTS - self.slot.restarts
+                then = (f"It is started again on the next call ({left} restart(s) left in this session)." if left > 0
+                        else "It was restarted too often and stays stopped for this session.")
+                raise McpUnavailable(f"{exc}\n{then}") from None
             raise
         text = result_text(outcome.result)
         self._log(ctx, args, "error result" if outcome.result.is_error else "ok", outcome.duration_s,
@@ -173,7 +220,7 @@ class McpServers:
 
     def __init__(self, servers: Sequence[tuple[McpConnection, float]], *, on_problem: ProblemHook | None = None,
                  startup_timeout_s: float | None = None) -> None:
-        self._servers = list(servers)
+        self._slots = [ServerSlot(conn, timeout_s) for conn, timeout_s in servers]
         self._on_problem = on_problem
         self._startup_timeout_s = startup_timeout_s
         self._lock = threading.Lock()
@@ -205,10 +252,11 @@ class McpServers:
 
     @property
     def connections(self) -> list[McpConnection]:
-        return [c for c, _ in self._servers]
+        """The current connection of each server (a restarted server's new one)."""
+        return [slot.conn for slot in self._slots]
 
     def __bool__(self) -> bool:
-        return bool(self._servers)
+        return bool(self._slots)
 
     def tools(self) -> Sequence[Tool]:
         """Every tool of every server that started; the first call starts them all and waits (bounded by
@@ -216,10 +264,11 @@ class McpServers:
         with self._lock:
             if self._tools is not None or self._closing.is_set():
                 return list(self._tools or [])
-            for conn, _ in self._servers:
-                conn.start()  # all at once: they start in parallel
+            for slot in self._slots:
+                slot.conn.start()  # all at once: they start in parallel
             tools: list[Tool] = []
-            for conn, timeout_s in self._servers:
+            for slot in self._slots:
+                conn = slot.conn
                 try:
                     infos = conn.wait_ready(self._startup_timeout_s)
                 except McpUnavailable as exc:
@@ -230,7 +279,7 @@ class McpServers:
                         self._problem(f"MCP server {conn.name!r}: tool name {info.name!r} is not a valid MCP "
                                       "tool name (letters, digits, '_', '-', '.'); it is not offered")
                         continue
-                    tools.append(McpTool(conn, info, timeout_s))
+                    tools.append(McpTool(slot, info))
             self._tools = tools
             return list(tools)
 
@@ -238,16 +287,16 @@ class McpServers:
         """Shutting down: servers still starting are abandoned at once (a worker waiting for them goes on
         without their tools); connected servers keep serving calls in flight until `close()`."""
         self._closing.set()
-        for conn, _ in self._servers:
-            conn.abort_startup()
+        for slot in self._slots:
+            slot.abort_startup()
 
     def close(self, timeout: float | None = None) -> None:
         """Exit every client on its own thread and join the threads. Idempotent."""
         self.interrupt_startup()
         errors: list[str] = []
-        for conn, _ in self._servers:
+        for slot in self._slots:
             try:
-                conn.close() if timeout is None else conn.close(timeout)
+                slot.close(timeout)
             except TimeoutError as exc:
                 errors.append(str(exc))
         if errors:
