@@ -568,3 +568,13 @@ def test_a_server_that_died_is_started_again_on_the_next_call_a_few_times(stdio:
     assert "restarted too often and stays stopped" in (last.error or "")
     after = stdio.approved(ToolCall("a-last", "mcp:local/add", {"a": 1, "b": 1}))
     assert not after.ok and (after.error or "").startswith("MCP server 'local'")
+
+
+def test_a_log_that_cannot_be_written_does_not_fail_a_call_that_ran(mem: Rig) -> None:
+    mem.outputs.parent.mkdir(parents=True, exist_ok=True)
+    mem.outputs.write_text("a file where the outputs folder should be")  # every write under it fails
+    result = mem.approved(ToolCall("c1", "mcp:mem/touch", {"name": "ran.marker"}))
+    assert result.ok and (mem.tmp / "markers" / "ran.marker").exists()
+    assert "could not be written" in result.output["log_error"]
+    failed = mem.approved(ToolCall("c2", "mcp:mem/fail", {"message": "nope"}))
+    assert not failed.ok and "nope" in (failed.error or "") and "could not be written" in (failed.error or "")

@@ -179,10 +179,10 @@ class McpConnection:
         self._closing = False
         self._started = False
         self._log_start = 0
+        """Where this connection's part of the stderr file begins (the file is appended to across runs)."""
         self._connected_once = False
         self._inflight = 0
         self._calls_started = 0
-        """Where this connection's part of the stderr file begins (the file is appended to across runs)."""
 
     # ---------------- any thread ----------------
 
@@ -226,6 +226,8 @@ class McpConnection:
         import asyncio  # not at module level: the app imports this module at start-up, asyncio only on use
 
         self.wait_ready()
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"MCP call {self.name}/{tool} cancelled before it was sent")
         with self._lock:
             loop = self._loop
             if self._failure is not None or self._closing or loop is None or loop.is_closed():

@@ -118,30 +118,38 @@ class McpTool(Tool):
         try:
             outcome = self.slot.live().call(self.info.name, args, timeout_s=self.timeout_s, cancel=ctx.cancel)
         except McpError as exc:
-            self._log(ctx, args, "failed", time.monotonic() - started, f"{exc}\n{exc.stderr}", exc.overlapped)
+            log_problem = self._log(ctx, args, "failed", time.monotonic() - started, f"{exc}\n{exc.stderr}",
+                                    exc.overlapped)
+            notes = [f"({log_problem})"] if log_problem else []
             if self.conn.died:
                 left = MAX_RESTARTS - self.slot.restarts
-                then = (f"It is started again on the next call ({left} restart(s) left in this session)." if left > 0
-                        else "It was restarted too often and stays stopped for this session.")
-                raise McpUnavailable(f"{exc}\n{then}") from None
+                notes.insert(0, f"It is started again on the next call ({left} restart(s) left in this session)."
+                             if left > 0 else "It was restarted too often and stays stopped for this session.")
+            if notes:
+                raise McpUnavailable("\n".join([str(exc), *notes])) from None
             raise
         text = result_text(outcome.result)
-        self._log(ctx, args, "error result" if outcome.result.is_error else "ok", outcome.duration_s,
-                  outcome.stderr or "(no stderr)\n", outcome.overlapped)
+        log_problem = self._log(ctx, args, "error result" if outcome.result.is_error else "ok", outcome.duration_s,
+                                outcome.stderr or "(no stderr)\n", outcome.overlapped)
         if outcome.result.is_error:
-            raise ToolError(f"{self.spec.name} reported an error: {text or '(no message)'}")
+            note = f" ({log_problem})" if log_problem else ""
+            raise ToolError(f"{self.spec.name} reported an error: {text or '(no message)'}{note}")
         output: dict[str, Any] = {"server": self.conn.name, "tool": self.info.name, "text": text}
+        if log_problem:
+            output["log_error"] = log_problem
         structured = outcome.result.structured_content
         if structured is not None and len(json.dumps(structured, default=str)) <= MAX_TEXT_CHARS:
             output["structured"] = structured
         return output
 
     def _log(self, ctx: ToolContext, args: dict[str, Any], status: str, duration_s: float, body: str,
-             overlapped: bool) -> None:
-        """Append this call and the server's stderr meanwhile to the ticket's MCP log (beside its spill files)."""
+             overlapped: bool) -> str | None:
+        """Append this call and the server's stderr meanwhile to the ticket's MCP log (beside its spill files).
+        Returns why it could not be written (None when it was): a full disk must not turn a call that ran into
+        a failure, but the model and the record say that the log is incomplete."""
         path = ticket_log_path(ctx)
         if path is None:
-            return
+            return None
         shown = json.dumps(args, default=str)
         shown = shown if len(shown) <= 300 else shown[:299] + "…"
         head = f"\n## {self.spec.name} · {time.strftime('%H:%M:%S')} · {status} · {duration_s:.2f} s · args {shown}\n"
@@ -152,8 +160,9 @@ class McpTool(Tool):
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as f:
                 f.write(head + body + ("" if body.endswith("\n") else "\n"))
-        except OSError as exc:  # a full disk must not turn a finished call into a failure
-            raise ToolError(f"{self.spec.name} ran, but its log {path} could not be written: {exc}") from None
+        except OSError as exc:
+            return f"the call's log {path} could not be written: {exc}"
+        return None
 
 
 def ticket_log_path(ctx: ToolContext) -> Path | None:
