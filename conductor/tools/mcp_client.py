@@ -322,7 +322,7 @@ class McpConnection:
             return f"MCP server {self.name!r} is shut down"
         text = f"MCP server {self.name!r} ({self.target.describe()}) is not available: {self._failure}"
         tail = self.stderr_tail()
-        return f"{text}; its stderr ends with:\n{tail}" if tail else text
+        return f"{text}\n--- the end of its stderr:\n{tail}" if tail else text
 
     def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
         if self.stderr_path is None:

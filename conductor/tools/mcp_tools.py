@@ -281,7 +281,8 @@ class McpServers:
                 try:
                     infos = conn.wait_ready(self._startup_timeout_s)
                 except McpUnavailable as exc:
-                    self._problem(f"{exc} — its tools are not offered to workers")
+                    head, _, rest = str(exc).partition("\n")  # the GUI's banner shows the first line
+                    self._problem(f"{head} — its tools are not offered to workers" + (f"\n{rest}" if rest else ""))
                     continue
                 for info in infos:
                     if not _TOOL_NAME.match(info.name):
