@@ -305,17 +305,20 @@ def test_a_stdio_server_sees_only_the_variables_it_is_given(tmp_path: Path) -> N
 
 
 def test_shutdown_joins_every_thread_and_ends_the_child(tmp_path: Path, thread_baseline: set[int]) -> None:
-    servers = from_config(tmp_path, {"a": stdio_config(), "b": stdio_config()})
+    mine = str(tmp_path / "only-this-test")  # other test runs may have servers of their own running
+    servers = from_config(tmp_path, {"a": stdio_config("--marker-dir", mine), "b": stdio_config("--marker-dir", mine)})
     mem = in_process(tmp_path, name="m")
     try:
         assert len(servers.tools()) == 14 and len(mem.tools()) == 7
         assert len(no_new_threads(thread_baseline)) >= 3
+        running = subprocess.run(["ps", "-ewwo", "args"], capture_output=True, text=True, check=True).stdout
+        assert running.count(mine) == 2, "(the check below can see these servers)"
     finally:
         servers.close()
         mem.close()
     assert no_new_threads(thread_baseline) == []
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert "conductor.testing.mcp_server" not in ps
+    ps = subprocess.run(["ps", "-ewwo", "args"], capture_output=True, text=True, check=True).stdout
+    assert mine not in ps, "no server process outlives close()"
     with pytest.raises(Exception, match="shut down"):
         servers.connections[0].call("echo", {"text": "x"}, timeout_s=1)
 
@@ -506,29 +509,31 @@ def test_overlapping_calls_say_their_stderr_may_be_mixed(stdio: Rig) -> None:
     assert not solo.overlapped and solo.stderr == "alone\n"
 
 
-HANGS = ("-c", "import sys; sys.stdin.read()  # conductor-mute-test")  # never answers; exits at EOF on stdin
+def hangs(tag: Path) -> list[str]:
+    """A stdio 'server' that never answers the handshake and exits at EOF on its stdin; `tag` marks it in ps."""
+    return ["-c", f"import sys; sys.stdin.read()  # mute {tag}"]
 
 
-def mute_processes() -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in ps.splitlines() if "conductor-mute-test" in line and "ps -eo" not in line]
+def mute_processes(tag: Path) -> list[str]:
+    ps = subprocess.run(["ps", "-ewwo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if f"# mute {tag}" in line]
 
 
 def test_a_server_that_never_answers_times_out_at_start_up(tmp_path: Path, thread_baseline: set[int]) -> None:
     seen: list[str] = []
-    servers = from_config(tmp_path, {"mute": McpServerConfig(command=PY, args=list(HANGS), startup_timeout_s=0.5)},
+    servers = from_config(tmp_path, {"mute": McpServerConfig(command=PY, args=hangs(tmp_path), startup_timeout_s=0.5)},
                           seen)
     try:
         assert servers.tools() == []
         assert len(seen) == 1 and seen[0].startswith("MCP server 'mute'") and "within 0.5 s" in seen[0]
     finally:
         servers.close()
-    assert no_new_threads(thread_baseline) == [] and mute_processes() == []
+    assert no_new_threads(thread_baseline) == [] and mute_processes(tmp_path) == []
 
 
 def test_shutdown_does_not_wait_for_a_server_still_starting(tmp_path: Path, thread_baseline: set[int]) -> None:
     seen: list[str] = []
-    servers = from_config(tmp_path, {"mute": McpServerConfig(command=PY, args=list(HANGS), startup_timeout_s=600)},
+    servers = from_config(tmp_path, {"mute": McpServerConfig(command=PY, args=hangs(tmp_path), startup_timeout_s=600)},
                           seen)
     worker = Background(servers.tools)  # a worker asking for its tools while the server hangs at start-up
     conn = servers.connections[0]
@@ -539,7 +544,7 @@ def test_shutdown_does_not_wait_for_a_server_still_starting(tmp_path: Path, thre
     assert worker.result(timeout=10) == [], "the worker goes on without the tools"
     servers.close()
     assert seen == [], "abandoning a start-up at shutdown is not reported as a server failure"
-    assert no_new_threads(thread_baseline) == [] and mute_processes() == []
+    assert no_new_threads(thread_baseline) == [] and mute_processes(tmp_path) == []
 
 
 def test_without_the_sdk_a_configured_server_says_how_to_install_it(tmp_path: Path,
