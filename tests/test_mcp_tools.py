@@ -9,6 +9,7 @@ belongs in the ticket's log, not on our terminal; and the one thread that owns e
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ from conductor.store import Journal
 from conductor.testing.mcp_server import build_server
 from conductor.tools import ToolGate, workspace_toolbox
 from conductor.tools.base import ToolContext
-from conductor.tools.mcp_client import InProcessTarget, McpConnection
+from conductor.tools.mcp_client import InProcessTarget, McpConnection, StdioTarget
 from conductor.tools.mcp_tools import McpServers, model_schema
 from conductor.tools.schema import problems
 from conductor.tools.testkit import ApprovalWaiter, Background
@@ -493,6 +494,12 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
         refused = [res for q in provider.calls(3) if q.prov.ticket_id == "T2" for m in q.messages
                    for res in m.tool_results if res.name == "mcp:local/touch"]
         assert refused and refused[0].for_model() == {"ok": False, "error": "rejected by the user: no marker for T2"}
+        journal = (tmp_path / "tracks" / track_id / "events.jsonl").read_text("utf-8")
+        decided = [json.loads(line) for line in journal.splitlines() if '"approval_resolved"' in line]
+        mcp_decisions = [d["data"]["request"]["payload"] for d in decided
+                         if d["data"]["request"]["payload"].get("tool", "").startswith("mcp:")]
+        assert len(mcp_decisions) == 2 * len(ids) and all(p["mcp_server"] == "local" for p in mcp_decisions), \
+            "each decision is on record with the server it was for"
         log = (tmp_path / "tracks" / track_id / "outputs" / "T3.a1.mcp.log").read_text("utf-8")
         assert "## mcp:local/shout" in log and "stderr of T3" in log
     finally:
@@ -591,3 +598,12 @@ def test_a_log_that_cannot_be_written_does_not_fail_a_call_that_ran(mem: Rig) ->
     assert "could not be written" in result.output["log_error"]
     failed = mem.approved(ToolCall("c2", "mcp:mem/fail", {"message": "nope"}))
     assert not failed.ok and "nope" in (failed.error or "") and "could not be written" in (failed.error or "")
+
+
+def test_pass_env_naming_an_unset_variable_is_reported_by_name(tmp_path: Path) -> None:
+    seen: list[str] = []
+    servers = from_config(tmp_path, {"gh": stdio_config(pass_env=["GH_TOKEN", "GH_HOST"])}, seen,
+                          environ={"GH_HOST": "github.example"})
+    servers.close()
+    assert seen == ["MCP server 'gh': pass_env names GH_TOKEN, which is not set in Conductor's environment"]
+    assert servers.connections[0].target == StdioTarget(PY, STDIO_ARGS, {"GH_HOST": "github.example"})
