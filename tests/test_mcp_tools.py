@@ -607,3 +607,29 @@ def test_pass_env_naming_an_unset_variable_is_reported_by_name(tmp_path: Path) -
     servers.close()
     assert seen == ["MCP server 'gh': pass_env names GH_TOKEN, which is not set in Conductor's environment"]
     assert servers.connections[0].target == StdioTarget(PY, STDIO_ARGS, {"GH_HOST": "github.example"})
+
+
+def test_an_allowed_command_line_never_lets_an_mcp_call_through(tmp_path: Path) -> None:
+    from mcp.server.mcpserver import MCPServer
+
+    from conductor.tools import CommandPolicy
+
+    shell = MCPServer("shell")
+
+    @shell.tool()
+    def run_command(command: str) -> str:  # same tool name and argument as ours: it must still ask
+        return f"would run {command}"
+
+    servers = McpServers([(McpConnection("sh", InProcessTarget(shell)), 5.0)])
+    rig = Rig(tmp_path, servers)
+    rig.gate = ToolGate(rig.gate.toolbox, rig.broker, rig.journal, allow=CommandPolicy(["ls"]))
+    try:
+        ours, _ = rig.gate.run(ToolCall("c1", "run_command", {"command": "ls"}), rig.ctx())
+        assert ours.ok and rig.waiter.empty(), "the allow rule applies to our own run_command"
+        job = rig.start(ToolCall("c2", "mcp:sh/run_command", {"command": "ls"}))
+        req = rig.waiter.next()
+        assert req.payload["mcp_server"] == "sh" and req.payload["can_remember"] is False
+        rig.broker.resolve(req.id, approved=False, reason="no")
+        assert job.result()[0].error == "rejected by the user: no"
+    finally:
+        servers.close()
