@@ -24,8 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conductor.tools.mcp_client import (HttpTarget, InProcessTarget, McpCallTimeout, McpConnection,  # noqa: E402
-                                        McpTarget, StdioTarget)
+from conductor.tools.mcp_client import (
+    HttpTarget,
+    InProcessTarget,
+    McpCallTimeout,
+    McpConnection,
+    McpTarget,
+    StdioTarget,
+)
 
 SERVER = ("-m", "conductor.testing.mcp_server")
 
