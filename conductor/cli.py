@@ -160,8 +160,11 @@ class Console:
         print("\nusage by tier:", file=self.out)
         for tier, tot in sorted(self.s.ledger.by_tier().items()):
             cost = "unknown" if tot.cost_usd is None else f"${tot.cost_usd:.4f}"
+            est = f" (ESTIMATED for {tot.estimated} of the calls: the endpoint reported no usage)" \
+                if tot.estimated else ""
             print(f"  tier {tier}: {tot.calls} calls, {tot.prompt_tokens} prompt, {tot.output_tokens} output, "
-                  f"{tot.thinking_tokens} thinking, {tot.cached_tokens} cached tokens, cost {cost}", file=self.out)
+                  f"{tot.thinking_tokens} thinking, {tot.cached_tokens} cached tokens, cost {cost}{est}",
+                  file=self.out)
 
     def show(self, ev: Event) -> None:
         line = self.describe(ev)

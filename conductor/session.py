@@ -69,7 +69,7 @@ class Session:
         self.provider = provider
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
-        self.ledger = UsageLedger(PriceTable(cfg.prices))
+        self.ledger = UsageLedger(PriceTable.for_config(cfg))
         self.toolbox = toolbox or workspace_toolbox(self.workspace)
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
