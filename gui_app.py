@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workspace", type=Path, help="the folder the agents work in (default: the current folder)")
     p.add_argument("--config", type=Path, help="config.toml (default: config.toml next to gui_app.py)")
     p.add_argument("--demo", action="store_true", help="offline demo: scripted provider, scratch workspace")
-    p.add_argument("--provider", choices=("scripted", "gemini"), help="model provider (default: gemini, or "
-                                                                       "scripted with --demo)")
+    p.add_argument("--provider", help="model provider: scripted, gemini, openai, anthropic or an endpoint named in "
+                                      "config.toml (default: gemini, or scripted with --demo)")
     p.add_argument("--exit-after-first-frame", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

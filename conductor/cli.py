@@ -20,7 +20,7 @@ from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInv
 from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RunFinished,
                               StatusChanged, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
 from conductor.model import TrackStatus
-from conductor.providers.factory import PROVIDERS, make_provider
+from conductor.providers.factory import PROVIDERS, make_provider, uses_endpoints, with_model_everywhere
 from conductor.session import Session
 
 KINDS = ("plan", "tickets", "spawn", "tool")
@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--epic", help="the work to do, in plain words")
     what.add_argument("--resume", metavar="TRACK", help="continue a track after a stop or crash")
     run.add_argument("--workspace", default=".", help="the folder the workers may read and change")
-    run.add_argument("--provider", choices=PROVIDERS, default="gemini")
+    run.add_argument("--provider", default="gemini", metavar="NAME",
+                     help=f"the endpoint for bare model names: {', '.join(PROVIDERS)}, or one configured in "
+                          "[endpoints.NAME] (default: gemini)")
+    run.add_argument("--model", help="run every tier (and the whole ladder) on this model of --provider")
+    run.add_argument("--base-url", help="send --provider's requests (and its API key) to this URL")
     run.add_argument("--approve", default="", help=f"approval kinds answered yes without asking: comma-separated "
                                                    f"from {','.join(KINDS)} (or 'all')")
     run.add_argument("--step", action="store_true", help="ask for a spawn approval before every worker")
@@ -93,7 +97,13 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
             cfg.engine.step_mode = True
         if args.workers:
             cfg.engine.max_workers = args.workers
-        provider = make_provider(args.provider, cfg, latency_s=args.latency, chunk_delay_s=args.chunk_delay)
+        if args.model:
+            cfg = with_model_everywhere(cfg, args.model)
+        elif args.provider not in ("gemini", "scripted") and not uses_endpoints(cfg):
+            raise ConfigError(f"--provider {args.provider} needs --model NAME (the configured tiers name Gemini "
+                              "models), or name `endpoint:model` per tier in config.toml")
+        provider = make_provider(args.provider, cfg, latency_s=args.latency, chunk_delay_s=args.chunk_delay,
+                                 base_url=args.base_url)
     except (ConfigError, MissingApiKey, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
