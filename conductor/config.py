@@ -148,6 +148,8 @@ def default_other_prices() -> list[Price]:
         Price(model="claude-sonnet-4-5", effective=d(2025, 9, 29), input_per_mtok=3.00, output_per_mtok=15.00,
               cached_per_mtok=0.30, cache_write_per_mtok=3.75, long_context_threshold=200_000,
               long_input_per_mtok=6.00, long_output_per_mtok=22.50),
+        Price(model="claude-opus-4-5", effective=d(2025, 11, 24), input_per_mtok=5.00, output_per_mtok=25.00,
+              cached_per_mtok=0.50, cache_write_per_mtok=6.25),
         Price(model="claude-haiku-4-5", effective=d(2025, 10, 15), input_per_mtok=1.00, output_per_mtok=5.00,
               cached_per_mtok=0.10, cache_write_per_mtok=1.25),
         Price(model="claude-opus-4-1", effective=d(2025, 8, 5), input_per_mtok=15.00, output_per_mtok=75.00,

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from conductor.errors import CallTimeout, Cancelled, ProviderError, StreamInterrupted
+from conductor.errors import BadRequest, CallTimeout, Cancelled, ProviderError, StreamInterrupted
 from conductor.providers import openai_mapping as om
 from conductor.providers.base import (Provider, ProviderEvent, ProviderRequest, UsageChunk,
                                       check_allow_real_model_requests)
@@ -150,7 +150,10 @@ class OpenAICompatProvider(Provider):
         try:
             raw = client.chat.completions.with_raw_response.create(**kwargs, **options, stream=True)
         except Exception as exc:
-            refused = ask_usage and self.profile.stream_usage is None and getattr(exc, "status_code", None) in (400, 422)
+            # Only a plain "bad request" may be the endpoint refusing stream_options; a context, safety or
+            # auth error is what it says, and is not asked twice.
+            refused = ask_usage and self.profile.stream_usage is None and getattr(exc, "status_code", None) in (
+                400, 422) and type(self._translate(exc, mid_stream=False, usage=None)) is BadRequest
             if not refused:
                 raise
             log.info("%s refused stream_options (%s); asking again without it", self.name, type(exc).__name__)
