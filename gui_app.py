@@ -74,7 +74,7 @@ def run(controller: object, *, first_frame_exit: bool) -> int:
         signal.signal(sig, lambda *_: app.quit())
     if first_frame_exit:
         def first(gui: GuiApp, _events: object) -> None:
-            sdk = int("google.genai" in sys.modules)  # must stay 0: the SDK loads lazily, never at start-up
+            sdk = int(any(m in sys.modules for m in ("google.genai", "openai", "anthropic")))  # must stay 0: lazy SDKs
             print(f"FIRST_FRAME {time.time():.6f} sdk_loaded={sdk}", flush=True)
             gui.quit()
         app.after_frame.append(first)
