@@ -118,3 +118,19 @@ def test_the_sdks_load_only_on_first_use() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_app_without_a_key_names_which_key_is_missing_for_which_tier(tmp_path: Path, workspace: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from conductor.app.session_factory import UnavailableProvider, open_session
+    monkeypatch.setenv("GEMINI_API_KEY", "g-key")
+    cfg = parse_config({"models": {"tier2": "anthropic:claude-haiku-4-5", "tier4": "openai:gpt-5-mini"}})
+    session, note = open_session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider_name="gemini")
+    try:
+        assert isinstance(session.provider, UnavailableProvider)
+        assert "no API key" in note
+        assert "tier2: endpoint 'anthropic' needs an API key: set $ANTHROPIC_API_KEY" in note
+        assert "tier4: endpoint 'openai' needs an API key: set $OPENAI_API_KEY" in note
+        assert "tier1" not in note and "g-key" not in note
+    finally:
+        session.shutdown()

@@ -230,3 +230,10 @@ def test_the_model_list_comes_from_the_endpoint(fake: FakeOpenAIServer) -> None:
         assert p.list_models() == []
     finally:
         p.close()
+
+
+def test_a_request_refused_before_its_stream_records_no_usage(fake: FakeOpenAIServer) -> None:
+    fake.set_script(Script.unavailable(503))
+    with pytest.raises(ProviderUnavailable) as info:
+        run(provider_for(fake))
+    assert info.value.usage is None  # nothing was generated: no estimate either

@@ -103,7 +103,9 @@ class AnthropicProvider(Provider):
                 raise
             except Exception as exc:
                 self._check_stop(cancel, slot, request, turn)
-                failure = self._translate(exc, mid_stream=slot.started, usage=self._usage_so_far(request, turn))
+                # A request refused before its stream (429, 5xx, 4xx) used no tokens: no usage, not even an estimate.
+                usage = self._usage_so_far(request, turn) if slot.started else None
+                failure = self._translate(exc, mid_stream=slot.started, usage=usage)
         if failure is not None:
             raise failure
         self._check_stop(cancel, slot, request, turn)

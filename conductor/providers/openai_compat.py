@@ -130,7 +130,9 @@ class OpenAICompatProvider(Provider):
                 raise
             except Exception as exc:  # the SDK and httpx2 raise many kinds; all are translated here
                 self._check_stop(cancel, slot, request, turn)
-                failure = self._translate(exc, mid_stream=slot.started, usage=self._usage_so_far(request, turn))
+                # A request refused before its stream (429, 5xx, 4xx) used no tokens: no usage, not even an estimate.
+                usage = self._usage_so_far(request, turn) if slot.started else None
+                failure = self._translate(exc, mid_stream=slot.started, usage=usage)
         if failure is not None:
             raise failure  # outside the except: no __context__ chain to the SDK error (it holds the request)
         self._check_stop(cancel, slot, request, turn)
