@@ -22,7 +22,7 @@ KEY = "sk-ant-unit-test-key"
 TOOLS = (ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {"type": "string"}}}),)
 USAGE = {"promptTokenCount": 1250, "candidatesTokenCount": 30, "thoughtsTokenCount": 12,
          "cachedContentTokenCount": 1000, "cacheWriteTokenCount": 200}
-MODEL = "claude-opus-4-5"
+MODEL = "claude-haiku-4-5"
 
 
 @pytest.fixture
@@ -55,8 +55,8 @@ def test_usage_is_input_plus_cache_read_plus_cache_creation_plus_output_once(fak
     assert (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens) == (50 + 1000 + 200, 1000, 200)
     assert (u.output_tokens, u.thinking_tokens) == (30, 12) and u.total_tokens == 1250 + 42
     cost = PriceTable(parse_config({}).prices).cost(u)
-    # 50 fresh at $5, 1000 cache reads at $0.50, 200 cache writes at $6.25, 42 output at $25 (per million)
-    assert cost == pytest.approx((50 * 5 + 1000 * 0.5 + 200 * 6.25 + 42 * 25) / 1e6)
+    # 50 fresh at $1, 1000 cache reads at $0.10, 200 cache writes at $1.25, 42 output at $5 (per million)
+    assert cost == pytest.approx((50 * 1 + 1000 * 0.1 + 200 * 1.25 + 42 * 5) / 1e6)
 
 
 def test_thinking_streams_as_thought_and_goes_back_verbatim_with_its_signature(fake: FakeAnthropicServer) -> None:
@@ -132,3 +132,14 @@ def test_the_model_list_comes_from_the_endpoint(fake: FakeAnthropicServer) -> No
         assert p.list_models() == ["claude-haiku-4-5", "claude-sonnet-4-5"]
     finally:
         p.close()
+
+
+def test_a_server_silent_before_its_headers_times_out_at_the_call_deadline(fake: FakeAnthropicServer) -> None:
+    import time
+
+    from conductor.errors import CallTimeout
+    fake.set_script(Script(text="late", latency_s=5.0))
+    started = time.monotonic()
+    with pytest.raises(CallTimeout):
+        run(provider_for(fake), ProviderRequest(model=MODEL, tier=1, system="s", messages=(user("x"),), timeout_s=0.5))
+    assert time.monotonic() - started < 4

@@ -237,3 +237,68 @@ def test_a_request_refused_before_its_stream_records_no_usage(fake: FakeOpenAISe
     with pytest.raises(ProviderUnavailable) as info:
         run(provider_for(fake))
     assert info.value.usage is None  # nothing was generated: no estimate either
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_cancel_and_deadline_cut_a_silent_stream_promptly(dialect: str, thread_baseline: set[int]) -> None:
+    """The model pauses GAP seconds between events: a cancel (or the call's deadline) ends the call well before
+    the next event arrives, because the socket is cut under the blocked read."""
+    import time
+
+    from conductor.errors import CallTimeout, Cancelled
+    from conductor.providers.anthropic_provider import AnthropicProvider
+    from conductor.testing.fake_anthropic import FakeAnthropicServer
+
+    gap = 4.0
+    slow = Script(text="first words, then a long silence", chunk_chars=12, chunk_delay_s=gap)
+    server = FakeOpenAIServer(slow) if dialect == "openai" else FakeAnthropicServer(slow)
+    with server:
+        p: OpenAICompatProvider | AnthropicProvider
+        if isinstance(server, FakeOpenAIServer):
+            p = provider_for(server)
+        else:
+            p = AnthropicProvider(resolve_endpoint(parse_config({}), "anthropic", {
+                "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url}))
+        cancel = threading.Event()
+        req = ProviderRequest(model="claude-haiku-4-5", tier=3, system="s", messages=(user("go"),))
+        cancelled_at = 0.0
+        with pytest.raises(Cancelled):
+            for ev in p.stream(req, cancel):
+                if isinstance(ev, TextChunk):
+                    cancelled_at = time.monotonic()
+                    cancel.set()  # the next event is `gap` seconds away
+        assert cancelled_at and time.monotonic() - cancelled_at < gap / 2
+        started = time.monotonic()
+        with pytest.raises(CallTimeout):
+            list(p.stream(ProviderRequest(model="claude-haiku-4-5", tier=3, system="s", messages=(user("go"),),
+                                          timeout_s=0.3), threading.Event()))
+        assert time.monotonic() - started < gap / 2
+        p.close()
+    alive = {t.ident for t in threading.enumerate()} - thread_baseline
+    assert not [t.name for t in threading.enumerate() if t.ident in alive and "watch" in t.name]
+
+
+def test_hostile_tool_arguments_reach_the_gate_as_data_not_a_crash(fake: FakeOpenAIServer) -> None:
+    """Arguments that are not JSON (or not an object) are handed on for the tool to refuse, never executed."""
+    from conductor.providers.openai_mapping import ChatAssembler
+    req = ProviderRequest(model="m", tier=3, system="s", messages=(user("go"),), prov=Provenance(ticket_id="T9"))
+    turn = ChatAssembler(req, "m")
+    turn.feed({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"name": "write_file", "arguments": '{"path": "a.py", '}},
+        {"index": 1, "id": "c2", "function": {"name": "run", "arguments": "[1, 2]"}}]}}]})
+    turn.feed({"choices": None, "usage": None})
+    turn.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    finish, calls = turn.finish()
+    (a, b) = finish.message.tool_calls
+    assert a.args == {"_unparsed_arguments": '{"path": "a.py", '} and a.id == "T9-a0-t0-c0"  # a stable id
+    assert b.args == {"_arguments": [1, 2]} and b.id == "c2" and len(calls) == 2
+
+
+def test_a_turn_from_another_provider_is_rebuilt_not_sent_verbatim() -> None:
+    from conductor.messages import ToolCall
+    from conductor.providers.openai_mapping import to_messages
+    gemini_turn = Message("model", "looked", (ToolCall("x1", "list_dir", {"path": "."}),),
+                          native={"role": "model", "parts": [{"text": "looked", "thoughtSignature": "c2ln"}]})
+    (_, assistant) = to_messages("sys", (gemini_turn,))
+    assert assistant == {"role": "assistant", "content": "looked", "tool_calls": [
+        {"id": "x1", "type": "function", "function": {"name": "list_dir", "arguments": '{"path": "."}'}}]}

@@ -124,9 +124,9 @@ def test_pipeline_through_anthropic_with_faults_and_an_exact_ledger(tmp_path: Pa
     faults = {**FAULTS, "tier3": Script(http_status=529, error_message="Overloaded")}
     with FakeAnthropicServer(with_faults(pipeline, faults)) as server:
         env = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": server.url}
-        cfg = fast_cfg({"models": {"tier1": "claude-opus-4-5", "tier2": "claude-opus-4-5",
+        cfg = fast_cfg({"models": {"tier1": "claude-haiku-4-5", "tier2": "claude-haiku-4-5",
                                    "tier3": "claude-haiku-4-5", "tier4": "claude-haiku-4-5",
-                                   "ladder": ["claude-haiku-4-5", "claude-opus-4-5"]}})
+                                   "ladder": ["claude-haiku-4-5", "claude-haiku-4-5"]}})
         session = run_session(cfg, workspace, tmp_path / "tracks", "anthropic", env)
         try:
             check_done(session)
@@ -175,7 +175,7 @@ def test_mixed_tiers_in_one_run(tmp_path: Path, workspace: Path) -> None:
                "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": claude.url,
                "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": openai_.url + "/v1"}
         cfg = fast_cfg({"endpoints": {"local": {"kind": "openai", "base_url": local.url + "/v1", "free": True}},
-                        "models": {"tier1": "gemini-3.8-flash", "tier2": "anthropic:claude-opus-4-5",
+                        "models": {"tier1": "gemini-3.8-flash", "tier2": "anthropic:claude-haiku-4-5",
                                    "tier3": "local:qwen3-coder", "tier4": "openai:gpt-5-mini",
                                    "ladder": ["local:qwen3-coder"]}})
         session = run_session(cfg, workspace, tmp_path / "tracks", "gemini", env)
@@ -188,10 +188,10 @@ def test_mixed_tiers_in_one_run(tmp_path: Path, workspace: Path) -> None:
             assert local.generate_requests()[0].key_fingerprint is not None  # a placeholder, never a real key
             assert not any(r.key_matches(k) for r in local.generate_requests() for k in KEYS)
             by_model = session.ledger.by_model()
-            assert set(by_model) == {"gemini-3.8-flash", "anthropic:claude-opus-4-5", "local:qwen3-coder",
+            assert set(by_model) == {"gemini-3.8-flash", "anthropic:claude-haiku-4-5", "local:qwen3-coder",
                                      "openai:gpt-5-mini"}
             assert by_model["local:qwen3-coder"].cost_usd == 0.0  # free because the config says so
-            assert by_model["anthropic:claude-opus-4-5"].cost_usd and by_model["openai:gpt-5-mini"].cost_usd
+            assert by_model["anthropic:claude-haiku-4-5"].cost_usd and by_model["openai:gpt-5-mini"].cost_usd
             by_tier = session.ledger.by_tier()
             assert by_tier[2].prompt_tokens == sum(anthropic_tuple(u)[0] for u in
                                                    [r.usage for r in claude.responses() if r.completed])

@@ -203,7 +203,7 @@ class MessageAssembler:
             raise StreamInterrupted("the Anthropic stream ended without message_stop", usage=self.partial_usage())
         content = self.content()
         calls = [ToolCall(id=str(b.get("id") or synth_call_id(self.request.prov, self.turn, i)), name=str(b["name"]),
-                          args=b.get("input") if isinstance(b.get("input"), dict) else {"_arguments": b.get("input")})
+                          args=_args(b.get("input")))
                  for i, b in enumerate(c for c in content if c.get("type") == "tool_use")]
         reason = STOP.get(self.stop_reason, "other")
         if reason == "stop" and calls:
@@ -214,3 +214,8 @@ class MessageAssembler:
                       native={"format": NATIVE, "message": {"role": "assistant", "content": content
                                                             or [{"type": "text", "text": "(no text)"}]}})
         return Finish(reason, msg, detail), [ToolCallChunk(c) for c in calls]
+
+
+def _args(value: object) -> dict[str, Any]:
+    """A tool_use input as call arguments (a non-object input is passed on, wrapped, for the tool to refuse)."""
+    return dict(value) if isinstance(value, dict) else {"_arguments": value}

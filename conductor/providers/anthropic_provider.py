@@ -87,6 +87,8 @@ class AnthropicProvider(Provider):
         client = self._sdk()
         kwargs = am.request_kwargs(request, request.model, json_schema=self.profile.json_schema is True,
                                    thinking=self.profile.thinking, default_max_tokens=self.profile.max_tokens)
+        if request.timeout_s is not None and request.timeout_s < self.http_timeout_s:
+            kwargs["timeout"] = max(request.timeout_s, 0.001)  # also bounds a server silent before its headers
         turn = am.MessageAssembler(request, request.model)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         failure: ProviderError | None = None

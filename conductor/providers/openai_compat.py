@@ -98,8 +98,11 @@ class OpenAICompatProvider(Provider):
         return (urlsplit(self.base_url).hostname or "") == OWN_HOSTS["openai"]
 
     def _kwargs(self, request: ProviderRequest, model: str) -> dict[str, Any]:
-        return om.request_kwargs(request, model, json_schema=self.profile.json_schema is not False,
-                                 reasoning=self._reasoning(), max_tokens=request.max_output_tokens)
+        kw = om.request_kwargs(request, model, json_schema=self.profile.json_schema is not False,
+                               reasoning=self._reasoning(), max_tokens=request.max_output_tokens)
+        if request.timeout_s is not None and request.timeout_s < self.http_timeout_s:
+            kw["timeout"] = max(request.timeout_s, 0.001)  # also bounds a server silent before its headers
+        return kw
 
     # -- streaming --
 

@@ -36,7 +36,7 @@ FINISH = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_cal
           "content_filter": "safety"}
 CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 CONTEXT_WORDS = re.compile(r"context (length|window)|maximum context|too many tokens|prompt is too long|"
-                           r"exceeds the (model's )?(maximum|max)", re.I)
+                           r"exceeds the (model's )?(maximum|max)", re.IGNORECASE)
 SAFETY_CODES = frozenset({"content_policy_violation", "content_filter", "invalid_prompt"})
 
 

@@ -161,9 +161,9 @@ class FakeAnthropicServer(DialectServer):
                 return
             usage = anthropic_usage(gemini_usage(script, max(1, len(json.dumps(record.messages)) // 4)))
             if record.streamed:
-                self._stream(h, record, script, usage, rec)
+                self._chat_stream(h, record, script, usage, rec)
             else:
-                self._unary(h, record, script, usage, rec)
+                self._chat_unary(h, record, script, usage, rec)
         except OSError:
             rec.client_disconnected = True
             h.close_connection = True
@@ -190,7 +190,7 @@ class FakeAnthropicServer(DialectServer):
             return "tool_use"
         return STOP.get(script.finish_reason, "end_turn")
 
-    def _unary(self, h: _Handler, record: MessagesRecord, script: Script, usage: dict[str, Any],
+    def _chat_unary(self, h: _Handler, record: MessagesRecord, script: Script, usage: dict[str, Any],
                rec: ResponseRecord) -> None:
         body = {"id": f"msg_{rec.request_seq}", "type": "message", "role": "assistant", "model": record.model,
                 "content": self._blocks(script, rec.n), "stop_reason": self._stop(script) or "end_turn",
@@ -245,7 +245,7 @@ class FakeAnthropicServer(DialectServer):
             events.append(("message_stop", {"type": "message_stop"}))
         return events
 
-    def _stream(self, h: _Handler, record: MessagesRecord, script: Script, usage: dict[str, Any],
+    def _chat_stream(self, h: _Handler, record: MessagesRecord, script: Script, usage: dict[str, Any],
                 rec: ResponseRecord) -> None:
         self.start_sse(h)
         events = self._events(script, rec.n, record, usage)

@@ -196,9 +196,9 @@ class FakeOpenAIServer(DialectServer):
                 return
             usage = openai_usage(gemini_usage(script, max(1, len(json.dumps(record.messages)) // 4)))
             if record.streamed and (self.quirks.stream_tools or not record.function_declarations):
-                self._stream(h, record, script, usage, rec)
+                self._chat_stream(h, record, script, usage, rec)
             else:
-                self._unary(h, record, script, usage, rec)
+                self._chat_unary(h, record, script, usage, rec)
         except OSError:
             rec.client_disconnected = True
             h.close_connection = True
@@ -217,7 +217,7 @@ class FakeOpenAIServer(DialectServer):
             return "tool_calls"
         return FINISH.get(script.finish_reason, "stop")
 
-    def _unary(self, h: _Handler, record: ChatRecord, script: Script, usage: dict[str, Any],
+    def _chat_unary(self, h: _Handler, record: ChatRecord, script: Script, usage: dict[str, Any],
                rec: ResponseRecord) -> None:
         if script.error_after is not None or script.cut_after is not None:
             rec.kind = "unary error"
@@ -253,7 +253,7 @@ class FakeOpenAIServer(DialectServer):
                     deltas.append({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
         return deltas
 
-    def _stream(self, h: _Handler, record: ChatRecord, script: Script, usage: dict[str, Any],
+    def _chat_stream(self, h: _Handler, record: ChatRecord, script: Script, usage: dict[str, Any],
                 rec: ResponseRecord) -> None:
         q = self.quirks
         send_usage = q.usage == "continuous" or (q.usage == "on_request" and record.include_usage)
