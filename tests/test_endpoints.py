@@ -134,3 +134,42 @@ def test_the_app_without_a_key_names_which_key_is_missing_for_which_tier(tmp_pat
         assert "tier1" not in note and "g-key" not in note
     finally:
         session.shutdown()
+
+
+def test_the_model_pickers_offer_each_configured_endpoints_models(tmp_path: Path) -> None:
+    from tests.gui_support import make_controller, make_session
+    cfg = parse_config({"endpoints": {"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1",
+                                                "models": ["qwen3-coder", "llama3.1:8b"]}},
+                        "models": {"tier2": "anthropic:claude-haiku-4-5"}})
+    session = make_session(tmp_path, cfg=cfg)
+    try:
+        offered = make_controller(session).offered_models()
+        assert {"local:qwen3-coder", "local:llama3.1:8b", "anthropic:claude-haiku-4-5"} <= set(offered)
+    finally:
+        session.shutdown()
+
+
+def test_endpoints_survive_the_settings_dialogs_atomic_rewrite(tmp_path: Path) -> None:
+    from conductor.config import save_config
+    cfg = parse_config({"endpoints": {"local": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1",
+                                                "models": ["llama3.1:8b"], "free": True,
+                                                "compat": {"stream_tools": False, "thinking": "off"}}},
+                        "models": {"tier3": "local:llama3.1:8b", "ladder": ["local:llama3.1:8b", "gemini-3.8-flash"]}})
+    save_config(cfg, tmp_path / "config.toml")
+    again = load_config(tmp_path / "config.toml")
+    assert again.endpoints == cfg.endpoints and again.models == cfg.models
+
+
+def test_anthropic_thinking_modes_per_model_and_profile() -> None:
+    from conductor.providers.anthropic_mapping import request_kwargs
+    from conductor.providers.base import ProviderRequest
+    req = ProviderRequest(model="m", tier=1, system="s", messages=(), thinking="medium", max_output_tokens=4000)
+    budget = request_kwargs(req, "claude-haiku-4-5", json_schema=False, thinking="auto", default_max_tokens=8192)
+    assert budget["thinking"] == {"type": "enabled", "budget_tokens": 8192} and budget["max_tokens"] == 4000 + 8192
+    old = request_kwargs(req, "claude-3-haiku-20240307", json_schema=False, thinking="auto", default_max_tokens=8192)
+    assert "thinking" not in old and old["max_tokens"] == 4000
+    adaptive = request_kwargs(req, "claude-opus-5", json_schema=False, thinking="adaptive", default_max_tokens=8192)
+    assert adaptive["thinking"] == {"type": "adaptive"} and adaptive["output_config"] == {"effort": "medium"}
+    off = request_kwargs(ProviderRequest(model="m", tier=1, system="", messages=(), thinking="off"),
+                         "claude-haiku-4-5", json_schema=False, thinking="auto", default_max_tokens=8192)
+    assert "thinking" not in off and "system" not in off and off["max_tokens"] == 8192
