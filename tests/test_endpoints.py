@@ -173,3 +173,15 @@ def test_anthropic_thinking_modes_per_model_and_profile() -> None:
     off = request_kwargs(ProviderRequest(model="m", tier=1, system="", messages=(), thinking="off"),
                          "claude-haiku-4-5", json_schema=False, thinking="auto", default_max_tokens=8192)
     assert "thinking" not in off and "system" not in off and off["max_tokens"] == 8192
+
+
+def test_a_config_file_gemini_base_url_gets_no_key_unless_named_in_the_environment() -> None:
+    cfg = parse_config({"gemini": {"base_url": "https://gemini-proxy.example/"}})
+    with pytest.raises(ConfigError) as info:
+        make_provider("gemini", cfg, env={"GEMINI_API_KEY": "g-secret"})
+    assert "gemini-proxy.example" in str(info.value) and "g-secret" not in str(info.value)
+    named = make_provider("gemini", cfg, env={"GEMINI_API_KEY": "g-secret",
+                                              "CONDUCTOR_GEMINI_BASE_URL": "https://gemini-proxy.example/"})
+    local = make_provider("gemini", parse_config({"gemini": {"base_url": "http://127.0.0.1:9/"}}),
+                          env={"GEMINI_API_KEY": "g-secret"})
+    assert named.name == local.name == "gemini"

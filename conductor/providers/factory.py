@@ -11,7 +11,9 @@ import os
 from collections.abc import Mapping
 
 from conductor.config import Config, split_model_ref
+from conductor.errors import ConfigError
 from conductor.providers.base import Provider
+from conductor.providers.endpoints import key_may_be_sent
 
 PROVIDERS = ("gemini", "scripted", "openai", "anthropic")
 """Built-in choices; a configured endpoint's name works as well."""
@@ -49,6 +51,10 @@ def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay
         gemini_url = env.get(BASE_URL_ENV)
         if gemini_url:
             cfg = cfg.model_copy(update={"gemini": cfg.gemini.model_copy(update={"base_url": gemini_url})})
+        elif cfg.gemini.base_url and not key_may_be_sent("gemini", cfg.gemini.base_url, "config"):
+            raise ConfigError(f"[gemini] base_url {cfg.gemini.base_url!r} comes from the config file, and the Gemini "
+                              "key goes only to Google's host or to this machine; if you trust that URL, name it "
+                              f"yourself: `export {BASE_URL_ENV}={cfg.gemini.base_url}`", key="gemini.base_url")
         return GeminiProvider.from_env(cfg, environ=env)
     if name not in cfg.endpoint_names():
         raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)} or a configured "
