@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
         if args.workers:
             cfg.engine.max_workers = args.workers
         if args.model:
-            cfg = with_model_everywhere(cfg, args.model)
+            cfg = with_model_everywhere(cfg, args.model, args.provider)
         elif args.provider not in ("gemini", "scripted") and not uses_endpoints(cfg):
             raise ConfigError(f"--provider {args.provider} needs --model NAME (the configured tiers name Gemini "
                               "models), or name `endpoint:model` per tier in config.toml")

@@ -185,3 +185,13 @@ def test_a_config_file_gemini_base_url_gets_no_key_unless_named_in_the_environme
     local = make_provider("gemini", parse_config({"gemini": {"base_url": "http://127.0.0.1:9/"}}),
                           env={"GEMINI_API_KEY": "g-secret"})
     assert named.name == local.name == "gemini"
+
+
+def test_model_flag_keeps_an_ollama_tag_whole_and_is_validated() -> None:
+    from conductor.providers.factory import with_model_everywhere
+    cfg = parse_config({"endpoints": {"local": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"}}})
+    assert with_model_everywhere(cfg, "llama3.1:8b", "local").models.tier3 == "local:llama3.1:8b"
+    assert with_model_everywhere(cfg, "openai:gpt-5", "openai").models.ladder == ["openai:gpt-5"]
+    with pytest.raises(ConfigError) as info:
+        with_model_everywhere(cfg, "nowhere:x", "gemini")
+    assert "--model" in str(info.value) and "nowhere" in str(info.value)

@@ -228,3 +228,21 @@ def test_cli_provider_anthropic_without_a_key_names_the_variable(tmp_path: Path,
     assert code == 2 and "ANTHROPIC_API_KEY" in err and "tier1" in err
     code = cli.main(["run", "--epic", "x", "--workspace", str(workspace), "--provider", "openai"])
     assert code == 2 and "--model" in capsys.readouterr().err
+
+
+def test_cli_on_a_configured_local_endpoint_that_reports_no_usage_says_estimated(
+        tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from conductor import cli
+    with FakeOpenAIServer(PipelineScript(), quirks=Quirks(usage="never")) as server:
+        config = tmp_path / "conductor.toml"
+        config.write_text(f'[endpoints.local]\nkind = "openai"\nbase_url = "{server.url}/v1"\n', "utf-8")
+        monkeypatch.chdir(tmp_path)
+        code = cli.main(["--config", str(config), "--tracks-dir", str(tmp_path / "tracks"), "run", "--epic", "greet",
+                         "--workspace", str(workspace), "--provider", "local", "--model", "llama3.1:8b",
+                         "--approve", "all"])
+        out = capsys.readouterr().out
+        assert {r.model for r in server.generate_requests()} == {"llama3.1:8b"}
+    assert code == 0, out[-2000:]
+    for tier in (1, 2, 3, 4):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"tier {tier}:"))
+        assert "cost unknown" in line and "ESTIMATED" in line  # a local model: unknown cost, estimated counts

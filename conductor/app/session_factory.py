@@ -66,7 +66,8 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
         except (MissingApiKey, ConfigError) as exc:
             missing = missing_keys(cfg, os.environ, provider_name)
             what = "; ".join(missing) if missing else str(exc)
-            provider, note = UnavailableProvider(what), f"no API key — {what}; or run the offline demo"
+            lead = "no API key" if isinstance(exc, MissingApiKey) else "an endpoint cannot be used"
+            provider, note = UnavailableProvider(what), f"{lead} — {what}; or run the offline demo"
     session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, events=events,
                       toolbox=toolbox)
     return session, note

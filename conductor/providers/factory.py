@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from conductor.config import Config, split_model_ref
+from conductor.config import Config, parse_config, split_model_ref
 from conductor.errors import ConfigError
 from conductor.providers.base import Provider
 from conductor.providers.endpoints import key_may_be_sent
@@ -31,11 +31,14 @@ def uses_endpoints(cfg: Config) -> bool:
     return any(split_model_ref(ref)[0] is not None for _, ref in cfg.model_refs())
 
 
-def with_model_everywhere(cfg: Config, model: str) -> Config:
-    """`--model NAME`: every tier and every ladder rung on that model."""
-    models = cfg.models.model_copy(update={"tier1": model, "tier2": model, "tier3": model, "tier4": model,
-                                           "ladder": [model]})
-    return cfg.model_copy(update={"models": models})
+def with_model_everywhere(cfg: Config, model: str, provider: str = "gemini") -> Config:
+    """`--provider P --model NAME`: every tier and every ladder rung on that model of that endpoint. The name is
+    qualified as `P:NAME` (so an Ollama tag's colon, `llama3.1:8b`, is never read as an endpoint), and the result
+    is validated like a config file (a bad name is a ConfigError naming the key)."""
+    ref = model if provider in ("gemini", "scripted") or model.startswith(f"{provider}:") else f"{provider}:{model}"
+    data = cfg.model_dump(mode="python")
+    data["models"].update({"tier1": ref, "tier2": ref, "tier3": ref, "tier4": ref, "ladder": [ref]})
+    return parse_config(data, source="--model")
 
 
 def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay_s: float = 0.0,

@@ -50,7 +50,7 @@ class RoutingProvider(Provider):
         self.cli_base_url = cli_base_url
         problems = missing_keys(cfg, self.env, default_endpoint)
         if problems:
-            raise MissingApiKey("missing API keys — " + "; ".join(problems))
+            raise MissingApiKey("cannot use every endpoint the tiers name — " + "; ".join(problems))
         self.endpoints: dict[str, Endpoint] = {}
         for _, ref in cfg.model_refs():
             name = split_model_ref(ref)[0] or default_endpoint
