@@ -302,3 +302,20 @@ def test_a_turn_from_another_provider_is_rebuilt_not_sent_verbatim() -> None:
     (_, assistant) = to_messages("sys", (gemini_turn,))
     assert assistant == {"role": "assistant", "content": "looked", "tool_calls": [
         {"id": "x1", "type": "function", "function": {"name": "list_dir", "arguments": '{"path": "."}'}}]}
+
+
+def test_a_refused_json_schema_is_learned_and_the_schema_goes_into_the_instructions() -> None:
+    import json as _json
+    answer = Script(text=_json.dumps({"tracks": [{"title": "T", "goal": "G"}]}), usage=USAGE)
+    with FakeOpenAIServer(answer, quirks=Quirks(json_schema=False)) as s:
+        p = provider_for(s)
+        req = ProviderRequest(model="m", tier=1, system="You are the orchestrator.", messages=(user("epic"),),
+                              response_schema=TrackProposal)
+        first = parts(run(p, req))
+        assert p.profile.json_schema is False and "json_schema" in p.profile.learned
+        parts(run(p, req))
+        kinds = [r.kind for r in s.responses()]
+        last = s.generate_requests()[-1]
+    assert TrackProposal.model_validate_json(first[0]).tracks[0].title == "T"
+    assert kinds.count("http 400 response_format") == 2 and kinds[-1] == "stream"  # never asked a third time
+    assert "response_format" not in last.body and '"tracks"' in last.system_text

@@ -11,7 +11,8 @@ gate as ToolCallChunk. The endpoint's compatibility profile decides (and learns)
 - tool calls that an endpoint does not stream: a request with tools goes unstreamed where configured, and a
   streamed request answered with one JSON completion is read as such (and remembered);
 - a JSON schema for structured answers where accepted, else the schema in the instructions (we validate
-  and repair in `tiers.structured` either way); `reasoning_effort` where accepted (api.openai.com).
+  and repair in `tiers.structured` either way); an endpoint that answers 400 to the schema is asked again
+  with instructions, and remembered; `reasoning_effort` where accepted (api.openai.com).
 
 Errors are translated once, here (`openai_mapping.translate_exception`). The SDK's own retries are off: our
 retry layer (tiers/call.py) handles 429 (with the server's retry-after), 5xx and broken streams alike.
@@ -97,8 +98,9 @@ class OpenAICompatProvider(Provider):
             return self.profile.reasoning
         return (urlsplit(self.base_url).hostname or "") == OWN_HOSTS["openai"]
 
-    def _kwargs(self, request: ProviderRequest, model: str) -> dict[str, Any]:
-        kw = om.request_kwargs(request, model, json_schema=self.profile.json_schema is not False,
+    def _kwargs(self, request: ProviderRequest, model: str, *, json_schema: bool | None = None) -> dict[str, Any]:
+        schema = self.profile.json_schema is not False if json_schema is None else json_schema
+        kw = om.request_kwargs(request, model, json_schema=schema,
                                reasoning=self._reasoning(), max_tokens=request.max_output_tokens)
         if request.timeout_s is not None and request.timeout_s < self.http_timeout_s:
             kw["timeout"] = max(request.timeout_s, 0.001)  # also bounds a server silent before its headers
@@ -112,14 +114,13 @@ class OpenAICompatProvider(Provider):
             raise Cancelled(f"cancelled before the {self.name} request was sent")
         client = self._sdk()
         model = request.model
-        kwargs = self._kwargs(request, model)
         turn = om.ChatAssembler(request, model)
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         streamed = not (request.tools and self.profile.stream_tools is False)
         failure: ProviderError | None = None
         with self._watcher.track(cancel, deadline) as slot:
             try:
-                body = self._open(client, kwargs, streamed, request)
+                body = self._open_learning(client, request, streamed)
                 if isinstance(body, dict):  # one whole completion: unstreamed, or the endpoint ignored stream
                     yield from turn.feed(body)
                 else:
@@ -141,6 +142,24 @@ class OpenAICompatProvider(Provider):
         self._check_stop(cancel, slot, request, turn)
         yield from self._close_turn(request, turn)
 
+    def _plain_bad_request(self, exc: BaseException) -> bool:
+        """A 400/422 that is not a context, safety or auth error: possibly a parameter the endpoint refuses."""
+        return getattr(exc, "status_code", None) in (400, 422) and type(
+            self._translate(exc, mid_stream=False, usage=None)) is BadRequest
+
+    def _open_learning(self, client: Any, request: ProviderRequest, streamed: bool) -> Any:
+        """`_open`, and when a structured request's JSON schema is refused (a plain 400) by an endpoint whose
+        profile does not say, once more with the schema in the instructions instead (and remembered)."""
+        kwargs = self._kwargs(request, request.model)
+        try:
+            return self._open(client, kwargs, streamed, request)
+        except Exception as exc:
+            if not ("response_format" in kwargs and self.profile.json_schema is None and self._plain_bad_request(exc)):
+                raise
+        body = self._open(client, self._kwargs(request, request.model, json_schema=False), streamed, request)
+        self.profile.learn("json_schema", False, "the endpoint answered 400 to a json_schema response_format")
+        return body
+
     def _open(self, client: Any, kwargs: dict[str, Any], streamed: bool, request: ProviderRequest) -> Any:
         """The chunk stream, or a completion dict. Asks for usage in the stream unless the endpoint refused it;
         a 400 to that is answered by asking once more without it (and remembering)."""
@@ -157,8 +176,7 @@ class OpenAICompatProvider(Provider):
         except Exception as exc:
             # Only a plain "bad request" may be the endpoint refusing stream_options; a context, safety or
             # auth error is what it says, and is not asked twice.
-            refused = ask_usage and self.profile.stream_usage is None and getattr(exc, "status_code", None) in (
-                400, 422) and type(self._translate(exc, mid_stream=False, usage=None)) is BadRequest
+            refused = ask_usage and self.profile.stream_usage is None and self._plain_bad_request(exc)
             if not refused:
                 raise
             log.info("%s refused stream_options (%s); asking again without it", self.name, type(exc).__name__)

@@ -13,6 +13,7 @@ The real `openai` SDK talks to it. Answers come from the same `Script`s as the f
     choices_null_final        the usage chunk carries `"choices": null` (vLLM), not `[]`
     tool_index=False          tool-call deltas without an `index`, each call whole in one delta (old Ollama)
     stream_tools=False        a streamed request WITH tools is answered with one plain JSON completion
+    json_schema=False         HTTP 400 for a `response_format` of type json_schema (older llama.cpp / proxies)
     timings                   llama.cpp's non-standard `timings` object on the final chunk
 
 Usage is recorded as delivered, in OpenAI's format (`ResponseRecord.usage`): prompt_tokens (cached
@@ -44,6 +45,7 @@ class Quirks:
     choices_null_final: bool = False
     tool_index: bool = True
     stream_tools: bool = True
+    json_schema: bool = True
     timings: bool = False
 
 
@@ -188,6 +190,11 @@ class FakeOpenAIServer(DialectServer):
             if record.body and record.body.get("stream_options") is not None and self.quirks.usage == "reject_options":
                 rec.kind = "http 400 stream_options"
                 self._error(h, 400, "Unrecognized request argument supplied: stream_options", None)
+                return
+            if not self.quirks.json_schema and ((record.body or {}).get("response_format") or {}).get(
+                    "type") == "json_schema":
+                rec.kind = "http 400 response_format"
+                self._error(h, 400, "response_format json_schema is not supported", None)
                 return
             if script.http_status is not None:
                 rec.kind = f"http {script.http_status}"
