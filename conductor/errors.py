@@ -20,6 +20,8 @@
         │   └── CallTimeout           the per-call deadline passed
         └── PermanentProviderError    not retried, shown to the user
             ├── BadRequest            400 / 403 / 404
+            │   ├── AuthFailed        401 / 403: the key is wrong, revoked or not allowed this model
+            │   └── ContextTooLong    the prompt does not fit the model's context window
             ├── SafetyBlocked         SAFETY finish or blocked prompt: a human decides
             └── OutputTruncated       MAX_TOKENS: never parsed as a plan
 """
@@ -137,6 +139,14 @@ class PermanentProviderError(ProviderError):
 
 class BadRequest(PermanentProviderError):
     """HTTP 400/403/404: the request (or key, or model name) is wrong."""
+
+
+class AuthFailed(BadRequest):
+    """HTTP 401/403: the endpoint refused the key. The message names the environment variable to check."""
+
+
+class ContextTooLong(BadRequest):
+    """The prompt is longer than the model's context window: retrying the same request cannot help."""
 
 
 class SafetyBlocked(PermanentProviderError):

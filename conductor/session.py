@@ -53,7 +53,7 @@ class Session:
         self.provider = provider
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
-        self.ledger = UsageLedger(PriceTable(cfg.prices))
+        self.ledger = UsageLedger(PriceTable.for_config(cfg))
         self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp", on_problem=lambda m: self.events.post(
             ErrorRaised(prov=Provenance(), message=m, error_type="McpUnavailable")))  # started on first Tier 3 use
         self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
