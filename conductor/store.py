@@ -25,6 +25,7 @@ from typing import Any
 
 import tomli_w
 
+from conductor import redact
 from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from conductor.errors import StoreError
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
@@ -99,6 +100,7 @@ class Journal:
 
     def append(self, type_: str, data: dict[str, Any], *, sync: bool = True) -> JournalRecord:
         """Append one record; with `sync` it is on disk (fsynced) when this returns."""
+        data = redact.json_data(data)  # the one redaction point of the journal: no secret reaches events.jsonl
         with self._lock:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +311,7 @@ class TrackStore:
         return journal
 
     def save_snapshot(self, track: Track) -> None:
-        data = track.model_dump(mode="json", exclude_none=True)
+        data = redact.json_data(track.model_dump(mode="json", exclude_none=True))
         atomic_write_text(self.track_dir(track.id) / "track.toml", tomli_w.dumps(data))
 
     def write_spec(self, track: Track) -> None:
@@ -325,7 +327,7 @@ class TrackStore:
                 lines.append(f"- **{t.id}** {t.title}{deps}: {t.description}")
         if track.epic:
             lines += ["", "## Epic", "", track.epic]
-        atomic_write_text(self.track_dir(track.id) / "spec.md", "\n".join(lines) + "\n")
+        atomic_write_text(self.track_dir(track.id) / "spec.md", redact.text("\n".join(lines) + "\n"))
 
     def load_track(self, track_id: str) -> LoadedTrack:
         """Snapshot + journal replay; interrupted tickets go back to ready."""
@@ -384,7 +386,7 @@ class TrackStore:
         with lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
-                f.write(text)
+                f.write(redact.text(text))
 
     def read_output_tail(self, path: Path, max_chars: int) -> tuple[str, bool]:
         """The last `max_chars` of an output file, and whether that is only a tail."""

@@ -89,6 +89,11 @@ class ToolGate:
         if isinstance(outcome, ToolResult):
             return self._record(key, ctx, outcome), False
         call, run_ctx = outcome
+        taint = getattr(self.allow, "taint", None)
+        if call.name != "run_command" and not run_ctx.human_approved and callable(taint):
+            # A change no person saw: from now on this track's commands need a person (it may plant code that
+            # an allowed `make` or `pytest` would run). Journalled before the write, so a crash can't lose it.
+            taint(call, ctx, self.journal)
         return self._record(key, ctx, self.toolbox.execute(call, run_ctx)), False
 
     # -- authorization --
@@ -106,16 +111,16 @@ class ToolGate:
             return _error(call, f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
         except Exception as exc:  # an unexpected preview failure must not hide the request: show it instead
             preview = {"preview_error": f"{type(exc).__name__}: {exc}"}
-        person_only = tool.requires_human(dict(call.args))
-        if person_only is None and self.allow(call, ctx):
+        if self.allow(call, ctx):  # an exact rule; the policy itself never matches what only a person may run
             return call, ctx
+        person_only = tool.requires_human(dict(call.args))
         return self._ask(tool, call, ctx, preview, person_only)
 
     def _ask(self, tool: Tool, call: ToolCall, ctx: ToolContext, preview: dict[str, Any],
              person_only: str | None) -> tuple[ToolCall, ToolContext] | ToolResult:
         payload: dict[str, Any] = {**preview, "tool": call.name, "call_id": call.id, "args": dict(call.args),
                                    "provenance": prov_json(ctx), "needs_person": person_only,
-                                   "can_remember": person_only is None and call.name == "run_command"}
+                                   "can_remember": bool(getattr(tool, "can_remember", lambda a: False)(dict(call.args)))}
         pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, f"{call.name}: {_short(call.args)}", payload,
                                       validator=_validator(tool, payload), human_only=person_only is not None)
         try:

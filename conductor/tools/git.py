@@ -15,7 +15,7 @@ from conductor.errors import ToolError
 from conductor.messages import ToolSpec
 from conductor.tools.base import Tool, ToolContext
 from conductor.tools.sandbox import resolve_read, workspace_root
-from conductor.tools.secrets import scrubbed_env
+from conductor.redact import scrubbed_env
 
 MAX_DIFF_CHARS = 100_000
 GIT_TIMEOUT_S = 30.0

@@ -9,6 +9,7 @@ memory here, not 100 MB.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -16,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from conductor import redact
 
 CHUNK = 64 * 1024
 KILL_GRACE_S = 2.0
@@ -58,6 +61,9 @@ class _Collector:
 
     def __init__(self, fd: int, out: BinaryIO | None, head_bytes: int, tail_bytes: int) -> None:
         self.fd, self.out = fd, out
+        # Output is redacted before anything keeps it: a command can print the app's own environment
+        # (/proc/<ppid>/environ, ps e), and neither the spill file nor the model may see a key.
+        self.redactor = redact.current().stream()
         self.head_bytes, self.tail_bytes = head_bytes, tail_bytes
         self.head = bytearray()
         self.tail = bytearray()
@@ -70,15 +76,22 @@ class _Collector:
             try:
                 chunk = os.read(self.fd, CHUNK)
             except OSError:
+                self._emit(self.redactor.flush())
                 return
             if not chunk:
+                self._emit(self.redactor.flush())
                 return
-            self._keep(chunk)
-            if self.out is not None and self.write_error is None:
-                try:
-                    self.out.write(chunk)
-                except OSError as exc:
-                    self.write_error = exc
+            self._emit(self.redactor.feed(chunk))
+
+    def _emit(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._keep(chunk)
+        if self.out is not None and self.write_error is None:
+            try:
+                self.out.write(chunk)
+            except OSError as exc:
+                self.write_error = exc
 
     def _keep(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -193,3 +206,30 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     spill_error = f"{collector.write_error}" if collector.write_error else None
     return Captured(proc.returncode, timed_out, cancelled, bytes(collector.head), bytes(collector.tail),
                     collector.total, round(time.monotonic() - start, 3), stragglers, spill_error)
+
+
+def safe_path(path_var: str | None, workspace: Path | None = None) -> str:
+    """PATH with only absolute entries outside the workspace: '', '.', 'bin', './node_modules/.bin' or
+    '<workspace>/bin' would let a repository put its own `make` or `pytest` in front of the real one."""
+    root = workspace.resolve() if workspace is not None else None
+    keep: list[str] = []
+    for entry in (path_var if path_var is not None else os.defpath).split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        if root is not None:
+            try:
+                if Path(entry).resolve().is_relative_to(root):
+                    continue
+            except (OSError, RuntimeError):
+                continue
+        if entry not in keep:
+            keep.append(entry)
+    return os.pathsep.join(keep)
+
+
+def resolve_program(name: str, path_var: str) -> str | None:
+    """The absolute path `name` runs as with this PATH (None when not found). A name with a '/' is returned
+    as is (it is not looked up)."""
+    if "/" in name:
+        return name
+    return shutil.which(name, path=path_var)
