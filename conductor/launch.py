@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from conductor.config import Config, load_config
 from conductor.errors import ConfigError
+from conductor.tools.sandbox import protect_always
 
 APP_DIR = "conductor"
 ENDPOINT_ENVS = ("CONDUCTOR_GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
@@ -107,18 +108,21 @@ def tracks_dir_for(cfg: Config, config_path: Path, env: Mapping[str, str] | None
 
 
 def resolve_launch(*, config: str | Path | None, tracks_dir: str | Path | None = None,
-                   base_url: str | None = None, env: Mapping[str, str] | None = None) -> Launch:
+                   base_url: str | None = None, env: Mapping[str, str] | None = None,
+                   named_must_exist: bool = True) -> Launch:
     """The config (loaded and checked), where it lives, the tracks folder and the endpoint, for either front end.
 
-    Raises ConfigError (naming the file and key) for a bad or untrusted config, or a named file that is missing."""
+    Raises ConfigError (naming the file and key) for a bad or untrusted config, or a named file that is missing
+    (unless `named_must_exist` is False: the GUI then starts from the defaults and creates it when it saves)."""
     env = os.environ if env is None else env
     path = Path(config).expanduser() if config else default_config_path(env)
     exists = path.is_file()
-    if config and not exists:
+    if config and not exists and named_must_exist:
         raise ConfigError(f"{path}: file not found (named by --config)", path=str(path))
     cfg = load_config(path) if exists else Config()
     url = (base_url or "").strip() or env_base_url(env)
     if url is None:
         check_config_endpoint(cfg, path)
     tracks = Path(tracks_dir).expanduser() if tracks_dir else tracks_dir_for(cfg, path, env)
+    protect_always(path.parent if not config else path)  # our settings: never a tool's to read or change
     return Launch(cfg=cfg, config_path=path, config_exists=exists, tracks_dir=tracks.resolve(), base_url=url)

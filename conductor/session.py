@@ -32,6 +32,7 @@ from conductor.tiers.call import CallDeps
 from conductor.tiers.planning import propose_tickets, propose_tracks
 from conductor.comms import CommsLog
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
+from conductor.workspace_guard import check_track_workspace
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
 
 
@@ -62,7 +63,7 @@ class PlanHandle:
 class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
-                 linger: bool = True) -> None:
+                 linger: bool = True, force_workspace: bool = False) -> None:
         self.cfg = cfg
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
@@ -74,6 +75,8 @@ class Session:
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
         self.linger = linger
+        self.force_workspace = force_workspace
+        """Run resumed tracks here although they recorded another workspace (the person said so)."""
         self.engines: dict[str, Engine] = {}
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
@@ -209,7 +212,8 @@ class Session:
 
     def _create_track(self, epic_id: str, epic: str, spec: TrackSpec) -> str:
         track = Track(id=self.store.new_track_id(spec.title), title=spec.title, goal=spec.goal, scope=spec.scope,
-                      acceptance_criteria=spec.acceptance_criteria, epic=epic, trace_id=epic_id)
+                      acceptance_criteria=spec.acceptance_criteria, epic=epic, trace_id=epic_id,
+                      workspace=str(self.workspace))
         self.store.create_track(track)
         tier1 = self.store.output_path(self.store.epic_dir(epic_id), "tier1")
         if tier1.exists():
@@ -277,6 +281,7 @@ class Session:
         track = loaded.track
         if not track.tickets:
             raise StoreError(f"track {track_id!r} has no approved tickets yet")
+        check_track_workspace(track, self.workspace, loaded.journal, force=self.force_workspace)
         if loaded.interrupted:
             self.events.post(Notice(prov=Provenance(track_id=track_id),
                                     message=f"resuming: {', '.join(loaded.interrupted)} were interrupted and "

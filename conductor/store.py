@@ -278,8 +278,9 @@ class TrackStore:
         return folder / "outputs" / f"{name}.md"
 
     def ticket_output(self, track_id: str, ticket_id: str, tier: int = 3) -> Path:
-        suffix = "" if tier == 3 else f".tier{tier}"
-        return self.output_path(self.track_dir(track_id), f"{ticket_id}{suffix}")
+        # One folder per ticket (outputs/tickets/<id>/tier3.md, tier4.md, a<n>.cmd.log): no ticket id can
+        # name another ticket's file or the planning outputs (a ticket "tier2" or "T1.tier4" used to).
+        return self.track_dir(track_id) / "outputs" / "tickets" / ticket_id / f"tier{tier}.md"
 
     def journal(self, folder_id: str, *, epic: bool = False) -> Journal:
         key = f"{EPICS_DIR}/{folder_id}" if epic else folder_id

@@ -17,15 +17,21 @@ def api_key_present(env: os._Environ[str] | dict[str, str] | None = None) -> boo
     return bool(env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY"))
 
 
-def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay_s: float = 0.0) -> Provider:
-    """'scripted' (offline, deterministic) or 'gemini' (needs GEMINI_API_KEY / GOOGLE_API_KEY)."""
+def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay_s: float = 0.0,
+                  base_url: str | None = None) -> Provider:
+    """'scripted' (offline, deterministic) or 'gemini' (needs GEMINI_API_KEY / GOOGLE_API_KEY).
+
+    The Gemini endpoint: `base_url` (the command line), else $CONDUCTOR_GEMINI_BASE_URL or $GOOGLE_GEMINI_BASE_URL,
+    else the config's `gemini.base_url` only when it is Google's or this machine's (ConfigError otherwise: a
+    config file must not send the key elsewhere), else Google's."""
     if name == "scripted":
         from conductor.providers.scripted import ScriptedProvider
         return ScriptedProvider(latency_s=latency_s, chunk_delay_s=chunk_delay_s)
     if name == "gemini":
+        from conductor.launch import check_config_endpoint, env_base_url
         from conductor.providers.gemini import GeminiProvider
-        base_url = os.environ.get(BASE_URL_ENV)
-        if base_url:
-            cfg = cfg.model_copy(update={"gemini": cfg.gemini.model_copy(update={"base_url": base_url})})
-        return GeminiProvider.from_env(cfg)
+        url = base_url or env_base_url()
+        if url is None:
+            check_config_endpoint(cfg, "config")
+        return GeminiProvider.from_env(cfg, base_url=url)
     raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}")

@@ -121,7 +121,10 @@ class ToolGate:
         payload: dict[str, Any] = {**preview, "tool": call.name, "call_id": call.id, "args": dict(call.args),
                                    "provenance": prov_json(ctx), "needs_person": person_only,
                                    "can_remember": bool(getattr(tool, "can_remember", lambda a: False)(dict(call.args)))}
-        pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, f"{call.name}: {_short(call.args)}", payload,
+        title = f"{call.name}: {_short(call.args)}"
+        if preview.get("target"):  # a write through a symlink: name the file that really changes
+            title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
+        pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload,
                                       validator=_validator(tool, payload), human_only=person_only is not None)
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)

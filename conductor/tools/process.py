@@ -1,19 +1,22 @@
 """Run one child process with bounded memory: output streams to a file, only a head and a tail stay in memory.
 
 The child gets its own session (so a timeout or a cancel kills the whole process group, grandchildren
-included), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr merged in order, and the
+included) and a marker variable (so what left the group with setsid is found and killed too, at the command's
+end, on cancel and at app exit), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr merged in order, and the
 environment it is given (the caller scrubs secrets). 100 MB of output costs ~2 x `head_bytes + tail_bytes` of
 memory here, not 100 MB.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -24,8 +27,9 @@ CHUNK = 64 * 1024
 KILL_GRACE_S = 2.0
 """After SIGTERM to the group, how long before SIGKILL."""
 DRAIN_GRACE_S = 2.0
-"""After the group is gone, how long to wait for the output pipe to close (a process that left the group
-with setsid may still hold it; it is then left behind rather than waited for forever)."""
+"""After the group is gone, how long to wait for the output pipe to close (a process that escaped even the
+marker sweep, e.g. by clearing its environment, may still hold it; the pipe is then left rather than waited
+for forever)."""
 
 
 @dataclass
@@ -143,6 +147,66 @@ def _reap_group(pgid: int) -> bool:
     return True
 
 
+MARKER_ENV = "CONDUCTOR_COMMAND_ID"
+"""Every process a command starts inherits this variable: a process that left the command's group and session
+(`setsid`, `nohup … &` + `disown`, a daemon's double fork) is still found by it and killed with the command."""
+_live_markers: set[str] = set()
+_live_lock = threading.Lock()
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Processes (of this user) whose environment carries MARKER_ENV=marker, found through /proc."""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    me = os.getpid()
+    out: list[int] = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            out.append(int(name))
+    return out
+
+
+def kill_marked(marker: str) -> int:
+    """SIGKILL every process carrying the marker (and its group), until none is left. Returns how many."""
+    killed = 0
+    for _ in range(50):  # a fork bomb refills the list; give up after a bounded number of sweeps
+        pids = marked_pids(marker)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+        time.sleep(0.005)  # ok-sleep: let the kernel deliver SIGKILL before the next sweep
+    return killed
+
+
+def kill_all_commands() -> int:
+    """Kill what every still-running command started (at app exit, and after a cancel)."""
+    with _live_lock:
+        markers = list(_live_markers)
+    return sum(kill_marked(m) for m in markers)
+
+
+atexit.register(kill_all_commands)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """TERM the group, then KILL it if it has not gone after a grace period."""
     _kill_group(proc.pid, signal.SIGTERM)
@@ -178,6 +242,10 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     Nothing the command starts outlives it: once it exits, what is left of its process group is killed.
     Raises OSError when the spill file cannot be opened or the program cannot be started."""
     start = time.monotonic()
+    marker = uuid.uuid4().hex
+    env = {**env, MARKER_ENV: marker}
+    with _live_lock:
+        _live_markers.add(marker)
     out = open(spill, "wb") if spill is not None else None
     read_fd, write_fd = os.pipe()
     try:
@@ -187,6 +255,8 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
         os.close(read_fd)
         if out is not None:
             out.close()
+        with _live_lock:
+            _live_markers.discard(marker)
         raise
     finally:
         os.close(write_fd)  # only the child holds the write end now, so EOF means every writer is gone
@@ -198,6 +268,9 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
         if proc.poll() is None:  # an exception (KeyboardInterrupt) while waiting: never leave it running
             _stop(proc)
         stragglers = _reap_group(proc.pid)
+        stragglers = kill_marked(marker) > 0 or stragglers  # what left the group (setsid) goes too
+        with _live_lock:
+            _live_markers.discard(marker)
         collector.thread.join(DRAIN_GRACE_S)
         if not collector.thread.is_alive():  # else a process that left the group holds the pipe: leave it
             os.close(read_fd)

@@ -26,6 +26,8 @@ class ToolDialog(ApprovalDialog):
     def heading(self, req: ApprovalRequest) -> str:
         p = req.payload
         target = p.get("path") or p.get("command") or ""
+        if p.get("target"):  # a write through a symlink: name the file that really changes
+            target = f"{p['target']} (through the symlink {p.get('path')})"
         return f"{p.get('tool')}  {target}".strip()
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
