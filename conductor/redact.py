@@ -41,7 +41,7 @@ _SECRET_PREFIXES = ("AWS_", "AZURE_", "GCP_", "GOOGLE_", "GEMINI_", "OPENAI_", "
 _KEEP = frozenset({"PWD", "OLDPWD", "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TMPDIR", "TZ",
                    "DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "XDG_SESSION_TYPE",
                    "XDG_SESSION_ID", "XDG_SESSION_CLASS", "XDG_SESSION_DESKTOP", "KEYMAP", "XKB_DEFAULT_LAYOUT"})
-_URL_CREDS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/:@\"'<>]+):([^\s/@\"'<>]+)@")
+_URL_CREDS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/:@\"'<>]*):([^\s/@\"'<>]+)@")
 """scheme://user:password@ — the userinfo of a URL that carries a password."""
 
 SECRET_PATTERNS = (
