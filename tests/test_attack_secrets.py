@@ -117,6 +117,7 @@ def test_secrets_printed_by_commands_reach_no_file_no_output_and_not_the_model(t
     names = {p.name for p in files}
     assert {"events.jsonl", "comms.jsonl", "track.toml"} <= names and any(n.endswith(".cmd.log") for n in names)
     found = {str(p.relative_to(tracks)): leaks(p.read_bytes()) for p in files}
+    print(f"searched {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
     assert not {k: v for k, v in found.items() if v}, f"secrets written to disk: {found}"
     assert not leaks(out.getvalue().encode()), "the CLI printed a secret"
     assert not leaks(sent.encode()), "a secret was sent to the model"
