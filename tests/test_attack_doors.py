@@ -62,12 +62,12 @@ def test_a_catastrophic_regex_is_stopped_at_the_time_budget(evil_text: Path) -> 
 def test_a_catastrophic_regex_is_cancellable(evil_text: Path) -> None:
     cancel = threading.Event()
     job = Background(lambda: Search(time_budget_s=120).run({"pattern": "(a+)+$"}, ctx(evil_text, cancel=cancel)))
-    wait_for(lambda: _running("regex_child.py"), 10, "the search child started")
+    wait_for(lambda: _children_with("regex_child.py"), 10, "the search child started")
     start = time.monotonic()
     cancel.set()
     with pytest.raises(Cancelled):
         job.result(timeout=10)
-    assert time.monotonic() - start < 5 and not _running("regex_child.py")
+    assert time.monotonic() - start < 5 and not _children_with("regex_child.py")
 
 
 def test_search_still_finds_things(evil_text: Path) -> None:
@@ -76,10 +76,25 @@ def test_search_still_finds_things(evil_text: Path) -> None:
     assert [(m["path"], m["line"]) for m in out["matches"]] == [("b.py", 1)] and not out["truncated"]
 
 
+def _children_with(needle: str) -> list[int]:
+    """Our own live descendants whose command line mentions `needle`."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        if needle in cmd and int(stat[1]) == os.getpid() and stat[0] not in ("Z", "X"):
+            out.append(int(name))
+    return out
+
+
 # ---------------------------------------------------------------- setsid escapees
 
 def _running(needle: str) -> list[int]:
-    """Live processes whose command line contains `needle` (zombies excluded)."""
+    """Live processes whose command line is exactly `needle` (zombies excluded; `bash -c '... needle ...'`
+    is not one of them)."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -89,7 +104,7 @@ def _running(needle: str) -> list[int]:
             state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if needle in cmd and state not in ("Z", "X"):
+        if cmd.split() == needle.split() and state not in ("Z", "X"):
             pids.append(int(name))
     return pids
 

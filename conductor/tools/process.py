@@ -150,13 +150,16 @@ def _reap_group(pgid: int) -> bool:
 MARKER_ENV = "CONDUCTOR_COMMAND_ID"
 """Every process a command starts inherits this variable: a process that left the command's group and session
 (`setsid`, `nohup … &` + `disown`, a daemon's double fork) is still found by it and killed with the command."""
+APP_ENV = "CONDUCTOR_APP_PID"
+"""And this one names the app: at exit, everything any of its commands started is found by it, whatever state
+the per-command bookkeeping is in."""
 _live_markers: set[str] = set()
 _live_lock = threading.Lock()
 
 
-def marked_pids(marker: str) -> list[int]:
-    """Processes (of this user) whose environment carries MARKER_ENV=marker, found through /proc."""
-    needle = f"{MARKER_ENV}={marker}".encode()
+def marked_pids(marker: str, var: str = MARKER_ENV) -> list[int]:
+    """Processes (of this user) whose environment carries var=marker, found through /proc."""
+    needle = f"{var}={marker}".encode()
     me = os.getpid()
     out: list[int] = []
     try:
@@ -176,13 +179,20 @@ def marked_pids(marker: str) -> list[int]:
     return out
 
 
-def kill_marked(marker: str) -> int:
+def kill_marked(marker: str, var: str = MARKER_ENV) -> int:
     """SIGKILL every process carrying the marker (and its group), until none is left. Returns how many."""
-    killed = 0
-    for _ in range(50):  # a fork bomb refills the list; give up after a bounded number of sweeps
-        pids = marked_pids(marker)
+    killed, quiet = 0, 0
+    for _ in range(60):  # a fork bomb refills the list; give up after a bounded number of sweeps
+        pids = marked_pids(marker, var)
         if not pids:
-            break
+            # A process in the middle of execve (or a fork not yet visible) can't be read for a moment:
+            # only several empty sweeps in a row mean none is left.
+            quiet += 1
+            if quiet >= 3:
+                break
+            time.sleep(0.01)  # ok-sleep: give an exec in progress time to finish before looking again
+            continue
+        quiet = 0
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -201,7 +211,7 @@ def kill_all_commands() -> int:
     """Kill what every still-running command started (at app exit, and after a cancel)."""
     with _live_lock:
         markers = list(_live_markers)
-    return sum(kill_marked(m) for m in markers)
+    return sum(kill_marked(m) for m in markers) + kill_marked(str(os.getpid()), APP_ENV)
 
 
 atexit.register(kill_all_commands)
@@ -243,7 +253,7 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     Raises OSError when the spill file cannot be opened or the program cannot be started."""
     start = time.monotonic()
     marker = uuid.uuid4().hex
-    env = {**env, MARKER_ENV: marker}
+    env = {**env, MARKER_ENV: marker, APP_ENV: str(os.getpid())}
     with _live_lock:
         _live_markers.add(marker)
     out = open(spill, "wb") if spill is not None else None
