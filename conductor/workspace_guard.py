@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conductor.errors import StoreError
 from conductor.model import Track
+from conductor.records import track_update
 from conductor.store import Journal
 
 
@@ -25,5 +26,5 @@ def check_track_workspace(track: Track, workspace: Path, journal: Journal, *, fo
     if recorded is not None and not force:
         raise WorkspaceMismatch(f"track {track.id!r} was planned for the workspace {str(recorded)!r}, not "
                                 f"{str(here)!r}; open that workspace, or force this one (--force-workspace)")
-    journal.append("track_update", {"fields": {"workspace": str(here)}})
+    journal.append(track_update(reason="workspace chosen at resume", workspace=str(here)))
     track.workspace = str(here)

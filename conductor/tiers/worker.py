@@ -16,6 +16,7 @@ from conductor.events import Provenance, StreamDelta, ToolCalled, ToolResulted
 from conductor.messages import Message, user
 from conductor.model import Ticket, Track
 from conductor.providers.base import ProviderRequest
+from conductor.records import ModelTurn
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.call import CallDeps, call_model
@@ -36,6 +37,16 @@ class WorkerReport:
     turns: int = 0
 
 
+NOT_DONE = "NOT DONE"
+"""Marks an action that changed nothing (rejected or failed) in the list Tier 4 reads."""
+
+
+def action_line(name: str, args: dict[str, object], ok: bool, error: str | None) -> str:
+    """One line of the action list Tier 4 judges: what was asked, and whether it happened."""
+    call = f"{name}({', '.join(f'{k}={str(v)[:60]!r}' for k, v in args.items())})"
+    return f"{call} -> ok" if ok else f"{call} -> {NOT_DONE}: {error or 'failed'}"
+
+
 def worker_prompt(track: Track, ticket: Ticket, tool_ctx: ToolContext) -> str:
     """The exact first message a worker sees (shown, editable, in the spawn approval)."""
     if ticket.spawn_prompt:
@@ -51,9 +62,9 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
     actions: list[str] = []
     for turn in range(1, cfg.engine.max_tool_turns + 1):
         key = f"{track.id}/{ticket.id}/{prov.attempt}/turn{turn}"
-        done = journal.find("model_turn", key) if journal is not None else None
+        done = journal.find(ModelTurn, key) if journal is not None else None
         if done is not None:
-            msg = Message.from_json(done.data["message"])
+            msg = Message.from_json(dict(done.message))
             if msg.text:
                 deps.events.post(StreamDelta(prov=prov, stream_id=prov.stream_id, text=msg.text, replayed=True))
         else:
@@ -62,7 +73,7 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
                                   max_output_tokens=cfg.engine.max_output_tokens, prov=prov)
             msg = call_model(req, deps, cancel=cancel, call_no=turn).message
             if journal is not None:
-                journal.append("model_turn", {"key": key, "message": msg.to_json()})
+                journal.append(ModelTurn(key=key, message=msg.to_json()))
         messages.append(msg)
         if not msg.tool_calls:
             final = msg.text.strip() or "\n".join(m.text for m in messages if m.role == "model").strip()
@@ -73,8 +84,7 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
             result, replayed = gate.run(call, tool_ctx)
             deps.events.post(ToolResulted(prov=prov, call_id=call.id, name=call.name, ok=result.ok,
                                           summary=result.summary(), replayed=replayed))
-            actions.append(f"{call.name}({', '.join(f'{k}={str(v)[:60]!r}' for k, v in call.args.items())}) -> "
-                           f"{'ok' if result.ok else 'error: ' + (result.error or '')}")
+            actions.append(action_line(call.name, dict(call.args), result.ok, result.error))
             results.append(result)
         messages.append(Message(role="tool", tool_results=tuple(results)))
     raise ToolLoopExceeded(f"worker used {cfg.engine.max_tool_turns} turns without finishing")
