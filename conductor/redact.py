@@ -231,10 +231,10 @@ def install_log_filter() -> None:
     base = logging.getLogRecordFactory()
 
     def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = base(*args, **kwargs)  # type: ignore[arg-type]
+        record = base(*args, **kwargs)
         try:
             msg = record.getMessage()
-        except Exception:  # a bad format string: keep the raw template, still redacted
+        except (TypeError, ValueError):  # a bad format string: keep the raw template, still redacted
             msg = str(record.msg)
         record.msg, record.args = text(msg), None
         return record

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from conductor.approvals import ApprovalBroker, ApprovalKind, ApprovalRequest
 from conductor.cli import Console
@@ -33,7 +34,6 @@ from conductor.tools.base import ToolContext
 from conductor.tools.command import RunCommand
 from conductor.tools.search import Search
 from conductor.tools.testkit import ApprovalWaiter, Background
-from helpers import wait_for
 
 PROV = Provenance(trace_id="run-9", track_id="T9", ticket_id="K1", tier=3, attempt=1)
 

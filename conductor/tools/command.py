@@ -30,11 +30,11 @@ from typing import Any
 
 from conductor.errors import Cancelled, SandboxViolation, ToolError
 from conductor.messages import ToolSpec
+from conductor.redact import scrubbed_env
 from conductor.tools import cmdline
 from conductor.tools.base import Tool, ToolContext
 from conductor.tools.process import resolve_program, run_captured, safe_path
 from conductor.tools.sandbox import workspace_root
-from conductor.redact import scrubbed_env
 
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 1800.0

@@ -13,10 +13,10 @@ from typing import Any
 
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
+from conductor.redact import scrubbed_env
 from conductor.tools.base import Tool, ToolContext
 from conductor.tools.process import resolve_program, run_captured, safe_path
 from conductor.tools.sandbox import denied_reason, resolve_read, workspace_root
-from conductor.redact import scrubbed_env
 
 MAX_DIFF_CHARS = 100_000
 GIT_TIMEOUT_S = 30.0

@@ -11,13 +11,14 @@ import os
 import re
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conductor.errors import Cancelled, ToolError
-from conductor.redact import scrubbed_env
 from conductor.messages import ToolSpec
+from conductor.redact import scrubbed_env
 from conductor.tools.base import Tool, ToolContext
 from conductor.tools.gitignore import GitIgnore
 from conductor.tools.process import run_captured, safe_path
@@ -60,14 +61,21 @@ class Search(Tool):
         limit = min(int(args.get("max_results") or DEFAULT_RESULTS), MAX_RESULTS)
         files = [start] if start.is_file() else _files(root, start, args.get("glob"), ctx.protected)
         listed, skipped = [], 0
+        began = time.monotonic()
+        deadline = began + self.time_budget_s / 2  # listing a huge tree gets at most half the budget
+        walk_cut = False
         for path in files:
+            if time.monotonic() > deadline or ctx.cancel.is_set():
+                walk_cut = True
+                break
             real = _searchable(root, path, ctx.protected)
             if real is None:
                 skipped += 1
             else:
                 listed.append((relative(root, path), str(real)))
         found = _match_in_child(root, args["pattern"], bool(args.get("ignore_case")), listed, limit + 1, ctx,
-                                self.time_budget_s)
+                                max(self.time_budget_s - (time.monotonic() - began), 0.5))
+        found.timed_out = found.timed_out or walk_cut
         if found.error:
             raise ToolError(found.error)
         if found.cancelled:
