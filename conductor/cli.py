@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "although it recorded another one")
     run.add_argument("--provider", choices=PROVIDERS, default="gemini")
     run.add_argument("--approve", default="", help=f"approval kinds answered yes without asking: comma-separated "
-                                                   f"from {','.join(KINDS)} (or 'all')")
+                                                   f"from {','.join(KINDS)} (or 'all'); 'tool' covers writes and "
+                                                   "edits only: a command runs unattended only through an exact "
+                                                   "approvals.allow_commands rule")
     run.add_argument("--step", action="store_true", help="ask for a spawn approval before every worker")
     run.add_argument("--workers", type=int, help="max concurrent workers (overrides the config)")
     run.add_argument("--latency", type=float, default=0.0, help="scripted provider: seconds before each answer")
