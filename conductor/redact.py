@@ -53,6 +53,10 @@ SECRET_PATTERNS = (
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),                         # AWS access key ids
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
 )
+_ANCHORS: tuple[tuple[str, ...], ...] = (("AIza",), ("sk-",), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+                                         ("github_pat_",), ("xox",), ("AKIA",), ("PRIVATE KEY-----",))
+"""A literal each pattern's match contains: the regex runs only when one is present (a substring search is far
+cheaper than a regex that starts with a word boundary), so command output is redacted at tens of MB/s."""
 STREAM_CARRY = 8192
 """Bytes a stream redactor holds back so a secret split across two chunks is still caught (a PEM key block is
 ~3.3 kB; env values are far shorter)."""
@@ -116,6 +120,7 @@ class Redactor:
         self._values_bre = re.compile(b"|".join(re.escape(v.encode("utf-8")) for v in vals)) if vals else None
         self._patterns_b = tuple(re.compile(p.pattern.encode("ascii")) for p in SECRET_PATTERNS)
         self._url_b = re.compile(_URL_CREDS.pattern.encode("ascii"))
+        self._anchors_b = tuple(tuple(a.encode("ascii") for a in group) for group in _ANCHORS)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
@@ -124,17 +129,19 @@ class Redactor:
     def text(self, s: str) -> str:
         if self._values_re is not None:
             s = self._values_re.sub(REDACTED, s)
-        for pat in SECRET_PATTERNS:
-            s = pat.sub(REDACTED, s)
-        return _URL_CREDS.sub(lambda m: f"{m.group(1)}{REDACTED}@", s)
+        for pat, anchors in zip(SECRET_PATTERNS, _ANCHORS, strict=True):
+            if any(a in s for a in anchors):
+                s = pat.sub(REDACTED, s)
+        return _URL_CREDS.sub(lambda m: f"{m.group(1)}{REDACTED}@", s) if "://" in s else s
 
     def bytes(self, b: bytes) -> bytes:
         red = REDACTED.encode("ascii")
         if self._values_bre is not None:
             b = self._values_bre.sub(red, b)
-        for pat in self._patterns_b:
-            b = pat.sub(red, b)
-        return self._url_b.sub(lambda m: m.group(1) + red + b"@", b)
+        for pat, anchors in zip(self._patterns_b, self._anchors_b, strict=True):
+            if any(a in b for a in anchors):
+                b = pat.sub(red, b)
+        return self._url_b.sub(lambda m: m.group(1) + red + b"@", b) if b"://" in b else b
 
     def data(self, obj: object) -> object:
         """A redacted copy of JSON-like data (dict keys are redacted too: a key can be a secret)."""
