@@ -18,7 +18,7 @@ from conductor.comms import CommsLog
 from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
 from conductor.errors import StoreError
-from conductor.events import EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
+from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
 from conductor.providers.base import Provider
@@ -26,6 +26,7 @@ from conductor.records import ApprovalAsked, ApprovalDecided, UsageLogged, apply
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
+from conductor.tools.mcp_tools import McpServers
 from conductor.workspace_guard import check_track_workspace
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
 
@@ -53,7 +54,9 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable(cfg.prices))
-        self.toolbox = toolbox or workspace_toolbox(self.workspace)
+        self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp", on_problem=lambda m: self.events.post(
+            ErrorRaised(prov=Provenance(), message=m, error_type="McpUnavailable")))  # started on first Tier 3 use
+        self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
         self.linger = linger
@@ -247,6 +250,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self.mcp.interrupt_startup()  # a worker waiting for a server to start must not hold up the engines
         for h in list(self.plans.values()):
             h.cancel.set()
         for eng in list(self.engines.values()):
@@ -257,6 +261,7 @@ class Session:
             th.join(timeout)
             if th.is_alive():
                 raise TimeoutError(f"thread {th.name} did not stop within {timeout}s")
+        self.mcp.close()
         self.provider.close()
         self.store.close()
 
