@@ -18,12 +18,23 @@ from typing import Any, TextIO
 from conductor import redact, terminal
 from conductor.config import Config
 from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid, StoreError
-from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
-                              RunFinished, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
+from conductor.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    ErrorRaised,
+    Event,
+    Notice,
+    RecordApplied,
+    RunFinished,
+    StreamReset,
+    ToolCalled,
+    ToolResulted,
+    TrackLoaded,
+)
 from conductor.launch import default_config_path, resolve_launch
 from conductor.model import Track, TrackStatus
-from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
 from conductor.providers.factory import PROVIDERS, make_provider
+from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
 from conductor.session import Session
 
 KINDS = ("plan", "tickets", "spawn", "tool")
@@ -217,7 +228,8 @@ class Console:
             return f"[{ev.track.id}] track {ev.track.title!r}: {len(ev.track.tickets)} tickets"
         if isinstance(ev, ToolCalled):
             args = json.dumps(ev.args, ensure_ascii=False)
-            return f"{tag} tool {ev.name} {args if len(args) <= 160 else args[:159] + '… (shown in full when approved)'}"
+            shown = args if len(args) <= 160 else args[:159] + "… (shown in full when approved)"
+            return f"{tag} tool {ev.name} {shown}"
         if isinstance(ev, ToolResulted):
             return f"{tag} tool {ev.name} {'ok' if ev.ok else 'failed'}{' (from journal)' if ev.replayed else ''}: " \
                    f"{ev.summary}"

@@ -27,7 +27,7 @@ from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
 from conductor.records import ToolCallFinished
 from conductor.store import Journal
-from conductor.tools.base import Tool, ToolContext, Toolbox
+from conductor.tools.base import Tool, Toolbox, ToolContext
 from conductor.tools.schema import problems
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class ToolGate:
              person_only: str | None) -> tuple[ToolCall, ToolContext] | ToolResult:
         payload: dict[str, Any] = {**preview, "tool": call.name, "call_id": call.id, "args": dict(call.args),
                                    "provenance": prov_json(ctx), "needs_person": person_only,
-                                   "can_remember": bool(getattr(tool, "can_remember", lambda a: False)(dict(call.args)))}
+                                   "can_remember": _can_remember(tool, dict(call.args))}
         title = f"{call.name}: {_short(call.args)}"
         if preview.get("target"):  # a write through a symlink: name the file that really changes
             title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
@@ -194,6 +194,12 @@ def _validator(tool: Tool, original: dict[str, Any]) -> Callable[[dict[str, Any]
             raise ValueError("; ".join(bad))
 
     return check
+
+
+def _can_remember(tool: Tool, args: dict[str, Any]) -> bool:
+    """Whether 'always allow' is offered: only a tool that says this exact call may become a rule."""
+    check = getattr(tool, "can_remember", None)
+    return bool(check(args)) if callable(check) else False
 
 
 def _error(call: ToolCall, message: str) -> ToolResult:

@@ -1,9 +1,10 @@
 """Run one child process with bounded memory: output streams to a file, only a head and a tail stay in memory.
 
 The child gets its own session (so a timeout or a cancel kills the whole process group, grandchildren
-included) and a marker variable (so what left the group with setsid is found and killed too, at the command's
-end, on cancel and at app exit), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr merged in order, and the
-environment it is given (the caller scrubs secrets). 100 MB of output costs ~2 x `head_bytes + tail_bytes` of
+included) and marker variables (so what left the group with setsid is found and killed too, at the command's
+end, on cancel and at app exit), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr
+merged in order, and the environment it is given (the caller scrubs secrets). Everything it prints is redacted
+(conductor.redact) before it is kept or spilled. 100 MB of output costs ~2 x `head_bytes + tail_bytes` of
 memory here, not 100 MB.
 """
 
