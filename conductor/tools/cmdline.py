@@ -18,6 +18,7 @@ import re
 import shlex
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 SHELL_CHARS = frozenset(";&|<>()$`\\\n\r\x00*?[]{}~!#")
 """Characters that are shell-significant in some position: their presence anywhere means 'shell syntax'."""
@@ -85,7 +86,7 @@ def from_argv(argv: list[str] | tuple[str, ...]) -> CommandForm:
     return CommandForm(text, tuple(argv))
 
 
-def from_args(args: dict) -> CommandForm:
+def from_args(args: dict[str, Any]) -> CommandForm:
     """The command of a run_command call: exactly one of `command` (string) or `argv` (list)."""
     has_cmd, has_argv = args.get("command") is not None, args.get("argv") is not None
     if has_cmd == has_argv:

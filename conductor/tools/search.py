@@ -12,6 +12,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def _searchable(root: Path, path: Path, protected: tuple[Path, ...]) -> Path | N
     return real
 
 
-def _files(root: Path, start: Path, glob: str | None, protected: tuple[Path, ...]):  # noqa: ANN202 - generator
+def _files(root: Path, start: Path, glob: str | None, protected: tuple[Path, ...]) -> Iterator[Path]:
     """Files below `start`, top-down, pruning ignored and denied folders (git never looks inside an ignored
     folder either, so its contents can't be re-included)."""
     ignore = GitIgnore()
