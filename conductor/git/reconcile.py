@@ -125,7 +125,7 @@ def reconcile(tg: TrackGit, attempts: Sequence[JournalledAttempt]) -> ReconcileR
             continue
         reason = entry.locked or ""
         if reason.startswith((LOCK_CREATING, LOCK_REMOVING)):
-            tg.repo.run("worktree", "remove", "--force", "--force", str(a.path))
+            tg.discard_incomplete(a.path)
             what = "made" if reason.startswith(LOCK_CREATING) else "removed"
             findings.append(Finding("incomplete_removed", key, a.path,
                                     f"half {what} when the app stopped; removed (start_attempt makes it again)"))

@@ -16,6 +16,7 @@ Rules every method keeps:
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -176,6 +177,19 @@ class TrackGit:
         os.replace(path, aside)
         return aside
 
+    def discard_incomplete(self, path: Path) -> None:
+        """Remove a worktree whose lock reason says a kill hit its `worktree add` or its removal: it holds no
+        work (a fresh checkout, or a clean tree being deleted). git refuses to remove one whose .git file the
+        kill left unwritten or already deleted, so the folder goes first, then the registration."""
+        res = self.repo.git.run(self.repo.toplevel, "worktree", "remove", "--force", "--force", str(path),
+                                ok=(0, 128))
+        if res.returncode == 0:
+            return
+        if not is_within(path, self.root):
+            raise GitError(f"refusing to delete {str(path)!r}: it is outside the worktrees folder {str(self.root)!r}")
+        shutil.rmtree(path, ignore_errors=True)
+        self.repo.run("worktree", "remove", "--force", "--force", str(path))
+
     def start_attempt(self, ticket: str, attempt: int, *, start_point: str | None = None) -> AttemptWorktree:
         """The worktree of one attempt, on its own branch created from the track tip (call it after the
         ticket's dependencies merged) or from `start_point`. Idempotent: a finished worktree is reused, a half
@@ -198,7 +212,7 @@ class TrackGit:
         if entry is not None and entry.locked is not None and entry.locked.startswith((LOCK_CREATING, LOCK_REMOVING)):
             # a crash during `worktree add` (nothing of a worker is in it yet) or during the removal of a clean
             # worktree: it is made again
-            self.repo.run("worktree", "remove", "--force", "--force", str(path))
+            self.discard_incomplete(path)
             entry = None
         elif entry is not None and not path.is_dir():
             self.repo.run("worktree", "remove", "--force", "--force", str(path))
@@ -248,7 +262,10 @@ class TrackGit:
             # a crash during the removal below leaves a half-deleted folder that looks dirty: the lock reason
             # says it was clean when we started, so a resume finishes the removal
             self._set_lock(wt.path, f"{LOCK_REMOVING} {wt.key.text}")
-        self.repo.run("worktree", "remove", "--force", "--force", str(wt.path))
+        if removing:
+            self.discard_incomplete(wt.path)
+        else:
+            self.repo.run("worktree", "remove", "--force", "--force", str(wt.path))
         return Removed(wt.path)
 
     def forbidden_roots(self, wt: AttemptWorktree, extra: Iterable[Path] = ()) -> tuple[Path, ...]:
