@@ -23,6 +23,7 @@ from conductor.messages import ToolSpec
 from conductor.tools import cmdline
 from conductor.tools.base import Tool, ToolContext
 from conductor.tools.process import run_captured
+from conductor.tools.reach import command_reach
 from conductor.tools.sandbox import workspace_root
 from conductor.tools.secrets import scrubbed_env
 
@@ -93,6 +94,9 @@ class RunCommand(Tool):
         if form.argv is None and not ctx.human_approved:
             raise SandboxViolation(f"refusing to run {form.text!r} without a person's approval: {form.human_reason}")
         root, argv = workspace_root(ctx.workspace), exec_argv(form)
+        reach = command_reach(form, root, ctx.protected)
+        if reach is not None:
+            raise SandboxViolation(f"refusing to run {form.text!r}: {reach}; commands stay inside the workspace")
         spill, ours = _spill_target(ctx)
         try:
             cap = run_captured(argv, cwd=root, env=scrubbed_env(), timeout_s=self._timeout(args), spill=spill,
