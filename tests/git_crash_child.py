@@ -22,7 +22,6 @@ from conductor.git import (  # noqa: E402
     JournalledAttempt,
     KeptDirty,
     Merged,
-    NoChanges,
     TrackGit,
     open_repository,
     reconcile,
@@ -118,6 +117,7 @@ def main() -> int:
         if tg.find_merge(key) is None:
             journal_write(journal, {**base, "phase": "creating"})
             wt = tg.start_attempt(ticket, 1)
+            base["path"] = str(wt.path)
             journal_write(journal, {**base, "base": wt.base_sha, "phase": "running"})
             for name in TICKETS[ticket]:
                 (wt.path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def main() -> int:
                 print("unexpected merge result", merged, flush=True)
                 return 4
         else:
-            wt = tg.start_attempt(ticket, 1) if tg.attempt_path(key).exists() else None
+            wt = tg.start_attempt(ticket, 1) if tg.attempt_entry(key) is not None else None
         journal_write(journal, {**base, "phase": "merged"})
         if wt is not None:
             removed = tg.remove_attempt(wt)
@@ -140,7 +140,7 @@ def main() -> int:
                 print("dirty after merge", removed, flush=True)
                 return 5
         journal_write(journal, {**base, "phase": "removed"})
-    assert not isinstance(None, NoChanges)
+    tg.drain_pool()
     print("DONE", flush=True)
     return 0
 

@@ -23,8 +23,8 @@ from tests.helpers import wait_for
 
 CHILD = Path(__file__).with_name("git_crash_child.py")
 TICKETS = {"T1": ["a.py"], "T2": ["b.py"], "T3": ["new/t3.py"]}
-CRASH_STEPS = ["worktree add", "worktree lock", "add --all", "commit", "merge-tree", "commit-tree", "update-ref",
-               "worktree remove"]
+CRASH_STEPS = ["worktree add", "worktree lock", "checkout", "clean", "add --all", "commit", "merge-tree",
+               "commit-tree", "update-ref", "worktree remove"]
 """git subcommands the crash is armed on (every ticket runs each of them at least three times... or once:
 occurrence 1..3 covers the three tickets)."""
 

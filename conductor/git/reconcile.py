@@ -1,20 +1,21 @@
 """Reconcile on start: what the journal says about each attempt against what git and the disk hold.
 
-The engine passes the journalled attempts of a track (branch, worktree path, base commit, phase). For each one
-this looks at `git worktree list --porcelain`, the refs and the folder, repairs only what is safe to repair,
-and reports everything it found:
+The engine passes the journalled attempts of a track (branch, worktree path, base commit, phase). This looks
+at `git worktree list --porcelain`, the refs and the folders, repairs only what is safe to repair, and reports
+everything it found:
 
-  * stale lock files left by a killed git (index.lock, HEAD.lock, a branch's .lock) of OUR worktrees and OUR
+  * stale lock files a killed git left (index.lock, HEAD.lock, a branch's .lock) on OUR worktrees and OUR
     branches are removed, so the next step does not fail with "File exists";
   * a worktree registered but whose folder is gone is unregistered (its branch and commits stay);
-  * a half-made worktree (crash during `worktree add`) or a half-removed one is removed: nothing of a worker
-    is in it; the next `start_attempt` makes it again;
+  * a worktree a crash left half made, half switched or half released is discarded: its lock reason proves
+    it holds no work of a worker; the next `start_attempt` makes the attempt's worktree again;
   * a worktree with uncommitted changes is never deleted: it is reported `dirty_kept`;
   * a folder at an attempt's path that git does not know is moved aside (never deleted) and reported;
-  * a worktree of this track that no journalled attempt names is reported `orphan` and left alone.
+  * this track's parked worktrees are kept (re-parked if a crash left one unlocked and clean); any other
+    worktree of the track that no journalled attempt names is reported `orphan` and left alone.
 
-Only this track's worktrees (below its worktrees folder, with our lock reason) are ever changed: never a
-global `git worktree prune`, which would also drop the person's own worktrees on an unplugged disk.
+Only this track's worktrees (below its worktrees folder) are ever changed: never a global `git worktree
+prune`, which would also drop the person's own worktrees on an unplugged disk.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from conductor.git.names import AttemptKey, slug
+from conductor.git.names import AttemptKey
+from conductor.git.repo import WorktreeEntry
 from conductor.git.runner import is_within
-from conductor.git.track import LOCK_CREATING, LOCK_READY, LOCK_REMOVING, TrackGit, status_paths
+from conductor.git.track import INCOMPLETE, LOCK_PARKED, TrackGit, status_paths
 
 Phase = Literal["creating", "running", "committed", "merged", "removed"]
 FindingKind = Literal["ok", "stale_lock_removed", "missing_unregistered", "incomplete_removed", "dirty_kept",
-                      "stray_moved_aside", "branch_missing", "orphan", "absent", "removed"]
+                      "stray_moved_aside", "branch_missing", "orphan", "absent", "removed", "released", "parked"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class ReconcileReport:
 
 
 def _admin_dir(tg: TrackGit, path: Path) -> Path | None:
-    """The .git/worktrees/<id> folder of the worktree at `path` (git's own layout: its `gitdir` file names
-    the worktree's .git file)."""
+    """The .git/worktrees/<id> folder of the worktree at `path` (git's layout: its `gitdir` file names the
+    worktree's .git file)."""
     base = tg.repo.common_dir / "worktrees"
     if not base.is_dir():
         return None
@@ -84,66 +86,76 @@ def clear_stale_locks(tg: TrackGit, attempts: Sequence[JournalledAttempt]) -> li
     worker and no git of ours runs."""
     found: list[Finding] = []
     refs = tg.repo.common_dir / "refs" / "heads"
-    branches = [(None, tg.branch)] + [(a.key.text, a.branch) for a in attempts]
-    candidates: list[tuple[str | None, Path]] = [(k, refs / f"{b}.lock") for k, b in branches]
-    for a in attempts:
-        admin = _admin_dir(tg, a.path)
+    candidates: list[tuple[str | None, Path]] = [(None, refs / f"{tg.branch}.lock")]
+    candidates += [(a.key.text, refs / f"{a.branch}.lock") for a in attempts]
+    ours = [e.path for e in tg.repo.worktrees() if is_within(e.path, tg.track_dir)]
+    for path in ours + [a.path for a in attempts]:
+        admin = _admin_dir(tg, path)
         if admin is not None:
-            candidates += [(a.key.text, admin / name) for name in ("index.lock", "HEAD.lock", "ORIG_HEAD.lock",
-                                                                   "MERGE_HEAD.lock")]
+            candidates += [(None, admin / n) for n in ("index.lock", "HEAD.lock", "ORIG_HEAD.lock")]
+    seen: set[Path] = set()
     for key, lock in candidates:
-        if lock.is_file():
+        if lock not in seen and lock.is_file():
+            seen.add(lock)
             lock.unlink()
             found.append(Finding("stale_lock_removed", key, lock, "left by a git that was killed"))
     return found
 
 
+def _by_path(entries: list[WorktreeEntry], path: Path) -> WorktreeEntry | None:
+    want = os.path.realpath(path)
+    return next((e for e in entries if os.path.realpath(e.path) == want), None)
+
+
 def reconcile(tg: TrackGit, attempts: Sequence[JournalledAttempt]) -> ReconcileReport:
     findings = clear_stale_locks(tg, attempts)
-    entries = {os.path.realpath(e.path): e for e in tg.repo.worktrees()}
-    named = set()
+    matched: set[str] = set()
     for a in attempts:
-        real = os.path.realpath(a.path)
-        named.add(real)
         key = a.key.text
         if tg.repo.branch_sha(a.branch) is None and a.phase != "creating":
             findings.append(Finding("branch_missing", key, a.path, f"branch {a.branch!r} is gone"))
-        entry = entries.get(real)
+        entry = tg.attempt_entry(a.key)
         if entry is None:
-            if a.path.exists():
+            other = _by_path(tg.repo.worktrees(), a.path)
+            if other is not None:
+                findings.append(Finding("released", key, a.path, "its worktree was released (parked or serving "
+                                        "another attempt)"))
+            elif a.path.exists():
                 aside = tg.move_aside(a.path)
                 findings.append(Finding("stray_moved_aside", key, a.path,
                                         f"a folder git does not know as a worktree; moved to {str(aside)!r}"))
             else:
-                findings.append(Finding("absent", key, a.path, "no worktree (none needed in phase "
-                                        f"{a.phase!r})" if a.phase == "removed" else "no worktree yet"))
+                findings.append(Finding("absent", key, a.path, "no worktree (none needed)" if a.phase == "removed"
+                                        else "no worktree yet"))
             continue
-        if not a.path.is_dir():
-            tg.repo.run("worktree", "remove", "--force", "--force", str(a.path))
-            findings.append(Finding("missing_unregistered", key, a.path, "its folder was gone; unregistered "
-                                    "(the branch and its commits are kept)"))
-            continue
+        matched.add(os.path.realpath(entry.path))
         reason = entry.locked or ""
-        if reason.startswith((LOCK_CREATING, LOCK_REMOVING)):
-            tg.discard_incomplete(a.path)
-            what = "made" if reason.startswith(LOCK_CREATING) else "removed"
-            findings.append(Finding("incomplete_removed", key, a.path,
-                                    f"half {what} when the app stopped; removed (start_attempt makes it again)"))
+        if reason.startswith(INCOMPLETE) or not entry.path.is_dir():
+            tg.discard_incomplete(entry.path)
+            findings.append(Finding("incomplete_removed", key, entry.path,
+                                    "a step on it was cut short; discarded (it held no work; start_attempt makes "
+                                    "it again)"))
             continue
-        changes = status_paths(tg.repo.status_porcelain(a.path))
+        changes = status_paths(tg.repo.status_porcelain(entry.path))
         if changes:
-            findings.append(Finding("dirty_kept", key, a.path,
+            findings.append(Finding("dirty_kept", key, entry.path,
                                     f"{len(changes)} uncommitted change(s) kept: {', '.join(changes[:5])}"))
-        elif a.phase == "removed":
-            tg.repo.run("worktree", "remove", "--force", "--force", str(a.path))
-            findings.append(Finding("removed", key, a.path, "clean, and its attempt was done; removed"))
         else:
-            findings.append(Finding("ok", key, a.path, f"clean worktree on {entry.branch or 'a detached HEAD'}"))
-    track_root = tg.root / slug(tg.track)
-    for real, e in entries.items():
-        if real in named or not is_within(e.path, track_root):
+            findings.append(Finding("ok", key, entry.path, f"clean worktree on {entry.branch or 'a detached HEAD'}"))
+    for e in tg.repo.worktrees():
+        real = os.path.realpath(e.path)
+        if real in matched or not is_within(e.path, tg.track_dir):
             continue
-        if (e.locked or "").startswith((LOCK_READY, LOCK_CREATING, LOCK_REMOVING)):
+        reason = e.locked or ""
+        if reason == LOCK_PARKED:
+            findings.append(Finding("parked", None, e.path, "a clean worktree kept for reuse"))
+        elif reason.startswith(INCOMPLETE) or not e.path.is_dir():
+            tg.discard_incomplete(e.path)
+            findings.append(Finding("incomplete_removed", None, e.path, "a step on it was cut short; discarded"))
+        elif e.detached and e.locked is None and not status_paths(tg.repo.status_porcelain(e.path)):
+            tg.repo.run("worktree", "lock", "--reason", LOCK_PARKED, str(e.path))
+            findings.append(Finding("parked", None, e.path, "a clean, free worktree (parked again)"))
+        else:
             findings.append(Finding("orphan", None, e.path, "a worktree of this track that no journalled attempt "
                                     "names; left as it is"))
     return ReconcileReport(tuple(findings))

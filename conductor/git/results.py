@@ -145,6 +145,8 @@ RevertResult = Reverted | RevertConflicts | TrackMoved
 @dataclass(frozen=True)
 class Removed:
     path: Path
+    parked: bool = False
+    """The clean worktree was kept for the next attempt of the track instead of deleted."""
     kind: Literal["removed"] = "removed"
 
 

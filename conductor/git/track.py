@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,12 @@ REVERTED_TRAILER = "Conductor-Reverted"
 LOCK_CREATING = "conductor creating"
 LOCK_READY = "conductor attempt"
 LOCK_REMOVING = "conductor removing"
+LOCK_SWITCHING = "conductor switching"
+LOCK_PARKING = "conductor parking"
+LOCK_PARKED = "conductor parked"
+INCOMPLETE = (LOCK_CREATING, LOCK_REMOVING, LOCK_SWITCHING, LOCK_PARKING)
+"""Lock reasons of a step a crash may interrupt: a worktree locked with one of them holds no work of a worker
+(a fresh checkout, or a clean tree being released), so resume discards it and does the step again."""
 """Lock reasons: `conductor creating <key>` while `worktree add` runs (a crash leaves it, marking the worktree
 as half made), then `conductor attempt <key> base <sha>` while the attempt lives (prune leaves it alone)."""
 
@@ -70,6 +77,8 @@ class GitSettings:
     """Where attempt worktrees go (a folder per track below it). None: the user's state folder
     (`default_worktrees_root`). Must be outside the repository."""
     merge_strategy: MergeStrategy = "merge"
+    pool_size: int = 4
+    """How many clean worktrees a track keeps parked for reuse (0: remove each one when its attempt ends)."""
     author: Identity | None = None
     """Author and committer of what the conductor commits. None: the repository's configured identity, or
     'Conductor <conductor@localhost>' when none is configured."""
@@ -110,6 +119,7 @@ class TrackGit:
                                                   executable=repo.git.executable)
         self.repo = Repository(git, repo.toplevel, repo.common_dir, repo.prefix)
         self.track = track
+        self._claim = threading.Lock()
         self.branch = self.settings.naming.track_branch(track)
         self._check_branch_name(self.branch)
         root = self.settings.worktrees_root or default_worktrees_root(repo)
@@ -190,50 +200,72 @@ class TrackGit:
         shutil.rmtree(path, ignore_errors=True)
         self.repo.run("worktree", "remove", "--force", "--force", str(path))
 
+    def attempt_entry(self, key: AttemptKey) -> WorktreeEntry | None:
+        """The worktree an attempt is in: the one with its branch checked out, or one whose lock reason names it
+        (a step on it was interrupted)."""
+        branch = f"refs/heads/{self.attempt_branch(key)}"
+        for e in self.repo.worktrees():
+            if not is_within(e.path, self.root):
+                continue  # the person's checkout or worktree is never an attempt's, whatever it has checked out
+            if e.branch == branch or (e.locked is not None and key.text in e.locked.split()):
+                return e
+        return None
+
+    def parked(self) -> list[WorktreeEntry]:
+        """This track's clean, free worktrees waiting for the next attempt."""
+        return [e for e in self.repo.worktrees() if e.locked == LOCK_PARKED and is_within(e.path, self.track_dir)]
+
+    @property
+    def track_dir(self) -> Path:
+        return self.root / slug(self.track)
+
     def start_attempt(self, ticket: str, attempt: int, *, start_point: str | None = None) -> AttemptWorktree:
         """The worktree of one attempt, on its own branch created from the track tip (call it after the
-        ticket's dependencies merged) or from `start_point`. Idempotent: a finished worktree is reused, a half
-        made one (crash during `worktree add`) is made again, an existing branch is kept with its commits."""
+        ticket's dependencies merged) or from `start_point`.
+
+        A parked worktree of the track is reused when there is one (`git checkout` rewrites only the files that
+        differ: far cheaper than a fresh checkout of a big repository); otherwise `git worktree add` makes one.
+        Idempotent: the attempt's existing worktree is returned; one a crash left half made or half switched is
+        discarded and made again (it holds no work of a worker yet); an existing branch keeps its commits."""
         key = self._key(ticket, attempt)
         branch = self.attempt_branch(key)
         self._check_branch_name(branch)
-        path = self.attempt_path(key)
         sha = self.repo.branch_sha(branch)
         if sha is None:
             start = self.repo.rev(start_point) if start_point else self.tip()
             if start is None:
                 raise GitError(f"start point {start_point!r} of {key.text} names no commit")
-            if not self.repo.update_ref(branch, start, None, f"attempt {key.text}"):
-                sha = self.repo.branch_sha(branch)  # created meanwhile (another call for the same key)
-            else:
-                sha = start
-        assert sha is not None
-        entry = self._entry(path)
-        if entry is not None and entry.locked is not None and entry.locked.startswith((LOCK_CREATING, LOCK_REMOVING)):
-            # a crash during `worktree add` (nothing of a worker is in it yet) or during the removal of a clean
-            # worktree: it is made again
-            self.discard_incomplete(path)
+            self.repo.update_ref(branch, start, None, f"attempt {key.text}")  # False: made meanwhile, same key
+        entry = self.attempt_entry(key)
+        if entry is not None and ((entry.locked or "").startswith(INCOMPLETE) or not entry.path.is_dir()):
+            self.discard_incomplete(entry.path)
             entry = None
-        elif entry is not None and not path.is_dir():
-            self.repo.run("worktree", "remove", "--force", "--force", str(path))
-            entry = None
-        if entry is None:
-            checked = self.repo.checked_out_at(branch)
-            if checked is not None:
-                raise GitError(f"branch {branch!r} of {key.text} is already checked out at {str(checked)!r}; "
-                               "git allows a branch in one worktree only")
+        if entry is not None:
+            base = self._base_of(key, branch, entry.locked)
+            if entry.locked is None or not entry.locked.startswith(LOCK_READY):
+                self._set_lock(entry.path, f"{LOCK_READY} {key.text} base {base}")
+            return AttemptWorktree(key, branch, entry.path, base, self._workspace(entry.path), resumed=True)
+        checked = self.repo.checked_out_at(branch)
+        if checked is not None:
+            raise GitError(f"branch {branch!r} of {key.text} is already checked out at {str(checked)!r}; "
+                           "git allows a branch in one worktree only")
+        with self._claim:  # two threads must not take the same parked worktree
+            slots = self.parked()
+            path = slots[0].path if slots else None
+            if path is not None:
+                self._set_lock(path, f"{LOCK_SWITCHING} {key.text}")
+        if path is not None:
+            self.repo.git.run(path, "checkout", "--quiet", "--no-guess", branch, "--")
+        else:
+            path = self.attempt_path(key)
             if path.exists():
                 self.move_aside(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.repo.run("worktree", "add", "--quiet", "--lock", "--reason", f"{LOCK_CREATING} {key.text}",
                           str(path), branch)
-            base = self._base_of(key, branch, None)
-            self._set_lock(path, f"{LOCK_READY} {key.text} base {base}")
-            return AttemptWorktree(key, branch, path, base, self._workspace(path))
-        base = self._base_of(key, branch, entry.locked)
-        if entry.locked is None or not entry.locked.startswith(LOCK_READY):
-            self._set_lock(path, f"{LOCK_READY} {key.text} base {base}")
-        return AttemptWorktree(key, branch, path, base, self._workspace(path), resumed=True)
+        base = self._base_of(key, branch, None)
+        self._set_lock(path, f"{LOCK_READY} {key.text} base {base}")
+        return AttemptWorktree(key, branch, path, base, self._workspace(path))
 
     def _base_of(self, key: AttemptKey, branch: str, lock_reason: str | None) -> str:
         """The commit an attempt started from: recorded in its lock reason; else the parent of its own commit;
@@ -249,24 +281,44 @@ class TrackGit:
         return tip
 
     def remove_attempt(self, wt: AttemptWorktree, *, force: bool = False) -> RemoveResult:
-        """Remove an attempt's worktree (its branch and commit stay). One with uncommitted changes is kept
-        unless `force` (which the caller only passes after asking the person)."""
+        """Release an attempt's worktree (its branch and commit stay). A clean one is parked for the next
+        attempt while the pool has room (`git checkout --detach`: no file is rewritten), else removed. One with
+        uncommitted changes is kept unless `force` (which the caller passes only after asking the person)."""
         entry = self._entry(wt.path)
         if entry is None:
             return Removed(wt.path)
-        removing = entry.locked is not None and entry.locked.startswith(LOCK_REMOVING)
-        if wt.path.is_dir() and not force and not removing:
+        reason = entry.locked or ""
+        if reason.startswith(INCOMPLETE) and wt.key.text in reason.split():
+            self.discard_incomplete(wt.path)  # a crash during the release of a clean worktree: finish it
+            return Removed(wt.path)
+        if entry.branch != f"refs/heads/{wt.branch}":
+            return Removed(wt.path)  # released already (parked, or serving another attempt now)
+        if not wt.path.is_dir():
+            self.discard_incomplete(wt.path)
+            return Removed(wt.path)
+        if not force:
             changes = status_paths(self.repo.status_porcelain(wt.path))
             if changes:
                 return KeptDirty(wt.path, tuple(changes))
-            # a crash during the removal below leaves a half-deleted folder that looks dirty: the lock reason
-            # says it was clean when we started, so a resume finishes the removal
-            self._set_lock(wt.path, f"{LOCK_REMOVING} {wt.key.text}")
-        if removing:
-            self.discard_incomplete(wt.path)
-        else:
-            self.repo.run("worktree", "remove", "--force", "--force", str(wt.path))
+        with self._claim:
+            park = not force and len(self.parked()) < self.settings.pool_size
+            self._set_lock(wt.path, f"{LOCK_PARKING if park else LOCK_REMOVING} {wt.key.text}")
+        if park:
+            self.repo.git.run(wt.path, "checkout", "--quiet", "--detach")
+            # ignored files (caches, build output) must not leak into the next attempt that gets this worktree
+            self.repo.git.run(wt.path, "clean", "-f", "-d", "-X", "--quiet")
+            self._set_lock(wt.path, LOCK_PARKED)
+            return Removed(wt.path, parked=True)
+        self.repo.run("worktree", "remove", "--force", "--force", str(wt.path))
         return Removed(wt.path)
+
+    def drain_pool(self) -> list[Path]:
+        """Remove this track's parked worktrees (when the track is closed or the app stops)."""
+        gone = []
+        for e in self.parked():
+            self.repo.run("worktree", "remove", "--force", "--force", str(e.path))
+            gone.append(e.path)
+        return gone
 
     def forbidden_roots(self, wt: AttemptWorktree, extra: Iterable[Path] = ()) -> tuple[Path, ...]:
         """What a worker in `wt` must never reach: the person's checkout, the shared .git folder, every other
