@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from conductor.atomic import atomic_write_text
 from conductor.git.diffs import Diff, diff_commits
 from conductor.git.names import AttemptKey, BranchNaming, attempt_folder, slug
 from conductor.git.repo import FALLBACK_IDENTITY, Repository, WorktreeEntry, default_worktrees_root
@@ -120,6 +121,7 @@ class TrackGit:
         self.repo = Repository(git, repo.toplevel, repo.common_dir, repo.prefix)
         self.track = track
         self._claim = threading.Lock()
+        self._valid_names: set[str] = set()
         self.branch = self.settings.naming.track_branch(track)
         self._check_branch_name(self.branch)
         root = self.settings.worktrees_root or default_worktrees_root(repo)
@@ -131,9 +133,12 @@ class TrackGit:
     # -- the track branch -------------------------------------------------------------------------------------
 
     def _check_branch_name(self, name: str) -> None:
+        if name in self._valid_names:
+            return
         res = self.repo.git.run(self.repo.toplevel, "check-ref-format", "--branch", name, ok=(0, 1, 128))
         if res.returncode != 0:
             raise GitError(f"{name!r} is not a valid branch name; check the branch templates")
+        self._valid_names.add(name)
 
     def tip(self) -> str:
         sha = self.repo.branch_sha(self.branch)
@@ -176,7 +181,26 @@ class TrackGit:
     def _workspace(self, path: Path) -> Path:
         return path / self.repo.prefix if self.repo.prefix else path
 
+    def admin_dir(self, path: Path) -> Path | None:
+        """The worktree's folder in the shared .git (`.git/worktrees/<id>`), named by its `.git` file."""
+        try:
+            text = (path / ".git").read_text()
+        except OSError:
+            return None
+        if not text.startswith("gitdir: "):
+            return None
+        admin = Path(text[len("gitdir: "):].strip())
+        admin = admin if admin.is_absolute() else (path / admin)
+        return admin if admin.is_dir() and is_within(admin, self.repo.common_dir) else None
+
     def _set_lock(self, path: Path, reason: str) -> None:
+        """Give a worktree a new lock reason in one atomic step: `.git/worktrees/<id>/locked` (documented in
+        gitrepository-layout) is replaced whole, so a kill leaves the old reason or the new, never 'unlocked'.
+        Falls back to `git worktree unlock` + `lock` when the admin folder cannot be found."""
+        admin = self.admin_dir(path)
+        if admin is not None:
+            atomic_write_text(admin / "locked", reason)
+            return
         self.repo.run("worktree", "unlock", str(path), ok=(0, 128))
         self.repo.run("worktree", "lock", "--reason", reason, str(path))
 
@@ -200,20 +224,21 @@ class TrackGit:
         shutil.rmtree(path, ignore_errors=True)
         self.repo.run("worktree", "remove", "--force", "--force", str(path))
 
-    def attempt_entry(self, key: AttemptKey) -> WorktreeEntry | None:
+    def attempt_entry(self, key: AttemptKey, entries: list[WorktreeEntry] | None = None) -> WorktreeEntry | None:
         """The worktree an attempt is in: the one with its branch checked out, or one whose lock reason names it
         (a step on it was interrupted)."""
         branch = f"refs/heads/{self.attempt_branch(key)}"
-        for e in self.repo.worktrees():
+        for e in self.repo.worktrees() if entries is None else entries:
             if not is_within(e.path, self.root):
                 continue  # the person's checkout or worktree is never an attempt's, whatever it has checked out
             if e.branch == branch or (e.locked is not None and key.text in e.locked.split()):
                 return e
         return None
 
-    def parked(self) -> list[WorktreeEntry]:
+    def parked(self, entries: list[WorktreeEntry] | None = None) -> list[WorktreeEntry]:
         """This track's clean, free worktrees waiting for the next attempt."""
-        return [e for e in self.repo.worktrees() if e.locked == LOCK_PARKED and is_within(e.path, self.track_dir)]
+        return [e for e in (self.repo.worktrees() if entries is None else entries)
+                if e.locked == LOCK_PARKED and is_within(e.path, self.track_dir)]
 
     @property
     def track_dir(self) -> Path:
@@ -231,26 +256,29 @@ class TrackGit:
         branch = self.attempt_branch(key)
         self._check_branch_name(branch)
         sha = self.repo.branch_sha(branch)
+        fresh: str | None = None
         if sha is None:
             start = self.repo.rev(start_point) if start_point else self.tip()
             if start is None:
                 raise GitError(f"start point {start_point!r} of {key.text} names no commit")
-            self.repo.update_ref(branch, start, None, f"attempt {key.text}")  # False: made meanwhile, same key
-        entry = self.attempt_entry(key)
+            if self.repo.update_ref(branch, start, None, f"attempt {key.text}"):  # False: made meanwhile
+                fresh = start
+        entries = self.repo.worktrees()
+        entry = self.attempt_entry(key, entries)
         if entry is not None and ((entry.locked or "").startswith(INCOMPLETE) or not entry.path.is_dir()):
             self.discard_incomplete(entry.path)
-            entry = None
+            entry, entries = None, self.repo.worktrees()
         if entry is not None:
             base = self._base_of(key, branch, entry.locked)
             if entry.locked is None or not entry.locked.startswith(LOCK_READY):
                 self._set_lock(entry.path, f"{LOCK_READY} {key.text} base {base}")
             return AttemptWorktree(key, branch, entry.path, base, self._workspace(entry.path), resumed=True)
-        checked = self.repo.checked_out_at(branch)
+        checked = next((e.path for e in entries if e.branch == f"refs/heads/{branch}"), None)
         if checked is not None:
             raise GitError(f"branch {branch!r} of {key.text} is already checked out at {str(checked)!r}; "
                            "git allows a branch in one worktree only")
         with self._claim:  # two threads must not take the same parked worktree
-            slots = self.parked()
+            slots = self.parked()  # read again under the lock: another thread may have just taken one
             path = slots[0].path if slots else None
             if path is not None:
                 self._set_lock(path, f"{LOCK_SWITCHING} {key.text}")
@@ -263,7 +291,7 @@ class TrackGit:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.repo.run("worktree", "add", "--quiet", "--lock", "--reason", f"{LOCK_CREATING} {key.text}",
                           str(path), branch)
-        base = self._base_of(key, branch, None)
+        base = fresh or self._base_of(key, branch, None)
         self._set_lock(path, f"{LOCK_READY} {key.text} base {base}")
         return AttemptWorktree(key, branch, path, base, self._workspace(path))
 
@@ -367,21 +395,23 @@ class TrackGit:
         head = self._head_entry(wt)
         if head.has(KEY_TRAILER, key.text):
             return Committed(head.sha, self._changed(wt.base_sha, head.sha), already=True)
-        merging = self.repo.git.run(wt.path, "rev-parse", "-q", "--verify", "MERGE_HEAD", ok=(0, 1)).returncode == 0
+        admin = self.admin_dir(wt.path)
+        merging = (admin / "MERGE_HEAD").exists() if admin is not None else self.repo.git.run(
+            wt.path, "rev-parse", "-q", "--verify", "MERGE_HEAD", ok=(0, 1)).returncode == 0
         self._wt(wt, "add", "--all", "--", ".")
         if not merging and head.sha != wt.base_sha:
             self._wt(wt, "reset", "--soft", wt.base_sha)  # fold the worker's own commits into this one
-        if not merging and not allow_empty:
-            same = self.repo.git.run(wt.path, "diff", "--cached", "--quiet", ok=(0, 1)).returncode == 0
-            if same:
-                return NoChanges(f"attempt {attempt_label(key)} changed nothing; no commit was made")
+        staged = tuple(p for p in self._wt(wt, "diff", "--cached", "--name-only", "--no-renames", "-z",
+                                           wt.base_sha if not merging else "HEAD").split("\0") if p)
+        if not merging and not allow_empty and not staged:
+            return NoChanges(f"attempt {attempt_label(key)} changed nothing; no commit was made")
         message = attempt_message(key, model, title, resolution=merging)
         args = ["commit", "--quiet", "-F", "-"] + (["--allow-empty"] if allow_empty else [])
         res = self.repo.git.run(wt.path, *args, ok=(0, 1), stdin=message.encode())
         if res.returncode != 0:
             return HookRejected((res.text + "\n" + res.stderr).strip() or "a commit hook refused the commit")
-        sha = self._head_entry(wt).sha
-        return Committed(sha, self._changed(wt.base_sha, sha))
+        sha = self._wt(wt, "rev-parse", "--verify", "HEAD").strip()
+        return Committed(sha, self._changed(wt.base_sha, sha) if merging else staged)
 
     def _head_entry(self, wt: AttemptWorktree) -> LogEntry:
         out = self._wt(wt, "log", "--max-count=1", "--format=%H%x00%P%x00%B", "HEAD", "--")
