@@ -35,7 +35,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conductor.git import (  # noqa: E402
+from conductor.git import (
     Committed,
     GitSettings,
     Identity,
@@ -44,7 +44,7 @@ from conductor.git import (  # noqa: E402
     TrackGit,
     open_repository,
 )
-from conductor.git.runner import git_env  # noqa: E402
+from conductor.git.runner import git_env
 
 T = TypeVar("T")
 TARGET_MS = 150.0
@@ -79,17 +79,17 @@ def git_per_ticket(repo: Path, root: Path, tickets: int, files: int) -> dict[str
     samples: dict[str, list[float]] = {}
     for n in range(tickets):
         ticket = f"T{n + 1}"
-        wt = timed(samples, "start_attempt", lambda: tg.start_attempt(ticket, 1))
+        wt = timed(samples, "start_attempt", lambda t=ticket: tg.start_attempt(t, 1))
         for k in (2 * n, 2 * n + 1):  # the worker's edit of two files of its own (not timed)
             i = (k * 37) % files
             path = wt.path / f"pkg{i // 100:03d}" / f"mod{i % 100:02d}.py"
             path.write_text(path.read_text() + f"# edited by {ticket}\n")
-        c = timed(samples, "commit_attempt", lambda: tg.commit_attempt(wt, model="bench", title="edit"))
+        c = timed(samples, "commit_attempt", lambda w=wt: tg.commit_attempt(w, model="bench", title="edit"))
         assert isinstance(c, Committed), c
-        timed(samples, "check_merge", lambda: tg.check_merge(c.sha))
-        m = timed(samples, "merge_attempt", lambda: tg.merge_attempt(ticket, 1))
+        timed(samples, "check_merge", lambda sha=c.sha: tg.check_merge(sha))
+        m = timed(samples, "merge_attempt", lambda t=ticket, sha=c.sha: tg.merge_attempt(t, 1, sha))
         assert isinstance(m, Merged), m
-        r = timed(samples, "remove_attempt", lambda: tg.remove_attempt(wt))
+        r = timed(samples, "remove_attempt", lambda w=wt: tg.remove_attempt(w))
         assert isinstance(r, Removed), r
     steps = ("start_attempt", "commit_attempt", "merge_attempt", "remove_attempt")
     samples["total"] = [sum(samples[s][i] for s in steps) for i in range(tickets)]
@@ -123,7 +123,7 @@ def scripted_ticket_ms(root: Path) -> tuple[float, int]:
 
 def fmt(values: list[float]) -> str:
     ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return f"median {statistics.median(values):7.1f} ms   p90 {p90:7.1f} ms"
 
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         repo = generate_repo(root, args.files)
         print(f"generated a repository of {args.files:,} files in {time.perf_counter() - t0:.1f}s; "
-              f"git {subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.split()[-1]}")
+              f"git {subprocess.run(['git', '--version'], capture_output=True, text=True, check=True).stdout.split()[-1]}")
         samples = git_per_ticket(repo, root, args.tickets, args.files)
         print(f"\nper-ticket git overhead over {args.tickets} tickets:")
         for step in ("start_attempt", "commit_attempt", "check_merge", "merge_attempt", "remove_attempt"):
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             per, count = scripted_ticket_ms(root)
             print(f"\none scripted ticket (headless pipeline, Tier 3 + Tier 4, scripted provider, latency 0): "
                   f"{per:.1f} ms wall per ticket over {count} tickets")
-        except Exception as exc:  # the pipeline's API is being reworked; the git figures stand on their own
+        except Exception as exc:  # noqa: BLE001 - the pipeline's API is being reworked; git figures stand alone
             print(f"\none scripted ticket: not measured ({type(exc).__name__}: {exc})")
         median = statistics.median(samples["total"])
         print(f"\ngit overhead per ticket: median {median:.1f} ms — "

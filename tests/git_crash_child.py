@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conductor.git import (  # noqa: E402
+from conductor.git import (
     AttemptKey,
     Committed,
     GitSettings,
@@ -61,7 +61,7 @@ def arm_crash(spec: str) -> None:
     import signal
     import subprocess
 
-    import conductor.git.runner as runner
+    from conductor.git import runner
 
     words, nth, after = spec.split("|")
     want, count = words.split(), {"n": 0}

@@ -71,7 +71,7 @@ def test_file_tools_refuse_the_person_and_siblings(rig, path: str) -> None:  # t
     {"command": "GIT_DIR=../../../person-repo/.git git log"},
 ])
 def test_commands_that_reach_out_are_refused(rig, args: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
-    repo, _, w1, _, ctx = rig
+    repo, _, _, _, ctx = rig
     if "argv" in args:
         args = {"argv": [str(a).replace("PERSON", str(repo)) for a in args["argv"]]}  # type: ignore[attr-defined]
     with pytest.raises(SandboxViolation, match="reaches"):
@@ -79,7 +79,7 @@ def test_commands_that_reach_out_are_refused(rig, args: dict[str, object]) -> No
 
 
 def test_commands_inside_the_worktree_still_run(rig) -> None:  # type: ignore[no-untyped-def]
-    repo, _, w1, _, ctx = rig
+    ctx = rig[4]
     out = RunCommand().run({"argv": ["git", "status", "--porcelain"]}, ctx)
     assert out["exit_code"] == 0
     out = RunCommand().run({"argv": ["ls", ".", "/usr"]}, ctx)

@@ -30,7 +30,14 @@ from conductor.git import (
     parse_worktree_list,
     slug,
 )
-from tests.git_support import AUTHOR, make_person_busy, make_repo, person_state, sh_git, track_git
+from tests.git_support import (
+    AUTHOR,
+    make_person_busy,
+    make_repo,
+    person_state,
+    sh_git,
+    track_git,
+)
 
 
 def work(wt_path: Path, files: dict[str, str]) -> None:

@@ -14,7 +14,12 @@
 
 from conductor.git.diffs import Diff, DiffLine, FileDiff, Hunk, diff_commits
 from conductor.git.names import AttemptKey, BranchNaming, slug
-from conductor.git.reconcile import Finding, JournalledAttempt, ReconcileReport, reconcile
+from conductor.git.reconcile import (
+    Finding,
+    JournalledAttempt,
+    ReconcileReport,
+    reconcile,
+)
 from conductor.git.repo import (
     NotARepository,
     Repository,
@@ -32,15 +37,15 @@ from conductor.git.results import (
     Conflicts,
     HookRejected,
     KeptDirty,
-    Merged,
     MergeCheck,
+    Merged,
     MergeResult,
     MergeStrategy,
     NeedsMerge,
     NoChanges,
     NotMerged,
-    RemoveResult,
     Removed,
+    RemoveResult,
     Resolution,
     RevertConflicts,
     Reverted,

@@ -130,7 +130,12 @@ def reconcile(tg: TrackGit, attempts: Sequence[JournalledAttempt]) -> ReconcileR
             continue
         matched.add(os.path.realpath(entry.path))
         reason = entry.locked or ""
-        if reason.startswith(INCOMPLETE) or not entry.path.is_dir():
+        if not entry.path.is_dir():
+            tg.discard_incomplete(entry.path)
+            findings.append(Finding("missing_unregistered", key, entry.path, "its folder was gone; unregistered "
+                                    "(the branch and its commits are kept)"))
+            continue
+        if reason.startswith(INCOMPLETE):
             tg.discard_incomplete(entry.path)
             findings.append(Finding("incomplete_removed", key, entry.path,
                                     "a step on it was cut short; discarded (it held no work; start_attempt makes "

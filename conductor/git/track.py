@@ -26,7 +26,12 @@ from pathlib import Path
 from conductor.atomic import atomic_write_text
 from conductor.git.diffs import Diff, diff_commits
 from conductor.git.names import AttemptKey, BranchNaming, attempt_folder, slug
-from conductor.git.repo import FALLBACK_IDENTITY, Repository, WorktreeEntry, default_worktrees_root
+from conductor.git.repo import (
+    FALLBACK_IDENTITY,
+    Repository,
+    WorktreeEntry,
+    default_worktrees_root,
+)
 from conductor.git.results import (
     AttemptWorktree,
     CleanMerge,
@@ -35,15 +40,15 @@ from conductor.git.results import (
     Conflicts,
     HookRejected,
     KeptDirty,
-    Merged,
     MergeCheck,
+    Merged,
     MergeResult,
     MergeStrategy,
     NeedsMerge,
     NoChanges,
     NotMerged,
-    RemoveResult,
     Removed,
+    RemoveResult,
     Resolution,
     RevertConflicts,
     Reverted,
@@ -324,17 +329,21 @@ class TrackGit:
         if not wt.path.is_dir():
             self.discard_incomplete(wt.path)
             return Removed(wt.path)
-        if not force:
-            changes = status_paths(self.repo.status_porcelain(wt.path))
+        ignored: list[str] = []
+        if not force:  # one scan of the tree gives both the changes (keep it) and the ignored files (clean them)
+            out = self.repo.git.run(wt.path, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                                    "--ignored=matching").text
+            changes = status_paths("\0".join(r for r in out.split("\0") if not r.startswith("!! ")))
             if changes:
                 return KeptDirty(wt.path, tuple(changes))
+            ignored = [r[3:] for r in out.split("\0") if r.startswith("!! ")]
         with self._claim:
             park = not force and len(self.parked()) < self.settings.pool_size
             self._set_lock(wt.path, f"{LOCK_PARKING if park else LOCK_REMOVING} {wt.key.text}")
         if park:
             self.repo.git.run(wt.path, "checkout", "--quiet", "--detach")
             # ignored files (caches, build output) must not leak into the next attempt that gets this worktree
-            self.repo.git.run(wt.path, "clean", "-f", "-d", "-X", "--quiet")
+            _delete_inside(wt.path, ignored)
             self._set_lock(wt.path, LOCK_PARKED)
             return Removed(wt.path, parked=True)
         self.repo.run("worktree", "remove", "--force", "--force", str(wt.path))
@@ -546,8 +555,8 @@ class TrackGit:
             match self.check_merge(theirs, ours):
                 case Conflicts(files=files):
                     return RevertConflicts(files)
-                case CleanMerge(tree=t):
-                    tree = t
+                case CleanMerge(tree=clean_tree):
+                    tree = clean_tree
         message = (f"Revert ticket {ticket} ({key}) on track {self.track}\n\n"
                    f"This reverts {m.sha}.\n\n{REVERTED_TRAILER}: {key}\n")
         new = self._commit_tree(tree, [tip], message)
@@ -593,6 +602,18 @@ def merge_message(key: AttemptKey, strategy: MergeStrategy, title: str) -> str:
     subject = f"{verb} ticket {key.ticket} (attempt {key.attempt}) into track {key.track}"
     body = f"\n\n{title.strip()}" if title.strip() else ""
     return f"{subject}{body}\n\n{MERGED_TRAILER}: {key.text}\n"
+
+
+def _delete_inside(root: Path, rel_paths: list[str]) -> None:
+    """Delete files and folders named relative to `root`, never following a symlink out of it."""
+    for rel in rel_paths:
+        target = root / rel.rstrip("/")
+        if not os.path.lexists(target) or not is_within(target.parent, root) or ".." in Path(rel).parts:
+            continue
+        if target.is_symlink() or not target.is_dir():
+            target.unlink()
+        else:
+            shutil.rmtree(target)
 
 
 def status_paths(porcelain_z: str) -> list[str]:
