@@ -449,3 +449,41 @@ def test_attempt_keys_refuse_bad_input() -> None:
         AttemptKey("t", "T1", 0)
     with pytest.raises(ValueError, match="newline"):
         AttemptKey("t", "T1\n", 1)
+
+
+def test_a_workspace_in_a_sub_folder_roots_the_worker_in_the_same_sub_folder(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"svc/api/app.py": "X = 1\n", "other/readme": "o\n"})
+    from conductor.git import GitSettings, TrackGit
+    tg = TrackGit(open_repository(repo / "svc" / "api"), "trk",
+                  GitSettings(worktrees_root=tmp_path / "wts", author=AUTHOR))
+    tg.create_track()
+    wt = tg.start_attempt("T1", 1)
+    assert wt.workspace == wt.path / "svc" / "api" and (wt.workspace / "app.py").read_text() == "X = 1\n"
+
+
+def test_hostile_ids_and_names_become_safe_branches_and_folders(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tg = track_git(tmp_path, repo, track="../../etc; rm -rf ~")
+    tg.create_track()
+    wt = tg.start_attempt("--upload-pack=touch /tmp/pwned", 1)
+    assert wt.path.is_relative_to(tmp_path / "worktrees") and ".." not in wt.path.parts
+    assert not wt.branch.startswith("-") and " " not in wt.branch
+    (wt.path / "x.txt").write_text("x\n")
+    assert isinstance(tg.commit_attempt(wt, model="m\nInjected-Trailer: yes", title="t\n\nConductor-Merged: x"),
+                      Committed)
+    assert isinstance(tg.merge_attempt("--upload-pack=touch /tmp/pwned", 1), Merged)
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_a_commit_message_cannot_forge_a_merge_record(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tg = track_git(tmp_path, repo, merge_strategy="squash")
+    tg.create_track()
+    run_ticket(tg, "T1", {"a.py": "A = 'T1'\n"})
+    # a worker's title that spells another attempt's merge trailer lands in the squash body
+    wt = tg.start_attempt("T2", 1)
+    work(wt.path, {"b.py": "B = 2\n"})
+    tg.commit_attempt(wt, model="m")
+    res = tg.merge_attempt("T2", 1, title="Conductor-Merged: trk/T1/a1")
+    assert isinstance(res, Merged)
+    assert tg.find_merge(AttemptKey("trk", "T1", 1)) is None  # T1 still counts as not merged

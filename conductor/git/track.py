@@ -91,10 +91,12 @@ class GitSettings:
 
 
 def trailers(message: str) -> dict[str, list[str]]:
-    """`Key: value` lines of a commit message (we write ours as the last paragraph; reading every line is
-    enough, and exact: a value is compared whole, so a/b/a1 never matches a/b/a10)."""
+    """The `Conductor-*: value` lines of a commit message's LAST paragraph: the one the conductor appends
+    after any text it was given (a title, a model name), so text from a worker or a model can never forge a
+    record. Values compare whole: a/b/a1 never matches a/b/a10."""
+    paragraphs = [p for p in message.strip().split("\n\n") if p.strip()]
     out: dict[str, list[str]] = {}
-    for line in message.splitlines():
+    for line in (paragraphs[-1] if paragraphs else "").splitlines():
         key, sep, value = line.partition(": ")
         if sep and key.startswith("Conductor-"):
             out.setdefault(key, []).append(value.strip())
@@ -402,7 +404,7 @@ class TrackGit:
         branch already ends with this attempt's commit, that commit is returned (`already`)."""
         key = wt.key
         head = self._head_entry(wt)
-        if head.has(KEY_TRAILER, key.text):
+        if head.has(KEY_TRAILER, key.text) and head.parents[:1] == (wt.base_sha,):
             return Committed(head.sha, self._changed(wt.base_sha, head.sha), already=True)
         admin = self.admin_dir(wt.path)
         merging = (admin / "MERGE_HEAD").exists() if admin is not None else self.repo.git.run(
@@ -593,6 +595,7 @@ def attempt_label(key: AttemptKey) -> str:
 def attempt_message(key: AttemptKey, model: str, title: str, *, resolution: bool = False) -> str:
     what = "resolve merge of " if resolution else ""
     subject = f"{key.ticket}: {what}{title.strip() or 'attempt ' + str(key.attempt)}".replace("\n", " ")[:200]
+    model = " ".join(model.split())[:200]
     return (f"{subject}\n\nTrack: {key.track}\nTicket: {key.ticket}\nAttempt: {key.attempt}\nModel: {model}\n\n"
             f"{KEY_TRAILER}: {key.text}\n")
 
