@@ -128,6 +128,11 @@ class TrackGit:
         self.repo = Repository(git, repo.toplevel, repo.common_dir, repo.prefix)
         self.track = track
         self._claim = threading.Lock()
+        self._merging = threading.RLock()
+        """Merges and reverts of this track run one at a time in this process."""
+        self.base_sha: str | None = None
+        """Where the track forked from its base (set by create_track): history scans stop there instead of
+        walking the whole history of the person's repository."""
         self._valid_names: set[str] = set()
         self.branch = self.settings.naming.track_branch(track)
         self._check_branch_name(self.branch)
@@ -162,9 +167,11 @@ class TrackGit:
             raise GitError(f"the base {ref!r} of track {self.track!r} names no commit in {str(self.repo.toplevel)!r}")
         existing = self.repo.branch_sha(self.branch)
         if existing is None and self.repo.update_ref(self.branch, base, None, f"track {self.track} from {ref}"):
+            self.base_sha = base
             return TrackBranch(self.track, self.branch, ref, base, created=True)
         tip = self.tip()
         fork = self.repo.run("merge-base", base, tip, ok=(0, 1)).strip() or base
+        self.base_sha = fork
         return TrackBranch(self.track, self.branch, ref, fork, created=False)
 
     # -- attempt worktrees ------------------------------------------------------------------------------------
@@ -461,9 +468,12 @@ class TrackGit:
                 files.append(name)
         return Conflicts(tuple(files))
 
+    def _since_base(self, tip: str) -> str:
+        return f"{self.base_sha}..{tip}" if self.base_sha else tip
+
     def find_merge(self, key: AttemptKey, tip: str | None = None) -> LogEntry | None:
         """The track commit that merged this attempt, if any (first-parent history since the fork)."""
-        for e in self._log(tip or self.tip(), first_parent=True):
+        for e in self._log(self._since_base(tip or self.tip()), first_parent=True):
             if e.has(MERGED_TRAILER, key.text):
                 return e
         return None
@@ -479,6 +489,12 @@ class TrackGit:
         """Merge an attempt's commit into the track branch without checking it out: conflict pre-check, then
         `commit-tree` + `update-ref` with the old tip (a concurrent change gives TrackMoved, never a lost
         update). Idempotent: an attempt already merged returns its merge (`already`)."""
+        with self._merging:
+            return self._merge_attempt(ticket, attempt, commit, strategy=strategy, title=title)
+
+    def _merge_attempt(self, ticket: str, attempt: int, commit: str | None, *,
+                       strategy: MergeStrategy | None, title: str) -> MergeResult:
+        """The body of merge_attempt (under the merge lock)."""
         key = self._key(ticket, attempt)
         strategy = strategy or self.settings.merge_strategy
         tip = self.tip()
@@ -527,11 +543,16 @@ class TrackGit:
     def revert_ticket(self, ticket: str) -> RevertResult:
         """Undo a merged ticket with a revert commit on the track branch (no checkout: the revert is a
         three-way merge computed by merge-tree). Idempotent: reverting again returns the earlier revert."""
+        with self._merging:
+            return self._revert_ticket(ticket)
+
+    def _revert_ticket(self, ticket: str) -> RevertResult:
+        """The body of revert_ticket (under the merge lock)."""
         tip = self.tip()
         merged: list[tuple[str, LogEntry]] = []
         reverted: dict[str, LogEntry] = {}
         prefix = f"{slug(self.track)}/{slug(ticket)}/a"
-        for e in self._log(tip, first_parent=True):
+        for e in self._log(self._since_base(tip), first_parent=True):
             t = trailers(e.message)
             for k in t.get(REVERTED_TRAILER, []):
                 reverted.setdefault(k, e)
