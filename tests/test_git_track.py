@@ -487,3 +487,23 @@ def test_a_commit_message_cannot_forge_a_merge_record(tmp_path: Path) -> None:
     res = tg.merge_attempt("T2", 1, title="Conductor-Merged: trk/T1/a1")
     assert isinstance(res, Merged)
     assert tg.find_merge(AttemptKey("trk", "T1", 1)) is None  # T1 still counts as not merged
+
+
+def test_hooks_come_from_the_persons_checkout_not_from_the_workers_worktree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    hooks = repo / ".githooks"
+    hooks.mkdir()
+    hook = hooks / "pre-commit"
+    marker = tmp_path / "hook-log"
+    hook.write_text(f"#!/bin/sh\necho person-hook >> '{marker}'\n")
+    hook.chmod(0o755)
+    sh_git(repo, "add", ".githooks")
+    sh_git(repo, "commit", "-qm", "hooks")
+    sh_git(repo, "config", "core.hooksPath", ".githooks")
+    tg = track_git(tmp_path, repo)
+    tg.create_track()
+    wt = tg.start_attempt("T1", 1)
+    # the worker rewrites the hook in its worktree, hoping the conductor runs it at commit time
+    (wt.path / ".githooks" / "pre-commit").write_text(f"#!/bin/sh\necho worker-hook >> '{marker}'\n")
+    assert isinstance(tg.commit_attempt(wt, model="m"), Committed)
+    assert marker.read_text() == "person-hook\n"

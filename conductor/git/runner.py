@@ -93,9 +93,11 @@ class Git:
     """Runs git for the conductor. Stateless apart from settings; safe to share between threads."""
 
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, identity: Identity | None = None,
-                 executable: str | None = None) -> None:
+                 executable: str | None = None, config: tuple[str, ...] = ()) -> None:
         self.timeout_s = timeout_s
         self.identity = identity
+        self.config = config
+        """Extra `-c name=value` settings for every command (e.g. an absolute hooks path)."""
         found = executable or shutil.which("git")
         if found is None:
             raise GitNotInstalled("git is not installed on this machine (Debian: apt-get install git); "
@@ -104,7 +106,7 @@ class Git:
 
     def argv(self, args: Sequence[str]) -> list[str]:
         out = [self.executable, "--no-pager"]
-        for opt in _CONFIG:
+        for opt in (*_CONFIG, *self.config):
             out += ["-c", opt]
         if self.identity is not None:
             out += ["-c", f"user.name={self.identity.name}", "-c", f"user.email={self.identity.email}"]

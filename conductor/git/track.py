@@ -123,9 +123,14 @@ class TrackGit:
         ident = self.settings.author
         if ident is None and not repo.identity_configured():
             ident = FALLBACK_IDENTITY
-        git = repo.git if ident is None else Git(timeout_s=repo.git.timeout_s, identity=ident,
-                                                  executable=repo.git.executable)
+        # Hooks run as the person configured them, from the person's checkout: a relative core.hooksPath
+        # (.githooks, husky) would otherwise resolve inside the attempt's worktree, where the worker can edit
+        # the hook and have the conductor run it at commit time, outside any approval.
+        hooks = Path(repo.run("rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+        git = Git(timeout_s=repo.git.timeout_s, identity=ident or repo.git.identity, executable=repo.git.executable,
+                  config=(*repo.git.config, f"core.hooksPath={hooks}"))
         self.repo = Repository(git, repo.toplevel, repo.common_dir, repo.prefix)
+        self.hooks_dir = hooks
         self.track = track
         self._claim = threading.Lock()
         self._merging = threading.RLock()
