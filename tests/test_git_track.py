@@ -507,3 +507,18 @@ def test_hooks_come_from_the_persons_checkout_not_from_the_workers_worktree(tmp_
     (wt.path / ".githooks" / "pre-commit").write_text(f"#!/bin/sh\necho worker-hook >> '{marker}'\n")
     assert isinstance(tg.commit_attempt(wt, model="m"), Committed)
     assert marker.read_text() == "person-hook\n"
+
+
+def test_diff_of_a_file_that_became_a_symlink(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"target.txt": "t\n", "link": "was a file\n"})
+    tg = track_git(tmp_path, repo)
+    tg.create_track()
+    wt = tg.start_attempt("T1", 1)
+    (wt.path / "link").unlink()
+    os.symlink("target.txt", wt.path / "link")
+    (wt.path / "target.txt").write_text("t2\n")
+    c = tg.commit_attempt(wt, model="m")
+    assert isinstance(c, Committed)
+    d = tg.ticket_diff(c.sha)
+    byname = {f.path: f for f in d.files}
+    assert byname["link"].status == "type-changed" and byname["target.txt"].hunks

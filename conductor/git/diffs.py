@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from conductor.git.repo import Repository
-from conductor.git.runner import GitError
 
 LineKind = Literal["context", "add", "delete", "note"]
 FileStatus = Literal["added", "modified", "deleted", "renamed", "copied", "type-changed", "unmerged", "unknown"]
@@ -133,6 +132,13 @@ def _hunks(lines: list[str]) -> tuple[tuple[Hunk, ...], bool, int, int]:
     return tuple(hunks), binary, added, deleted
 
 
+def _file_patch(repo: Repository, base: str, head: str, path: str, old: str | None, context: int) -> list[str]:
+    specs = [f":(literal){p}" for p in ([old] if old else []) + [path]]
+    out = repo.git.run(repo.toplevel, "diff", "--patch", f"-U{context}", "-M", "--no-ext-diff", "--no-textconv",
+                       "--no-color", base, head, "--", *specs).stdout
+    return [line for chunk in _split_patches(out.decode("utf-8", errors="replace")) for line in chunk]
+
+
 def diff_commits(repo: Repository, base: str, head: str, *, context: int = 3) -> Diff:
     """The per-file diff from commit `base` to commit `head` (renames detected)."""
     common = ["-M", "--no-ext-diff", "--no-textconv", "--no-color", "--ignore-submodules=none", base, head, "--"]
@@ -144,7 +150,8 @@ def diff_commits(repo: Repository, base: str, head: str, *, context: int = 3) ->
     truncated = len(patch) > MAX_PATCH_BYTES
     chunks = _split_patches(patch[:MAX_PATCH_BYTES].decode("utf-8", errors="replace"))
     if not truncated and len(chunks) != len(entries):
-        raise GitError(f"git diff {base}..{head}: {len(entries)} files but {len(chunks)} patches; cannot pair them")
+        # a type change (file <-> symlink) is one raw entry but two patches: ask file by file instead
+        chunks = [_file_patch(repo, base, head, path, old, context) for _, path, old in entries]
     files = []
     for i, (status, path, old) in enumerate(entries):
         hunks, binary, added, deleted = _hunks(chunks[i]) if i < len(chunks) else ((), False, 0, 0)
