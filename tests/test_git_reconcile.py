@@ -130,3 +130,20 @@ def test_reconcile_repairs_what_is_safe_and_never_deletes_work(tmp_path: Path) -
     assert isinstance(tg.merge_attempt("Thalf", 1), Merged)
     assert isinstance(tg.remove_attempt(dirty), KeptDirty)
     assert person_state(repo) == before
+
+
+def test_a_released_worktree_cannot_be_committed_into_by_its_old_attempt(tmp_path: Path) -> None:
+    import pytest
+
+    from conductor.git import GitError
+    repo = make_repo(tmp_path)
+    tg = track_git(tmp_path, repo)
+    tg.create_track()
+    w1 = tg.start_attempt("T1", 1)
+    assert isinstance(tg.remove_attempt(w1), Removed)
+    w2 = tg.start_attempt("T2", 1)
+    assert w2.path == w1.path
+    (w2.path / "a.py").write_text("T2's work\n")
+    with pytest.raises(GitError, match="no longer holds"):
+        tg.commit_attempt(w1, model="m")
+    assert isinstance(tg.commit_attempt(w2, model="m"), Committed)

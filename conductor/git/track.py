@@ -415,6 +415,7 @@ class TrackGit:
         folded into it), hooks run. The message names track, ticket, attempt and model. Idempotent: when the
         branch already ends with this attempt's commit, that commit is returned (`already`)."""
         key = wt.key
+        self._check_holds(wt)
         head = self._head_entry(wt)
         if head.has(KEY_TRAILER, key.text) and head.parents[:1] == (wt.base_sha,):
             return Committed(head.sha, self._changed(wt.base_sha, head.sha), already=True)
@@ -435,6 +436,17 @@ class TrackGit:
             return HookRejected((res.text + "\n" + res.stderr).strip() or "a commit hook refused the commit")
         sha = self._wt(wt, "rev-parse", "--verify", "HEAD").strip()
         return Committed(sha, self._changed(wt.base_sha, sha) if merging else staged)
+
+    def _check_holds(self, wt: AttemptWorktree) -> None:
+        """Refuse to work in a worktree that no longer holds this attempt's branch (released and reused)."""
+        admin = self.admin_dir(wt.path)
+        try:
+            head = (admin / "HEAD").read_text().strip() if admin is not None else ""
+        except OSError:
+            head = ""
+        if head != f"ref: refs/heads/{wt.branch}":
+            raise GitError(f"the worktree {str(wt.path)!r} no longer holds {wt.branch!r} (attempt "
+                           f"{attempt_label(wt.key)}): it was released; start the attempt again")
 
     def _head_entry(self, wt: AttemptWorktree) -> LogEntry:
         out = self._wt(wt, "log", "--max-count=1", "--format=%H%x00%P%x00%B", "HEAD", "--")
@@ -534,6 +546,7 @@ class TrackGit:
         """Merge the track tip into a (new) attempt's worktree, conflict markers and all, for a worker or the
         person to resolve there; then `commit_attempt` records the resolved merge as that attempt's commit,
         which merges cleanly. Touches only that worktree."""
+        self._check_holds(wt)
         head = self._head_entry(wt)
         if head.has(KEY_TRAILER, wt.key.text):
             raise GitError(f"attempt {attempt_label(wt.key)} is already committed; resolve in a new attempt "
