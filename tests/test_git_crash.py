@@ -126,11 +126,13 @@ def _loop(tmp_path: Path, rounds: int, seed: int) -> None:
     assert kills >= rounds // 2
 
 
+@pytest.mark.timeout(900)
 def test_kill_9_at_random_points_then_resume(tmp_path: Path) -> None:
     _loop(tmp_path, 20, seed=int(os.environ.get("CONDUCTOR_CRASH_SEED", "10")))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_kill_9_at_random_points_then_resume_100_times(tmp_path: Path) -> None:
     if os.environ.get("CONDUCTOR_SLOW") != "1":
         pytest.skip("set CONDUCTOR_SLOW=1 to run the 100-kill loop")
