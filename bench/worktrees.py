@@ -3,15 +3,17 @@
 A repository of `--files` files (default 10,000, in folders of 100) is generated in a temp folder. Then
 `--tickets` tickets run one after another through conductor.git, each editing two files of its own:
 
-    start_attempt   branch from the track tip + `git worktree add` (a full checkout) + lock
+    start_attempt   branch from the track tip + a parked worktree switched to it (`git checkout`: only the
+                    files that differ), or `git worktree add` (a full checkout) when the pool is empty
     commit_attempt  `git add --all` + one commit (hooks run: none installed here)
     check_merge     `git merge-tree --write-tree` of the ticket commit onto the track tip
     merge_attempt   idempotency lookup + the same check + commit-tree + update-ref (compare and swap)
-    remove_attempt  status check (never delete a dirty worktree) + `git worktree remove`
+    remove_attempt  status check (never delete a dirty worktree) + park it (`checkout --detach`, ignored files
+                    deleted) while the pool has room, else `git worktree remove`
 
 Printed: median and p90 of each step, and the per-ticket total (start + commit + merge + remove; the separate
-check is shown for reference, merge_attempt already includes one), beside the wall time per ticket of the
-headless pipeline (real engine, Tier 3 + Tier 4 with the scripted provider, latency 0) on a small workspace.
+check is shown for reference, merge_attempt already includes one), the same without the pool (a fresh
+checkout per ticket), beside the wall time per ticket of the headless pipeline (real engine, Tier 3 + Tier 4 with the scripted provider, latency 0) on a small workspace.
 Target: git overhead under 150 ms per ticket.
 
     .venv/bin/python bench/worktrees.py                       # 10,000 files, 20 tickets
@@ -72,9 +74,10 @@ def timed(samples: dict[str, list[float]], step: str, fn: Callable[[], T]) -> T:
     return out
 
 
-def git_per_ticket(repo: Path, root: Path, tickets: int, files: int) -> dict[str, list[float]]:
-    tg = TrackGit(open_repository(repo), "bench", GitSettings(worktrees_root=root / "worktrees",
-                                                             author=Identity("Bench", "b@example.com")))
+def git_per_ticket(repo: Path, root: Path, tickets: int, files: int, *, pool: int = 4,
+                   track: str = "bench") -> dict[str, list[float]]:
+    tg = TrackGit(open_repository(repo), track, GitSettings(worktrees_root=root / "worktrees", pool_size=pool,
+                                                           author=Identity("Bench", "b@example.com")))
     tg.create_track()
     samples: dict[str, list[float]] = {}
     for n in range(tickets):
@@ -151,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{per:.1f} ms wall per ticket over {count} tickets")
         except Exception as exc:  # noqa: BLE001 - the pipeline's API is being reworked; git figures stand alone
             print(f"\none scripted ticket: not measured ({type(exc).__name__}: {exc})")
+        fresh_n = min(5, args.tickets)
+        fresh = git_per_ticket(repo, root, fresh_n, args.files, pool=0, track="bench-nopool")
+        print(f"\nthe same without the worktree pool (pool_size=0: `worktree add` + `worktree remove` every ticket), "
+              f"{fresh_n} tickets:")
+        for step in ("start_attempt", "remove_attempt", "total"):
+            print(f"  {step.upper() if step == 'total' else step:<16} {fmt(fresh[step])}")
         median = statistics.median(samples["total"])
         print(f"\ngit overhead per ticket: median {median:.1f} ms — "
               f"{'within' if median < TARGET_MS else 'OVER'} the {TARGET_MS:.0f} ms target")
