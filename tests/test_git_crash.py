@@ -23,8 +23,8 @@ from tests.helpers import wait_for
 
 CHILD = Path(__file__).with_name("git_crash_child.py")
 TICKETS = {"T1": ["a.py"], "T2": ["b.py"], "T3": ["new/t3.py"]}
-CRASH_STEPS = {"worktree add": 1, "checkout": 3, "status": 3, "add --all": 3, "diff": 3, "commit": 3,
-               "merge-tree": 3, "commit-tree": 3, "update-ref": 3, "worktree remove": 1}
+CRASH_STEPS = {"worktree add": 1, "checkout": 2, "status": 3, "add --all": 3, "diff": 3, "write-tree": 3,
+               "merge-tree": 3, "commit-tree": 6, "update-ref": 12, "worktree remove": 1}
 """git subcommands the crash is armed on, with how many times an uncut run calls each at least (the three
 tickets share one pooled worktree: one add, one final remove)."""
 
