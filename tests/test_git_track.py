@@ -522,3 +522,17 @@ def test_diff_of_a_file_that_became_a_symlink(tmp_path: Path) -> None:
     d = tg.ticket_diff(c.sha)
     byname = {f.path: f for f in d.files}
     assert byname["link"].status == "type-changed" and byname["target.txt"].hunks
+
+
+def test_the_finished_track_summary(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tg = track_git(tmp_path, repo)
+    tg.create_track()
+    run_ticket(tg, "T1", {"a.py": "A = 'T1'\n"})
+    tg.merge_attempt("T1", 1)
+    run_ticket(tg, "T2", {"b.py": "B = 'T2'\n", "c.py": "C = 1\n"})
+    tg.merge_attempt("T2", 1)
+    tg.revert_ticket("T1")
+    s = tg.summary()
+    assert s.merged == ("trk/T1/a1", "trk/T2/a1") and s.reverted == ("trk/T1/a1",)
+    assert s.commits == 3 and s.files == ("b.py", "c.py")

@@ -54,6 +54,7 @@ from conductor.git.results import (
     TrackBranch,
     TrackCheckedOut,
     TrackMoved,
+    TrackSummary,
 )
 from conductor.git.runner import Git, GitError, GitNotInstalled, GitTimeout, Identity
 from conductor.git.track import GitSettings, TrackGit
@@ -64,6 +65,6 @@ __all__ = [
     "HookRejected", "Hunk", "Identity", "JournalledAttempt", "KeptDirty", "MergeCheck", "MergeResult",
     "MergeStrategy", "Merged", "NeedsMerge", "NoChanges", "NotARepository", "NotMerged", "ReconcileReport",
     "RemoveResult", "Removed", "Repository", "Resolution", "RevertConflicts", "RevertResult", "Reverted", "Rewound",
-    "TrackBranch", "TrackCheckedOut", "TrackGit", "TrackMoved", "WorktreeEntry", "default_worktrees_root",
+    "TrackBranch", "TrackCheckedOut", "TrackGit", "TrackMoved", "TrackSummary", "WorktreeEntry", "default_worktrees_root",
     "diff_commits", "init_repository", "open_repository", "parse_worktree_list", "reconcile", "slug",
 ]

@@ -157,3 +157,9 @@ def diff_commits(repo: Repository, base: str, head: str, *, context: int = 3) ->
         hunks, binary, added, deleted = _hunks(chunks[i]) if i < len(chunks) else ((), False, 0, 0)
         files.append(FileDiff(path, old, status, binary, hunks, added, deleted))
     return Diff(base, head, tuple(files), truncated)
+
+
+def diff_names(repo: Repository, base: str, head: str) -> list[str]:
+    """The paths that differ between two commits."""
+    out = repo.git.run(repo.toplevel, "diff", "--name-only", "-z", "--no-renames", base, head, "--").text
+    return [p for p in out.split("\0") if p]

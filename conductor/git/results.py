@@ -180,3 +180,19 @@ class Resolution:
     files: tuple[str, ...]
     track_tip: str
     kind: Literal["resolution"] = "resolution"
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """What a track branch holds, for the finished-track view and a pull request description."""
+
+    branch: str
+    base_sha: str
+    tip: str
+    merged: tuple[str, ...]
+    """Attempt keys merged, oldest first (a reverted one is listed here and in `reverted`)."""
+    reverted: tuple[str, ...]
+    commits: int
+    """Commits on the track branch since its base (first-parent: one per merge or revert)."""
+    files: tuple[str, ...]
+    """Files the track changes against its base."""

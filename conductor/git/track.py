@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from conductor.atomic import atomic_write_text
-from conductor.git.diffs import Diff, diff_commits
+from conductor.git.diffs import Diff, diff_commits, diff_names
 from conductor.git.names import AttemptKey, BranchNaming, attempt_folder, slug
 from conductor.git.repo import (
     FALLBACK_IDENTITY,
@@ -57,6 +57,7 @@ from conductor.git.results import (
     TrackBranch,
     TrackCheckedOut,
     TrackMoved,
+    TrackSummary,
 )
 from conductor.git.runner import Git, GitError, Identity, is_within
 
@@ -631,6 +632,21 @@ class TrackGit:
         earlier = self._log(commit, max_count=1)[0]
         base = earlier.parents[0] if earlier.parents else wt.base_sha
         return Rewound(replace(wt, base_sha=base), commit, to_attempt)
+
+    def summary(self) -> TrackSummary:
+        """Merged and reverted attempts, commit count and changed files of the track (call create_track first)."""
+        if self.base_sha is None:
+            raise GitError(f"the base of track {self.track!r} is unknown: call create_track first")
+        tip = self.tip()
+        merged: list[str] = []
+        reverted: list[str] = []
+        entries = self._log(self._since_base(tip), first_parent=True)
+        for e in reversed(entries):
+            t = trailers(e.message)
+            merged += t.get(MERGED_TRAILER, [])
+            reverted += t.get(REVERTED_TRAILER, [])
+        return TrackSummary(self.branch, self.base_sha, tip, tuple(merged), tuple(reverted), len(entries),
+                            tuple(diff_names(self.repo, self.base_sha, tip)))
 
     # -- diffs ------------------------------------------------------------------------------------------------
 
