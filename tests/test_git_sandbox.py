@@ -86,3 +86,39 @@ def test_commands_inside_the_worktree_still_run(rig) -> None:  # type: ignore[no
     assert out["exit_code"] == 0 and "a.py" in out["output"]
     out = RunCommand().run({"command": "cat a.py && echo ok"}, ctx)
     assert out["exit_code"] == 0 and "A = 1" in out["output"]
+
+
+@pytest.mark.parametrize("args", [
+    {"argv": ["git", "stash"]},
+    {"argv": ["git", "stash", "pop"]},
+    {"argv": ["git", "-C", ".", "branch", "-f", "main", "HEAD"]},
+    {"argv": ["git", "branch", "-D", "conductor/trk"]},
+    {"argv": ["git", "update-ref", "refs/heads/main", "HEAD"]},
+    {"argv": ["git", "checkout", "main"]},
+    {"argv": ["git", "switch", "-c", "mine"]},
+    {"argv": ["git", "worktree", "add", "x"]},
+    {"argv": ["git", "-c", "x=y", "config", "core.hooksPath", "/tmp"]},
+    {"argv": ["/usr/bin/git", "tag", "v1"]},
+    {"command": "git add . && git stash"},
+])
+def test_git_commands_that_change_shared_state_are_refused_in_a_worktree(rig, args: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    repo, _, _, _, ctx = rig
+    stash_before = (repo / ".git" / "refs" / "stash").exists()
+    with pytest.raises(SandboxViolation, match="every worktree"):
+        RunCommand().run(args, ctx)
+    assert (repo / ".git" / "refs" / "stash").exists() == stash_before
+
+
+@pytest.mark.parametrize("args", [
+    {"argv": ["git", "status"]},
+    {"argv": ["git", "diff", "HEAD"]},
+    {"argv": ["git", "log", "--oneline", "-3"]},
+    {"argv": ["git", "branch", "--show-current"]},
+    {"argv": ["git", "checkout", "--", "a.py"]},
+    {"argv": ["git", "checkout", "HEAD", "--", "a.py"]},
+    {"argv": ["git", "add", "a.py"]},
+    {"argv": ["git", "restore", "a.py"]},
+])
+def test_local_git_commands_still_run_in_a_worktree(rig, args: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    out = RunCommand().run(args, rig[4])
+    assert out["exit_code"] == 0, out

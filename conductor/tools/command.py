@@ -96,7 +96,7 @@ class RunCommand(Tool):
         root, argv = workspace_root(ctx.workspace), exec_argv(form)
         reach = command_reach(form, root, ctx.protected)
         if reach is not None:
-            raise SandboxViolation(f"refusing to run {form.text!r}: {reach}; commands stay inside the workspace")
+            raise SandboxViolation(f"refusing to run {form.text!r}: {reach}")
         spill, ours = _spill_target(ctx)
         try:
             cap = run_captured(argv, cwd=root, env=scrubbed_env(), timeout_s=self._timeout(args), spill=spill,
