@@ -1,15 +1,23 @@
 """Git for Conductor: a branch per track, a worktree per ticket attempt, merges without a checkout.
 
-    repo = open_repository(workspace)               # NotARepository(can_init=...) -> ask, then init_repository
-    tg = TrackGit(repo, track_id, GitSettings(...))
-    track = tg.create_track(base_ref)                # journal track.base_sha
-    wt = tg.start_attempt(ticket, attempt)           # after the ticket's dependencies merged; journal wt
-    protected = tg.forbidden_roots(wt, [tracks_dir]) # the worker's ToolContext(workspace=wt.workspace, protected=...)
-    tg.commit_attempt(wt, model=..., title=...)      # Committed | NoChanges | HookRejected
-    tg.merge_attempt(ticket, attempt)                # Merged | NeedsMerge(files) | TrackMoved
-    tg.remove_attempt(wt)                            # Removed | KeptDirty
-    tg.revert_ticket(ticket); tg.rewind(ticket, k, n); tg.changes_so_far(track); tg.ticket_diff(commit)
-    reconcile(tg, journalled_attempts)               # on start, before anything else
+How the engine uses it (every call is idempotent, keyed by track + ticket + attempt):
+
+    repo = open_repository(workspace)               # NotARepository(can_init=True) -> ask, then init_repository
+    tg = TrackGit(repo, track_id, GitSettings(...)) # one per track; thread-safe
+    report = reconcile(tg, journalled_attempts)     # on start, before anything else; show report.lines()
+    track = tg.create_track(base_ref)               # journal track.base_sha (also call it on resume)
+    wt = tg.start_attempt(ticket, attempt)          # once the ticket's dependencies merged; journal wt
+    ctx = ToolContext(wt.workspace, prov, protected=tg.forbidden_roots(wt, [tracks_dir]))
+    tg.commit_attempt(wt, model=..., title=...)     # Committed | NoChanges | HookRejected
+    tg.check_merge(commit) / tg.merge_attempt(ticket, attempt, commit)   # Merged | NeedsMerge(files) | TrackMoved
+    tg.remove_attempt(wt)                           # Removed (parked for reuse) | KeptDirty
+    # needs merge: w2 = tg.start_attempt(ticket, n + 1, start_point=commit); tg.begin_resolution(w2) -> files;
+    #              a worker (or the person) resolves them in w2; tg.commit_attempt(w2, ...); tg.merge_attempt(...)
+    tg.revert_ticket(ticket); tg.rewind(ticket, k, n); tg.ticket_diff(commit); tg.changes_so_far(track)
+    tg.summary(); tg.drain_pool()                   # when the track is finished
+
+Keep worktrees_root OUTSIDE the tracks folder (the default is the user's state folder): a worker's protected
+folders include the tracks folder, and a worktree inside it could not be worked in.
 """
 
 from conductor.git.diffs import Diff, DiffLine, FileDiff, Hunk, diff_commits
