@@ -152,9 +152,9 @@ def reconcile(tg: TrackGit, attempts: Sequence[JournalledAttempt]) -> ReconcileR
         if real in matched or not is_within(e.path, tg.track_dir):
             continue
         reason = e.locked or ""
-        if reason == LOCK_PARKED:
+        if reason == LOCK_PARKED and (e.path / ".git").is_file():
             findings.append(Finding("parked", None, e.path, "a clean worktree kept for reuse"))
-        elif reason.startswith(INCOMPLETE) or not e.path.is_dir():
+        elif reason.startswith(INCOMPLETE) or reason == LOCK_PARKED or not e.path.is_dir():
             tg.discard_incomplete(e.path)
             findings.append(Finding("incomplete_removed", None, e.path, "a step on it was cut short; discarded"))
         elif e.detached and e.locked is None and not status_paths(tg.repo.status_porcelain(e.path)):

@@ -258,7 +258,7 @@ class TrackGit:
     def parked(self, entries: list[WorktreeEntry] | None = None) -> list[WorktreeEntry]:
         """This track's clean, free worktrees waiting for the next attempt."""
         return [e for e in (self.repo.worktrees() if entries is None else entries)
-                if e.locked == LOCK_PARKED and is_within(e.path, self.track_dir)]
+                if e.locked == LOCK_PARKED and is_within(e.path, self.track_dir) and (e.path / ".git").is_file()]
 
     @property
     def track_dir(self) -> Path:
@@ -371,7 +371,10 @@ class TrackGit:
         """Remove this track's parked worktrees (when the track is closed or the app stops)."""
         gone = []
         for e in self.parked():
-            self.repo.run("worktree", "remove", "--force", "--force", str(e.path))
+            # marked first: a kill during the removal leaves a worktree reconcile knows to discard, not a
+            # 'parked' one whose .git file is already gone
+            self._set_lock(e.path, f"{LOCK_REMOVING} parked")
+            self.discard_incomplete(e.path)
             gone.append(e.path)
         return gone
 
