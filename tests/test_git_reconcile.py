@@ -147,3 +147,18 @@ def test_a_released_worktree_cannot_be_committed_into_by_its_old_attempt(tmp_pat
     with pytest.raises(GitError, match="no longer holds"):
         tg.commit_attempt(w1, model="m")
     assert isinstance(tg.commit_attempt(w2, model="m"), Committed)
+
+
+def test_a_parked_worktree_half_removed_by_a_kill_is_discarded_not_reused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tg = track_git(tmp_path, repo)
+    tg.create_track()
+    w1 = tg.start_attempt("T1", 1)
+    assert isinstance(tg.remove_attempt(w1), Removed)
+    (w1.path / ".git").unlink()  # what a kill inside `git worktree remove` leaves: .git goes first
+    assert tg.parked() == []
+    report = reconcile(tg, [])
+    assert [f.kind for f in report.findings] == ["incomplete_removed"] and not w1.path.exists()
+    w2 = tg.start_attempt("T2", 1)
+    assert sh_git(w2.path, "status", "--porcelain") == ""
+    assert tg.drain_pool() == [] and isinstance(tg.remove_attempt(w2), Removed) and tg.drain_pool() == [w2.path]
