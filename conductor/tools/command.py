@@ -34,6 +34,7 @@ from conductor.redact import scrubbed_env
 from conductor.tools import cmdline
 from conductor.tools.base import Intent, Tool, ToolContext
 from conductor.tools.process import resolve_program, run_captured, safe_path
+from conductor.tools.reach import command_reach
 from conductor.tools.sandbox import workspace_root
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -153,6 +154,9 @@ class RunCommand(Tool):
             raise SandboxViolation(f"refusing to run {form.text!r} without a person's approval: {why}")
         root = workspace_root(ctx.workspace)
         argv = resolved_argv(form, root)
+        reach = command_reach(form, root, ctx.protected)
+        if reach is not None:
+            raise SandboxViolation(f"refusing to run {form.text!r}: {reach}")
         spill, ours = _spill_target(ctx)
         try:
             cap = run_captured(argv, cwd=root, env=command_env(root), timeout_s=self._timeout(args), spill=spill,
