@@ -31,6 +31,11 @@ class DerivedViews(ControllerState):
     def pending_list(self, kind: str | None = None) -> list[ApprovalRequest]:
         return [r for r in self.pending.values() if kind is None or r.kind.value == kind]
 
+    def window_title(self, base: str = "Conductor") -> str:
+        """"Conductor (2)" while two approvals wait: the person sees it from the task bar."""
+        n = len(self.pending)
+        return f"{base} ({n})" if n else base
+
     def counts(self) -> dict[str, int]:
         out = {"running": 0, "review": 0, "awaiting": 0, "failed": 0, "approvals": len(self.pending)}
         for track in self.tracks.values():
@@ -69,8 +74,12 @@ class DerivedViews(ControllerState):
         track = self.tracks.get(track_id or "")
         return track.title if track is not None else str(track_id)
 
-    def log_lines(self, tier: int | None = None, ticket: str | None = None, limit: int = 400) -> list[LogEntry]:
-        out = [e for e in self.log if (tier is None or e.tier == tier) and (not ticket or e.ticket_id == ticket)]
+    def log_lines(self, tier: int | None = None, ticket: str | None = None, limit: int = 400,
+                  contains: str = "") -> list[LogEntry]:
+        """The newest `limit` entries of this tier and ticket whose line holds `contains` (any case)."""
+        needle = contains.strip().lower()
+        out = [e for e in self.log if (tier is None or e.tier == tier) and (not ticket or e.ticket_id == ticket)
+               and (not needle or needle in e.line().lower())]
         return out[-limit:]
 
     def ticket_ids(self) -> list[str]:

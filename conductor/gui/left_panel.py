@@ -34,8 +34,8 @@ class LeftPanel:
         dpg.add_input_text(parent=parent, tag=tags.EPIC_INPUT, multiline=True, height=72, width=-1,
                            hint="Describe the work, e.g. 'Add OAuth login to this repo'",
                            default_value=DEMO_EPIC if self.c.demo else "")
-        dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)", tag=tags.PLAN_BUTTON, width=-1,
-                       callback=safe(self._plan))
+        dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)   [Ctrl+Enter]", tag=tags.PLAN_BUTTON, width=-1,
+                       callback=safe(lambda *_: self.plan()))
         dpg.add_spacer(parent=parent, height=4)
         with dpg.collapsing_header(parent=parent, label="Pending approvals", default_open=True,
                                    tag=tags.APPROVAL_HEADER):
@@ -55,8 +55,14 @@ class LeftPanel:
 
     # -- callbacks
 
-    def _plan(self, *_: object) -> None:
-        if self.c.plan(dpg.get_value(tags.EPIC_INPUT) or "") is None:
+    def plan(self) -> None:
+        # The epic stays in the box: a plan refused (or a proposal rejected) must not cost the person its text.
+        self.c.plan(dpg.get_value(tags.EPIC_INPUT) or "")
+
+    def epic_accepted(self, payload: dict[str, object]) -> None:
+        """Its plan was approved: now the box may be cleared (only if it still holds that epic)."""
+        epic = str(payload.get("epic", "")).strip()
+        if epic and (dpg.get_value(tags.EPIC_INPUT) or "").strip() == epic:
             dpg.set_value(tags.EPIC_INPUT, "")
 
     def _model(self, _s: object, model: str, tier: int) -> None:

@@ -24,6 +24,7 @@ from conductor.gui import tags, util
 from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
+from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
 from conductor.gui.theme import Themes
 
@@ -31,7 +32,7 @@ HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
-               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET)
+               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS)
 
 
 class _Process:
@@ -51,7 +52,8 @@ class _Process:
     def ensure_context(cls) -> Themes:
         if not cls.context:
             dpg.create_context()
-            dpg.configure_app(manual_callback_management=True)
+            # keyboard_navigation: Tab / Shift+Tab reach every button and field, Enter or Space presses one.
+            dpg.configure_app(manual_callback_management=True, keyboard_navigation=True)
             cls.context, cls.themes = True, Themes()
         assert cls.themes is not None
         return cls.themes
@@ -86,6 +88,10 @@ class GuiApp:
         self.edit = EditTicketDialog(controller, self.themes)
         self.window = MainWindow(controller, self.themes, open_approval=self.dialogs.open,
                                  open_settings=self.settings.open, open_edit=self.edit.open)
+        self.zoom = controller.cfg.gui.font_scale
+        self.keys = Keyboard(self)
+        self._title_seen = -1
+        self.dialogs.by_kind["plan"].on_approved.append(lambda req: self.window.left.epic_accepted(req.payload))
         util.set_error_sink(controller.fail)
 
     def build(self) -> GuiApp:
@@ -94,6 +100,8 @@ class GuiApp:
         self.settings.build()
         self.confirm.build()
         self.edit.build()
+        self.keys.build()
+        dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
         self.refresh()
         return self
@@ -119,6 +127,7 @@ class GuiApp:
                                         or dpg.is_item_shown(tags.EDIT_TICKET))
             self.window.refresh()
             self.dialogs.refresh()
+            self._title()
         except Exception as exc:  # noqa: BLE001 — the GUI must keep running; the error is shown, not swallowed
             if util.STRICT:
                 raise
@@ -127,6 +136,21 @@ class GuiApp:
                 self._last_error = message
                 traceback.print_exc()
                 self.c.fail(message)
+
+    def _title(self) -> None:
+        """The window title counts what waits for the person ("Conductor (2)"), visible from the task bar."""
+        if self._title_seen == self.c.versions["approvals"] or not (self.render and _Process.viewport):
+            return
+        self._title_seen = self.c.versions["approvals"]
+        dpg.set_viewport_title(self.c.window_title(self.title))
+
+    def set_zoom(self, scale: float) -> None:
+        """Scale every font (Ctrl +/−); remembered in config.toml [gui] font_scale on exit, with the layout."""
+        self.zoom = scale
+        dpg.set_global_font_scale(scale)
+        self.c.status_message = f"text size {round(scale * 100)}%"
+        self.c.versions["status"] += 1
+        self.window.layout(force=True)
 
     def frame(self) -> list[Event]:
         """One frame: events → view-model → widgets → render → callbacks. Returns the events applied."""
@@ -137,6 +161,7 @@ class GuiApp:
         self.refresh()
         if self.render:
             self.window.layout()
+            self.keys.before_render()
             dpg.render_dearpygui_frame()
             jobs = dpg.get_callback_queue()
             if jobs:

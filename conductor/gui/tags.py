@@ -215,3 +215,21 @@ def edit_field(name: str) -> str:
 
 
 SHUTDOWN_NOTE = "shutdown_note"
+
+# --- keyboard: the key handler registry, the command palette (Ctrl+P), the shortcut sheet (F1)
+KEY_HANDLERS = "key_handlers"
+PALETTE = "command_palette"
+PALETTE_FILTER = "command_palette_filter"
+HELP = "shortcuts_help"
+HELP_TABLE = "shortcuts_help_table"
+HELP_CLOSE = "shortcuts_help_close"
+LOG_SEARCH = "log_search"
+DIALOG_SHORTCUTS = "dialog_shortcuts"
+
+
+def palette_item(action: str) -> str:
+    return f"palette_item:{_safe(action)}"
+
+
+def palette_keys(action: str) -> str:
+    return f"palette_keys:{_safe(action)}"
