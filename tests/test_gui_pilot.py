@@ -455,3 +455,32 @@ def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_
     assert "partial output discarded" in pane and "retry 1 of 1" in pane
     assert "Ticket T1 failed" in p.value(tags.BANNER_TEXT) and "overloaded" in p.value(tags.BANNER_TEXT)
     assert "1 failed" in p.value(tags.STATUS_COUNTS)
+
+
+def test_settings_save_keeps_the_shipped_config_and_toggles_stay_in_the_session(tmp_path: Path, app_factory) -> None:
+    import difflib
+    import shutil
+    path = tmp_path / "config.toml"
+    shutil.copyfile(Path(__file__).resolve().parent.parent / "config.toml", path)
+    before = path.read_text(encoding="utf-8")
+    c = make_controller(make_session(tmp_path, cfg=load_config(path)), config_path=path)
+    h = app_factory(c)
+    p = h.pilot
+    p.click(tags.STEP_MODE)                       # a toolbar toggle: this session only
+    assert c.cfg.engine.step_mode is True
+    c.shutdown(5, layout={"left_width": 415})     # what closing the window does with a dragged splitter
+    after = path.read_text(encoding="utf-8")
+    diff = [x for x in difflib.ndiff(before.splitlines(), after.splitlines()) if x[:2] in ("- ", "+ ")]
+    assert diff == ["- left_width = 380", "+ left_width = 415"], diff
+    assert load_config(path).engine.step_mode is False, "the toggle was not saved behind the person's back"
+
+    c2 = make_controller(make_session(tmp_path, cfg=load_config(path)), config_path=path)
+    p2 = app_factory(c2).pilot
+    p2.click(tags.SETTINGS_BUTTON)
+    p2.type(tags.setting("engine.max_workers"), "6")
+    p2.click(tags.SETTINGS_SAVE)
+    assert not p2.shown(tags.SETTINGS_DIALOG)
+    final = path.read_text(encoding="utf-8")
+    diff = [x for x in difflib.ndiff(after.splitlines(), final.splitlines()) if x[:2] in ("- ", "+ ")]
+    assert diff == ["- max_workers = 4          # Tier 3 workers running at once",
+                    "+ max_workers = 6          # Tier 3 workers running at once"], diff

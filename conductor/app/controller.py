@@ -9,7 +9,7 @@ import time
 from conductor.app.commands import Commands
 from conductor.app.handlers import EventHandling
 from conductor.app.views import DerivedViews
-from conductor.config import ConfigError, save_config
+from conductor.config import ConfigError, save_config_values
 from conductor.errors import ConductorError
 from conductor.events import Event
 
@@ -81,7 +81,7 @@ class AppController(EventHandling, Commands, DerivedViews):
     def needs_close_confirm(self) -> bool:
         return bool(self.pending)
 
-    def shutdown(self, timeout: float = 10.0, layout: dict[str, int] | None = None) -> list[str]:
+    def shutdown(self, timeout: float = 10.0, layout: dict[str, int | float] | None = None) -> list[str]:
         """Cancel and join all work, then save the layout. Returns problems (shown or printed by the caller)."""
         problems = []
         if self._models_thread is not None:
@@ -95,7 +95,8 @@ class AppController(EventHandling, Commands, DerivedViews):
             try:
                 for k, v in changed.items():
                     setattr(self.cfg.gui, k, v)
-                save_config(self.cfg, self.config_path)
+                # Only the layout keys: a toolbar toggle (step mode, a tier's model) is for this session.
+                save_config_values(self.config_path, {"gui": changed})
             except (ValueError, ConfigError, OSError) as exc:
                 problems.append(f"could not save the layout: {exc}")
         return problems

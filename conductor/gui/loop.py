@@ -200,7 +200,8 @@ class GuiApp:
             self.c.versions["status"] += 1
             self.refresh()
             dpg.render_dearpygui_frame()
-        problems = self.c.shutdown(10.0, layout=self.window.layout_state() if self.render else None)
+        layout = {**self.window.layout_state(), "font_scale": self.zoom} if self.render else None
+        problems = self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
         _Process.release()
         return problems

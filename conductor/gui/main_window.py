@@ -60,7 +60,7 @@ class MainWindow:
         self.log = LogView(controller, themes)
         gui = controller.cfg.gui
         self.left_width = gui.left_width
-        self.tickets_height = 240
+        self.tickets_height = gui.tickets_height
         self._seen: dict[str, int] = {}
         self._size: tuple[int, int] = (0, 0)
         self.splitters = [
@@ -171,10 +171,10 @@ class MainWindow:
         right_h = size[1] - 16 - 34 - banner - STATUS_BAR_H - 6
         self.streams.layout(right_h - self.tickets_height - SPLITTER - 8 - TAB_HEADER_H - 10)
 
-    def layout_state(self) -> dict[str, int]:
+    def layout_state(self) -> dict[str, int | float]:
         """What is remembered in config.toml [gui] on exit."""
         w, h = self._size
-        state = {"left_width": int(self.left_width)}
+        state: dict[str, int | float] = {"left_width": int(self.left_width), "tickets_height": int(self.tickets_height)}
         if w >= 640 and h >= 480:
             state.update(width=int(w), height=int(h))
         return state
