@@ -42,7 +42,7 @@ TEXT_TYPES = ("mvInputText", "mvInputInt", "mvInputFloat", "mvInputDouble", "mvI
               "mvInputFloatMulti", "mvDragInt", "mvDragFloat")
 
 ZOOM_STEP, ZOOM_MIN, ZOOM_MAX = 0.1, 0.6, 3.0
-PALETTE_SIZE = (620, 460)
+PALETTE_SIZE = (760, 480)
 HELP_SIZE = (720, 600)
 
 
@@ -150,8 +150,9 @@ class Keyboard:
             with dpg.child_window(border=False):
                 for b in KEYMAP:
                     with dpg.group(horizontal=True):
-                        dpg.add_button(label=b.description, tag=tags.palette_item(b.action), user_data=b.action,
-                                       width=-150, callback=safe(self._palette_run))
+                        item = dpg.add_button(label=b.description, tag=tags.palette_item(b.action),
+                                              user_data=b.action, width=-130, callback=safe(self._palette_run))
+                        dpg.bind_item_theme(item, self.app.themes.left_button)
                         dpg.add_text(b.keys_label(), tag=tags.palette_keys(b.action), color=ACCENT)
 
     def _build_help(self) -> None:
@@ -162,7 +163,7 @@ class Keyboard:
                          "keeps the edit and leaves the field, Esc undoes that field's edit and leaves it.",
                          wrap=0, color=DIM)
             with dpg.table(tag=tags.HELP_TABLE, header_row=True, policy=dpg.mvTable_SizingStretchProp,
-                           borders_innerH=True, height=-40):
+                           borders_innerH=True, height=-48):
                 dpg.add_table_column(label="Keys", init_width_or_weight=0.25)
                 dpg.add_table_column(label="Action", init_width_or_weight=0.6)
                 dpg.add_table_column(label="Where", init_width_or_weight=0.15)
@@ -196,6 +197,8 @@ class Keyboard:
         typing = self.was_typing or typing_now()
         if self.shown(tags.PALETTE) and pressed == Chord("Enter"):
             return self._palette_enter()
+        if pressed == Chord("Escape") and (self.shown(tags.PALETTE) or self.shown(tags.HELP)):
+            return self.run("close")  # the palette's filter is for finding an action: Esc leaves the palette
         if typing and pressed == Chord("Escape") and self.was_typing:
             return None  # this Escape ended an edit (ImGui already left the field); the window stays
         binding = keymap.find(pressed, approval_open=self.approval_open(), typing=typing)

@@ -50,8 +50,10 @@ class LeftPanel:
                 for tier, label in TIER_LABELS.items():
                     with dpg.table_row():
                         dpg.add_text(label)
-                        dpg.add_combo([], tag=tags.model_combo(tier), width=-1, user_data=tier,
-                                      callback=safe(self._model))
+                        combo = dpg.add_combo([], tag=tags.model_combo(tier), width=-1, user_data=tier,
+                                              callback=safe(self._model))
+                        with dpg.tooltip(combo):  # the full name when the column is too narrow for it
+                            dpg.add_text("", tag=tags.model_tooltip(f"tier{tier}"))
 
     # -- callbacks
 
@@ -67,6 +69,7 @@ class LeftPanel:
 
     def _model(self, _s: object, model: str, tier: int) -> None:
         self.c.set_tier_model(tier, model)
+        set_if_changed(tags.model_tooltip(f"tier{tier}"), model)
 
     def _open(self, _s: object, _a: object, request_id: str) -> None:
         self.open_approval(request_id)
@@ -96,6 +99,7 @@ class LeftPanel:
             for tier in TIER_LABELS:
                 dpg.configure_item(tags.model_combo(tier), items=offered)
                 set_if_changed(tags.model_combo(tier), self.c.cfg.models.for_tier(tier))
+                set_if_changed(tags.model_tooltip(f"tier{tier}"), self.c.cfg.models.for_tier(tier))
 
     def _approvals(self) -> None:
         pending = self.c.pending_list()

@@ -116,6 +116,10 @@ class GuiApp:
             dpg.setup_dearpygui()
             dpg.show_viewport()
             _Process.viewport = True
+        else:  # the process's one viewport, reused: take this app's size
+            gui = self.c.cfg.gui
+            dpg.set_viewport_width(gui.width)
+            dpg.set_viewport_height(gui.height)
         dpg.set_exit_callback(self.request_close)
 
     # ---------------- frames

@@ -11,6 +11,9 @@ def _safe(ident: str) -> str:
 # --- main window
 MAIN_WINDOW = "main_window"
 TOOLBAR = "toolbar"
+TOOLBAR_LINE = "toolbar_line"
+TOOLBAR_MAIN = "toolbar_main"
+TOOLBAR_MORE = "toolbar_more"
 WORKSPACE_INPUT = "workspace_input"
 WORKSPACE_OPEN = "workspace_open"
 PROVIDER_COMBO = "provider_combo"
@@ -65,6 +68,11 @@ def track_progress(track_id: str) -> str:
 
 def model_combo(tier: int) -> str:
     return f"model_tier{tier}"
+
+
+def model_tooltip(where: str) -> str:
+    """The tooltip text holding a model's full name (where: 'tier3' or 'ticket:T4')."""
+    return f"model_tooltip:{_safe(where)}"
 
 
 # --- tickets of the active track

@@ -61,13 +61,15 @@ class EditTicketDialog:
         with dpg.window(tag=tags.EDIT_TICKET, label="Edit ticket", modal=True, show=False, no_collapse=True,
                         width=720, height=520, no_saved_settings=True):
             dpg.add_text("", tag="edit_ticket_heading")
-            for name, text, multi in (("title", "Title", False), ("description", "Description", True),
-                                      ("deps", "Depends on (ids, comma separated)", False),
-                                      ("files", "Target files (comma separated)", False),
-                                      ("criteria", "Acceptance criteria (one per line)", True)):
-                dpg.add_text(text, color=DIM)
-                dpg.add_input_text(tag=tags.edit_field(name), width=-1, multiline=multi, height=80 if multi else 0)
-            dpg.add_checkbox(label="Step mode (approve its spawn)", tag=tags.edit_field("step"))
+            # The fields scroll; the error line and the buttons stay pinned at the bottom, always in view.
+            with dpg.child_window(border=False, height=-64):
+                for name, text, multi in (("title", "Title", False), ("description", "Description", True),
+                                          ("deps", "Depends on (ids, comma separated)", False),
+                                          ("files", "Target files (comma separated)", False),
+                                          ("criteria", "Acceptance criteria (one per line)", True)):
+                    dpg.add_text(text, color=DIM)
+                    dpg.add_input_text(tag=tags.edit_field(name), width=-1, multiline=multi, height=80 if multi else 0)
+                dpg.add_checkbox(label="Step mode (approve its spawn)", tag=tags.edit_field("step"))
             dpg.add_text("", tag=tags.EDIT_TICKET_ERROR, color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
                 dpg.add_button(label="Save", tag=tags.EDIT_TICKET_SAVE, width=120, callback=safe(self._save))
