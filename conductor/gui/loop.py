@@ -24,6 +24,7 @@ from conductor.gui import tags, util
 from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
+from conductor.gui.draft_keeper import DraftKeeper
 from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
 from conductor.gui.theme import Themes
@@ -90,6 +91,7 @@ class GuiApp:
                                  open_settings=self.settings.open, open_edit=self.edit.open)
         self.zoom = controller.cfg.gui.font_scale
         self.keys = Keyboard(self)
+        self.drafts = DraftKeeper(self)
         self._title_seen = -1
         self.dialogs.by_kind["plan"].on_approved.append(lambda req: self.window.left.epic_accepted(req.payload))
         util.set_error_sink(controller.fail)
@@ -103,6 +105,7 @@ class GuiApp:
         self.keys.build()
         dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
+        self.drafts.restore()
         self.refresh()
         return self
 
@@ -163,6 +166,7 @@ class GuiApp:
             self.c.wait(HEADLESS_WAIT_S)
         events = self.c.drain(budget_s=self.c.cfg.gui.frame_budget_ms / 1000)
         self.refresh()
+        self.drafts.tick()
         if self.render:
             self.window.layout()
             self.keys.before_render()
@@ -205,7 +209,8 @@ class GuiApp:
             self.refresh()
             dpg.render_dearpygui_frame()
         layout = {**self.window.layout_state(), "font_scale": self.zoom} if self.render else None
-        problems = self.c.shutdown(10.0, layout=layout)
+        problems = self.drafts.close()
+        problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
         _Process.release()
         return problems

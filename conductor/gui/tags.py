@@ -215,6 +215,7 @@ EDIT_TICKET = "edit_ticket_dialog"
 EDIT_TICKET_SAVE = "edit_ticket_save"
 EDIT_TICKET_CANCEL = "edit_ticket_cancel"
 EDIT_TICKET_ERROR = "edit_ticket_error"
+EDIT_TICKET_NOTE = "edit_ticket_note"
 
 
 def edit_field(name: str) -> str:
