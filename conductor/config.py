@@ -94,8 +94,15 @@ class ApprovalsConfig(_Section):
 
 
 class BudgetConfig(_Section):
+    """Limits checked before every model call; None is no limit. Lifetime (all tracks), per local calendar
+    day, and per track; each can be reset from the dashboard (the reset times live in tracks/_budget.json)."""
+
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd_per_day: float | None = Field(default=None, ge=0)
+    max_tokens_per_day: int | None = Field(default=None, ge=0)
+    max_cost_usd_per_track: float | None = Field(default=None, ge=0)
+    max_tokens_per_track: int | None = Field(default=None, ge=0)
 
 
 class Price(_Section):

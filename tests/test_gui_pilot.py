@@ -484,3 +484,32 @@ def test_settings_save_keeps_the_shipped_config_and_toggles_stay_in_the_session(
     diff = [x for x in difflib.ndiff(after.splitlines(), final.splitlines()) if x[:2] in ("- ", "+ ")]
     assert diff == ["- max_workers = 4          # Tier 3 workers running at once",
                     "+ max_workers = 6          # Tier 3 workers running at once"], diff
+
+
+def test_a_track_budget_pauses_that_track_shows_its_spend_and_resets(tmp_path: Path, app_factory) -> None:
+    from conductor.app.budget_resets import BudgetResetFile
+    cfg = Config()
+    cfg.budget.max_tokens_per_track = 1_500   # planning (no track yet) is not counted; the workers are
+    c = make_controller(make_session(tmp_path, cfg=cfg))
+    h = app_factory(c)
+    p = h.pilot
+    plan(p)
+    answer_until(p, lambda: p.shown(tags.BANNER) and "budget" in p.value(tags.BANNER_TEXT))
+    track = c.active_track
+    assert f"track {track}'s token budget spent" in p.value(tags.BANNER_TEXT)
+    p.wait_until(lambda: c.tracks[track].status.value == "paused")
+    spent = c.session.ledger.by_track()[track]
+    assert spent.total_tokens >= 1_500
+    assert p.value(tags.track_status(track)).endswith(f"${spent.priced_cost_usd:,.4f}"), "the browser shows the spend"
+    assert "This track: " in p.value(tags.budget_text("track")) and "/ 1,500 tokens" in p.value(tags.budget_text("track"))
+
+    calls = len(c.session.ledger.records())
+    p.click(tags.budget_reset("track"))
+    assert c.session.ledger.spend("track", track_id=track).total_tokens == 0
+    assert p.value(tags.budget_text("track")).startswith("This track: 0 / 1,500 tokens")
+    assert c.session.ledger.by_track()[track].total_tokens == spent.total_tokens, "the ledger keeps every call"
+    p.press("F5")                                  # resume by keyboard
+    answer_until(p, lambda: len(c.session.ledger.records()) > calls and c.tracks[track].status.value == "paused",
+                 timeout=30)
+    assert h.close() == []
+    assert track in BudgetResetFile(c.session.store.root).load().tracks, "the reset survives a restart"

@@ -52,9 +52,15 @@ def parse_drafts(text: str, source: str) -> Drafts:
     return Drafts(epic, approvals, edits)
 
 
-class DraftStore:
-    def __init__(self, root: Path) -> None:
-        self.path = root / DRAFTS_FILE
+class BackgroundFile:
+    """One small JSON file written atomically on its own thread: `submit_text` hands over the newest content
+    (no I/O on the caller's thread), the writer keeps only the latest, `close` writes the last and joins."""
+
+    what = "data"
+    thread_name = "conductor-file-writer"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.problems: list[str] = []
         self._cond = threading.Condition()
         self._pending: str | None = None
@@ -63,42 +69,40 @@ class DraftStore:
         self._writing = False
         self._thread: threading.Thread | None = None
 
-    def load(self) -> Drafts:
-        """The drafts on disk (empty when there are none). A damaged file is moved aside and reported in
-        `problems`, never overwritten."""
+    def read_or_set_aside(self) -> str | None:
+        """The file's text; None when absent or damaged (a damaged file is moved aside and reported)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return Drafts()
+            return None
         except OSError as exc:
-            self.problems.append(f"Could not read unsent drafts from {self.path}: {exc}")
-            return Drafts()
+            self.problems.append(f"Could not read the {self.what} in {self.path}: {exc}")
+            return None
         try:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{self.path}: not UTF-8 text (byte {exc.start})") from None
-            drafts = parse_drafts(text, str(self.path))
-        except ValueError as exc:
-            aside = self.path.with_name(f"{DRAFTS_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-            try:
-                self.path.replace(aside)
-                self.problems.append(f"Unsent drafts could not be read ({exc}); the file was kept as {aside.name}.")
-            except OSError as move_exc:
-                self.problems.append(f"Unsent drafts could not be read ({exc}) nor moved aside ({move_exc}).")
-            return Drafts()
-        self._last = drafts.to_json()
-        return drafts
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.set_aside(f"{self.path}: not UTF-8 text (byte {exc.start})")
+            return None
 
-    def submit(self, drafts: Drafts) -> None:
-        """Hand a snapshot to the writer (no I/O on the caller's thread). Unchanged snapshots are dropped."""
-        text = drafts.to_json()
+    def set_aside(self, why: str) -> None:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            self.path.replace(aside)
+            self.problems.append(f"The {self.what} could not be read ({why}); the file was kept as {aside.name}.")
+        except OSError as move_exc:
+            self.problems.append(f"The {self.what} could not be read ({why}) nor moved aside ({move_exc}).")
+
+    def loaded(self, text: str) -> None:
+        """Tell the writer what is on disk already (an unchanged submit then writes nothing)."""
+        self._last = text
+
+    def submit_text(self, text: str) -> None:
         with self._cond:
             if text == (self._pending if self._pending is not None else self._last) or self._closed:
                 return
             self._pending = text
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="conductor-drafts", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
                 self._thread.start()
             self._cond.notify_all()
 
@@ -124,7 +128,7 @@ class DraftStore:
             atomic_write_bytes(self.path, text.encode("utf-8"))
             self._last = text
         except OSError as exc:
-            self.problems.append(f"Could not save unsent drafts to {self.path}: {exc}")
+            self.problems.append(f"Could not save the {self.what} to {self.path}: {exc}")
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until the last submitted snapshot is on disk (tests, shutdown)."""
@@ -141,3 +145,29 @@ class DraftStore:
             if self._thread.is_alive():
                 self.problems.append("the drafts writer did not finish in time")
         return list(self.problems)
+
+
+class DraftStore(BackgroundFile):
+    what = "unsent drafts"
+    thread_name = "conductor-drafts"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root / DRAFTS_FILE)
+
+    def load(self) -> Drafts:
+        """The drafts on disk (empty when there are none). A damaged file is moved aside and reported in
+        `problems`, never overwritten."""
+        text = self.read_or_set_aside()
+        if text is None:
+            return Drafts()
+        try:
+            drafts = parse_drafts(text, str(self.path))
+        except ValueError as exc:
+            self.set_aside(str(exc))
+            return Drafts()
+        self.loaded(drafts.to_json())
+        return drafts
+
+    def submit(self, drafts: Drafts) -> None:
+        """Hand a snapshot to the writer (no I/O on the caller's thread). Unchanged snapshots are dropped."""
+        self.submit_text(drafts.to_json())

@@ -24,7 +24,7 @@ class LeftPanel:
         self.themes = themes
         self.open_approval = open_approval
         self.approvals_seen = -1
-        self.tracks_seen = -1
+        self.tracks_seen: tuple[int, int] = (-1, -1)
         self.track_ids: tuple[str, ...] | None = None
         self.models_seen = -1
 
@@ -90,8 +90,8 @@ class LeftPanel:
         if v["approvals"] != self.approvals_seen:
             self.approvals_seen = v["approvals"]
             self._approvals()
-        if v["tracks"] != self.tracks_seen:
-            self.tracks_seen = v["tracks"]
+        if (v["tracks"], v["usage"]) != self.tracks_seen:
+            self.tracks_seen = (v["tracks"], v["usage"])  # the usage version: each track shows what it spent
             self._tracks()
         if v["models"] != self.models_seen:
             self.models_seen = v["models"]
@@ -144,7 +144,7 @@ class LeftPanel:
     def _update_track(self, r: TrackRow) -> None:
         status_tag = tags.track_status(r.id)
         active = " ◀" if r.id == self.c.active_track else ""
-        set_if_changed(status_tag, f"{r.status:<9}{active}")
+        set_if_changed(status_tag, f"{r.status:<9}{active}  {r.cost}")
         dpg.configure_item(status_tag, color=status_colour(r.status))
         dpg.set_value(tags.track_progress(r.id), r.progress)
         dpg.configure_item(tags.track_progress(r.id), overlay=f"{r.done}/{r.total}" if r.total else "no tickets")

@@ -106,6 +106,7 @@ class GuiApp:
         dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
         self.drafts.restore()
+        self.c.load_budget_resets()
         self.refresh()
         return self
 
@@ -209,7 +210,7 @@ class GuiApp:
             self.refresh()
             dpg.render_dearpygui_frame()
         layout = {**self.window.layout_state(), "font_scale": self.zoom} if self.render else None
-        problems = self.drafts.close()
+        problems = self.drafts.close() + self.c.close_files()
         problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
         _Process.release()

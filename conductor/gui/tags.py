@@ -125,6 +125,19 @@ USAGE_MODEL_TABLE = "usage_model_table"
 USAGE_TOTAL = "usage_total"
 BUDGET_BAR = "budget_bar"
 BUDGET_LABEL = "budget_label"
+
+
+def budget_line(scope: str) -> str:
+    """scope: lifetime | day | track"""
+    return f"budget_line:{scope}"
+
+
+def budget_text(scope: str) -> str:
+    return f"budget_text:{scope}"
+
+
+def budget_reset(scope: str) -> str:
+    return f"budget_reset:{scope}"
 USAGE_PLOT = "usage_plot"
 PLOT_X = "plot_x"
 PLOT_Y_TOKENS = "plot_y_tokens"
