@@ -8,6 +8,7 @@ import time
 
 from conductor.app.commands import Commands
 from conductor.app.handlers import EventHandling
+from conductor.app.streams import coalesce
 from conductor.app.views import DerivedViews
 from conductor.config import ConfigError, save_config_values
 from conductor.errors import ConductorError
@@ -19,20 +20,21 @@ class AppController(EventHandling, Commands, DerivedViews):
 
     # ---------------- applying events
 
-    def drain(self, budget_s: float | None = None, max_items: int = 4096) -> list[Event]:
-        """Apply queued events until the queue is empty, `max_items` were applied or `budget_s` passed.
-        Applying counts against the budget, so a burst cannot stall a frame."""
+    def drain(self, budget_s: float | None = None, max_items: int = 8192) -> list[Event]:
+        """Apply queued events until the queue is empty, `max_items` were taken or `budget_s` passed.
+        Events are taken first (cheap), then applied with each stream's deltas joined (`coalesce`), so the cost
+        of a frame grows with the number of streams, not with the number of deltas."""
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         out: list[Event] = []
         while len(out) < max_items:
-            batch = self.events.drain(min(64, max_items - len(out)))
+            batch = self.events.drain(min(1024, max_items - len(out)))
             if not batch:
                 break
-            for ev in batch:
-                self.apply(ev)
             out.extend(batch)
             if deadline is not None and time.perf_counter() >= deadline:
                 break
+        for ev in coalesce(out):
+            self.apply(ev)
         self._poll_models()
         return out
 

@@ -29,6 +29,7 @@ from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
 from conductor.gui.theme import Themes
 
+MAX_DRAIN_FACTOR = 3.0
 HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
@@ -90,6 +91,7 @@ class GuiApp:
         self.window = MainWindow(controller, self.themes, open_approval=self.dialogs.open,
                                  open_settings=self.settings.open, open_edit=self.edit.open)
         self.zoom = controller.cfg.gui.font_scale
+        self._drain_budget_s = controller.cfg.gui.frame_budget_ms / 1000
         self.keys = Keyboard(self)
         self.drafts = DraftKeeper(self)
         self._title_seen = -1
@@ -160,12 +162,23 @@ class GuiApp:
         self.c.versions["status"] += 1
         self.window.layout(force=True)
 
+    def _adapt_budget(self) -> None:
+        """Taking events is bounded by a budget per frame; when a burst leaves a backlog the budget grows (up to
+        MAX_DRAIN_FACTOR times), so the queue cannot grow without end (latency and memory with it); it
+        returns to the configured value once the queue is drained."""
+        base = self.c.cfg.gui.frame_budget_ms / 1000
+        if self.c.events.empty():
+            self._drain_budget_s = max(base, self._drain_budget_s * 0.8)
+        else:
+            self._drain_budget_s = min(base * MAX_DRAIN_FACTOR, self._drain_budget_s * 1.5)
+
     def frame(self) -> list[Event]:
         """One frame: events → view-model → widgets → render → callbacks. Returns the events applied."""
         start = time.perf_counter()
         if not self.render:
             self.c.wait(HEADLESS_WAIT_S)
-        events = self.c.drain(budget_s=self.c.cfg.gui.frame_budget_ms / 1000)
+        events = self.c.drain(budget_s=self._drain_budget_s)
+        self._adapt_budget()
         self.refresh()
         self.drafts.tick()
         if self.render:

@@ -96,6 +96,7 @@ STREAMS_TAB = "streams_tab"
 DASHBOARD_TAB = "dashboard_tab"
 LOG_TAB = "log_tab"
 TIER3_TABS = "tier3_tabs"
+TIER3_PICK = "tier3_pick"
 
 
 def pane_text(key: str) -> str:

@@ -37,7 +37,8 @@ class TicketsView:
                      tag=tags.ACTIVE_TRACK_LABEL, color=ACCENT)
         with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=False,
                        borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
-                       scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1):
+                       scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1,
+                       clipper=True):  # only the rows in view are laid out: a 256-ticket track costs what 8 do
             for label, weight in (("ID", 0.45), ("Title", 2.2), ("Deps", 0.7), ("Status", 1.3),
                                   ("Att.", 0.4), ("Model", 2.4), ("Reason", 1.6), ("Actions", 2.2)):
                 dpg.add_table_column(label=label, init_width_or_weight=weight)
