@@ -513,3 +513,29 @@ def test_a_track_budget_pauses_that_track_shows_its_spend_and_resets(tmp_path: P
                  timeout=30)
     assert h.close() == []
     assert track in BudgetResetFile(c.session.store.root).load().tracks, "the reset survives a restart"
+
+
+def test_end_of_run_summary_says_what_the_run_did(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path))
+    p = app_factory(c).pilot
+    plan(p)
+    def edit_path(p: Pilot, req: object) -> None:
+        p.open_approval("tool")
+        p.type(tags.tool_arg("path"), "notes/survey-edited.md")
+        assert p.approve("tool") == ""
+
+    answer_until(p, lambda: done(c) and p.shown(tags.RUN_SUMMARY),
+                 {("tool", "T2"): lambda p, r: p.reject("tool", "not this file"), ("tool", "T1"): edit_path})
+    track = c.tracks[c.active_track]
+    assert p.value(tags.RUN_SUMMARY_HEADING) == f"{track.title}: done"
+    text = p.value(tags.RUN_SUMMARY_TEXT)
+    assert "Tickets: 6 done" in text
+    written = sorted(str(f.relative_to(c.session.workspace)) for f in (c.session.workspace / "notes").iterdir())
+    assert f"Files changed ({len(written)}):" in text and all(w in text for w in written)
+    assert "notes/model.md" not in text, "a rejected write changed nothing"
+    assert "notes/survey-edited.md" in text and "notes/survey.md" not in text, "the path as approved, not as asked"
+    spent = c.session.ledger.by_track()[track.id]
+    assert f"Spent: ${spent.priced_cost_usd:,.4f} ({spent.total_tokens:,} tokens)" in text
+    assert "Duration: 0 min" in text
+    p.press("Escape")
+    assert not p.shown(tags.RUN_SUMMARY)

@@ -244,7 +244,7 @@ class Keyboard:
             dpg.focus_item(field)
 
     def close_top(self) -> None:
-        for tag in (tags.PALETTE, tags.HELP):
+        for tag in (tags.PALETTE, tags.HELP, tags.RUN_SUMMARY):
             if self.shown(tag):
                 dpg.configure_item(tag, show=False)
                 return

@@ -19,11 +19,13 @@ from collections.abc import Callable
 import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController
+from conductor.app.run_summary import RunSummaries
 from conductor.events import Event
 from conductor.gui import tags, util
 from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
+from conductor.gui.dialogs.summary import SummaryDialog
 from conductor.gui.draft_keeper import DraftKeeper
 from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
@@ -34,7 +36,7 @@ HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
-               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS)
+               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS, tags.RUN_SUMMARY)
 
 
 class _Process:
@@ -94,6 +96,8 @@ class GuiApp:
         self._drain_budget_s = controller.cfg.gui.frame_budget_ms / 1000
         self.keys = Keyboard(self)
         self.drafts = DraftKeeper(self)
+        self.summary = SummaryDialog(self.themes)
+        self.summaries = RunSummaries()
         self._title_seen = -1
         self.dialogs.by_kind["plan"].on_approved.append(lambda req: self.window.left.epic_accepted(req.payload))
         util.set_error_sink(controller.fail)
@@ -105,6 +109,7 @@ class GuiApp:
         self.confirm.build()
         self.edit.build()
         self.keys.build()
+        self.summary.build()
         dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
         self.drafts.restore()
@@ -162,6 +167,16 @@ class GuiApp:
         self.c.versions["status"] += 1
         self.window.layout(force=True)
 
+    def _summarise(self, events: list[Event]) -> None:
+        """Watch the events for the end of a run; show its summary."""
+        for ev in events:
+            if ev.track_id is None:
+                continue
+            track = self.c.tracks.get(ev.track_id)
+            summary = self.summaries.see(ev, self.c.session.ledger, track.title if track is not None else "")
+            if summary is not None:
+                self.summary.open(summary)
+
     def _adapt_budget(self) -> None:
         """Taking events is bounded by a budget per frame; when a burst leaves a backlog the budget grows (up to
         MAX_DRAIN_FACTOR times), so the queue cannot grow without end (latency and memory with it); it
@@ -175,10 +190,12 @@ class GuiApp:
     def frame(self) -> list[Event]:
         """One frame: events → view-model → widgets → render → callbacks. Returns the events applied."""
         start = time.perf_counter()
-        if not self.render:
-            self.c.wait(HEADLESS_WAIT_S)
+        waited = self.c.wait(HEADLESS_WAIT_S) if not self.render else None
         events = self.c.drain(budget_s=self._drain_budget_s)
+        if waited is not None:
+            events.insert(0, waited)  # applied already; the hooks (and the run summary) must see it too
         self._adapt_budget()
+        self._summarise(events)
         self.refresh()
         self.drafts.tick()
         if self.render:

@@ -256,3 +256,9 @@ def palette_item(action: str) -> str:
 
 def palette_keys(action: str) -> str:
     return f"palette_keys:{_safe(action)}"
+
+# --- the end-of-run summary
+RUN_SUMMARY = "run_summary"
+RUN_SUMMARY_HEADING = "run_summary_heading"
+RUN_SUMMARY_TEXT = "run_summary_text"
+RUN_SUMMARY_CLOSE = "run_summary_close"
