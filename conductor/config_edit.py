@@ -15,7 +15,7 @@ from typing import Any
 
 import tomlkit
 from tomlkit.container import Container
-from tomlkit.items import AoT, Table
+from tomlkit.items import AbstractTable, AoT
 
 from conductor.errors import ConfigError
 
@@ -49,7 +49,7 @@ def edit_toml(text: str, values: Data, *, source: str = "config.toml") -> str:
     return tomlkit.dumps(doc)
 
 
-def _apply(container: Container | Table, values: Data) -> None:
+def _apply(container: Container | AbstractTable, values: Data) -> None:
     for key, value in values.items():
         if value is None:
             if key in container:
@@ -57,12 +57,13 @@ def _apply(container: Container | Table, values: Data) -> None:
             continue
         current = container.get(key)
         if isinstance(value, Mapping):
-            if not isinstance(current, Table | Container | dict):  # absent, or a value becoming a table
+            if not isinstance(current, AbstractTable | Container):  # absent, or a value becoming a table
                 if current is not None:
                     del container[key]
                 container[key] = tomlkit.table()
                 current = container[key]
-            _apply(current, value)
+                assert isinstance(current, AbstractTable)
+            _apply(current, value)  # an inline table stays inline, with its other keys
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
             aot = AoT([])
             for entry in value:

@@ -84,6 +84,15 @@ def test_layout_on_exit_writes_only_the_layout_never_a_session_toggle(tmp_path: 
     assert load_config(p).engine.step_mode is False
 
 
+def test_an_inline_table_keeps_its_other_keys(tmp_path: Path) -> None:
+    p = tmp_path / "config.toml"
+    p.write_text('gui = { width = 900, height = 700 }  # mine\n', encoding="utf-8")
+    save_config_values(p, {"gui": {"left_width": 300}})
+    text = p.read_text(encoding="utf-8")
+    assert text.startswith("gui = { width = 900, height = 700, left_width = 300") and text.endswith("}  # mine\n")
+    assert load_config(p).gui.width == 900
+
+
 def test_a_damaged_file_is_never_overwritten(tmp_path: Path) -> None:
     p = tmp_path / "config.toml"
     p.write_text("# mine\n[engine\nmax_workers = 2\n", encoding="utf-8")

@@ -180,7 +180,7 @@ class Commands(ControllerState):
         return None
 
     def close_files(self) -> list[str]:
-        store = self.__dict__.pop("_budget_file", None)
+        store: BudgetResetFile | None = self.__dict__.pop("_budget_file", None)
         return store.close() if store is not None else []
 
     def switch(self, *, workspace: Path | None = None, provider: str | None = None, tracks_dir: Path | None = None,

@@ -20,12 +20,12 @@ def written_path(summary: str, called_with: str) -> str:
     """The path a file tool wrote: its result names it (an approval may have edited the path the model
     asked for); the requested path when the result does not say."""
     m = _RESULT_PATH.search(summary)
-    if m:
-        try:
-            return str(ast.literal_eval(m.group(1)))
-        except (ValueError, SyntaxError):
-            pass
-    return called_with
+    if m is None:
+        return called_with
+    try:
+        return str(ast.literal_eval(m.group(1)))
+    except (ValueError, SyntaxError):  # a summary cut mid-path: the requested path is the best we know
+        return called_with
 
 
 @dataclass

@@ -51,7 +51,7 @@ _last_field: list[int | str] = []
 
 
 def _kind(item: int | str) -> str:
-    return dpg.get_item_type(item).rsplit("::", 1)[-1]
+    return str(dpg.get_item_type(item)).rsplit("::", 1)[-1]
 
 
 def _active_text_under(container: int | str) -> int | str | None:
@@ -314,7 +314,7 @@ class Keyboard:
     def _palette_run(self, _sender: object, _app_data: object, action: str) -> str:
         dpg.configure_item(tags.PALETTE, show=False)
         self.last_action = action
-        self.deferred.append(lambda: self.run(action))  # once the palette is gone, focus goes where it should
+        self.deferred.append(lambda: self.actions[action]())  # once the palette is gone, focus goes where it should
         return action
 
     def open_help(self) -> None:
