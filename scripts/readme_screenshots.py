@@ -5,6 +5,7 @@
 docs/screenshot.png   the main window mid-run
 docs/approval.png     a tool approval: the diff, the editable arguments and the dialog's shortcut line
 docs/dashboard.png    tokens & cost, with the lifetime / today / this-track budgets
+docs/graph.png        the tickets as a graph, the critical path marked
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ def main() -> int:
             p.approve(req.kind.value, req.id)
         p.frame()
     p.app.summary.close()
-    p.press("Ctrl+2")
+    p.press("Ctrl+3")
     p.frame(10)
     p.screenshot(docs / "dashboard.png")
+    p.press("Ctrl+2")
+    p.frame(10)
+    p.screenshot(docs / "graph.png")
     h.close()
     print("wrote", ", ".join(str(x.relative_to(ROOT)) for x in sorted(docs.glob("*.png"))))
     return 0

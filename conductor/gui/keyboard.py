@@ -120,6 +120,7 @@ class Keyboard:
             "cancel": lambda: self._track("cancel"),
             "settings": lambda: app.settings.open(),
             "tab_streams": lambda: dpg.set_value(tags.MAIN_TABS, tags.STREAMS_TAB),
+            "tab_graph": lambda: dpg.set_value(tags.MAIN_TABS, tags.GRAPH_TAB),
             "tab_dashboard": lambda: dpg.set_value(tags.MAIN_TABS, tags.DASHBOARD_TAB),
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),

@@ -93,8 +93,9 @@ KEYMAP: tuple[Binding, ...] = (
     _b("cancel", "Shift+F5", "Cancel the active track"),
     _b("settings", "Ctrl+Comma", "Settings"),
     _b("tab_streams", "Ctrl+1", "Show the streams"),
-    _b("tab_dashboard", "Ctrl+2", "Show tokens & cost"),
-    _b("tab_log", "Ctrl+3", "Show the event log"),
+    _b("tab_graph", "Ctrl+2", "Show the graph of the tickets"),
+    _b("tab_dashboard", "Ctrl+3", "Show tokens & cost"),
+    _b("tab_log", "Ctrl+4", "Show the event log"),
     _b("focus_epic", "Ctrl+E", "Put the cursor in the epic box"),
     _b("demo", "", "Open the offline demo"),
 )

@@ -36,7 +36,8 @@ HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
-               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS, tags.RUN_SUMMARY)
+               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS, tags.RUN_SUMMARY,
+               tags.GRAPH_HANDLERS)
 
 
 class _Process:

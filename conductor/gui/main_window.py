@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController
 from conductor.gui import tags
 from conductor.gui.dashboard import DashboardView
+from conductor.gui.graph_view import GraphView
 from conductor.gui.left_panel import LeftPanel
 from conductor.gui.log_view import LogView
 from conductor.gui.streams import StreamsView
@@ -57,6 +58,7 @@ class MainWindow:
         self.tickets = TicketsView(controller, themes, open_edit)
         self.streams = StreamsView(controller, themes)
         self.dashboard = DashboardView(controller, themes)
+        self.graph = GraphView(controller, themes)
         self.log = LogView(controller, themes)
         gui = controller.cfg.gui
         self.left_width = gui.left_width
@@ -95,6 +97,8 @@ class MainWindow:
                     with dpg.tab_bar(tag=tags.MAIN_TABS):
                         with dpg.tab(label="Streams", tag=tags.STREAMS_TAB) as t:
                             self.streams.build(t)
+                        with dpg.tab(label="Graph", tag=tags.GRAPH_TAB) as t:
+                            self.graph.build(t)
                         with dpg.tab(label="Tokens & cost", tag=tags.DASHBOARD_TAB) as t:
                             self.dashboard.build(t)
                         with dpg.tab(label="Event log", tag=tags.LOG_TAB) as t:
@@ -212,6 +216,7 @@ class MainWindow:
         self.tickets.refresh()
         self.streams.refresh()
         self.dashboard.refresh()
+        self.graph.refresh()
         self.log.refresh()
         self._banner()
         self._status()

@@ -95,6 +95,15 @@ MAIN_TABS = "main_tabs"
 STREAMS_TAB = "streams_tab"
 DASHBOARD_TAB = "dashboard_tab"
 LOG_TAB = "log_tab"
+GRAPH_TAB = "graph_tab"
+GRAPH_NOTE = "graph_note"
+GRAPH_SCROLL = "graph_scroll"
+GRAPH_DRAWING = "graph_drawing"
+GRAPH_HANDLERS = "graph_handlers"
+
+
+def graph_node(ticket_id: str) -> str:
+    return f"graph_node:{_safe(ticket_id)}"
 TIER3_TABS = "tier3_tabs"
 TIER3_PICK = "tier3_pick"
 
