@@ -189,3 +189,24 @@ def test_real_key_events_reach_the_handler(tmp_path: Path, app_factory) -> None:
     p.xkeys("a")
     assert p.app.keys.last_action == "approve"
     p.wait_until(lambda: not p.pending("plan"), what="the plan approved by a real key press")
+
+
+def test_tab_reaches_the_dialog_buttons_and_modals_reopen_after_esc(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path, auto_run=False))
+    p = app_factory(c, render=True).pilot
+    for _ in range(2):  # Esc must leave the sheet closable and reopenable (ImGui and the app agree it is closed)
+        assert p.press("F1") == "help"
+        p.wait_until(lambda: dpg.is_item_visible(tags.HELP_CLOSE), what="the sheet drawn")
+        assert p.press("Escape") == "close" and not p.shown(tags.HELP)
+    c.plan("Epic one")
+    p.wait_until(lambda: current(p) == ("plan", ""), what="the plan review")
+    dialog = p.app.dialogs.current()
+    reached: list[str] = []
+    for _ in range(40):
+        p.xkeys("Tab")
+        reached.append(p.focused())
+        if reached[-1] == dialog.part("approve"):
+            break
+    assert dialog.part("reject") in reached and reached[-1] == dialog.part("approve"), f"Tab reached {reached}"
+    p.xkeys("Return")  # Enter presses the focused button
+    p.wait_until(lambda: not p.pending("plan"), what="the plan approved with Enter on the focused button")
