@@ -210,3 +210,18 @@ def test_tab_reaches_the_dialog_buttons_and_modals_reopen_after_esc(tmp_path: Pa
     assert dialog.part("reject") in reached and reached[-1] == dialog.part("approve"), f"Tab reached {reached}"
     p.xkeys("Return")  # Enter presses the focused button
     p.wait_until(lambda: not p.pending("plan"), what="the plan approved with Enter on the focused button")
+
+
+def test_a_on_an_invalid_ticket_graph_explains_instead_of_approving(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path, auto_run=False))
+    p = app_factory(c, render=True).pilot
+    c.plan("Epic one")
+    p.wait_until(lambda: current(p) == ("plan", ""))
+    assert p.press("A") == "approve"
+    p.wait_until(lambda: current(p) == ("tickets", ""), what="the ticket review")
+    p.type(tags.ticket_field(0, "deps"), "T6")          # a cycle: Approve goes grey
+    assert p.press("A") == "approve"
+    assert p.pending("tickets"), "nothing approved"
+    assert "Approve is off until the problems listed above are fixed" in p.value(
+        tags.dialog_part(tags.TICKETS_DIALOG, "error"))
+    assert p.press("Ctrl+Enter") is None, "Ctrl+Enter in a dialog does not start another plan"

@@ -28,7 +28,7 @@ def test_bad_chords_name_the_bad_part(text: str, error: str) -> None:
 def test_bare_keys_never_fire_while_typing_but_ctrl_and_function_keys_do() -> None:
     for b in KEYMAP:
         for k in b.keys:
-            hit = find(k, approval_open=True, typing=True)
+            hit = find(k, approval_open=b.scope != "main", typing=True)
             if k.bare:
                 assert hit is None, f"{k.label()} would fire while typing"
             else:
@@ -41,6 +41,8 @@ def test_approval_keys_need_an_open_approval() -> None:
     assert find(chord("A"), approval_open=True, typing=False).action == "approve"
     assert find(chord("J"), approval_open=False, typing=False).action == "next_approval"
     assert find(chord("Ctrl+A"), approval_open=True, typing=False) is None, "Ctrl+A stays select-all"
+    assert find(chord("Ctrl+Enter"), approval_open=True, typing=False) is None, "no plan from inside a dialog"
+    assert find(chord("Ctrl+Enter"), approval_open=False, typing=True).action == "plan"
 
 
 def test_the_readme_lists_every_shortcut() -> None:

@@ -174,7 +174,8 @@ class Keyboard:
                     with dpg.table_row():
                         dpg.add_text(b.keys_label(), color=ACCENT)
                         dpg.add_text(b.description, wrap=0)
-                        dpg.add_text("approval dialogs" if b.scope == "approval" else "anywhere", color=DIM)
+                        where = {"approval": "approval dialogs", "main": "no dialog open"}.get(b.scope, "anywhere")
+                        dpg.add_text(where, color=DIM)
             dpg.add_button(label="Close  [Esc]", tag=tags.HELP_CLOSE, width=140,
                            callback=safe(lambda *_: dpg.configure_item(tags.HELP, show=False)))
 
@@ -231,8 +232,12 @@ class Keyboard:
 
     def _approve(self) -> None:
         d = self.app.dialogs.current()
-        if d is not None and self.approval_open() and dpg.get_item_configuration(d.part("approve"))["enabled"]:
-            d.approve()
+        if d is None or not self.approval_open():
+            return
+        if not dpg.get_item_configuration(d.part("approve"))["enabled"]:
+            d.show_error("Approve is off until the problems listed above are fixed (or reject with R).")
+            return
+        d.approve()
 
     def _reject(self) -> None:
         d = self.app.dialogs.current()

@@ -6,6 +6,7 @@ Pure data and matching: no Dear PyGui here (conductor/gui/keyboard.py turns real
 Scopes say when a binding is live:
 - "global": always (unless a modal such as Settings is up; Esc still closes it).
 - "approval": only while an approval dialog is open.
+- "main": only while none is (Ctrl+Enter plans from the main window; in a dialog it must not start a plan).
 A bare key (no Ctrl/Alt) never fires while a text field is being typed in: the letter belongs to the text.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Scope = Literal["global", "approval"]
+Scope = Literal["global", "approval", "main"]
 
 KEY_NAMES = frozenset({
     *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"0123456789",
@@ -75,7 +76,7 @@ def _b(action: str, keys: str, description: str, scope: Scope = "global") -> Bin
 
 
 KEYMAP: tuple[Binding, ...] = (
-    _b("plan", "Ctrl+Enter", "Plan the epic (Tier 1 proposes tracks)"),
+    _b("plan", "Ctrl+Enter", "Plan the epic (Tier 1 proposes tracks)", "main"),
     _b("approve", "A", "Approve the open approval (as edited)", "approval"),
     _b("reject", "R", "Reject: puts the cursor in the reason field; Enter there sends the rejection", "approval"),
     _b("edit", "E", "Edit: puts the cursor in the first editable field of the open approval", "approval"),
@@ -111,7 +112,8 @@ def find(pressed: Chord, *, approval_open: bool, typing: bool) -> Binding | None
     if typing and pressed.bare:
         return None
     for b in KEYMAP:
-        if pressed in b.keys and (b.scope == "global" or approval_open):
+        live = {"global": True, "approval": approval_open, "main": not approval_open}[b.scope]
+        if pressed in b.keys and live:
             return b
     return None
 
