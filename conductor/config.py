@@ -154,6 +154,8 @@ class GuiConfig(_Section):
     stream_tail_chars: int = Field(default=20_000, ge=1_000)
     """How much of each stream a pane keeps in memory; the full text is on disk."""
     frame_budget_ms: float = Field(default=4.0, gt=0)
+    notify: bool = False
+    """Desktop notifications (notify-send) when an approval waits, a ticket fails or a run ends."""
     font_scale: float = Field(default=1.0, ge=0.5, le=4.0)
     """Text size (Ctrl +/− in the app; set 2.0 on a 4K screen). Remembered on exit with the layout."""
 

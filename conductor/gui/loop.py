@@ -19,6 +19,7 @@ from collections.abc import Callable
 import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController
+from conductor.app.notifications import DesktopNotifier, attention
 from conductor.app.run_summary import RunSummaries
 from conductor.events import Event
 from conductor.gui import tags, util
@@ -99,6 +100,7 @@ class GuiApp:
         self.drafts = DraftKeeper(self)
         self.summary = SummaryDialog(self.themes)
         self.summaries = RunSummaries()
+        self.notifier: DesktopNotifier | None = None
         self._title_seen = -1
         self.dialogs.by_kind["plan"].on_approved.append(lambda req: self.window.left.epic_accepted(req.payload))
         util.set_error_sink(controller.fail)
@@ -168,6 +170,17 @@ class GuiApp:
         self.c.versions["status"] += 1
         self.window.layout(force=True)
 
+    def _notify(self, events: list[Event]) -> None:
+        """Desktop notifications, when the person asked for them in config.toml ([gui] notify)."""
+        if not self.c.cfg.gui.notify or not events:
+            return
+        if self.notifier is None:
+            self.notifier = DesktopNotifier()
+            if self.notifier.problem:
+                self.c.fail(self.notifier.problem)
+        for message in attention(events):
+            self.notifier.send(message)
+
     def _summarise(self, events: list[Event]) -> None:
         """Watch the events for the end of a run; show its summary."""
         for ev in events:
@@ -197,6 +210,7 @@ class GuiApp:
             events.insert(0, waited)  # applied already; the hooks (and the run summary) must see it too
         self._adapt_budget()
         self._summarise(events)
+        self._notify(events)
         self.refresh()
         self.drafts.tick()
         if self.render:
