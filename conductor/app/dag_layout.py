@@ -13,10 +13,8 @@ from conductor.errors import ConductorError
 
 
 class _Node(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def depends_on(self) -> Sequence[str]: ...
+    id: str
+    depends_on: list[str]
 
 
 @dataclass(frozen=True)
