@@ -158,16 +158,17 @@ class Keyboard:
 
     def _build_help(self) -> None:
         with dpg.window(tag=tags.HELP, label="Keyboard shortcuts", modal=True, show=False, no_collapse=True,
-                        width=HELP_SIZE[0], height=HELP_SIZE[1], no_saved_settings=True):
+                        width=HELP_SIZE[0], height=HELP_SIZE[1], no_saved_settings=True, no_scrollbar=True):
             dpg.add_text("Tab / Shift+Tab move between buttons and fields; Enter or Space presses the focused "
                          "button. A letter shortcut never fires while you type in a text field: Enter (one-line fields) or Tab "
                          "keeps the edit and leaves the field, Esc undoes that field's edit and leaves it.",
                          wrap=0, color=DIM)
+            # The rows scroll inside the table (its header stays); the intro and Close stay in view.
             with dpg.table(tag=tags.HELP_TABLE, header_row=True, policy=dpg.mvTable_SizingStretchProp,
-                           borders_innerH=True, height=-48):
+                           borders_innerH=True, height=-40, scrollY=True, freeze_rows=1):
                 dpg.add_table_column(label="Keys", init_width_or_weight=0.25)
-                dpg.add_table_column(label="Action", init_width_or_weight=0.6)
-                dpg.add_table_column(label="Where", init_width_or_weight=0.15)
+                dpg.add_table_column(label="Action", init_width_or_weight=0.55)
+                dpg.add_table_column(label="Where", init_width_or_weight=0.2)
                 for b in KEYMAP:
                     if not b.keys:
                         continue
