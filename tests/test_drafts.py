@@ -105,3 +105,13 @@ def test_epic_review_draft_and_ticket_edit_survive_close_and_restart(tmp_path: P
     p3.wait_until(lambda: c3.tracks[track].ticket("T2").title == "Design the data model (edited, unsaved)")
     assert f"{track}/T2" not in p3.app.edit.drafts, "saved: no longer a draft"
     assert p3.app.drafts.snapshot().edits == {}
+
+
+def test_switching_tracks_folder_switches_the_drafts_file(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path / "a", auto_run=False))
+    p = app_factory(c).pilot
+    p.type(tags.EPIC_INPUT, "typed in workspace a")
+    first = c.session.store.root
+    assert c.start_demo() is None
+    p.wait_until(lambda: p.app.drafts.store.path.parent == c.session.store.root != first)
+    assert DraftStore(first).load().epic == "typed in workspace a", "the old folder kept what was typed there"

@@ -58,6 +58,15 @@ class DraftKeeper:
 
     def tick(self) -> None:
         now = time.monotonic()
+        root = self.app.c.session.store.root
+        if root != self.store.path.parent:  # another workspace or tracks folder: its own drafts file
+            self.store.submit(self.snapshot())
+            for problem in self.store.close():
+                self.app.c.fail(problem)
+            self.store = DraftStore(root)
+            self.restored.clear()
+            self.restore()
+            return
         if now >= self.next_at:
             self.next_at = now + EVERY_S
             self.store.submit(self.snapshot())
