@@ -93,7 +93,7 @@ def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event,
     stream_id = stream_id or prov.stream_id
     retries = 0
     while True:
-        deps.ledger.check_budget(deps.cfg.budget, req.model)
+        deps.ledger.check_budget(deps.cfg.budget, req.model, track_id=prov.track_id)
         record_id = f"{stream_id}#a{prov.attempt}.c{call_no}.r{retries}.{uuid.uuid4().hex[:6]}"
         try:
             return _one_attempt(req, deps, cancel, stream_id, record_id, retries)
