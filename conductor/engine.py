@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
-from conductor.approvals import ApprovalDecision, ApprovalKind
+from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
                               SafetyBlocked, StoreError)
@@ -531,7 +531,7 @@ class Engine:
         if not d.approved:
             if self._stopping:
                 self._set(t, TicketStatus.INTERRUPTED, blocked_reason=None, reason="the app stopped")
-            elif self._cancelled or d.by == "cancelled":
+            elif self._cancelled or d.by == DecidedBy.CANCELLED:
                 self._set(t, TicketStatus.CANCELLED, blocked_reason=None)
             else:
                 self._set(t, TicketStatus.BLOCKED, blocked_reason=f"spawn rejected: {d.reason}")
