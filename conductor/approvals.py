@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from conductor.approval_types import ApprovalDecision as ApprovalDecision  # re-exported with the broker
@@ -22,7 +21,6 @@ from conductor.approval_types import DecidedBy as DecidedBy
 from conductor.errors import ApprovalError, Cancelled
 from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue
 from conductor.provenance import Provenance
-
 
 Policy = Callable[[ApprovalRequest], "ApprovalDecision | None"]
 Validator = Callable[[dict[str, Any]], None]

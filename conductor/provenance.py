@@ -38,5 +38,6 @@ class Provenance:
 
     def describe(self) -> str:
         parts = [f"tier {self.tier}" if self.tier else "", f"track {self.track_id}" if self.track_id else "",
-                 f"ticket {self.ticket_id}" if self.ticket_id else "", f"attempt {self.attempt}" if self.attempt else ""]
+                 f"ticket {self.ticket_id}" if self.ticket_id else "",
+                 f"attempt {self.attempt}" if self.attempt else ""]
         return ", ".join(p for p in parts if p)

@@ -56,8 +56,8 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable.for_config(cfg))
-        self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp", on_problem=lambda m: self.events.post(
-            ErrorRaised(prov=Provenance(), message=m, error_type="McpUnavailable")))  # started on first Tier 3 use
+        self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp",
+                                          on_problem=self._mcp_problem)  # started on first Tier 3 use
         self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
@@ -82,6 +82,9 @@ class Session:
         self.broker.on_resolved.append(self._journal_decision)
         self.store.remove_stale_temp_files()
         self._load_usage()
+
+    def _mcp_problem(self, message: str) -> None:
+        self.events.post(ErrorRaised(prov=Provenance(), message=message, error_type="McpUnavailable"))
 
     # ---------------- journals ----------------
 

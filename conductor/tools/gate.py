@@ -23,8 +23,8 @@ Order for one call:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy
@@ -167,7 +167,7 @@ class ToolGate:
             return _error(call, str(exc))
         except (TypeError, KeyError, ValueError) as exc:
             return _error(call, f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # an unexpected preview failure must not hide the request: show it instead
+        except Exception as exc:  # noqa: BLE001 — an unexpected preview failure must not hide the request: show it instead
             preview = {"preview_error": f"{type(exc).__name__}: {exc}"}
         if self.allow(call, ctx):  # an exact rule; the policy itself never matches what only a person may run
             return call, ctx
