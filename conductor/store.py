@@ -28,7 +28,7 @@ import tomli_w
 from pydantic import BaseModel
 
 from conductor import redact
-from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir, mkdirs_durable
 from conductor.errors import StoreError
 from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
 from conductor.records import (
@@ -234,7 +234,7 @@ class Journal:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            mkdirs_durable(self.path.parent)
             new = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
@@ -516,7 +516,7 @@ class TrackStore:
         folder = self.track_dir(track.id)
         if (folder / "track.toml").exists():
             raise StoreError(f"track {track.id!r} already exists in {self.root}")
-        folder.mkdir(parents=True, exist_ok=True)
+        mkdirs_durable(folder)
         journal = self.journal(track.id)
         entry = journal.append(TrackCreated(track=track))
         track.journal_seq = entry.seq
