@@ -353,8 +353,9 @@ class Engine:
             self._crash = exc
             text = (f"the run stopped: {exc}" if isinstance(exc, ConductorError)  # a known condition, said plainly
                     else f"engine crashed: {exc!r}\n{traceback.format_exc()}")
-            self._outbox.append(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
-                                            message=text))
+            # Straight to the queue: when the journal is what failed, the committer drops every later batch.
+            self.deps.call.events.post(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
+                                                   message=text))
             self._launches.clear()
             self._stop_workers("engine crashed")
             try:
