@@ -215,10 +215,11 @@ def test_a_full_disk_stops_the_run_with_a_message_and_costs_no_attempt(workspace
 
     from conductor.store import Journal
 
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
 
     def slow_t1(req: ProviderRequest, n: int) -> Reply:
         if req.tier == 3 and req.prov.ticket_id == "T1":
+            entered.set()  # launched, so its 'running' record (attempt 1) is on disk
             gate.wait(10)
         return demo_reply(req, n)
 
@@ -232,7 +233,7 @@ def test_a_full_disk_stops_the_run_with_a_message_and_costs_no_attempt(workspace
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, recs, sync=sync)
 
-    wait_for(lambda: engine.track.find("T1") is not None and engine.track.ticket("T1").status == "running")
+    assert entered.wait(20)
     Journal.append_many = full  # type: ignore[method-assign]
     try:
         gate.set()
