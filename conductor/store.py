@@ -205,7 +205,7 @@ class Journal:
             return []
         types = [record_type(type(r)) for r in recs]
         # redact: the one redaction point of the journal (every record's data): no secret reaches events.jsonl.
-        datas = [json.dumps(redact.json_data(to_data(r)), ensure_ascii=False, separators=(",", ":")) for r in recs]
+        datas = [redact.json_text(json.dumps(to_data(r), ensure_ascii=False, separators=(",", ":"))) for r in recs]
         with self._lock:
             fd = self._open()
             ts = round(time.time(), 6)
