@@ -653,12 +653,17 @@ class TrackStore:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 with self._lock:
                     self._out_fds[path] = fd
-                    while len(self._out_fds) > OUTPUT_FDS:  # the oldest stream is likely finished
-                        old_path, old_fd = next(iter(self._out_fds.items()))
-                        if old_path == path:
-                            break
-                        del self._out_fds[old_path]
-                        os.close(old_fd)
+                    oldest = [p for p in self._out_fds if p != path][:max(0, len(self._out_fds) - OUTPUT_FDS)]
+                for victim in oldest:  # close the oldest idle ones; one being written to keeps its fd
+                    vlock = self._out_locks[victim]
+                    if vlock.acquire(blocking=False):
+                        try:
+                            with self._lock:
+                                vfd = self._out_fds.pop(victim, None)
+                            if vfd is not None:
+                                os.close(vfd)
+                        finally:
+                            vlock.release()
             _write_all(fd, data)
 
     def read_output_tail(self, path: Path, max_chars: int) -> tuple[str, bool]:
