@@ -18,7 +18,7 @@ from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalReques
 from conductor.comms import CommsLog
 from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
-from conductor.errors import ApprovalError, StoreError, UserError
+from conductor.errors import ApprovalError, ConductorError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
@@ -205,6 +205,17 @@ class Session:
         journal = journal or self.store.journal(track_id)
         asked = [rec.key for rec in journal.records() if isinstance(rec, ApprovalAsked)]
         return [k for k in dict.fromkeys(asked) if journal.find(ApprovalDecided, k) is None]
+
+    def in_background(self, what: str, fn: Callable[[], object]) -> threading.Thread:
+        """Run `fn` on a session thread (loading a track reads, and may repair, files: never on the GUI
+        thread); a failure is published as an error naming `what`, never raised into the caller's frame."""
+        def work() -> None:
+            try:
+                fn()
+            except (ConductorError, ValueError, OSError) as exc:
+                self.events.post(ErrorRaised(prov=Provenance(), error_type=type(exc).__name__,
+                                             message=f"Cannot {what}: {exc}"))
+        return self._spawn(f"conductor-{what.split()[0]}", work)
 
     def engine(self, track_id: str) -> Engine | None:
         return self.engines.get(track_id)

@@ -69,7 +69,8 @@ class ControllerState:
         self._bump("tracks", "approvals", "usage")
         interrupted = sorted(t.id for t in self.tracks.values() if t.status == TrackStatus.INTERRUPTED)
         if interrupted:  # reopen where the person left off: the newest interrupted track, with what Resume does
-            self.session.load_track(interrupted[-1])
+            tid = interrupted[-1]
+            self.session.in_background(f"load {tid}", lambda: self.session.load_track(tid))
 
     @property
     def events(self) -> Any:
