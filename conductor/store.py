@@ -562,7 +562,8 @@ class TrackStore:
                 self.snapshot_errors.append(f"{self.track_dir(track_id) / 'track.toml'}: not written: {exc}")
 
     def _write_snapshot(self, track_id: str, data: dict[str, Any]) -> None:
-        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(redact.json_data(data)))
+        clean = json.loads(redact.json_text(json.dumps(data, ensure_ascii=False)))  # one pass, not per string
+        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(clean))
 
     def write_spec(self, track: Track) -> None:
         lines = [f"# {track.title}", "", f"**Goal.** {track.goal}", ""]
