@@ -23,7 +23,7 @@ from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
-                              SafetyBlocked)
+                              QuotaExhausted, SafetyBlocked)
 from conductor.events import ErrorRaised, Notice, Provenance, RunFinished, StatusChanged, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
 from conductor.store import Journal
@@ -349,13 +349,13 @@ class Engine:
         exc = msg.error
         if isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
             self._set(t, TicketStatus.CANCELLED)
-        elif isinstance(exc, BudgetExceeded):
+        elif isinstance(exc, (BudgetExceeded, QuotaExhausted)):
             self._resumed.add(t.id)  # not the ticket's fault: the same attempt continues after a resume
             self._set(t, TicketStatus.READY)
             self._paused = True
             self._set_track(TrackStatus.PAUSED)
             self._post(ErrorRaised(prov=self._prov(t.id, msg.attempt), message=f"paused: {exc}",
-                                   error_type="BudgetExceeded"))
+                                   error_type=type(exc).__name__))
         elif isinstance(exc, SafetyBlocked):
             self._set(t, TicketStatus.BLOCKED, blocked_reason=f"safety: {exc} (a human must edit, retry or skip)")
         elif isinstance(exc, BadRequest):

@@ -24,6 +24,7 @@ from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, 
 from conductor.config import Config
 from conductor.engine import Engine, EngineDeps
 from conductor.errors import Cancelled, StoreError
+from conductor.limits import ModelLimits
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, StatusChanged, TrackLoaded
 from conductor.model import Ticket, TicketPlan, TicketSpec, Track, TrackProposal, TrackSpec, TrackStatus
 from conductor.providers.base import Provider
@@ -62,7 +63,7 @@ class PlanHandle:
 class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
-                 linger: bool = True) -> None:
+                 linger: bool = True, limits: ModelLimits | None = None) -> None:
         self.cfg = cfg
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
@@ -70,6 +71,8 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable(cfg.prices))
+        self.limits = limits or ModelLimits.from_config(cfg)
+        """One gate per model for every call of this session (planning and all tracks' workers)."""
         self.toolbox = toolbox or workspace_toolbox(self.workspace)
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
@@ -124,7 +127,8 @@ class Session:
                 self.ledger.record(UsageRecord.from_json(rec.data["record"]))
 
     def call_deps(self) -> CallDeps:
-        return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg)
+        return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg,
+                        limits=self.limits)
 
     # ---------------- planning ----------------
 

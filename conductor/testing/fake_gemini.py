@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from conductor.testing.gemini_script import (PipelineScript, RequestRecord, Responder, ResponseRecord, Script,
-                                             ScriptSource, as_responder, build_events, camel, classify_request,
+                                             ScriptSource, Storm, as_responder, build_events, camel, classify_request,
                                              error_body, estimate_tokens, get_field, key_fingerprint,
                                              merge_events, snake, with_usage)
 
@@ -290,7 +290,8 @@ class FakeGeminiServer:
     def _send_error(self, h: _Handler, script: Script) -> None:
         extra = {"Retry-After": script.retry_after} if script.retry_after else {}
         self._send_json(h, script.http_status or 500,
-                        error_body(script.http_status or 500, script.error_message, script.retry_delay), extra)
+                        error_body(script.http_status or 500, script.error_message, script.retry_delay,
+                                   script.quota_violations), extra)
 
     def _unary(self, h: _Handler, script: Script, events: list[dict[str, Any]], rec: ResponseRecord) -> None:
         if script.error_after is not None or script.cut_after is not None:
@@ -418,5 +419,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["FakeGeminiServer", "PipelineScript", "RequestRecord", "ResponseRecord", "Responder", "Script",
-           "ScriptSource", "build_events", "camel", "classify_request", "error_body", "get_field",
+           "ScriptSource", "Storm", "build_events", "camel", "classify_request", "error_body", "get_field",
            "key_fingerprint", "merge_events", "snake", "with_usage"]
