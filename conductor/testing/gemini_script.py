@@ -380,27 +380,39 @@ def error_body(code: int, message: str, retry_delay: str | None = None,
 
 
 class Storm:
-    """A responder that fails every generate request with `fault` while `now()` is before `until`, then answers
-    with `then` (the pipeline by default). `now` is the test's clock, so a 150 s storm can pass in a second."""
+    """A responder that fails every generate request with `fault` for `seconds`, then answers with `then` (the
+    pipeline by default). The storm starts at the first request whose role is in `roles` (any role when
+    None), and `now` is the test's clock, so a 150 s storm can pass in a second or two of real time.
+    `refused` counts the requests it failed."""
 
-    def __init__(self, now: Callable[[], float], until: float, fault: Script | None = None,
-                 then: Responder | None = None) -> None:
+    def __init__(self, now: Callable[[], float], seconds: float, fault: Script | None = None,
+                 then: Responder | None = None, roles: set[str] | None = None) -> None:
         self.now = now
-        self.until = until
+        self.seconds = seconds
         self.fault = fault or Script.rate_limited(retry_delay="10s")
         self.then = then or PipelineScript()
+        self.roles = roles
         self._lock = threading.Lock()
+        self.started: float | None = None
         self.refused = 0
-        self._after = 0
+        self.refused_by_role: dict[str, int] = {}
+
+    @property
+    def over(self) -> bool:
+        with self._lock:
+            return self.started is not None and self.now() >= self.started + self.seconds
 
     def __call__(self, record: RequestRecord, n: int) -> Script:
         with self._lock:
-            if self.now() < self.until:
+            now = self.now()
+            if self.started is None and (self.roles is None or record.role in self.roles):
+                self.started = now
+            if self.started is not None and now < self.started + self.seconds and (
+                    self.roles is None or record.role in self.roles):
                 self.refused += 1
+                self.refused_by_role[record.role] = self.refused_by_role.get(record.role, 0) + 1
                 return self.fault
-            k = self._after  # the pipeline counts its own calls (its worker script looks at n)
-            self._after += 1
-        return self.then(record, k)
+        return self.then(record, n)
 
 
 # --- the ready-made pipeline script ---
