@@ -381,17 +381,19 @@ def error_body(code: int, message: str, retry_delay: str | None = None,
 
 class Storm:
     """A responder that fails every generate request with `fault` for `seconds`, then answers with `then` (the
-    pipeline by default). The storm starts at the first request whose role is in `roles` (any role when
-    None), and `now` is the test's clock, so a 150 s storm can pass in a second or two of real time.
-    `refused` counts the requests it failed."""
+    pipeline by default). Only requests whose role is in `roles` (all when None) are failed; the storm starts
+    at the first of them for which `trigger` is true (e.g. once several workers run). `now` is the test's
+    clock, so a 150 s storm can pass in a second or two of real time. `refused` counts the failed requests."""
 
     def __init__(self, now: Callable[[], float], seconds: float, fault: Script | None = None,
-                 then: Responder | None = None, roles: set[str] | None = None) -> None:
+                 then: Responder | None = None, roles: set[str] | None = None,
+                 trigger: Callable[[RequestRecord], bool] | None = None) -> None:
         self.now = now
         self.seconds = seconds
         self.fault = fault or Script.rate_limited(retry_delay="10s")
         self.then = then or PipelineScript()
         self.roles = roles
+        self.trigger = trigger
         self._lock = threading.Lock()
         self.started: float | None = None
         self.refused = 0
@@ -405,10 +407,10 @@ class Storm:
     def __call__(self, record: RequestRecord, n: int) -> Script:
         with self._lock:
             now = self.now()
-            if self.started is None and (self.roles is None or record.role in self.roles):
+            hit = self.roles is None or record.role in self.roles
+            if self.started is None and hit and (self.trigger is None or self.trigger(record)):
                 self.started = now
-            if self.started is not None and now < self.started + self.seconds and (
-                    self.roles is None or record.role in self.roles):
+            if self.started is not None and now < self.started + self.seconds and hit:
                 self.refused += 1
                 self.refused_by_role[record.role] = self.refused_by_role.get(record.role, 0) + 1
                 return self.fault
