@@ -141,8 +141,8 @@ class QuotaExhausted(ProviderError):
     track. The message says which quota and when it resets (when known)."""
 
     def __init__(self, message: str, *, model: str = "", quota_id: str = "", resets_at: float | None = None,
-                 **kw) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(message, **kw)
+                 usage: Usage | None = None, status: int | None = None) -> None:
+        super().__init__(message, usage=usage, status=status)
         self.model = model
         self.quota_id = quota_id
         self.resets_at = resets_at

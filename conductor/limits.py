@@ -29,8 +29,8 @@ from enum import Enum
 from typing import Protocol
 
 from conductor.config import Config
-from conductor.errors import (CallTimeout, Cancelled, ProviderError, ProviderUnavailable, QuotaExhausted,
-                              RateLimited, StreamInterrupted, TransientProviderError)
+from conductor.errors import (CallTimeout, Cancelled, ProviderError, ProviderUnavailable, QuotaExhausted, RateLimited,
+                              StreamInterrupted, TransientProviderError)
 
 POLL_REAL_S = 0.05
 """Longest real wait between checks of a caller's cancel event (waits end early on any gate change)."""
@@ -87,11 +87,11 @@ class LimitsPolicy:
 
     def backoff(self, failures: int, rnd: float) -> float:
         """Shared exponential backoff after `failures` consecutive failures (rnd in [0, 1) draws the jitter)."""
-        base = min(self.initial_delay_s * (2 ** min(max(failures - 1, 0), 30)), self.max_delay_s)
+        base = min(self.initial_delay_s * (2.0 ** min(max(failures - 1, 0), 30)), self.max_delay_s)
         return base * (1 - self.jitter * rnd)
 
     def open_period(self, trips: int) -> float:
-        return min(self.open_s * (2 ** min(max(trips - 1, 0), 30)), self.max_open_s)
+        return min(self.open_s * (2.0 ** min(max(trips - 1, 0), 30)), self.max_open_s)
 
 
 def is_outage(exc: TransientProviderError) -> bool:

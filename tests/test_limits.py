@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conductor.errors import (CallTimeout, Cancelled, ProviderUnavailable, QuotaExhausted, RateLimited,
-                              StreamInterrupted)
-from conductor.limits import (Breaker, Go, LimitsPolicy, ModelGate, ModelLimits, Refuse, Wait, is_outage)
+from conductor.errors import CallTimeout, Cancelled, ProviderUnavailable, QuotaExhausted, RateLimited, StreamInterrupted
+from conductor.limits import Breaker, Go, LimitsPolicy, ModelGate, ModelLimits, Refuse, Wait, is_outage
 
 POLICY = LimitsPolicy(breaker_failures=3, open_s=10, max_open_s=60, initial_delay_s=1, max_delay_s=8, jitter=0.5)
 

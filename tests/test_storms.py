@@ -20,7 +20,7 @@ import pytest
 
 from conductor.config import Config
 from conductor.errors import ProviderUnavailable
-from conductor.events import ErrorRaised, Notice, Provenance
+from conductor.events import ErrorRaised, EventQueue, Notice, Provenance
 from conductor.limits import ModelLimits
 from conductor.messages import user
 from conductor.model import TicketStatus, TrackProposal, TrackStatus
@@ -30,7 +30,6 @@ from conductor.session import Session
 from conductor.testing.clock import ScaledClock
 from conductor.testing.fake_gemini import FakeGeminiServer, PipelineScript, RequestRecord, Script, Storm
 from conductor.tiers.call import CallDeps, call_model
-from conductor.events import EventQueue
 from conductor.usage import PriceTable, UsageLedger
 
 KEY = "storm-test-key"

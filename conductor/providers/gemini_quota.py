@@ -79,7 +79,7 @@ def quota_error(violation: DailyViolation, server_message: str, *, now_epoch: fl
         when = "it resets at midnight Pacific time (the exact time is unknown here)"
     else:
         left = max(int(resets_at - now_epoch), 0)
-        at = dt.datetime.fromtimestamp(resets_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        at = dt.datetime.fromtimestamp(resets_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         when = f"it resets at midnight Pacific time, {at} (in {left // 3600}h{left % 3600 // 60:02d}m)"
     msg = (f"daily quota exhausted: {what}{model}; {when}. Resume the track after the reset, or raise the "
            f"quota. Gemini said: {server_message or 'RESOURCE_EXHAUSTED'}")

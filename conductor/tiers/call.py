@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from conductor.config import Config
-from conductor.errors import (Cancelled, CallTimeout, OutputTruncated, ProviderError, QuotaExhausted, SafetyBlocked,
+from conductor.errors import (CallTimeout, Cancelled, OutputTruncated, ProviderError, QuotaExhausted, SafetyBlocked,
                               TransientProviderError)
-from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.events import EventQueue, Notice, Provenance, StreamDelta, StreamReset, UsageRecorded
+from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import Finish, Provider, ProviderRequest, TextChunk, ToolCallChunk, UsageChunk
