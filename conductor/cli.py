@@ -17,9 +17,10 @@ from typing import Any, TextIO
 
 from conductor.config import Config, load_config, tracks_dir_for
 from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid
-from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RunFinished,
-                              StatusChanged, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
-from conductor.model import TrackStatus
+from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
+                              RunFinished, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
+from conductor.model import Track, TrackStatus
+from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
 from conductor.providers.factory import PROVIDERS, make_provider
 from conductor.session import Session
 
@@ -124,6 +125,8 @@ class Console:
         self.interactive = interactive
         self.out = out or sys.stdout  # looked up now, not at import, so later redirection is honoured
         self.errors: list[str] = []
+        self.tracks: dict[str, Track] = {}
+        """The tracks as the records say (the same `apply` as the engine and the GUI)."""
 
     def run(self, *, epic: str | None, resume: str | None) -> int:
         handle = None
@@ -172,11 +175,10 @@ class Console:
 
     def describe(self, ev: Event) -> str:
         tag = f"[{ev.ticket_id}]" if ev.ticket_id else f"[{ev.track_id or 'epic'}]"
-        if isinstance(ev, StatusChanged):
-            why = f" — {ev.reason}" if ev.reason else ""
-            model = f" ({ev.model}, attempt {ev.attempt})" if ev.new == "running" else ""
-            return f"{tag} {ev.old or '-'} -> {ev.new}{model}{why}"
+        if isinstance(ev, RecordApplied):
+            return self._apply(ev)
         if isinstance(ev, TrackLoaded):
+            self.tracks[ev.track.id] = ev.track
             return f"[{ev.track.id}] track {ev.track.title!r}: {len(ev.track.tickets)} tickets"
         if isinstance(ev, ToolCalled):
             return f"{tag} tool {ev.name} {json.dumps(ev.args)[:120]}"
@@ -195,6 +197,29 @@ class Console:
             return f"{tag} {ev.level}: {ev.message}"
         if isinstance(ev, RunFinished):
             return f"{tag} run finished: {ev.status} {ev.counts}"
+        return ""
+
+    def _apply(self, ev: RecordApplied) -> str:
+        """Apply a record to this console's copy of its track, and say what changed."""
+        rec = ev.record
+        if isinstance(rec, PlanningStep):
+            return f"[epic] {rec.detail}"
+        track = self.tracks.get(ev.track_id or "")
+        if track is None:
+            return ""
+        old = track.find(rec.ticket_id) if isinstance(rec, TicketUpdated) else None
+        old_status = old.status.value if old is not None else None
+        old_track = track.status.value
+        try:
+            apply(track, rec)
+        except RecordError as exc:
+            return f"[{track.id}] warning: {exc}"
+        if isinstance(rec, TicketUpdated) and rec.fields.status is not None and old is not None:
+            why = f" — {rec.reason}" if rec.reason else ""
+            model = f" ({old.model_used}, attempt {old.attempts})" if rec.fields.status == "running" else ""
+            return f"[{rec.ticket_id}] {old_status or '-'} -> {rec.fields.status.value}{model}{why}"
+        if isinstance(rec, TrackUpdated) and rec.fields.status is not None:
+            return f"[{track.id}] {old_track} -> {rec.fields.status.value}"
         return ""
 
     def ask(self, req: Any) -> None:

@@ -124,12 +124,25 @@ def critical_path_length(tickets: Sequence[_Node], weight: Mapping[str, float] |
     return max(finish.values(), default=0.0)
 
 
+def satisfied_ids(tickets: Sequence[_StatusNode]) -> set[str]:
+    """Tickets that satisfy their dependents: done, or skipped once every one of their own dependencies is
+    satisfied (skipping a ticket never lets its dependents overtake the work it was waiting for)."""
+    by_id = {t.id: t for t in tickets}
+    out: set[str] = set()
+    for tid in topological_order(tickets):
+        t = by_id[tid]
+        if t.status == TicketStatus.DONE or (t.status == TicketStatus.SKIPPED
+                                             and all(d in out for d in t.depends_on)):
+            out.add(tid)
+    return out
+
+
 def ready_ids(tickets: Sequence[_StatusNode]) -> list[str]:
-    """Tickets waiting (todo or ready) whose every dependency is done or skipped, in input order."""
-    status = {t.id: t.status for t in tickets}
+    """Tickets waiting (todo or ready) whose every dependency is satisfied (see `satisfied_ids`), in input
+    order."""
+    sat = satisfied_ids(tickets)
     return [t.id for t in tickets
-            if t.status in (TicketStatus.TODO, TicketStatus.READY)
-            and all(status.get(d) in SATISFIED_STATUSES for d in t.depends_on)]
+            if t.status in (TicketStatus.TODO, TicketStatus.READY) and all(d in sat for d in t.depends_on)]
 
 
 _BLOCKING = frozenset({TicketStatus.FAILED, TicketStatus.BLOCKED})
@@ -149,11 +162,18 @@ def blocking_cascade(tickets: Sequence[_StatusNode]) -> dict[str, str]:
     out: dict[str, str] = {}
     for tid in topological_order(tickets):
         t = by_id[tid]
+        if t.status == TicketStatus.SKIPPED:  # a skip passes a blocking dependency on to its dependents
+            for d in t.depends_on:
+                if d in reason:
+                    reason[tid] = f"skipped, and its dependency {d!r} cannot finish: {reason[d]}"
+                    break
+            continue
         if t.status not in (TicketStatus.TODO, TicketStatus.READY):
             continue
         for d in t.depends_on:
             if d in reason:
-                verb = "failed" if by_id[d].status == TicketStatus.FAILED else "is blocked"
+                verb = {TicketStatus.FAILED: "failed", TicketStatus.SKIPPED: "was skipped"}.get(by_id[d].status,
+                                                                                                "is blocked")
                 out[tid] = reason[tid] = f"dependency {d!r} {verb}: {reason[d]}"
                 break
     return out
@@ -178,23 +198,29 @@ def dependents_of(tickets: Sequence[_Node], ticket_id: str) -> set[str]:
 class ReadyTracker:
     """The ready set, kept up to date in O(children) per status change instead of O(tickets) per query.
 
-    A ticket is ready when it waits (todo/ready) and every dependency is satisfied (done/skipped) — the
-    same rule as `ready_ids`, which tests use as the oracle. Ready ids come out in the order they became
-    ready. Build it again after the graph itself changes (an edit of depends_on).
+    A ticket is ready when it waits (todo/ready) and every dependency is satisfied (done, or skipped with its
+    own dependencies satisfied) — the same rule as `ready_ids`, which tests use as the oracle. Ready ids come
+    out in the order they became ready. Build it again after the graph itself changes (an edit of depends_on).
     """
 
     def __init__(self, tickets: Sequence[_StatusNode]) -> None:
         from collections import OrderedDict
 
+        by_id = {t.id: t for t in tickets}
         self._status = {t.id: t.status for t in tickets}
         self._children: dict[str, list[str]] = {t.id: [] for t in tickets}
         self._unmet: dict[str, int] = {}
         for t in tickets:
             for d in t.depends_on:
                 self._children.setdefault(d, []).append(t.id)
-            self._unmet[t.id] = sum(1 for d in t.depends_on if self._status.get(d) not in SATISFIED_STATUSES)
+        for tid in topological_order(tickets):
+            self._unmet[tid] = sum(1 for d in by_id[tid].depends_on if not self._sat(d))
         self._ready: OrderedDict[str, None] = OrderedDict(
             (t.id, None) for t in tickets if self._waiting(t.id) and self._unmet[t.id] == 0)
+
+    def _sat(self, tid: str) -> bool:
+        s = self._status.get(tid)
+        return s == TicketStatus.DONE or (s == TicketStatus.SKIPPED and self._unmet.get(tid, 0) == 0)
 
     def _waiting(self, tid: str) -> bool:
         return self._status[tid] in (TicketStatus.TODO, TicketStatus.READY)
@@ -206,13 +232,19 @@ class ReadyTracker:
             self._ready.pop(tid, None)
 
     def update(self, tid: str, new: TicketStatus) -> None:
-        old = self._status[tid]
+        was = self._sat(tid)
         self._status[tid] = new
-        was, now = old in SATISFIED_STATUSES, new in SATISFIED_STATUSES
-        if was != now:
-            for child in self._children.get(tid, []):
+        stack = [(tid, was)]
+        while stack:  # a change of satisfaction flows down through skipped tickets
+            x, before = stack.pop()
+            now = self._sat(x)
+            if before == now:
+                continue
+            for child in self._children.get(x, []):
+                child_before = self._sat(child)
                 self._unmet[child] += -1 if now else 1
                 self._refresh(child)
+                stack.append((child, child_before))
         self._refresh(tid)
 
     def first(self) -> str | None:

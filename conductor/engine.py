@@ -5,6 +5,13 @@ inbox and decides what runs next; a ticket is dispatched the moment its last dep
 level barriers). Workers run on a bounded ThreadPoolExecutor and never touch ticket state: they report
 back through the inbox. Every state change is journalled, then published as an event.
 
+Every state change is a record (conductor.records): built here, applied to the engine's own track with the one
+`apply`, appended to the journal, and — after one fsync for the whole batch of a message (group commit) —
+published as `RecordApplied`, so replay, the view-model and the CLI see exactly what the engine saw. Work a
+record allows (a worker launch) starts only after that fsync.
+
+Commands are typed (`EngineCommand`) and handled with `match`; an unknown one cannot be sent.
+
 Shutdown order: stop dispatching → set every worker's cancel event and reject their pending approvals →
 wait for the workers (executor shutdown) → journal and snapshot the final state → the engine thread exits.
 """
@@ -17,29 +24,73 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
                               QuotaExhausted, SafetyBlocked)
-from conductor.events import ErrorRaised, Notice, Provenance, RunFinished, StatusChanged, TrackLoaded
+from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
+from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, Record, TicketUpdated, TrackUpdated, apply,
+                               ticket_update, track_update)
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
 
-EDITABLE_FIELDS = {"title", "description", "depends_on", "target_files", "acceptance_criteria", "step_mode",
-                   "model_override"}
-
-
-# --- inbox messages ---
+# --- commands (from any thread) ---
 
 @dataclass(frozen=True)
-class _Command:
-    name: str
-    args: dict[str, Any] = field(default_factory=dict)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+@dataclass(frozen=True)
+class Retry:
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class CancelTicket:
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    ticket_id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Editable ticket fields only (records.EDITABLE_FIELDS); anything else is refused with its name."""
+
+
+EngineCommand: TypeAlias = Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit
+
+
+def command_name(cmd: EngineCommand) -> str:
+    return type(cmd).__name__.lower()
+
+
+# --- worker results ---
 
 
 @dataclass(frozen=True)
@@ -77,7 +128,8 @@ class Engine:
         self.linger = linger
         """Keep the thread alive after the run settles (GUI: the user may retry or edit); False for the CLI."""
         self._resumed = set(resumed or ())
-        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[EngineCommand | _WorkerDone | _Progress | _SpawnDecided] = \
+            queue.SimpleQueue()
         self._active: dict[str, tuple[int, threading.Event]] = {}
         self._spawn_ok: set[tuple[str, int]] = set()
         self._paused = False
@@ -91,6 +143,12 @@ class Engine:
         self.dispatch_log: list[tuple[str, float, float]] = []
         """(ticket id, start, end) per attempt, for tests and benchmarks (monotonic seconds)."""
         self._starts: dict[str, float] = {}
+        self._outbox: list[Event] = []
+        """Events waiting for the batch's fsync (journal first, then publish)."""
+        self._launches: list[tuple[Ticket, int, str, threading.Event]] = []
+        """Attempts waiting for the batch's fsync before they start."""
+        self.cpu_s = 0.0
+        """CPU seconds the engine thread itself used (benchmarks)."""
         self._bench = Workbench(track.id, deps, journal)
         self._index()
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.engine.max_workers,
@@ -110,29 +168,29 @@ class Engine:
         self._thread.start()
         return self
 
-    def send(self, name: str, **args: Any) -> None:
-        self._inbox.put(_Command(name, args))
+    def send(self, command: EngineCommand) -> None:
+        self._inbox.put(command)
 
     def pause(self) -> None:
-        self.send("pause")
+        self.send(Pause())
 
     def resume(self) -> None:
-        self.send("resume")
+        self.send(Resume())
 
     def cancel(self) -> None:
-        self.send("cancel")
+        self.send(Cancel())
 
     def retry(self, ticket_id: str) -> None:
-        self.send("retry", ticket_id=ticket_id)
+        self.send(Retry(ticket_id))
 
     def skip(self, ticket_id: str) -> None:
-        self.send("skip", ticket_id=ticket_id)
+        self.send(Skip(ticket_id))
 
     def cancel_ticket(self, ticket_id: str) -> None:
-        self.send("cancel_ticket", ticket_id=ticket_id)
+        self.send(CancelTicket(ticket_id))
 
     def edit(self, ticket_id: str, fields: dict[str, Any]) -> None:
-        self.send("edit", ticket_id=ticket_id, fields=fields)
+        self.send(Edit(ticket_id, fields))
 
     @property
     def alive(self) -> bool:
@@ -152,7 +210,7 @@ class Engine:
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel running work, wait for every worker, save state, stop the thread."""
         if self._thread.is_alive():
-            self._inbox.put(_Command("shutdown"))
+            self._inbox.put(Shutdown())
             self._thread.join(timeout)
         else:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -162,33 +220,69 @@ class Engine:
     # ---------------- engine thread ----------------
 
     def _main(self) -> None:
+        cpu0 = time.thread_time()
         try:
-            self._set_track(TrackStatus.RUNNING)
-            self._post(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
-                                                         f"{self.cfg.engine.max_workers} workers"))
+            self._start_run()
             while True:
                 if self._cascade_due:
                     self._unblock_and_cascade()
                 if not self._stopping:
                     self._dispatch()
-                if self._settled():
+                settled = self._settled()
+                if settled:
                     self._finish_run()
+                self._flush()
+                if settled:
+                    self._idle.set()
                     if not self.linger or self._stopping:
                         break
                 msg = self._inbox.get()
                 self._idle.clear()
                 self._handle(msg)
+                while True:  # drain what else is waiting: one fsync for the whole batch
+                    try:
+                        msg = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._handle(msg)
                 self._maybe_snapshot()
         except BaseException as exc:  # a bug in the engine: make it visible, never hang the joiner
             self._crash = exc
-            self._post(ErrorRaised(prov=self._prov(), message=f"engine crashed: {exc!r}\n{traceback.format_exc()}",
-                                   error_type=type(exc).__name__, fatal=True))
+            self._outbox.append(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
+                                            message=f"engine crashed: {exc!r}\n{traceback.format_exc()}"))
+            self._launches.clear()
             self._stop_workers("engine crashed")
+            try:
+                self._flush()
+            except OSError:
+                pass  # the crash is already being reported; a journal that cannot sync changes nothing here
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._snapshot(force=True)
+            self.cpu_s = time.thread_time() - cpu0
             self._idle.set()
             self._exited.set()
+
+    def _start_run(self) -> None:
+        """Interrupted and cancelled tickets go back to ready and continue their attempt."""
+        for t in self.track.tickets:  # starting a run resumes it: stopped attempts continue from their journal
+            if t.status in (TicketStatus.INTERRUPTED, TicketStatus.CANCELLED):
+                self._resumed.add(t.id)
+                self._set(t, TicketStatus.READY, reason=f"resumed: continues its {t.status.value} attempt")
+        self._set_track(TrackStatus.RUNNING)
+        self._outbox.append(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
+                                                              f"{self.cfg.engine.max_workers} workers"))
+
+    def _flush(self) -> None:
+        """Group commit: one fsync for every record of the batch, then publish, then start the launches."""
+        if self.journal is not None:
+            self.journal.sync()
+        events, self._outbox = self._outbox, []
+        for ev in events:
+            self.deps.call.events.post(ev)
+        launches, self._launches = self._launches, []
+        for t, attempt, model, cancel in launches:
+            self._pool.submit(self._worker_job, t, attempt, model, cancel)
 
     def _settled(self) -> bool:
         if self._active:
@@ -209,29 +303,53 @@ class Engine:
             status = TrackStatus.PAUSED
         elif all(t.status in (TicketStatus.DONE, TicketStatus.SKIPPED) for t in self.track.tickets):
             status = TrackStatus.DONE
+        elif self._stopping and (self._ready or any(t.status == TicketStatus.INTERRUPTED for t in self.track.tickets)):
+            status = TrackStatus.INTERRUPTED  # the app stopped mid-run: the next start offers to resume it
         else:
             status = TrackStatus.STALLED
         self._set_track(status)
+        self._outbox.append(RunFinished(prov=self._prov(), status=status.value, counts=counts))
         self._snapshot(force=True)
-        self._post(RunFinished(prov=self._prov(), status=status.value, counts=counts))
-        self._idle.set()
 
-    def _handle(self, msg: Any) -> None:
-        if isinstance(msg, _WorkerDone):
-            self._on_done(msg)
-        elif isinstance(msg, _Progress):
-            if self._active.get(msg.ticket_id, (None,))[0] == msg.attempt:
-                self._set(self._by_id[msg.ticket_id], msg.status)
-        elif isinstance(msg, _SpawnDecided):
-            self._on_spawn(msg)
-        elif isinstance(msg, _Command):
-            handler = getattr(self, f"_cmd_{msg.name}", None)
-            if handler is None:
-                raise ValueError(f"unknown engine command {msg.name!r}")
-            try:
-                handler(**msg.args)
-            except (KeyError, ValueError, ConductorError) as exc:
-                self._post(ErrorRaised(prov=self._prov(), message=f"{msg.name}: {exc}", error_type=type(exc).__name__))
+    def _handle(self, msg: EngineCommand | _WorkerDone | _Progress | _SpawnDecided) -> None:
+        match msg:
+            case _WorkerDone():
+                self._on_done(msg)
+            case _Progress():
+                if self._active.get(msg.ticket_id, (None,))[0] == msg.attempt:
+                    self._set(self._by_id[msg.ticket_id], msg.status)
+            case _SpawnDecided():
+                self._on_spawn(msg)
+            case Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit():
+                try:
+                    self._command(msg)
+                except (KeyError, ValueError, ConductorError) as exc:
+                    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+                    self._post(ErrorRaised(prov=self._prov(), message=f"{command_name(msg)}: {text}",
+                                           error_type=type(exc).__name__))
+            case _:
+                assert_never(msg)
+
+    def _command(self, cmd: EngineCommand) -> None:
+        match cmd:
+            case Pause():
+                self._cmd_pause()
+            case Resume():
+                self._cmd_resume()
+            case Cancel():
+                self._cmd_cancel()
+            case Shutdown():
+                self._cmd_shutdown()
+            case Retry(ticket_id=tid):
+                self._cmd_retry(tid)
+            case Skip(ticket_id=tid):
+                self._cmd_skip(tid)
+            case CancelTicket(ticket_id=tid):
+                self._cmd_cancel_ticket(tid)
+            case Edit(ticket_id=tid, fields=fields):
+                self._cmd_edit(tid, fields)
+            case _:
+                assert_never(cmd)
 
     # -- dispatch --
 
@@ -264,8 +382,8 @@ class Engine:
         """Approved in this run, or journalled as approved before a restart (never asked twice)."""
         if (t.id, attempt) in self._spawn_ok:
             return True
-        rec = self.journal.find("approval_resolved", self._spawn_id(t, attempt)) if self.journal else None
-        return bool(rec and rec.data["decision"]["approved"])
+        rec = self.journal.find(ApprovalDecided, self._spawn_id(t, attempt)) if self.journal else None
+        return rec is not None and rec.approved
 
     def _ask_spawn(self, t: Ticket, attempt: int) -> None:
         model = self.cfg.model_for_attempt(attempt, t.model_override)
@@ -293,7 +411,9 @@ class Engine:
         t = self._by_id[msg.ticket_id]
         d = msg.decision
         if not d.approved:
-            if self._cancelled or self._stopping or d.by == "cancelled":
+            if self._stopping:
+                self._set(t, TicketStatus.INTERRUPTED, blocked_reason=None, reason="the app stopped")
+            elif self._cancelled or d.by == "cancelled":
                 self._set(t, TicketStatus.CANCELLED, blocked_reason=None)
             else:
                 self._set(t, TicketStatus.BLOCKED, blocked_reason=f"spawn rejected: {d.reason}")
@@ -315,8 +435,8 @@ class Engine:
         self._resumed.discard(t.id)
         self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
         self._starts[t.id] = time.monotonic()
-        snapshot = t.model_copy()  # shallow is enough: the engine replaces fields, never mutates them in place
-        self._pool.submit(self._worker_job, snapshot, attempt, model, cancel)
+        snapshot = t.model_copy()  # shallow is enough: records replace fields, never mutate them in place
+        self._launches.append((snapshot, attempt, model, cancel))  # starts after the batch's fsync
 
     # -- worker thread --
 
@@ -347,7 +467,10 @@ class Engine:
             self._attempt_failed(t, msg.attempt, limit, f"review failed: {msg.hint}", hint=msg.hint)
             return
         exc = msg.error
-        if isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
+        if self._stopping and isinstance(exc, ConductorError):
+            self._resumed.add(t.id)
+            self._set(t, TicketStatus.INTERRUPTED, reason="the app stopped; the attempt continues on resume")
+        elif isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
             self._set(t, TicketStatus.CANCELLED)
         elif isinstance(exc, (BudgetExceeded, QuotaExhausted)):
             self._resumed.add(t.id)  # not the ticket's fault: the same attempt continues after a resume
@@ -387,7 +510,7 @@ class Engine:
         self._cancelled = False
         self._idle.clear()
         for t in self.track.tickets:  # cancelled attempts continue where their journal left off
-            if t.status == TicketStatus.CANCELLED and t.id not in self._active:
+            if t.status in (TicketStatus.CANCELLED, TicketStatus.INTERRUPTED) and t.id not in self._active:
                 self._resumed.add(t.id)
                 self._set(t, TicketStatus.READY, reason="resumed")
         self._set_track(TrackStatus.RUNNING)
@@ -410,8 +533,8 @@ class Engine:
     def _cmd_retry(self, ticket_id: str) -> None:
         t = self._idle_ticket(ticket_id, {TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.CANCELLED,
                                           TicketStatus.SKIPPED})
-        self._update(t, attempt_limit=t.attempts + self.cfg.engine.max_attempts)
-        self._set(t, TicketStatus.TODO, failed_reason=None, blocked_reason=None, reason="retry requested")
+        self._set(t, TicketStatus.TODO, failed_reason=None, blocked_reason=None, reason="retry requested",
+                  attempt_limit=t.attempts + self.cfg.engine.max_attempts)
         self._resume_after_user_action()
 
     def _cmd_skip(self, ticket_id: str) -> None:
@@ -426,10 +549,9 @@ class Engine:
             raise ValueError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
         trial = [x.model_copy(update=fields) if x.id == ticket_id else x for x in self.track.tickets]
         dag.ensure_valid(trial)
-        self._update(t, **fields)
+        self._commit(ticket_update(ticket_id, reason="edited by the user", **fields))
         if "depends_on" in fields:
             self._index()
-        self._post(TrackLoaded(prov=self._prov(), track=self.track.model_copy(deep=True)))
 
     def _idle_ticket(self, ticket_id: str, allowed: set[TicketStatus]) -> Ticket:
         t = self._by_id.get(ticket_id)
@@ -472,38 +594,39 @@ class Engine:
         return Provenance(trace_id=self.trace_id, track_id=self.track.id, ticket_id=ticket_id, tier=tier,
                           attempt=attempt)
 
-    def _update(self, t: Ticket, **fields: Any) -> None:
-        if not fields:
-            return
-        for k, v in fields.items():
-            setattr(t, k, v)
+    def _commit(self, rec: Record) -> None:
+        """Apply a record to the engine's own track, journal it (synced with its batch), queue it to publish."""
+        apply(self.track, rec)
         if self.journal is not None:
-            self.journal.append("ticket_update", {"ticket_id": t.id, "fields": _jsonable(fields)})
+            self.journal.append(rec, sync=False)
         self._dirty = True
+        self._outbox.append(RecordApplied(prov=self._rec_prov(rec), record=rec))
+
+    def _rec_prov(self, rec: Record) -> Provenance:
+        if isinstance(rec, TicketUpdated):
+            t = self._by_id.get(rec.ticket_id)
+            return self._prov(rec.ticket_id, t.attempts if t is not None else 0, tier=3)
+        return self._prov()
+
+    def _update(self, t: Ticket, **fields: Any) -> None:
+        if fields:
+            self._commit(ticket_update(t.id, **fields))
 
     def _set(self, t: Ticket, status: TicketStatus, reason: str | None = None, **fields: Any) -> None:
         old = t.status
-        self._update(t, status=status, **fields)
-        self._ready.update(t.id, status)
-        if status in (TicketStatus.FAILED, TicketStatus.BLOCKED) or old in (TicketStatus.FAILED, TicketStatus.BLOCKED,
-                                                                           TicketStatus.SKIPPED):
-            self._cascade_due = True
         why = reason or fields.get("failed_reason") or fields.get("blocked_reason")
-        self._post(StatusChanged(prov=self._prov(t.id, t.attempts, tier=3), old=old.value, new=status.value,
-                                 reason=why, model=t.model_used))
+        self._commit(ticket_update(t.id, reason=why, status=status, **fields))
+        self._ready.update(t.id, status)
+        if status in (TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.SKIPPED) \
+                or old in (TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.SKIPPED):
+            self._cascade_due = True
 
     def _set_track(self, status: TrackStatus) -> None:
-        old = self.track.status
-        if old == status:
-            return
-        self.track.status = status
-        if self.journal is not None:
-            self.journal.append("track_update", {"fields": {"status": status.value}})
-        self._dirty = True
-        self._post(StatusChanged(prov=self._prov(), old=old.value, new=status.value))
+        if self.track.status != status:
+            self._commit(track_update(status=status))
 
-    def _post(self, event: Any) -> None:
-        self.deps.call.events.post(event)
+    def _post(self, event: Event) -> None:
+        self._outbox.append(event)
 
     def _maybe_snapshot(self) -> None:
         if self._dirty and time.monotonic() - self._last_snapshot > 0.5:
@@ -519,8 +642,5 @@ class Engine:
         self._dirty = False
 
 
-def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.value if isinstance(v, TicketStatus) else v) for k, v in fields.items()}
-
-
-__all__ = ["Engine", "EngineDeps", "EDITABLE_FIELDS"]
+__all__ = ["Cancel", "CancelTicket", "Edit", "Engine", "EngineCommand", "EngineDeps", "EDITABLE_FIELDS", "Pause",
+           "Resume", "Retry", "Shutdown", "Skip"]

@@ -14,7 +14,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
-from conductor.model import Usage
+from conductor.model import Track, Usage
+from conductor.records import Record
+
+
+def ticket_stream_id(tier: int, track_id: str | None, ticket_id: str) -> str:
+    """The stream id of a ticket's tier 3 or tier 4 pane (two tracks may both have a T1)."""
+    return f"tier{tier}:{track_id}/{ticket_id}" if track_id else f"tier{tier}:{ticket_id}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,10 +38,10 @@ class Provenance:
 
     @property
     def stream_id(self) -> str:
-        """The pane this provenance streams into: `tier3:<ticket>` for workers, `tier4:<ticket>` for QA,
-        `tier2:<track>` for the tech lead, `tier1` for the orchestrator."""
+        """The pane this provenance streams into, unique at the source: `tier3:<track>/<ticket>` for workers,
+        `tier4:<track>/<ticket>` for QA, `tier2:<track>` for the tech lead, `tier1` for the orchestrator."""
         if self.tier in (3, 4) and self.ticket_id:
-            return f"tier{self.tier}:{self.ticket_id}"
+            return ticket_stream_id(self.tier, self.track_id, self.ticket_id)
         if self.tier == 2 and self.track_id:
             return f"tier2:{self.track_id}"
         return f"tier{self.tier or 0}"
@@ -106,22 +112,25 @@ class UsageRecorded(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatusChanged(Event):
-    """A ticket's (ticket_id set) or a track's (ticket_id None) status changed."""
+class RecordApplied(Event):
+    """A record (conductor.records) the owner of a track or an epic has applied and journalled. Consumers apply
+    the same record with the same `records.apply`, so what they show is what the journal says."""
 
-    kind: ClassVar[str] = "status_changed"
-    old: str | None
-    new: str
-    reason: str | None = None
-    model: str | None = None
+    kind: ClassVar[str] = "record_applied"
+    record: Record
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrackLoaded(Event):
-    """A track's full state (tickets included), sent when it is created, loaded or its tickets edited."""
+    """A track's full state (tickets included), sent when it is created or loaded: a private copy the receiver
+    owns. Later changes arrive as `RecordApplied`."""
 
     kind: ClassVar[str] = "track_loaded"
-    track: Any  # conductor.model.Track (Any keeps this module free of a copy-on-send dependency)
+    track: Track
+    interrupted: tuple[str, ...] = ()
+    """Tickets that were in flight when the app stopped (they continue on resume)."""
+    will_ask_again: int = 0
+    """Approvals that were pending when the app stopped and are asked again when the track resumes."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 Tier = Literal[1, 2, 3, 4]
 TIER_NAMES: dict[int, str] = {1: "Tier 1 · Orchestrator", 2: "Tier 2 · Tech lead", 3: "Tier 3 · Worker", 4: "Tier 4 · QA"}
@@ -40,10 +40,12 @@ class TicketStatus(StrEnum):
     """The user skipped it; dependents treat it as satisfied."""
     CANCELLED = "cancelled"
     """Stopped by the user while running; resumable."""
+    INTERRUPTED = "interrupted"
+    """The app stopped while this ticket was in flight; it continues its attempt when the track resumes."""
 
 
 TERMINAL_STATUSES = frozenset({TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.SKIPPED,
-                               TicketStatus.CANCELLED})
+                               TicketStatus.CANCELLED, TicketStatus.INTERRUPTED})
 SATISFIED_STATUSES = frozenset({TicketStatus.DONE, TicketStatus.SKIPPED})
 ACTIVE_STATUSES = frozenset({TicketStatus.AWAITING_APPROVAL, TicketStatus.RUNNING, TicketStatus.REVIEW})
 
@@ -60,6 +62,8 @@ class TrackStatus(StrEnum):
     STALLED = "stalled"
     """Nothing can run: some tickets failed or are blocked."""
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    """The app stopped while this track was running; Resume continues it."""
     ARCHIVED = "archived"
 
 
@@ -156,12 +160,26 @@ class Track(BaseModel):
     tickets: list[Ticket] = Field(default_factory=list)
     journal_seq: int = 0
     """The last journal seq this snapshot includes; replay applies only later lines."""
+    workspace: str = ""
+    """The folder this track's workers run in (recorded at creation; a resume uses it)."""
+    _index: tuple[list[Ticket], dict[str, Ticket]] | None = PrivateAttr(default=None)
+
+    def find(self, ticket_id: str) -> Ticket | None:
+        """The ticket with this id, or None (O(1): the index follows the tickets list it was built from)."""
+        idx = self._index
+        if idx is None or idx[0] is not self.tickets or len(idx[1]) != len(self.tickets):
+            idx = (self.tickets, {t.id: t for t in self.tickets})
+            self._index = idx
+        return idx[1].get(ticket_id)
+
+    def reindex(self) -> None:
+        self._index = None
 
     def ticket(self, ticket_id: str) -> Ticket:
-        for t in self.tickets:
-            if t.id == ticket_id:
-                return t
-        raise KeyError(f"track {self.id!r} has no ticket {ticket_id!r}")
+        t = self.find(ticket_id)
+        if t is None:
+            raise KeyError(f"track {self.id!r} has no ticket {ticket_id!r}")
+        return t
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

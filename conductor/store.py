@@ -19,15 +19,19 @@ import threading
 import time
 import tomllib
 import zlib
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tomli_w
+from pydantic import BaseModel
 
 from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from conductor.errors import StoreError
-from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
+from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
+from conductor.records import (SINGLETON_KEYS, Record, RecordError, TrackCreated, apply, from_data, record_key,
+                               record_type, to_data, track_update)
 
 EPICS_DIR = "_epics"
 _SAFE = re.compile(r"[^a-z0-9]+")
@@ -38,36 +42,81 @@ def slug(text: str, limit: int = 32) -> str:
     return (s[:limit].rstrip("-")) or "track"
 
 
-def _crc(seq: int, ts: float, type_: str, data: Any) -> int:
+def _legacy_crc(seq: int, ts: float, type_: str, data: Any) -> int:
+    """The checksum of lines written before the record vocabulary (re-serialises the line: slow, rare)."""
     body = json.dumps([seq, ts, type_, data], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return zlib.crc32(body.encode("utf-8"))
 
 
-@dataclass(frozen=True)
-class JournalRecord:
-    seq: int
-    ts: float
-    type: str
-    data: dict[str, Any]
+_CRC_SEP = b',"crc":'
+
+
+def encode_line(seq: int, ts: float, rec: Record) -> str:
+    """One journal line: the JSON object {seq, ts, type, data, crc}, where crc is the CRC-32 of the exact bytes
+    of the object without it (so reading verifies the bytes as written, without re-serialising)."""
+    body = json.dumps({"seq": seq, "ts": ts, "type": record_type(type(rec)), "data": to_data(rec)},
+                      ensure_ascii=False, separators=(",", ":"))
+    return f'{body[:-1]},"crc":{zlib.crc32(body.encode("utf-8"))}}}'
+
+
+class JournalEntry:
+    """One verified journal line. `record` parses it into its typed record on first use (most lines are only
+    indexed, never parsed, when a snapshot already covers them)."""
+
+    __slots__ = ("seq", "ts", "type", "data", "_record")
+    # `data` is the raw JSON of a line read from disk ({} for a line appended in this process: use `record`).
+
+    def __init__(self, seq: int, ts: float, type_: str, data: dict[str, Any], record: Record | None = None) -> None:
+        self.seq = seq
+        self.ts = ts
+        self.type = type_
+        self.data = data
+        self._record = record
+
+    @property
+    def record(self) -> Record:
+        """The typed record; RecordError when the line verifies but is not a record this version knows."""
+        if self._record is None:
+            self._record = from_data(self.type, self.data)
+        return self._record
+
+    def index_key(self) -> tuple[str, str] | None:
+        """(type, key) this entry is found under, for records with an idempotency or singleton key."""
+        t, key = self.type, self.data.get("key")
+        if t == "epic_record":  # legacy planning lines
+            t = {"proposal": "proposal_received", "tracks": "tracks_created"}.get(str(key), t)
+            key = None
+        elif t == "track_record":
+            t, key = "ticket_proposal_received", None
+        if isinstance(key, str):
+            return t, key
+        singleton = _SINGLETON_BY_TYPE.get(t)
+        return (t, singleton) if singleton else None
+
+
+_SINGLETON_BY_TYPE = {record_type(cls): key for cls, key in SINGLETON_KEYS.items()}
+R = TypeVar("R", bound=BaseModel)
 
 
 @dataclass
 class JournalRead:
-    records: list[JournalRecord]
+    entries: list[JournalEntry]
     warnings: list[str] = field(default_factory=list)
 
 
 class Journal:
-    """Append-only JSONL with seq and CRC per line. Appends are fsynced before `append` returns."""
+    """Append-only JSONL of typed records, with seq and CRC per line. `append` returns once the line is fsynced
+    (or, with sync=False, once written: call `sync` before anything depends on it — the engine's group commit)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._fh: Any = None
         self._seq = 0
-        self._index: dict[tuple[str, str], JournalRecord] = {}
+        self._unsynced = False
+        self._index: dict[tuple[str, str], JournalEntry] = {}
         self.warnings: list[str] = []
-        self._records: list[JournalRecord] = []
+        self._entries: list[JournalEntry] = []
         self._load()
 
     # -- reading --
@@ -75,29 +124,55 @@ class Journal:
     def _load(self) -> None:
         read = read_journal(self.path)
         self.warnings = read.warnings
-        self._records = read.records
-        self._seq = read.records[-1].seq if read.records else 0
-        for r in read.records:
-            key = r.data.get("key")
-            if isinstance(key, str):
-                self._index[(r.type, key)] = r
+        self._entries = read.entries
+        self._seq = read.entries[-1].seq if read.entries else 0
+        for e in read.entries:
+            k = e.index_key()
+            if k is not None:
+                self._index[k] = e
 
-    def records(self, after_seq: int = 0) -> list[JournalRecord]:
+    def entries(self, after_seq: int = 0) -> list[JournalEntry]:
         with self._lock:
-            return [r for r in self._records if r.seq > after_seq]
+            if after_seq <= 0:
+                return list(self._entries)
+            lo = bisect.bisect_right([e.seq for e in self._entries], after_seq) if self._entries else 0
+            return self._entries[lo:]
 
-    def find(self, type_: str, key: str) -> JournalRecord | None:
-        """The last record of `type_` whose data has this `key` (the idempotency lookup)."""
+    def records(self, after_seq: int = 0) -> list[Record]:
+        """The typed records after `after_seq`; lines this version cannot parse are left out (see `entries`)."""
+        out: list[Record] = []
+        for e in self.entries(after_seq):
+            try:
+                out.append(e.record)
+            except RecordError:
+                continue
+        return out
+
+    def find(self, cls: type[R], key: str | None = None) -> R | None:
+        """The last record of class `cls` under `key` (the idempotency lookup); singleton records need no key."""
+        k = key if key is not None else SINGLETON_KEYS.get(cls)
+        if k is None:
+            raise TypeError(f"{cls.__name__} records are found by key")
         with self._lock:
-            return self._index.get((type_, key))
+            e = self._index.get((record_type(cls), k))
+        if e is None:
+            return None
+        rec = e.record
+        assert isinstance(rec, cls)
+        return rec
 
     @property
     def last_seq(self) -> int:
         return self._seq
 
+    def advance_to(self, seq: int) -> None:
+        """Continue numbering after `seq` (a snapshot is ahead of a damaged journal: new lines must follow it)."""
+        with self._lock:
+            self._seq = max(self._seq, seq)
+
     # -- writing --
 
-    def append(self, type_: str, data: dict[str, Any], *, sync: bool = True) -> JournalRecord:
+    def append(self, rec: Record, *, sync: bool = True) -> JournalEntry:
         """Append one record; with `sync` it is on disk (fsynced) when this returns."""
         with self._lock:
             if self._fh is None:
@@ -108,26 +183,40 @@ class Journal:
                     fsync_dir(self.path.parent)
             seq = self._seq + 1
             ts = round(time.time(), 6)
-            line = json.dumps({"seq": seq, "ts": ts, "type": type_, "data": data, "crc": _crc(seq, ts, type_, data)},
-                              ensure_ascii=False, separators=(",", ":"))
+            line = encode_line(seq, ts, rec)
             start = self._fh.tell()
             try:
                 self._fh.write(line + "\n")
                 self._fh.flush()
                 if sync:
                     os.fsync(self._fh.fileno())
+                    self._unsynced = False
+                else:
+                    self._unsynced = True
             except OSError:
                 # Not acknowledged, so it must not survive: cut it off, and never fsync this fd again
                 # (after a failed fsync Linux may report later ones as clean).
                 self._abandon_handle(start)
                 raise
             self._seq = seq
-            rec = JournalRecord(seq, ts, type_, data)
-            self._records.append(rec)
-            key = data.get("key")
-            if isinstance(key, str):
-                self._index[(type_, key)] = rec
-            return rec
+            entry = JournalEntry(seq, ts, record_type(type(rec)), {}, rec)
+            self._entries.append(entry)
+            k = record_key(rec)
+            if k is not None:
+                self._index[(entry.type, k)] = entry
+            return entry
+
+    def sync(self) -> None:
+        """Make every line appended so far durable (one fsync for a batch of unsynced appends)."""
+        with self._lock:
+            if self._fh is None or not self._unsynced:
+                return
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError:
+                self._abandon_handle(self._fh.tell())
+                raise
+            self._unsynced = False
 
     def _abandon_handle(self, size: int) -> None:
         fh, self._fh = self._fh, None
@@ -155,50 +244,74 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def read_journal(path: Path) -> JournalRead:
-    """Read a journal. A torn last line — one that is bad, or has no newline (so it was never acknowledged:
-    `append` returns only after the whole line is fsynced) — is dropped and the file truncated before it,
-    with a warning. A bad line in the middle means corruption: the file is copied aside and the good prefix
-    kept. Either way the next append starts on a clean line."""
+def read_journal(path: Path, *, repair: bool = True) -> JournalRead:
+    """Read a journal, keeping every line that verifies.
+
+    A torn last line — bad, or without a newline (never acknowledged: `append` returns only after the whole
+    line is written) — is dropped and the file truncated before it, with a warning. A bad line in the middle
+    is damage: the original is copied aside, the bad lines are named in a warning, and every line that
+    verifies — before AND after the damage — is kept (the file is rewritten with them, atomically).
+    With `repair=False` (listing tracks) nothing on disk changes: the same warnings, no truncation or rewrite."""
     path = Path(path)
     if not path.exists():
         return JournalRead([])
+    if not path.is_file():
+        if not repair:
+            return JournalRead([], [f"{path}: is not a file"])
+        aside = move_aside(path, "not-a-file")
+        return JournalRead([], [f"{path}: is not a file; moved it to {aside.name} and started an empty journal"])
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     torn = lines.pop()  # b"" when the file ends with a newline
-    records: list[JournalRecord] = []
-    offset = 0
+    entries: list[JournalEntry] = []
+    bad: list[tuple[int, str]] = []
+    keep: list[bytes] = []
     for i, line in enumerate(lines):
-        rec, why = _parse_line(line, records[-1].seq if records else 0)
-        if rec is None:
-            if i < len(lines) - 1 or torn:
-                aside = move_aside(path, "corrupt")
-                atomic_write_bytes(path, raw[:offset])
-                return JournalRead(records, [f"{path}: line {i + 1} is corrupt ({why}); the original was kept as "
-                                             f"{aside.name} and the {len(records)} good lines before it were kept"])
-            _truncate(path, offset)
-            return JournalRead(records, [f"{path}: dropped a torn last line ({why}); the journal now ends at "
-                                         f"seq {records[-1].seq if records else 0}"])
-        records.append(rec)
-        offset += len(line) + 1
+        entry, why = _parse_line(line, entries[-1].seq if entries else 0)
+        if entry is None:
+            bad.append((i + 1, why))
+            continue
+        entries.append(entry)
+        keep.append(line)
+    warnings: list[str] = []
+    last_is_bad = bool(bad) and bad[-1][0] == len(lines) and not torn
+    if last_is_bad and len(bad) == 1:  # only the last complete line is bad: a torn write, not damage
+        if repair:
+            _truncate(path, len(raw) - len(lines[-1]) - 1)
+        warnings.append(f"{path}: dropped a torn last line ({bad[0][1]}); the journal now ends at seq "
+                        f"{entries[-1].seq if entries else 0}")
+    elif bad:
+        if repair:
+            aside_name = move_aside(path, "corrupt").name
+            atomic_write_bytes(path, b"".join(ln + b"\n" for ln in keep))
+        else:
+            aside_name = "(not yet: it is set aside when the track is opened)"
+        named = ", ".join(f"line {n} ({why})" for n, why in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5
+                                                                          else "")
+        warnings.append(f"{path}: {len(bad)} damaged line(s) set aside: {named}; the original was kept as "
+                        f"{aside_name} and the {len(entries)} lines that verify were kept")
     if torn:
-        _truncate(path, offset)
-        return JournalRead(records, [f"{path}: dropped a torn last line (no newline); the journal now ends at "
-                                     f"seq {records[-1].seq if records else 0}"])
-    return JournalRead(records)
+        if not bad and repair:
+            _truncate(path, len(raw) - len(torn))
+        warnings.append(f"{path}: dropped a torn last line (no newline); the journal now ends at seq "
+                        f"{entries[-1].seq if entries else 0}")
+    return JournalRead(entries, warnings)
 
 
-def _parse_line(line: bytes, prev_seq: int) -> tuple[JournalRecord | None, str]:
+def _parse_line(line: bytes, prev_seq: int) -> tuple[JournalEntry | None, str]:
     try:
-        d = json.loads(line.decode("utf-8"))
+        d = json.loads(line)
         seq, ts, type_, data, crc = d["seq"], d["ts"], d["type"], d["data"], d["crc"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         return None, f"not a journal record: {type(exc).__name__}"
-    if crc != _crc(seq, ts, type_, data):
+    if not (isinstance(seq, int) and isinstance(type_, str) and isinstance(data, dict)):
+        return None, "not a journal record: wrong field types"
+    cut = line.rfind(_CRC_SEP)
+    if not (cut > 0 and crc == zlib.crc32(line[:cut] + b"}")) and crc != _legacy_crc(seq, ts, type_, data):
         return None, "checksum mismatch"
-    if seq != prev_seq + 1:
+    if seq <= prev_seq:
         return None, f"seq {seq} does not follow {prev_seq}"
-    return JournalRecord(seq, ts, type_, data), ""
+    return JournalEntry(seq, float(ts), type_, data), ""
 
 
 def move_aside(path: Path, why: str) -> Path:
@@ -216,42 +329,62 @@ def move_aside(path: Path, why: str) -> Path:
     return target
 
 
-# --- replay: the journal record types that change a track ---
-
-def apply_record(track: Track, rec: JournalRecord) -> None:
-    """Apply one state-changing journal record to `track` (others are ignored)."""
-    d = rec.data
-    if rec.type == "track_created":
-        fresh = Track.model_validate(d["track"])
-        for name in Track.model_fields:
-            setattr(track, name, getattr(fresh, name))
-    elif rec.type == "tickets_set":
-        track.tickets = [Ticket.model_validate(t) for t in d["tickets"]]
-    elif rec.type == "ticket_update":
-        t = track.ticket(d["ticket_id"])
-        for k, v in d["fields"].items():
-            setattr(t, k, TicketStatus(v) if k == "status" else v)
-    elif rec.type == "track_update":
-        for k, v in d["fields"].items():
-            setattr(track, k, TrackStatus(v) if k == "status" else v)
-    track.journal_seq = max(track.journal_seq, rec.seq)
-
-
 @dataclass
 class LoadedTrack:
     track: Track
     journal: Journal
     warnings: list[str]
     interrupted: list[str]
-    """Tickets that were mid-flight when the app stopped; put back to ready."""
+    """Tickets that were in flight when the app stopped; they continue their attempt on resume."""
+
+
+def _read_snapshot(snap: Path, warnings: list[str], *, repair: bool) -> Track | None:
+    """The snapshot, or None (with a warning) when it is missing or unreadable; a bad one is moved aside."""
+    if snap.is_file():
+        try:
+            return Track.model_validate(tomllib.loads(snap.read_text("utf-8")))
+        except (tomllib.TOMLDecodeError, ValueError, UnicodeDecodeError, OSError) as exc:
+            where = f"moved to {move_aside(snap, 'corrupt').name}" if repair else "it is set aside when opened"
+            warnings.append(f"{snap}: corrupt snapshot ({type(exc).__name__}); {where}; state rebuilt from the "
+                            "journal")
+    elif snap.exists():
+        where = f"moved to {move_aside(snap, 'not-a-file').name}" if repair else "it is set aside when opened"
+        warnings.append(f"{snap}: is not a file; {where}; state rebuilt from the journal")
+    return None
+
+
+def replay(track: Track, entries: list[JournalEntry], path: Path) -> list[str]:
+    """Apply journal entries to `track` with the one `apply`; an entry that cannot apply is named, not fatal."""
+    warnings: list[str] = []
+    for e in entries:
+        try:
+            apply(track, e.record)
+        except RecordError as exc:
+            warnings.append(f"{path}: seq {e.seq} skipped: {exc}")
+        track.journal_seq = max(track.journal_seq, e.seq)
+    return warnings
+
+
+def mark_interrupted(track: Track) -> list[str]:
+    """In-flight tickets of a track read back after a stop: shown as interrupted until the track resumes.
+    Returns their ids."""
+    ids = []
+    for t in track.tickets:
+        if t.status in ACTIVE_STATUSES:
+            t.status = TicketStatus.INTERRUPTED
+            ids.append(t.id)
+        elif t.status == TicketStatus.INTERRUPTED:
+            ids.append(t.id)
+    if track.status == TrackStatus.RUNNING:
+        track.status = TrackStatus.INTERRUPTED
+    return ids
 
 
 class TrackStore:
     """Reads and writes the tracks folder. One Journal object per track, shared by every writer."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root)  # created by the first write, never by reading or listing
         self._journals: dict[str, Journal] = {}
         self._lock = threading.Lock()
         self._out_locks: dict[Path, threading.Lock] = {}
@@ -302,8 +435,8 @@ class TrackStore:
             raise StoreError(f"track {track.id!r} already exists in {self.root}")
         folder.mkdir(parents=True, exist_ok=True)
         journal = self.journal(track.id)
-        rec = journal.append("track_created", {"track": track.model_dump(mode="json")})
-        track.journal_seq = rec.seq
+        entry = journal.append(TrackCreated(track=track))
+        track.journal_seq = entry.seq
         self.save_snapshot(track)
         self.write_spec(track)
         return journal
@@ -328,37 +461,46 @@ class TrackStore:
         atomic_write_text(self.track_dir(track.id) / "spec.md", "\n".join(lines) + "\n")
 
     def load_track(self, track_id: str) -> LoadedTrack:
-        """Snapshot + journal replay; interrupted tickets go back to ready."""
+        """Snapshot + journal replay. Tickets that were in flight are marked interrupted (not changed on disk:
+        the engine journals their way back to ready when the track resumes)."""
         folder = self.track_dir(track_id)
         if not folder.is_dir():
             raise StoreError(f"no track {track_id!r} in {self.root}")
-        warnings: list[str] = []
         journal = self.journal(track_id)
-        warnings += journal.warnings
-        snap = folder / "track.toml"
-        track: Track | None = None
-        if snap.exists():
-            try:
-                track = Track.model_validate(tomllib.loads(snap.read_text("utf-8")))
-            except (tomllib.TOMLDecodeError, ValueError, UnicodeDecodeError) as exc:
-                aside = move_aside(snap, "corrupt")
-                warnings.append(f"{snap}: corrupt snapshot ({type(exc).__name__}); moved to {aside.name}, "
-                                "state rebuilt from the journal")
+        warnings = list(journal.warnings)
+        track = _read_snapshot(folder / "track.toml", warnings, repair=True)
+        track = self._replay_onto(track, track_id, journal.entries(), journal.last_seq, warnings, journal.path)
+        if track.journal_seq > journal.last_seq:
+            journal.advance_to(track.journal_seq)
+        interrupted = mark_interrupted(track)
+        return LoadedTrack(track, journal, warnings, interrupted)
+
+    def peek_track(self, track_id: str) -> tuple[Track, list[str]]:
+        """A track's state as on disk, changing nothing (listing): no repair, no journal kept open."""
+        folder = self.track_dir(track_id)
+        read = read_journal(folder / "events.jsonl", repair=False)
+        warnings = list(read.warnings)
+        track = _read_snapshot(folder / "track.toml", warnings, repair=False)
+        last = read.entries[-1].seq if read.entries else 0
+        track = self._replay_onto(track, track_id, read.entries, last, warnings, folder / "events.jsonl")
+        mark_interrupted(track)
+        return track, warnings
+
+    @staticmethod
+    def _replay_onto(track: Track | None, track_id: str, entries: list[JournalEntry], last_seq: int,
+                     warnings: list[str], path: Path) -> Track:
+        snap = path.parent / "track.toml"
+        if track is not None and track.journal_seq > last_seq:
+            # The journal lost lines the snapshot includes (damage, or a disk that dropped them). The snapshot
+            # was written from state those lines produced: keep it, never downgrade its finished work, and make
+            # new lines follow it so the next load replays them.
+            warnings.append(f"{snap}: the journal ends at seq {last_seq} but the snapshot includes up to "
+                            f"{track.journal_seq}; kept the snapshot's state")
         if track is None:
             track = Track(id=track_id, title=track_id, goal="")
-        if track.journal_seq > journal.last_seq:
-            warnings.append(f"{snap}: snapshot is ahead of the journal (seq {track.journal_seq} > "
-                            f"{journal.last_seq}); using the journal")
-            track = Track(id=track_id, title=track_id, goal="")
-        for rec in journal.records(after_seq=track.journal_seq):
-            apply_record(track, rec)
-        interrupted = [t.id for t in track.tickets if t.status in ACTIVE_STATUSES or t.status == TicketStatus.CANCELLED]
-        for t in track.tickets:
-            if t.id in interrupted:
-                t.status = TicketStatus.READY
-        if track.status in (TrackStatus.RUNNING, TrackStatus.CANCELLED):
-            track.status = TrackStatus.PAUSED
-        return LoadedTrack(track, journal, warnings, interrupted)
+        after = track.journal_seq
+        warnings += replay(track, [e for e in entries if e.seq > after], path)
+        return track
 
     def list_tracks(self) -> list[Track]:
         """Every track on disk (snapshot plus journal), newest first. Unreadable ones are skipped with
@@ -370,8 +512,8 @@ class TrackStore:
             if not (folder / "track.toml").exists() and not (folder / "events.jsonl").exists():
                 continue
             try:
-                out.append(self.load_track(folder.name).track)
-            except (StoreError, ValueError, KeyError) as exc:
+                out.append(self.peek_track(folder.name)[0])
+            except (StoreError, ValueError, KeyError, OSError) as exc:
                 out.append(Track(id=folder.name, title=folder.name, goal=f"unreadable: {exc}",
                                  status=TrackStatus.STALLED))
         return out

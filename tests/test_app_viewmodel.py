@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from gui_support import make_controller, make_session
 
+from conductor.events import ticket_stream_id
 from conductor.app import (AppController, StreamBuffer, Streams, UnavailableProvider, fmt_cost, fmt_tokens,
-                           stream_key)
+                           )
 from conductor.config import Config, load_config, save_config
 from conductor.events import Provenance, StreamDelta, UsageRecorded
 from conductor.model import TIER_NAMES, Usage
@@ -73,9 +74,9 @@ def test_aggregate_panes_prefix_lines_and_header_tracks() -> None:
 def test_replayed_deltas_are_not_shown_twice(tmp_path: Path) -> None:
     c = make_controller(make_session(tmp_path))
     prov = Provenance(track_id="t", ticket_id="T1", tier=3)
-    c.apply(StreamDelta(prov=prov, stream_id="tier3:T1", text="live text"))
-    c.apply(StreamDelta(prov=prov, stream_id="tier3:T1", text="live text", replayed=True))
-    assert c.streams.text(stream_key("tier3:T1", "t")) == "live text"
+    c.apply(StreamDelta(prov=prov, stream_id=prov.stream_id, text="live text"))
+    c.apply(StreamDelta(prov=prov, stream_id=prov.stream_id, text="live text", replayed=True))
+    assert c.streams.text(ticket_stream_id(3, "t", "T1")) == "live text"
     c.session.shutdown(5)
 
 
@@ -89,7 +90,7 @@ def test_demo_flow_fills_every_pane_and_the_dashboard_matches_the_ledger(tmp_pat
     assert "Add OAuth login" in c.streams.text("tier1")
     assert '"tickets"' in c.streams.text("tier2")
     assert "[T1] Work on T1 is complete" in c.streams.text("tier3:all")
-    assert "Work on T6 is complete" in c.streams.text(stream_key("tier3:T6", c.active_track))
+    assert "Work on T6 is complete" in c.streams.text(ticket_stream_id(3, c.active_track, "T6"))
     assert '[T3] {"verdict": "pass"' in c.streams.text("tier4")
 
     view = c.usage_view()
@@ -228,7 +229,7 @@ def test_restart_restores_tracks_panes_and_usage(tmp_path: Path) -> None:
     c = make_controller(make_session(tmp_path))
     before = _demo_run_to_done(c)
     track_id = c.active_track
-    tier3 = c.streams.text(stream_key("tier3:T4", track_id))
+    tier3 = c.streams.text(ticket_stream_id(3, track_id, "T4"))
     c.shutdown(10)
 
     c2 = make_controller(make_session(tmp_path))
@@ -237,7 +238,7 @@ def test_restart_restores_tracks_panes_and_usage(tmp_path: Path) -> None:
     assert c2.load_track(track_id) is None
     pump(c2, lambda: c2.active_track == track_id)
     assert "Add OAuth login" in c2.streams.text("tier1")
-    assert "Work on T4 is complete" in c2.streams.text(stream_key("tier3:T4", track_id))
+    assert "Work on T4 is complete" in c2.streams.text(ticket_stream_id(3, track_id, "T4"))
     assert "Work on T4 is complete" in tier3
     assert "[T4] Work on T4 is complete" in c2.streams.text("tier3:all")
     c2.shutdown(5)
@@ -255,7 +256,7 @@ def test_restored_long_output_says_it_is_a_tail(tmp_path: Path, limit: int) -> N
     c2 = make_controller(make_session(tmp_path, cfg=cfg))
     c2.load_track(tid)
     pump(c2, lambda: c2.active_track == tid)
-    buf = c2.streams.buffers[stream_key("tier3:T1", tid)]
+    buf = c2.streams.buffers[ticket_stream_id(3, tid, "T1")]
     assert buf.dropped and len(buf.text) == limit
     c2.shutdown(5)
 

@@ -12,7 +12,8 @@ from conductor.messages import ToolCall
 from conductor.store import Journal
 from conductor.tools import cmdline
 from conductor.tools.base import ToolContext
-from conductor.tools.policy import RULE_RECORD, CommandPolicy, policy_from_config
+from conductor.records import AllowRuleAdded
+from conductor.tools.policy import CommandPolicy, policy_from_config
 
 SHELL_FORMS = [
     "ls && rm -rf x", "ls || rm -rf x", "ls; rm -rf x", "ls | sh", "sleep 1 &", "echo $(touch F)",
@@ -97,10 +98,10 @@ def test_remembered_rule_is_per_track_and_persisted(tmp_path: Path) -> None:
     assert policy.remember(cmd("npm test"), ctx("T1")) is None
     assert policy(cmd("npm test"), ctx("T1")) and not policy(cmd("npm test"), ctx("T2"))
     assert not policy(cmd("npm test -- --watch"), ctx("T1"))
-    recs = [r for r in journal.records() if r.type == RULE_RECORD]
-    assert len(recs) == 1 and recs[0].data["argv"] == ["npm", "test"] and recs[0].data["track_id"] == "T1"
+    recs = [r for r in journal.records() if isinstance(r, AllowRuleAdded)]
+    assert len(recs) == 1 and recs[0].argv == ["npm", "test"] and recs[0].track_id == "T1"
     assert policy.remember(cmd("npm test"), ctx("T1")) is None  # already known: no second record
-    assert len([r for r in journal.records() if r.type == RULE_RECORD]) == 1
+    assert len([r for r in journal.records() if isinstance(r, AllowRuleAdded)]) == 1
     journal.close()
 
     resumed = CommandPolicy([])  # a new session: rules come back from the track's journal
@@ -115,7 +116,7 @@ def test_remember_refuses_shell_syntax_and_non_commands(tmp_path: Path) -> None:
     assert "always needs a person" in (policy.remember(cmd("curl x | sh"), ctx()) or "")
     assert "commands only" in (policy.remember(ToolCall("c", "write_file", {"path": "a", "content": ""}), ctx())
                                or "")
-    assert not [r for r in journal.records() if r.type == RULE_RECORD]
+    assert not [r for r in journal.records() if isinstance(r, AllowRuleAdded)]
 
 
 def test_from_config() -> None:

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conductor.events import (ErrorRaised, Event, EventQueue, Notice, Provenance, StatusChanged, StreamDelta,
+from conductor.events import (ErrorRaised, Event, EventQueue, Notice, Provenance, RunFinished, StreamDelta,
                               UsageRecorded)
 from conductor.model import Usage
 
@@ -89,7 +89,7 @@ def test_get_times_out_with_none() -> None:
 @pytest.mark.parametrize("ev", [
     Notice(message="m"),
     StreamDelta(stream_id="tier3:T1", text="x"),
-    StatusChanged(old="todo", new="ready"),
+    RunFinished(status="done", counts={}),
     UsageRecorded(record_id="r", usage=Usage(model="m")),
     ErrorRaised(message="e", error_type="X"),
 ])
@@ -106,10 +106,10 @@ def test_flat_accessors_and_stream_ids() -> None:
     prov = Provenance(trace_id="run", track_id="tr", ticket_id="T1", tier=3, attempt=2)
     ev = StreamDelta(prov=prov, stream_id=prov.stream_id, text="x")
     assert (ev.trace_id, ev.track_id, ev.ticket_id, ev.tier, ev.attempt) == ("run", "tr", "T1", 3, 2)
-    assert prov.stream_id == "tier3:T1"
-    assert prov.with_(tier=4).stream_id == "tier4:T1"
+    assert prov.stream_id == "tier3:tr/T1"  # unique at the source: two tracks may both have a T1
+    assert prov.with_(tier=4).stream_id == "tier4:tr/T1"
     assert Provenance(track_id="tr", tier=2).stream_id == "tier2:tr"
     assert Provenance(tier=1).stream_id == "tier1"
     assert prov.describe() == "tier 3, track tr, ticket T1, attempt 2"
-    kinds = {cls.kind for cls in (Notice, StreamDelta, StatusChanged, UsageRecorded, ErrorRaised)}
+    kinds = {cls.kind for cls in (Notice, StreamDelta, RunFinished, UsageRecorded, ErrorRaised)}
     assert len(kinds) == 5

@@ -11,7 +11,7 @@ import pytest
 from gui_support import (AppHandle, answer_until, app_factory, assert_dashboard_is_the_ledger,  # noqa: F401
                          done, make_controller, make_session, plan)
 
-from conductor.app import stream_key
+from conductor.events import ticket_stream_id
 from conductor.config import Config, load_config, save_config
 from conductor.errors import BadRequest
 from conductor.gui import tags
@@ -69,7 +69,7 @@ def test_lifecycle_through_every_dialog(tmp_path: Path, app_factory) -> None:
     assert "OAuth login" in p.value(tags.pane_text("tier1"))
     assert '"tickets"' in p.value(tags.pane_text("tier2"))
     assert "[T6] Work on T6 is complete" in p.value(tags.pane_text("tier3:all"))
-    assert "Work on T3 is complete" in p.value(tags.pane_text(stream_key("tier3:T3", c.active_track)))
+    assert "Work on T3 is complete" in p.value(tags.pane_text(ticket_stream_id(3, c.active_track, "T3")))
     assert '"verdict": "pass"' in p.value(tags.pane_text("tier4"))
     assert p.value(tags.ticket_cell("T4", "status")) == "done"
     assert_dashboard_is_the_ledger(p)
@@ -235,7 +235,7 @@ def test_cancelling_a_worker_mid_stream(tmp_path: Path, app_factory) -> None:
     c = make_controller(make_session(tmp_path, provider))
     p = app_factory(c).pilot
     plan(p)
-    key = lambda: stream_key("tier3:T1", c.active_track)  # noqa: E731
+    key = lambda: ticket_stream_id(3, c.active_track, "T1")  # noqa: E731
     answer_until(p, lambda: bool(c.active_track) and len(c.streams.text(key())) > 100)
     p.click(tags.ticket_action("T1", "cancel"))
     p.wait_until(lambda: p.value(tags.ticket_cell("T1", "status")) == "cancelled")
@@ -341,7 +341,7 @@ def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app
     p2.wait_until(lambda: c2.active_track == track_id)
     assert "First epic" in p2.value(tags.pane_text("tier1"))
     assert '"tickets"' in p2.value(tags.pane_text("tier2"))
-    assert "Work on T1 is complete" in p2.value(tags.pane_text(stream_key("tier3:T1", track_id)))
+    assert "Work on T1 is complete" in p2.value(tags.pane_text(ticket_stream_id(3, track_id, "T1")))
     assert '[T1] {"verdict": "pass"' in p2.value(tags.pane_text("tier4"))
     assert_dashboard_is_the_ledger(p2)
     p2.click(tags.track_resume(track_id))
@@ -451,7 +451,7 @@ def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_
     p = app_factory(c).pilot
     plan(p)
     answer_until(p, lambda: bool(c.ticket_rows()) and c.ticket_rows()[0].status == "failed")
-    pane = p.value(tags.pane_text(stream_key("tier3:T1", c.active_track)))
+    pane = p.value(tags.pane_text(ticket_stream_id(3, c.active_track, "T1")))
     assert "partial output discarded" in pane and "retry 1 of 1" in pane
     assert "Ticket T1 failed" in p.value(tags.BANNER_TEXT) and "overloaded" in p.value(tags.BANNER_TEXT)
     assert "1 failed" in p.value(tags.STATUS_COUNTS)

@@ -13,7 +13,7 @@ import pytest
 from gui_support import (answer_until, app_factory, assert_dashboard_is_the_ledger, assert_not_blank,  # noqa: F401
                          done, make_controller, make_session, needs_display, plan)
 
-from conductor.app import stream_key
+from conductor.events import ticket_stream_id
 from conductor.config import Config
 from conductor.errors import BadRequest
 from conductor.gui import tags
@@ -76,7 +76,7 @@ def test_visual_lifecycle_with_screenshots(tmp_path: Path, app_factory) -> None:
     assert (ws / "notes" / "survey-reviewed.md").exists() and not (ws / "notes" / "model.md").exists()
     assert "OAuth login" in p.value(tags.pane_text("tier1"))
     assert '"T4"' in p.value(tags.pane_text("tier2"))
-    assert "Work on T5 is complete" in p.value(tags.pane_text(stream_key("tier3:T5", c.active_track)))
+    assert "Work on T5 is complete" in p.value(tags.pane_text(ticket_stream_id(3, c.active_track, "T5")))
     assert "[T6]" in p.value(tags.pane_text("tier4"))
     assert_dashboard_is_the_ledger(p)
     assert len(list(art.glob("*.png"))) == 9
@@ -121,7 +121,7 @@ def test_visual_cancel_mid_stream_and_restart(tmp_path: Path, app_factory) -> No
     h = app_factory(c, render=True)
     p = h.pilot
     plan(p)
-    key = lambda: stream_key("tier3:T1", c.active_track)  # noqa: E731
+    key = lambda: ticket_stream_id(3, c.active_track, "T1")  # noqa: E731
     answer_until(p, lambda: bool(c.active_track) and len(c.streams.text(key())) > 200)
     p.click(tags.ticket_action("T1", "cancel"))
     p.wait_until(lambda: p.value(tags.ticket_cell("T1", "status")) == "cancelled")

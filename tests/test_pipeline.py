@@ -10,7 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from conductor.config import Config
-from conductor.events import StatusChanged, StreamDelta, UsageRecorded
+from conductor.events import RecordApplied, StreamDelta, UsageRecorded
+from conductor.records import TicketUpdated
 from conductor.model import TicketStatus, TrackStatus
 from conductor.providers.scripted import ScriptedProvider
 from conductor.session import Session
@@ -47,8 +48,10 @@ def test_epic_to_done_with_diamond_and_chain(workspace: Path, tmp_path: Path, th
         # No ticket started before all of its dependencies finished (event order = seq order).
         seqs = [e.seq for e in events]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-        started = {e.ticket_id: e.seq for e in events if isinstance(e, StatusChanged) and e.new == "running"}
-        finished = {e.ticket_id: e.seq for e in events if isinstance(e, StatusChanged) and e.new == "done"}
+        def status_seqs(status: str) -> dict[str, int]:
+            return {e.record.ticket_id: e.seq for e in events if isinstance(e, RecordApplied)
+                    and isinstance(e.record, TicketUpdated) and e.record.fields.status == status}
+        started, finished = status_seqs("running"), status_seqs("done")
         for tid, ds in deps.items():
             for d in ds:
                 assert finished[d] < started[tid], f"{tid} started before its dependency {d} finished"
@@ -60,8 +63,8 @@ def test_epic_to_done_with_diamond_and_chain(workspace: Path, tmp_path: Path, th
                 streamed[e.stream_id] += e.text
         for t in track.tickets:
             sent = "".join(c.text for c in provider.sent if c.tier == 3 and c.ticket_id == t.id)
-            assert sent and streamed[f"tier3:{t.id}"] == sent
-            assert streamed[f"tier4:{t.id}"] == "".join(c.text for c in provider.sent
+            assert sent and streamed[f"tier3:{track_id}/{t.id}"] == sent
+            assert streamed[f"tier4:{track_id}/{t.id}"] == "".join(c.text for c in provider.sent
                                                        if c.tier == 4 and c.ticket_id == t.id)
         assert streamed["tier1"] and streamed[f"tier2:{track_id}"]
 

@@ -25,7 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conductor.model import Ticket, TicketStatus, Track, TrackStatus
+from conductor.records import ModelTurn, ticket_update, track_update
 from conductor.store import Journal, TrackStore, read_journal
+
+
+def note(key: str, **message: object) -> ModelTurn:
+    """A record with free-form content, for tests of the journal itself."""
+    return ModelTurn(key=key, message=message)  # type: ignore[arg-type]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +52,7 @@ def assert_clean(path: Path) -> list[int]:
 def journal_with(path: Path, n: int) -> list[bytes]:
     j = Journal(path)
     for i in range(n):
-        j.append("note", {"i": i, "text": f"line {i} · ünïcode"})
+        j.append(note(f"n{i}", i=i, text=f"line {i} · ünïcode"))
     j.close()
     return lines_of(path)
 
@@ -56,20 +62,21 @@ def journal_with(path: Path, n: int) -> list[bytes]:
 def test_append_and_read_round_trip(tmp_path: Path) -> None:
     p = tmp_path / "events.jsonl"
     j = Journal(p)
-    a = j.append("usage", {"key": "k1", "n": 1, "nested": {"list": [1, 2.5, None, "é"]}})
-    b = j.append("model_turn", {"key": "k2", "text": "multi\nline"})
-    c = j.append("usage", {"key": "k1", "n": 2})
+    a = j.append(note("k1", n=1, nested={"list": [1, 2.5, None, "é"]}))
+    b = j.append(note("k2", text="multi\nline"))
+    c = j.append(note("k1", n=2))
     assert (a.seq, b.seq, c.seq) == (1, 2, 3)
     j.close()
 
     again = Journal(p)
     assert again.warnings == []
-    assert [(r.seq, r.type, r.data) for r in again.records()] == [(r.seq, r.type, r.data) for r in (a, b, c)]
+    assert [(e.seq, e.record) for e in again.entries()] == [(e.seq, e.record) for e in (a, b, c)]
     assert again.last_seq == 3
-    assert [r.seq for r in again.records(after_seq=1)] == [2, 3]
-    assert again.find("usage", "k1").data["n"] == 2  # the idempotency lookup returns the last one
-    assert again.find("usage", "nope") is None
-    assert again.append("x", {}).seq == 4
+    assert [e.seq for e in again.entries(after_seq=1)] == [2, 3]
+    found = again.find(ModelTurn, "k1")
+    assert found is not None and found.message["n"] == 2  # the idempotency lookup returns the last one
+    assert again.find(ModelTurn, "nope") is None
+    assert again.append(note("x")).seq == 4
     again.close()
     for line in lines_of(p):
         d = json.loads(line)
@@ -79,10 +86,10 @@ def test_append_and_read_round_trip(tmp_path: Path) -> None:
 
 def test_a_missing_journal_reads_empty_and_is_created_on_first_append(tmp_path: Path) -> None:
     p = tmp_path / "deep" / "events.jsonl"
-    assert read_journal(p).records == []
+    assert read_journal(p).entries == []
     j = Journal(p)
     assert j.last_seq == 0 and not p.exists()
-    j.append("first", {})
+    j.append(note("first"))
     j.close()
     assert assert_clean(p) == [1]
 
@@ -94,17 +101,18 @@ def test_torn_last_line_is_dropped_with_a_warning_and_the_file_truncated(tmp_pat
     p.write_bytes(good + lines[2][: len(lines[2]) // 2])  # a crash mid-write of line 3
 
     j = Journal(p)
-    assert [r.seq for r in j.records()] == [1, 2]
+    assert [e.seq for e in j.entries()] == [1, 2]
     assert len(j.warnings) == 1 and "torn" in j.warnings[0] and "seq 2" in j.warnings[0]
     assert p.read_bytes() == good  # truncated to the good prefix
-    j.append("after", {"ok": True})
+    j.append(note("after", ok=True))
     j.close()
     assert assert_clean(p) == [1, 2, 3]
-    assert json.loads(lines_of(p)[2])["type"] == "after"
+    assert json.loads(lines_of(p)[2])["data"]["key"] == "after"
     assert read_journal(p).warnings == []
 
 
-def test_crc_mismatch_in_the_middle_moves_the_original_aside_and_keeps_the_good_prefix(tmp_path: Path) -> None:
+def test_crc_mismatch_in_the_middle_moves_the_original_aside_and_keeps_every_line_that_verifies(
+        tmp_path: Path) -> None:
     p = tmp_path / "events.jsonl"
     lines = journal_with(p, 5)
     bad = lines[2].replace(b'"i":2', b'"i":7')  # still valid JSON, wrong checksum
@@ -113,24 +121,27 @@ def test_crc_mismatch_in_the_middle_moves_the_original_aside_and_keeps_the_good_
     p.write_bytes(original)
 
     j = Journal(p)
-    assert [r.seq for r in j.records()] == [1, 2]
+    assert [e.seq for e in j.entries()] == [1, 2, 4, 5]  # the records after the damage are kept too
     (aside,) = tmp_path.glob("events.jsonl.corrupt-*")
     assert aside.read_bytes() == original  # the evidence, byte for byte
-    assert p.read_bytes() == lines[0] + b"\n" + lines[1] + b"\n"
+    assert p.read_bytes() == b"".join(line + b"\n" for line in [*lines[:2], *lines[3:]])
     (w,) = j.warnings
-    assert "line 3" in w and "checksum" in w and aside.name in w and "2 good lines" in w
-    j.append("after", {})
+    assert "line 3" in w and "checksum" in w and aside.name in w and "4 lines that verify" in w
+    j.append(note("after"))
     j.close()
-    assert assert_clean(p) == [1, 2, 3]
+    assert [json.loads(x)["seq"] for x in lines_of(p)] == [1, 2, 4, 5, 6]
 
 
-def test_a_seq_gap_in_the_middle_is_corruption_too(tmp_path: Path) -> None:
+def test_a_seq_that_goes_back_is_damage_and_a_gap_is_not(tmp_path: Path) -> None:
     p = tmp_path / "events.jsonl"
     lines = journal_with(p, 4)
-    p.write_bytes(b"".join(line + b"\n" for line in [lines[0], lines[2], lines[3]]))  # line with seq 2 lost
+    p.write_bytes(b"".join(line + b"\n" for line in [lines[0], lines[2], lines[3]]))  # a line set aside earlier
     read = read_journal(p)
-    assert [r.seq for r in read.records] == [1]
-    assert "seq 3 does not follow 1" in read.warnings[0]
+    assert [e.seq for e in read.entries] == [1, 3, 4] and read.warnings == []
+    p.write_bytes(b"".join(line + b"\n" for line in [lines[0], lines[2], lines[1], lines[3]]))  # replayed line
+    read = read_journal(p)
+    assert [e.seq for e in read.entries] == [1, 3, 4]
+    assert "seq 2 does not follow 3" in read.warnings[0]
     assert len(list(tmp_path.glob("events.jsonl.corrupt-*"))) == 1
 
 
@@ -158,9 +169,9 @@ def test_truncation_at_any_byte_recovers_a_clean_prefix(n: int, data: st.DataObj
         p.write_bytes(raw[:cut])
         whole = raw[:cut].count(b"\n")
         j = Journal(p)
-        assert [r.seq for r in j.records()] == list(range(1, whole + 1))
+        assert [e.seq for e in j.entries()] == list(range(1, whole + 1))
         assert bool(j.warnings) == (cut > 0 and raw[cut - 1] != 0x0A)
-        j.append("after", {"cut": cut})
+        j.append(note("after", cut=cut))
         j.close()
         assert assert_clean(p) == list(range(1, whole + 2))
         assert lines_of(p)[:whole] == lines[:whole]
@@ -171,10 +182,10 @@ def test_a_last_line_without_its_newline_does_not_swallow_the_next_append(tmp_pa
     journal_with(p, 3)
     p.write_bytes(p.read_bytes()[:-1])  # the crash hit between the line and its "\n"
     j = Journal(p)
-    rec = j.append("acknowledged", {"must": "survive"})
+    rec = j.append(note("acknowledged", must="survive"))
     j.close()
     read = read_journal(p)
-    assert read.records and read.records[-1].seq == rec.seq and read.records[-1].type == "acknowledged"
+    assert read.entries and read.entries[-1].seq == rec.seq and read.entries[-1].data["key"] == "acknowledged"
 
 
 def test_an_append_that_failed_does_not_cost_the_next_acknowledged_one(tmp_path: Path,
@@ -183,7 +194,7 @@ def test_an_append_that_failed_does_not_cost_the_next_acknowledged_one(tmp_path:
 
     p = tmp_path / "events.jsonl"
     j = Journal(p)
-    j.append("first", {})
+    j.append(note("first"))
     real_fsync = os.fsync
 
     def eio(fd: int) -> None:
@@ -191,13 +202,13 @@ def test_an_append_that_failed_does_not_cost_the_next_acknowledged_one(tmp_path:
 
     monkeypatch.setattr(store_mod.os, "fsync", eio)
     with pytest.raises(OSError):
-        j.append("failed", {"must": "not count"})
+        j.append(note("failed", must="not count"))
     monkeypatch.setattr(store_mod.os, "fsync", real_fsync)
-    rec = j.append("acknowledged", {"must": "survive"})
+    rec = j.append(note("acknowledged", must="survive"))
     j.close()
     read = read_journal(p)
-    assert [r.seq for r in read.records] == list(range(1, len(read.records) + 1))
-    assert read.records[-1].seq == rec.seq and read.records[-1].type == "acknowledged"
+    assert [e.seq for e in read.entries] == list(range(1, len(read.entries) + 1))
+    assert read.entries[-1].seq == rec.seq and read.entries[-1].data["key"] == "acknowledged"
 
 
 # ---------------------------------------------------------------- tracks: snapshot + replay
@@ -211,7 +222,7 @@ def make_track(tid: str = "20260101-demo") -> Track:
 
 
 def update(journal: Journal, tid: str, **fields: object) -> int:
-    return journal.append("ticket_update", {"ticket_id": tid, "fields": fields}).seq
+    return journal.append(ticket_update(tid, **fields)).seq
 
 
 def test_create_then_load_in_a_new_store(tmp_path: Path) -> None:
@@ -258,26 +269,40 @@ def test_load_replays_only_records_after_the_snapshot_seq(tmp_path: Path) -> Non
     assert loaded.track.journal_seq == 4
 
 
-def test_a_snapshot_ahead_of_the_journal_is_not_trusted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal_bytes", [b"", b"garbage\n\x00\xff{{{\n", None])
+def test_a_snapshot_ahead_of_a_lost_journal_keeps_its_finished_work(tmp_path: Path,
+                                                                     journal_bytes: bytes | None) -> None:
+    """Issue 9 class 6: an empty, garbage or missing journal beside an intact snapshot never downgrades done
+    work, and lines written after it follow the snapshot (so the next load replays them)."""
     store = TrackStore(tmp_path)
     track = make_track()
     journal = store.create_track(track)
-    update(journal, "T1", status="done")
-    track.journal_seq = 99
-    track.title = "from a snapshot the journal never saw"
+    for tid in ("T1", "T2"):
+        update(journal, tid, status="done")
+    track.ticket("T1").status = track.ticket("T2").status = TicketStatus.DONE
+    track.journal_seq = journal.last_seq
     store.save_snapshot(track)
     store.close()
+    events = tmp_path / track.id / "events.jsonl"
+    if journal_bytes is None:
+        events.unlink()
+    else:
+        events.write_bytes(journal_bytes)
     loaded = TrackStore(tmp_path).load_track(track.id)
-    assert any("ahead of the journal" in w for w in loaded.warnings)
-    assert loaded.track.title == "Demo" and loaded.track.ticket("T1").status == TicketStatus.DONE
+    assert any("snapshot includes up to" in w for w in loaded.warnings), loaded.warnings
+    assert [t.status for t in loaded.track.tickets] == [TicketStatus.DONE, TicketStatus.DONE, TicketStatus.TODO]
+    assert loaded.journal.append(ticket_update("T3", title="after the loss")).seq > track.journal_seq
+    loaded.journal.close()
+    again = TrackStore(tmp_path).load_track(track.id)
+    assert again.track.ticket("T3").title == "after the loss" and again.track.ticket("T1").status == "done"
 
 
-@pytest.mark.parametrize("status", ["running", "review", "awaiting_approval", "cancelled"])
-def test_an_interrupted_ticket_comes_back_ready(tmp_path: Path, status: str) -> None:
+@pytest.mark.parametrize("status", ["running", "review", "awaiting_approval"])
+def test_an_interrupted_ticket_comes_back_interrupted(tmp_path: Path, status: str) -> None:
     store = TrackStore(tmp_path)
     track = make_track()
     journal = store.create_track(track)
-    journal.append("track_update", {"fields": {"status": "running"}})
+    journal.append(track_update(status="running"))
     update(journal, "T1", status="done")
     update(journal, "T2", status=status, attempts=1)
     update(journal, "T3", status="failed", failed_reason="bad")
@@ -285,11 +310,11 @@ def test_an_interrupted_ticket_comes_back_ready(tmp_path: Path, status: str) -> 
 
     loaded = TrackStore(tmp_path).load_track(track.id)
     assert loaded.interrupted == ["T2"]
-    assert loaded.track.ticket("T2").status == TicketStatus.READY
+    assert loaded.track.ticket("T2").status == TicketStatus.INTERRUPTED  # a visible state: resume continues it
     assert loaded.track.ticket("T2").attempts == 1
     assert loaded.track.ticket("T1").status == TicketStatus.DONE      # terminal states stay
     assert loaded.track.ticket("T3").status == TicketStatus.FAILED
-    assert loaded.track.status == TrackStatus.PAUSED                 # a running track comes back paused
+    assert loaded.track.status == TrackStatus.INTERRUPTED
 
 
 def test_every_interrupted_kind_at_once(tmp_path: Path) -> None:
@@ -303,8 +328,9 @@ def test_every_interrupted_kind_at_once(tmp_path: Path) -> None:
         update(journal, tid, status=st_)
     store.close()
     loaded = TrackStore(tmp_path).load_track(track.id)
-    assert sorted(loaded.interrupted) == ["T1", "T2", "T3", "T4"]
-    assert [t.status for t in loaded.track.tickets] == [TicketStatus.READY] * 4 + [TicketStatus.TODO]
+    assert sorted(loaded.interrupted) == ["T1", "T2", "T3"]
+    assert [t.status for t in loaded.track.tickets] == [TicketStatus.INTERRUPTED] * 3 + [TicketStatus.CANCELLED,
+                                                                                          TicketStatus.TODO]
 
 
 @pytest.mark.parametrize("bad", [
@@ -366,7 +392,7 @@ def test_list_tracks_lists_them_newest_first_and_skips_private_folders(tmp_path:
     store.close()
     listed = TrackStore(tmp_path).list_tracks()
     assert [t.id for t in listed] == ["20260301-newer", "20260101-older"]
-    assert listed[1].ticket("T1").status == TicketStatus.READY  # loaded properly (interrupted → ready)
+    assert listed[1].ticket("T1").status == TicketStatus.INTERRUPTED  # loaded properly
 
 
 def test_list_tracks_shows_an_unreadable_track_with_why(tmp_path: Path) -> None:
@@ -374,12 +400,16 @@ def test_list_tracks_shows_an_unreadable_track_with_why(tmp_path: Path) -> None:
     store.create_track(make_track("20260101-fine"))
     bad = TrackStore(tmp_path)
     j = bad.journal("20260102-broken")
-    j.append("ticket_update", {"ticket_id": "ghost", "fields": {"status": "done"}})
+    j.append(ticket_update("ghost", status="done"))
     j.close()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
     listed = {t.id: t for t in TrackStore(tmp_path).list_tracks()}
     assert set(listed) == {"20260101-fine", "20260102-broken"}
-    assert listed["20260102-broken"].status == TrackStatus.STALLED
-    assert "unreadable" in listed["20260102-broken"].goal and "ghost" in listed["20260102-broken"].goal
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # listing repairs and creates nothing
+    _, warnings = TrackStore(tmp_path).peek_track("20260102-broken")
+    assert any("ghost" in w and "seq 1 skipped" in w for w in warnings)
+    loaded = TrackStore(tmp_path).load_track("20260102-broken")  # a clear warning, never a traceback
+    assert any("ghost" in w for w in loaded.warnings)
 
 
 # ---------------------------------------------------------------- F2: SIGKILL during writes
@@ -388,6 +418,7 @@ _CHILD = textwrap.dedent("""
     import random, sys
     from pathlib import Path
     from conductor.model import Ticket, Track
+    from conductor.records import ticket_update
     from conductor.store import TrackStore
 
     root, ack_path, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -403,7 +434,7 @@ _CHILD = textwrap.dedent("""
         while True:
             seq = journal.last_seq + 1
             pad = "x" * rnd.choice([0, 50, 700, 9000])
-            journal.append("ticket_update", {"ticket_id": "T1", "fields": {"title": f"rev {seq}", "description": pad}})
+            journal.append(ticket_update("T1", title=f"rev {seq}", description=pad))
             track.ticket("T1").title = f"rev {seq}"
             ack.write(f"{seq}\\n")
             if seq % 7 == 0:
@@ -450,7 +481,7 @@ def test_sigkill_at_random_moments_always_reopens_to_a_consecutive_prefix(tmp_pa
         acked = [int(x) for x in ack.read_text().split("\n")[:-1]] if ack.exists() else []
         store = TrackStore(root)
         loaded = store.load_track("20260101-crash")  # must not raise
-        seqs = [r.seq for r in loaded.journal.records()]
+        seqs = [e.seq for e in loaded.journal.entries()]
         assert seqs == list(range(1, len(seqs) + 1)), f"iteration {i}: {seqs[-5:]}"
         assert len(seqs) >= max(acked, default=0), "an acknowledged record was lost"
         assert len(seqs) >= previous

@@ -25,6 +25,7 @@ DRIVER = textwrap.dedent("""
     from conductor.approvals import ApprovalBroker
     from conductor.events import Provenance
     from conductor.messages import ToolCall
+    from conductor.records import ApprovalDecided
     from conductor.store import Journal
     from conductor.tools import ToolContext, ToolGate, workspace_toolbox
 
@@ -34,7 +35,7 @@ DRIVER = textwrap.dedent("""
     asked = []
 
     def journal_decision(req, decision):  # what the session wires: the decision is on disk first
-        journal.append("approval_resolved", {"key": req.id, "decision": decision.to_json()})
+        journal.append(ApprovalDecided(key=req.id, request=req.to_json(), decision=decision.to_json()))
         if die_in_hook:  # the crash window between "approved" and "done"
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conductor.records import ApprovalDecided
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest
 from conductor.errors import ApprovalError, Cancelled
 from conductor.events import Provenance
@@ -47,7 +48,7 @@ class Rig:
         # What the hook sees of the workspace proves the decision is recorded before the action.
         seen = self.watch.read_text() if self.watch and self.watch.exists() else None
         self.hook_saw.append((req.id, {"file": seen}))
-        self.journal.append("approval_resolved", {"key": req.id, "decision": decision.to_json()})
+        self.journal.append(ApprovalDecided(key=req.id, request=req.to_json(), decision=decision.to_json()))
 
     def ctx(self) -> ToolContext:
         return ToolContext(self.ws, PROV, cancel=self.cancel)
@@ -59,7 +60,7 @@ class Rig:
         return self.gate.run(call, self.ctx())
 
     def types(self) -> list[str]:
-        return [r.type for r in self.journal.records()]
+        return [e.type for e in self.journal.entries()]
 
 
 @pytest.fixture()

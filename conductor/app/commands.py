@@ -5,15 +5,20 @@ switching workspace or provider. Most return the problem as a message, or None w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, assert_never
 
 from conductor.app.session_factory import UnavailableProvider, make_demo_workspace, open_session
 from conductor.app.state import ControllerState
 from conductor.app.streams import Streams
 from conductor.config import ConfigError, parse_config, save_config
+from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
 from conductor.errors import ApprovalError, ConductorError
 from conductor.model import TrackStatus
 from conductor.usage import PriceTable
+
+
+TrackCommandName = Literal["pause", "resume", "cancel"]
+TicketCommandName = Literal["retry", "skip", "cancel_ticket", "edit"]
 
 
 class Commands(ControllerState):
@@ -70,26 +75,49 @@ class Commands(ControllerState):
             self.fail("No track is loaded: load one from the track browser first.")
         return self.active_track
 
-    def track_command(self, name: str, track_id: str | None = None) -> str | None:
+    def track_command(self, name: TrackCommandName, track_id: str | None = None) -> str | None:
         """pause / resume / cancel the active (or given) track."""
         tid = track_id or self._track_or_error()
         if tid is None:
             return "no track"
+        command: EngineCommand
+        match name:
+            case "pause":
+                command = Pause()
+            case "resume":
+                command = Resume()
+            case "cancel":
+                command = Cancel()
+            case _:
+                assert_never(name)
         try:
-            self.session.command(tid, name)
+            self.session.command(tid, command)
         except (ValueError, ConductorError) as exc:
             return self.fail(f"Cannot {name} track {tid}: {exc}")
         self.status_message = f"{name} sent to {tid}"
         self._bump("status")
         return None
 
-    def ticket_command(self, name: str, ticket_id: str, **args: Any) -> str | None:
-        """retry / skip / edit / cancel_ticket on a ticket of the active track."""
+    def ticket_command(self, name: TicketCommandName, ticket_id: str,
+                       fields: dict[str, Any] | None = None) -> str | None:
+        """retry / skip / edit (with `fields`) / cancel_ticket on a ticket of the active track."""
         tid = self._track_or_error()
         if tid is None:
             return "no track"
+        command: EngineCommand
+        match name:
+            case "retry":
+                command = Retry(ticket_id)
+            case "skip":
+                command = Skip(ticket_id)
+            case "cancel_ticket":
+                command = CancelTicket(ticket_id)
+            case "edit":
+                command = Edit(ticket_id, dict(fields or {}))
+            case _:
+                assert_never(name)
         try:
-            self.session.command(tid, name, ticket_id=ticket_id, **args)
+            self.session.command(tid, command)
         except (ValueError, ConductorError) as exc:
             return self.fail(f"Cannot {name} {ticket_id}: {exc}")
         return None

@@ -12,12 +12,13 @@ from typing import Any
 
 from conductor.app.formatting import fmt_cost
 from conductor.app.state import ControllerState
-from conductor.app.streams import AGGREGATES, stream_key
+from conductor.app.streams import AGGREGATES
 from conductor.approvals import ApprovalRequest
-from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RunFinished,
-                              StatusChanged, StreamDelta, StreamReset, ToolCalled, ToolResulted, TrackLoaded,
-                              UsageRecorded)
-from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
+from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
+                              RunFinished, StreamDelta, StreamReset, ToolCalled, ToolResulted, TrackLoaded,
+                              UsageRecorded, ticket_stream_id)
+from conductor.model import TicketStatus, Track, TrackStatus
+from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
 
 
 class EventHandling(ControllerState):
@@ -32,7 +33,7 @@ class EventHandling(ControllerState):
     def _on_delta(self, ev: StreamDelta) -> None:
         if ev.thought:
             return  # thoughts are not in the output files either: panes and disk stay the same text
-        key = stream_key(ev.stream_id, ev.track_id)
+        key = ev.stream_id
         if ev.replayed and len(self.streams.get(key)):
             return  # a resumed attempt re-shows journalled turns the pane already holds
         self.streams.add(key, ev.tier, self._label(ev), ev.text)
@@ -44,46 +45,59 @@ class EventHandling(ControllerState):
         return ev.ticket_id or f"tier {ev.tier}"
 
     def _on_reset(self, ev: StreamReset) -> None:
-        self.streams.note(stream_key(ev.stream_id, ev.track_id), ev.tier, self._label(ev),
+        self.streams.note(ev.stream_id, ev.tier, self._label(ev),
                           f"[partial output discarded — {ev.reason}]")
         self._log(ev, "stream_reset", "warning", ev.reason)
 
     def _on_usage(self, ev: UsageRecorded) -> None:
         u = ev.usage
-        self.streams.flush(stream_key(ev.prov.stream_id, ev.track_id), ev.tier, self._label(ev))
+        self.streams.flush(ev.prov.stream_id, ev.tier, self._label(ev))
         cost = fmt_cost(u.cost_usd)
         self._log(ev, "usage", "info", f"{u.model}: {u.prompt_tokens:,} in, {u.output_tokens:,} out, "
                                         f"{u.thinking_tokens:,} thinking, {cost}")
         self._bump("usage")
 
-    def _on_status(self, ev: StatusChanged) -> None:
-        track = self.tracks.get(ev.track_id or "")
-        if ev.ticket_id is None:
-            if track is not None:
-                track.status = TrackStatus(ev.new)
-                self.status_message = f"{track.title}: {ev.new}"
-            self._log(ev, "track_status", "info", f"track {ev.track_id} {ev.old or '-'} → {ev.new}")
-            self._bump("tracks", "status")
+    def _on_record(self, ev: RecordApplied) -> None:
+        """Apply a record with the same `apply` the engine used: the tables can never say something else."""
+        rec = ev.record
+        if isinstance(rec, PlanningStep):
+            self.status_message = rec.detail
+            self._log(ev, "planning", "warning" if rec.step in ("rejected", "stopped") else "info", rec.detail)
+            self._bump("status")
             return
-        self._log(ev, "ticket_status", "error" if ev.new == "failed" else "info",
-                  f"{ev.ticket_id}: {ev.old} → {ev.new}" + (f" ({ev.reason})" if ev.reason else ""))
-        if ev.new == TicketStatus.FAILED.value:
-            self._show(f"Ticket {ev.ticket_id} failed: {ev.reason or 'no reason given'}")
+        track = self.tracks.get(ev.track_id or "")
         if track is None:
             return
+        ticket = track.find(rec.ticket_id) if isinstance(rec, TicketUpdated) else None
+        old = ticket.status if ticket is not None else None
+        old_track = track.status
         try:
-            t = track.ticket(ev.ticket_id)
-        except KeyError:
+            changed = apply(track, rec)
+        except RecordError as exc:
+            self._log(ev, "error", "warning", str(exc))
             return
-        _apply_ticket_status(t, ev)
+        if not changed:
+            return
+        if isinstance(rec, TicketUpdated) and rec.fields.status is not None:
+            new = rec.fields.status
+            self._log(ev, "ticket_status", "error" if new == TicketStatus.FAILED else "info",
+                      f"{rec.ticket_id}: {old.value if old else '-'} → {new.value}"
+                      + (f" ({rec.reason})" if rec.reason else ""))
+            if new == TicketStatus.FAILED:
+                self._show(f"Ticket {rec.ticket_id} failed: {rec.reason or 'no reason given'}")
+        elif isinstance(rec, TrackUpdated) and rec.fields.status is not None:
+            self.status_message = f"{track.title}: {rec.fields.status.value}"
+            self._log(ev, "track_status", "info", f"track {track.id} {old_track.value} → {rec.fields.status.value}")
         self._bump("tickets", "tracks", "status")
 
     def _on_track(self, ev: TrackLoaded) -> None:
-        track: Track = ev.track.model_copy(deep=True)
+        track: Track = ev.track  # the sender's copy, owned by the receiver from here on
         self.tracks[track.id] = track
         if self.active_track != track.id:
             self.active_track = track.id
             self._log(ev, "track_loaded", "info", f"track {track.id}: {track.title} ({len(track.tickets)} tickets)")
+        if track.status == TrackStatus.INTERRUPTED:
+            self.status_message = resume_prompt(track, ev.interrupted, ev.will_ask_again)
         self._restore_panes(track)
         self._bump("tracks", "tickets", "status")
 
@@ -106,6 +120,9 @@ class EventHandling(ControllerState):
     def _on_tool_result(self, ev: ToolResulted) -> None:
         self._log(ev, "tool_result", "info" if ev.ok else "warning",
                   f"{ev.name} {'ok' if ev.ok else 'failed'}{' (replayed)' if ev.replayed else ''}: {ev.summary}")
+        if not ev.ok:  # a rejection or a failure belongs in the ticket's own stream, where its effect is read
+            self.streams.note(ev.prov.stream_id, ev.tier, self._label(ev),
+                              f"[{ev.name} not done — {ev.summary}]")
 
     def _on_error(self, ev: ErrorRaised) -> None:
         self._log(ev, "error", "error", ev.message)
@@ -120,10 +137,7 @@ class EventHandling(ControllerState):
         counts = ", ".join(f"{n} {k}" for k, n in sorted(ev.counts.items()))
         self.status_message = f"run finished: {ev.status} ({counts})"
         self._log(ev, "run_finished", "info", self.status_message)
-        track = self.tracks.get(ev.track_id or "")
-        if track is not None:
-            track.status = TrackStatus(ev.status)
-        self._bump("tracks", "status")
+        self._bump("status")
 
     # ---------------- restoring panes from disk (after a restart or a load)
 
@@ -137,7 +151,7 @@ class EventHandling(ControllerState):
                    (f"tier2:{track.id}", 2, store.output_path(folder, "tier2"), f"Tier 2 · {track.title}")]
         for t in track.tickets:
             for tier in (3, 4):
-                sources.append((stream_key(f"tier{tier}:{t.id}", track.id), tier,
+                sources.append((ticket_stream_id(tier, track.id, t.id), tier,
                                 store.ticket_output(track.id, t.id, tier), t.id))
         for key, tier, path, label in sources:
             if len(self.streams.get(key)):
@@ -156,28 +170,21 @@ class EventHandling(ControllerState):
             buf.append("".join(f"[{label}] {ln}\n" for ln in text.split("\n") if ln.strip()))
 
 
-def _apply_ticket_status(t: Any, ev: StatusChanged) -> None:
-    new = TicketStatus(ev.new)
-    t.status = new
-    if ev.attempt:
-        t.attempts = ev.attempt
-    if ev.model:
-        t.model_used = ev.model
-    if new == TicketStatus.FAILED:
-        t.failed_reason = ev.reason
-    elif new == TicketStatus.BLOCKED:
-        t.blocked_reason = ev.reason
-    elif new in (TicketStatus.DONE, TicketStatus.SKIPPED, TicketStatus.TODO) or new in ACTIVE_STATUSES:
-        t.failed_reason = t.blocked_reason = None
-    elif ev.reason:
-        t.failed_reason = ev.reason
+def resume_prompt(track: Track, interrupted: tuple[str, ...], will_ask_again: int) -> str:
+    """What the status bar says about a track the app stopped in the middle of."""
+    parts = [f"{track.title} was interrupted"]
+    if interrupted:
+        parts.append(f"{len(interrupted)} ticket{'s' if len(interrupted) != 1 else ''} continue")
+    if will_ask_again:
+        parts.append(f"{will_ask_again} approval{'s' if will_ask_again != 1 else ''} will be asked again")
+    return ", ".join(parts) + " — Resume"
 
 
 _HANDLERS: dict[type, Callable[[EventHandling, Any], None]] = {
     StreamDelta: EventHandling._on_delta,
     StreamReset: EventHandling._on_reset,
     UsageRecorded: EventHandling._on_usage,
-    StatusChanged: EventHandling._on_status,
+    RecordApplied: EventHandling._on_record,
     TrackLoaded: EventHandling._on_track,
     ApprovalRequested: EventHandling._on_approval,
     ApprovalResolved: EventHandling._on_resolved,

@@ -17,7 +17,7 @@ from conductor.app.usage_view import UsageView
 from conductor.approvals import ApprovalRequest
 from conductor.config import Config
 from conductor.events import Event
-from conductor.model import Track
+from conductor.model import Track, TrackStatus
 
 LOG_LIMIT = 5000
 """Log entries kept in memory (the comms log and journals on disk hold everything)."""
@@ -67,6 +67,9 @@ class ControllerState:
         for req in self.session.pending_approvals():
             self.pending[req.id] = req
         self._bump("tracks", "approvals", "usage")
+        interrupted = sorted(t.id for t in self.tracks.values() if t.status == TrackStatus.INTERRUPTED)
+        if interrupted:  # reopen where the person left off: the newest interrupted track, with what Resume does
+            self.session.load_track(interrupted[-1])
 
     @property
     def events(self) -> Any:

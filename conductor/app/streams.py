@@ -113,10 +113,3 @@ class Streams:
         """A line from the app itself (a retry notice) in the stream and its aggregate."""
         self.flush(key, tier, label)
         self.add(key, tier, label, f"\n{text}\n")
-
-
-def stream_key(stream_id: str, track_id: str | None) -> str:
-    """Ticket streams are per track (two tracks may both have a T1)."""
-    if stream_id.startswith(("tier3:", "tier4:")) and track_id:
-        return f"{stream_id}@{track_id}"
-    return stream_id

@@ -138,7 +138,7 @@ class LeftPanel:
         dpg.configure_item(status_tag, color=status_colour(r.status))
         dpg.set_value(tags.track_progress(r.id), r.progress)
         dpg.configure_item(tags.track_progress(r.id), overlay=f"{r.done}/{r.total}" if r.total else "no tickets")
-        can_resume = r.total > 0 and r.status in ("ready", "paused", "stalled", "cancelled")
+        can_resume = r.total > 0 and r.status in ("ready", "paused", "stalled", "cancelled", "interrupted")
         dpg.configure_item(tags.track_resume(r.id), show=can_resume)
         dpg.configure_item(tags.track_archive(r.id), show=r.status not in ("running", "archived"))
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
-from conductor.app import AppController, StreamBuffer, stream_key
+from conductor.app import AppController, StreamBuffer
+from conductor.events import ticket_stream_id
 from conductor.gui import tags
 from conductor.gui.theme import ACCENT, DIM, Themes
 
@@ -99,7 +100,7 @@ class Tier3Tabs:
                     dpg.delete_item(tab)
                 del self.panes[key]
         for tid in ids:
-            key = stream_key(f"tier3:{tid}", track_id)
+            key = ticket_stream_id(3, track_id, tid)
             with dpg.tab(label=tid, parent=tags.TIER3_TABS, tag=tags.tier3_tab(key)) as tab:
                 self.panes[key] = StreamPane(key, tab, self.themes)
         self.track, self.ids = track_id, ids

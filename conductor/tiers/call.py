@@ -23,6 +23,7 @@ from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import Finish, Provider, ProviderRequest, TextChunk, ToolCallChunk, UsageChunk
+from conductor.records import UsageData, UsageLogged
 from conductor.store import Journal
 from conductor.usage import UsageLedger, UsageRecord
 
@@ -78,7 +79,7 @@ def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage)
                       track_id=prov.track_id, ticket_id=prov.ticket_id, attempt=prov.attempt, ts=time.time())
     if deps.ledger.record(rec):
         if deps.journal is not None:
-            deps.journal.append("usage", {"key": record_id, "record": rec.to_json()})
+            deps.journal.append(UsageLogged(key=record_id, record=UsageData.model_validate(rec.to_json())))
         deps.events.post(UsageRecorded(prov=prov, record_id=record_id, usage=priced))
     return priced
 

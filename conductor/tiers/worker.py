@@ -16,6 +16,7 @@ from conductor.events import Provenance, StreamDelta, ToolCalled, ToolResulted
 from conductor.messages import Message, user
 from conductor.model import Ticket, Track
 from conductor.providers.base import ProviderRequest
+from conductor.records import ModelTurn
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.call import CallDeps, call_model
@@ -51,9 +52,9 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
     actions: list[str] = []
     for turn in range(1, cfg.engine.max_tool_turns + 1):
         key = f"{track.id}/{ticket.id}/{prov.attempt}/turn{turn}"
-        done = journal.find("model_turn", key) if journal is not None else None
+        done = journal.find(ModelTurn, key) if journal is not None else None
         if done is not None:
-            msg = Message.from_json(done.data["message"])
+            msg = Message.from_json(dict(done.message))
             if msg.text:
                 deps.events.post(StreamDelta(prov=prov, stream_id=prov.stream_id, text=msg.text, replayed=True))
         else:
@@ -62,7 +63,7 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
                                   max_output_tokens=cfg.engine.max_output_tokens, prov=prov)
             msg = call_model(req, deps, cancel=cancel, call_no=turn).message
             if journal is not None:
-                journal.append("model_turn", {"key": key, "message": msg.to_json()})
+                journal.append(ModelTurn(key=key, message=msg.to_json()))
         messages.append(msg)
         if not msg.tool_calls:
             final = msg.text.strip() or "\n".join(m.text for m in messages if m.role == "model").strip()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest
 from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
+from conductor.records import ToolCallFinished
 from conductor.store import Journal
 from conductor.tools.base import Tool, ToolContext, Toolbox
 from conductor.tools.schema import problems
@@ -37,7 +38,6 @@ AllowPolicy = Callable[[ToolCall, ToolContext], bool]
 RememberHook = Callable[[ToolCall, ToolContext, "Journal | None"], "str | None"]
 """Called with the approved call and the gate's journal when the person chose 'always allow'; returns why it
 was not remembered (None when it was)."""
-RESULT_RECORD = "tool_result"
 
 
 def idempotency_key(ctx: ToolContext, call_id: str) -> str:
@@ -76,9 +76,9 @@ class ToolGate:
         """Run one call through the gate. Returns (result, replayed)."""
         key = idempotency_key(ctx, call.id)
         if self.journal is not None:
-            done = self.journal.find(RESULT_RECORD, key)
+            done = self.journal.find(ToolCallFinished, key)
             if done is not None:
-                result = ToolResult.from_json(done.data["result"])
+                result = ToolResult.from_json(dict(done.result))
                 self._log("tool_result", ctx, {**result.to_json(), "replayed": True})
                 return result, True
         self._log("tool_call", ctx, call.to_json())
@@ -159,7 +159,7 @@ class ToolGate:
 
     def _record(self, key: str, ctx: ToolContext, result: ToolResult) -> ToolResult:
         if self.journal is not None:
-            self.journal.append(RESULT_RECORD, {"key": key, "result": result.to_json()})
+            self.journal.append(ToolCallFinished(key=key, result=result.to_json()))
         self._log("tool_result", ctx, result.to_json())
         return result
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from conductor.messages import ToolCall
+from conductor.records import AllowRuleAdded
 from conductor.tools import cmdline
 from conductor.tools.base import ToolContext
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from conductor.config import Config
     from conductor.store import Journal
 
-RULE_RECORD = "allow_rule"
 COMMAND_TOOL = "run_command"
 
 
@@ -73,12 +73,12 @@ class CommandPolicy:
             self._loaded.add(where)
         n = 0
         for rec in journal.records():
-            if rec.type == RULE_RECORD and isinstance(rec.data.get("argv"), list) and rec.data.get("track_id"):
-                form = cmdline.from_argv([str(a) for a in rec.data["argv"]])
+            if isinstance(rec, AllowRuleAdded) and rec.track_id:
+                form = cmdline.from_argv(list(rec.argv))
                 if cmdline.auto_allowable(form):
                     assert form.argv is not None
                     with self._lock:
-                        self._rules.setdefault(rec.data["track_id"], set()).add(form.argv)
+                        self._rules.setdefault(rec.track_id, set()).add(form.argv)
                     n += 1
         return n
 
@@ -120,8 +120,8 @@ class CommandPolicy:
                 return None
             journal = journal if journal is not None else self.journal
             if journal is not None:  # journal first: a rule in force is a rule on disk
-                journal.append(RULE_RECORD, {"key": rule_key(track, form.argv), "track_id": track,
-                                                  "argv": list(form.argv), "command": form.text})
+                journal.append(AllowRuleAdded(key=rule_key(track, form.argv), track_id=track,
+                                              argv=list(form.argv), command=form.text))
             self._rules.setdefault(track, set()).add(form.argv)
         return None
 

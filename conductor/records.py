@@ -1,0 +1,309 @@
+"""The one typed vocabulary of what happened to an epic or a track, and the one pure `apply`.
+
+Every state change is a frozen record. The owner of the state (the engine for a track, the planning run for
+an epic) builds a record, applies it to its own state with `apply`, journals it, then publishes it; journal
+replay, the GUI's view-model and the CLI apply the very same records with the very same function, so none of
+them can drift from the others. No record type string exists outside this module: writers pass records,
+readers `match` on their classes.
+
+`apply` has no I/O and no threads: it changes only the `Track` it is given (copying a 1,000-ticket track per
+record would make replay quadratic), and records that do not change a track (usage, model turns, tool calls,
+approvals, planning steps) leave it untouched.
+
+Type strings are the journal's wire names. The first ones (`ticket_update`, `epic_record`, ...) predate this
+module and are kept, so journals written before it still replay.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeAlias, assert_never
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+
+from conductor.model import (Ticket, TicketPlan, TicketStatus, Track, TrackProposal, TrackStatus, Usage,
+                             utc_now)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- track state
+
+class TicketPatch(BaseModel):
+    """The fields of a ticket that one update sets. Only fields given explicitly are applied (a field given
+    as None clears it; a field not given is left alone)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    status: TicketStatus | None = None
+    attempts: int | None = None
+    attempt_limit: int | None = None
+    blocked_reason: str | None = None
+    failed_reason: str | None = None
+    last_hint: str | None = None
+    model_used: str | None = None
+    spawn_prompt: str | None = None
+    title: str | None = None
+    description: str | None = None
+    depends_on: list[str] | None = None
+    target_files: list[str] | None = None
+    acceptance_criteria: list[str] | None = None
+    step_mode: bool | None = None
+    model_override: str | None = None
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self.model_fields_set]
+
+
+EDITABLE_FIELDS = frozenset({"title", "description", "depends_on", "target_files", "acceptance_criteria",
+                             "step_mode", "model_override"})
+"""The ticket fields a person may edit (the rest are the engine's bookkeeping)."""
+
+
+class TrackPatch(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    status: TrackStatus | None = None
+    workspace: str | None = None
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self.model_fields_set]
+
+
+class TrackCreated(_Record):
+    type: Literal["track_created"] = "track_created"
+    track: Track
+
+
+class TicketsSet(_Record):
+    type: Literal["tickets_set"] = "tickets_set"
+    tickets: list[Ticket]
+
+
+class TicketUpdated(_Record):
+    type: Literal["ticket_update"] = "ticket_update"
+    ticket_id: str
+    fields: TicketPatch
+    reason: str | None = None
+    """Why, in words, for the log (not state)."""
+
+
+class TrackUpdated(_Record):
+    type: Literal["track_update"] = "track_update"
+    fields: TrackPatch
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------- what the tiers did (keyed: idempotency)
+
+class UsageData(_Record):
+    record_id: str
+    tier: int
+    model: str
+    usage: Usage
+    track_id: str | None = None
+    ticket_id: str | None = None
+    attempt: int = 0
+    ts: float = 0.0
+
+
+class UsageLogged(_Record):
+    type: Literal["usage"] = "usage"
+    key: str
+    record: UsageData
+
+
+class ModelTurn(_Record):
+    """A completed model turn of a worker, journalled before its tool calls run (a resume replays it)."""
+
+    type: Literal["model_turn"] = "model_turn"
+    key: str
+    message: dict[str, JsonValue]
+
+
+class ToolCallStarted(_Record):
+    """The intent, journalled before a side effect runs: what will run, and the file's pre-image."""
+
+    type: Literal["tool_started"] = "tool_started"
+    key: str
+    tool: str
+    args: dict[str, JsonValue]
+    path: str | None = None
+    pre_sha256: str | None = None
+    """The file's content hash before a write/edit (None: the file did not exist)."""
+    post_sha256: str | None = None
+    """The hash the write/edit will leave (when it can be known up front)."""
+    command: str | None = None
+
+
+class ToolCallFinished(_Record):
+    type: Literal["tool_result"] = "tool_result"
+    key: str
+    result: dict[str, JsonValue]
+
+
+class AllowRuleAdded(_Record):
+    type: Literal["allow_rule"] = "allow_rule"
+    key: str
+    track_id: str
+    argv: list[str]
+    command: str
+
+
+class ApprovalAsked(_Record):
+    type: Literal["approval_requested"] = "approval_requested"
+    key: str
+    request: dict[str, JsonValue]
+
+
+class ApprovalDecided(_Record):
+    type: Literal["approval_resolved"] = "approval_resolved"
+    key: str
+    request: dict[str, JsonValue]
+    decision: dict[str, JsonValue]
+
+    @property
+    def approved(self) -> bool:
+        return self.decision.get("approved") is True
+
+
+# ---------------------------------------------------------------- planning (epic journal, then track journal)
+
+class EpicCreated(_Record):
+    type: Literal["epic_created"] = "epic_created"
+    epic: str
+    workspace: str
+    at: str = Field(default_factory=utc_now)
+
+
+class ProposalReceived(_Record):
+    """Tier 1's proposal, kept so a restart does not pay for it again."""
+
+    type: Literal["proposal_received"] = "proposal_received"
+    proposal: TrackProposal
+
+
+class TracksCreated(_Record):
+    type: Literal["tracks_created"] = "tracks_created"
+    track_ids: list[str]
+
+
+class TicketProposalReceived(_Record):
+    """Tier 2's ticket proposal for one track (in the track's journal)."""
+
+    type: Literal["ticket_proposal_received"] = "ticket_proposal_received"
+    plan: TicketPlan
+
+
+class PlanningStep(_Record):
+    """Where a planning run is, in words the status bar shows (and whether it has ended)."""
+
+    type: Literal["planning_step"] = "planning_step"
+    step: Literal["tier1", "plan_review", "tracks_created", "tier2", "tickets_review", "finished", "rejected",
+                  "stopped"]
+    detail: str = ""
+    track_id: str | None = None
+
+
+Record: TypeAlias = Annotated[
+    TrackCreated | TicketsSet | TicketUpdated | TrackUpdated | UsageLogged | ModelTurn | ToolCallStarted
+    | ToolCallFinished | AllowRuleAdded | ApprovalAsked | ApprovalDecided | EpicCreated | ProposalReceived
+    | TracksCreated | TicketProposalReceived | PlanningStep,
+    Field(discriminator="type")]
+
+KeyedRecord: TypeAlias = (UsageLogged | ModelTurn | ToolCallStarted | ToolCallFinished | AllowRuleAdded
+                          | ApprovalAsked | ApprovalDecided)
+
+_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+
+SINGLETON_KEYS: dict[type[BaseModel], str] = {EpicCreated: "epic", ProposalReceived: "proposal",
+                                              TracksCreated: "tracks", TicketProposalReceived: "ticket_proposal"}
+"""Records that appear at most once per journal are found under a fixed key."""
+
+
+def record_type(cls: type[BaseModel]) -> str:
+    """The wire name of a record class."""
+    default = cls.model_fields["type"].default
+    assert isinstance(default, str)
+    return default
+
+
+def record_key(rec: Record) -> str | None:
+    """The idempotency key a journal indexes this record under (None: not indexed)."""
+    key = getattr(rec, "key", None)
+    if isinstance(key, str):
+        return key
+    return SINGLETON_KEYS.get(type(rec))
+
+
+def to_data(rec: Record) -> dict[str, Any]:
+    """The record's journal `data` (its fields but the type), JSON-ready."""
+    data = rec.model_dump(mode="json", exclude={"type"}, exclude_unset=False)
+    if isinstance(rec, TicketUpdated):
+        data["fields"] = rec.fields.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(rec, TrackUpdated):
+        data["fields"] = rec.fields.model_dump(mode="json", exclude_unset=True)
+    return data
+
+
+class RecordError(ValueError):
+    """A journal line that verifies but is not a record this version understands."""
+
+
+def from_data(type_: str, data: dict[str, Any]) -> Record:
+    """Parse one journal record; lines written before this module (legacy names) are converted."""
+    if type_ == "epic_record":
+        if data.get("key") == "proposal":
+            type_, data = "proposal_received", {"proposal": data.get("proposal")}
+        elif data.get("key") == "tracks":
+            type_, data = "tracks_created", {"track_ids": data.get("track_ids")}
+    elif type_ == "track_record" and data.get("key") == "ticket_proposal":
+        type_, data = "ticket_proposal_received", {"plan": data.get("plan")}
+    try:
+        return _ADAPTER.validate_python({**data, "type": type_})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise RecordError(f"{type_} record: {where}: {first.get('msg')}") from None
+
+
+# ---------------------------------------------------------------- the one apply
+
+def apply(track: Track, rec: Record) -> bool:
+    """Apply one record to `track`. Returns True when the track changed. Raises RecordError when the record
+    names a ticket the track does not have (the caller decides how to report it)."""
+    match rec:
+        case TrackCreated(track=fresh):
+            for name in Track.model_fields:
+                if name != "journal_seq":
+                    setattr(track, name, getattr(fresh, name).copy() if name == "tickets" else getattr(fresh, name))
+            track.tickets = [t.model_copy() for t in fresh.tickets]
+            return True
+        case TicketsSet(tickets=tickets):
+            track.tickets = [t.model_copy() for t in tickets]
+            track.reindex()
+            return True
+        case TicketUpdated(ticket_id=tid, fields=patch):
+            ticket = track.find(tid)
+            if ticket is None:
+                raise RecordError(f"ticket_update names ticket {tid!r}, which track {track.id!r} does not have")
+            for k, v in patch.items():
+                setattr(ticket, k, list(v) if isinstance(v, list) else v)
+            return True
+        case TrackUpdated(fields=patch):
+            for k, v in patch.items():
+                setattr(track, k, v)
+            return True
+        case (UsageLogged() | ModelTurn() | ToolCallStarted() | ToolCallFinished() | AllowRuleAdded()
+              | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived() | TracksCreated()
+              | TicketProposalReceived() | PlanningStep()):
+            return False
+        case _:
+            assert_never(rec)
+
+
+def ticket_update(ticket_id: str, reason: str | None = None, **fields: Any) -> TicketUpdated:
+    return TicketUpdated(ticket_id=ticket_id, fields=TicketPatch(**fields), reason=reason)
+
+
+def track_update(reason: str | None = None, **fields: Any) -> TrackUpdated:
+    return TrackUpdated(fields=TrackPatch(**fields), reason=reason)
