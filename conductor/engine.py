@@ -473,8 +473,9 @@ class Engine:
         elif isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
             self._set(t, TicketStatus.CANCELLED)
         elif isinstance(exc, (BudgetExceeded, QuotaExhausted)):
-            self._resumed.add(t.id)  # not the ticket's fault: the same attempt continues after a resume
-            self._set(t, TicketStatus.READY)
+            # Not the ticket's fault: the same attempt continues after a resume, also by a new engine (--resume)
+            self._set(t, TicketStatus.INTERRUPTED, reason=f"paused ({type(exc).__name__}); the attempt continues "
+                                                          "on resume")
             self._paused = True
             self._set_track(TrackStatus.PAUSED)
             self._post(ErrorRaised(prov=self._prov(t.id, msg.attempt), message=f"paused: {exc}",

@@ -259,8 +259,8 @@ class ModelLimits:
         self._cond = threading.Condition()
 
     @classmethod
-    def from_config(cls, cfg: Config, **kw: object) -> ModelLimits:
-        return cls(LimitsPolicy.from_config(cfg), **kw)  # type: ignore[arg-type]
+    def from_config(cls, cfg: Config, *, clock: Clock | None = None) -> ModelLimits:
+        return cls(LimitsPolicy.from_config(cfg), clock=clock or MonotonicClock())
 
     def _gate(self, model: str) -> ModelGate:
         gate = self._gates.get(model)
@@ -297,8 +297,8 @@ class ModelLimits:
         self._change(lambda g, now: g.succeeded(now, go), model)
 
     def failed(self, model: str, go: Go, error: ProviderError) -> None:
-        hint = error.retry_after_s if isinstance(error, RateLimited) else getattr(error, "retry_after_s", None)
-        hint = hint if isinstance(hint, (int, float)) else None
+        hint = getattr(error, "retry_after_s", None)  # RateLimited's, or one a broken stream carried
+        hint = float(hint) if isinstance(hint, (int, float)) else None
         rnd = self.rng.random()
         self._change(lambda g, now: g.failed(now, go, hint, rnd, type(error).__name__), model)
 

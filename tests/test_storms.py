@@ -168,6 +168,9 @@ def test_a_daily_quota_pauses_the_track_and_says_which_quota_and_when(
         track = s.engines[tid].join(timeout=60)
         events = s.events.drain(1_000_000)
         calls = len(worker_requests(server))
+        # resuming before the reset asks nobody: the gate refuses at once and the track pauses again
+        again = s.run_track(tid).join(timeout=60)
+        assert again.status == TrackStatus.PAUSED and len(worker_requests(server)) == calls
     finally:
         s.shutdown()
     assert track.status == TrackStatus.PAUSED
