@@ -3,7 +3,8 @@
     python gui_app.py [--workspace DIR] [--config FILE] [--demo] [--provider scripted|gemini]
 
 With no API key the app still opens, says so in the status bar and offers the offline demo. `--demo` runs
-the scripted provider in a scratch workspace, labelled OFFLINE DEMO. The config defaults to ./config.toml
+the scripted provider, labelled OFFLINE DEMO, in `--workspace` or the demo's own small project; the demo's
+tracks live in ~/.local/share/conductor/demo and survive a restart (`--fresh-demo` starts afresh). The config defaults to ./config.toml
 next to this file when present; the window size and split are saved there on exit.
 """
 
@@ -27,7 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                 "tiered team of LLM agents.")
     p.add_argument("--workspace", type=Path, help="the folder the agents work in (default: the current folder)")
     p.add_argument("--config", type=Path, help="config.toml (default: config.toml next to gui_app.py)")
-    p.add_argument("--demo", action="store_true", help="offline demo: scripted provider, scratch workspace")
+    p.add_argument("--demo", action="store_true", help="offline demo: scripted provider; its own small project "
+                                                        "(or --workspace), tracks kept across starts")
+    p.add_argument("--fresh-demo", action="store_true", help="with --demo: set the previous demo folder aside "
+                                                              "and start afresh")
     p.add_argument("--provider", choices=("scripted", "gemini"), help="model provider (default: gemini, or "
                                                                        "scripted with --demo)")
     p.add_argument("--exit-after-first-frame", action="store_true", help=argparse.SUPPRESS)
@@ -49,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conductor: {NO_DISPLAY_HELP}", file=sys.stderr)
         return 1
 
-    from conductor.app import AppController, make_demo_workspace, open_session
+    from conductor.app import AppController, demo_folders, demo_home, open_session
     provider = args.provider or ("scripted" if args.demo else "gemini")
     demo = args.demo and provider == "scripted"
     if demo:
-        workspace, tracks = make_demo_workspace()
+        workspace, tracks = demo_folders(demo_home(), args.workspace, fresh=args.fresh_demo)
     else:
         workspace, tracks = (args.workspace or Path.cwd()).resolve(), tracks_dir_for(cfg, config_path)
     if not workspace.is_dir():

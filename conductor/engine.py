@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, assert_never
 
@@ -77,13 +77,21 @@ class CancelTicket:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """Ask for a copy of the engine's track, taken on its own thread after everything before it is journalled and
+    published: `reply` gets (journal seq the copy includes, the copy)."""
+
+    reply: Future[tuple[int, Track]] = field(default_factory=Future, compare=False)
+
+
+@dataclass(frozen=True)
 class Edit:
     ticket_id: str
     fields: dict[str, Any] = field(default_factory=dict)
     """Editable ticket fields only (records.EDITABLE_FIELDS); anything else is refused with its name."""
 
 
-EngineCommand: TypeAlias = Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit
+EngineCommand: TypeAlias = Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit | Snapshot
 
 
 def command_name(cmd: EngineCommand) -> str:
@@ -191,6 +199,14 @@ class Engine:
 
     def edit(self, ticket_id: str, fields: dict[str, Any]) -> None:
         self.send(Edit(ticket_id, fields))
+
+    def snapshot(self, timeout: float | None = None) -> tuple[int, Track]:
+        """A consistent copy of the track and the journal seq it includes (blocks until the engine answers)."""
+        if not self.alive:
+            raise RuntimeError(f"the engine of track {self.track.id!r} is not running")
+        cmd = Snapshot()
+        self.send(cmd)
+        return cmd.reply.result(timeout)
 
     @property
     def alive(self) -> bool:
@@ -320,7 +336,7 @@ class Engine:
                     self._set(self._by_id[msg.ticket_id], msg.status)
             case _SpawnDecided():
                 self._on_spawn(msg)
-            case Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit():
+            case Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit() | Snapshot():
                 try:
                     self._command(msg)
                 except (KeyError, ValueError, ConductorError) as exc:
@@ -348,6 +364,10 @@ class Engine:
                 self._cmd_cancel_ticket(tid)
             case Edit(ticket_id=tid, fields=fields):
                 self._cmd_edit(tid, fields)
+            case Snapshot(reply=reply):
+                self._flush()
+                seq = self.journal.last_seq if self.journal is not None else 0
+                reply.set_result((seq, self.track.model_copy(deep=True)))
             case _:
                 assert_never(cmd)
 
@@ -598,10 +618,9 @@ class Engine:
     def _commit(self, rec: Record) -> None:
         """Apply a record to the engine's own track, journal it (synced with its batch), queue it to publish."""
         apply(self.track, rec)
-        if self.journal is not None:
-            self.journal.append(rec, sync=False)
+        seq = self.journal.append(rec, sync=False).seq if self.journal is not None else 0
         self._dirty = True
-        self._outbox.append(RecordApplied(prov=self._rec_prov(rec), record=rec))
+        self._outbox.append(RecordApplied(prov=self._rec_prov(rec), record=rec, journal_seq=seq))
 
     def _rec_prov(self, rec: Record) -> Provenance:
         if isinstance(rec, TicketUpdated):
@@ -644,4 +663,4 @@ class Engine:
 
 
 __all__ = ["Cancel", "CancelTicket", "Edit", "Engine", "EngineCommand", "EngineDeps", "EDITABLE_FIELDS", "Pause",
-           "Resume", "Retry", "Shutdown", "Skip"]
+           "Resume", "Retry", "Shutdown", "Skip", "Snapshot"]

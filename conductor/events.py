@@ -118,6 +118,9 @@ class RecordApplied(Event):
 
     kind: ClassVar[str] = "record_applied"
     record: Record
+    journal_seq: int = 0
+    """The journal line the record was written as (0: not journalled); a consumer that applied every record up
+    to it holds exactly the state a replay of the journal up to it gives."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -88,3 +88,18 @@ def server() -> Iterator[object]:
     from conductor.testing.fake_gemini import FakeGeminiServer, PipelineScript
     with FakeGeminiServer(PipelineScript()) as s:
         yield s
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The demo keeps its folder under $XDG_DATA_HOME: point it at a scratch folder, never the real home."""
+    import os
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("XDG_DATA_HOME", None)
+        else:
+            os.environ["XDG_DATA_HOME"] = old

@@ -27,10 +27,10 @@ from __future__ import annotations
 from conductor.app.controller import AppController
 from conductor.app.formatting import fmt_cost, fmt_tokens, split_ids, split_lines
 from conductor.app.rows import LogEntry, TicketRow, TrackRow, UsageRow
-from conductor.app.session_factory import UnavailableProvider, make_demo_workspace, open_session
+from conductor.app.session_factory import UnavailableProvider, demo_folders, demo_home, open_session
 from conductor.app.streams import StreamBuffer, Streams
 from conductor.app.usage_view import UsageView
 
 __all__ = ["AppController", "StreamBuffer", "Streams", "TicketRow", "TrackRow", "UsageRow", "UsageView", "LogEntry",
-           "UnavailableProvider", "fmt_cost", "fmt_tokens", "make_demo_workspace", "open_session",
+           "UnavailableProvider", "fmt_cost", "fmt_tokens", "demo_folders", "demo_home", "open_session",
            "split_ids", "split_lines"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
-from conductor.app.session_factory import UnavailableProvider, make_demo_workspace, open_session
+from conductor.app.session_factory import UnavailableProvider, demo_folders, demo_home, open_session
 from conductor.app.state import ControllerState
 from conductor.app.streams import Streams
 from conductor.config import ConfigError, parse_config, save_config
@@ -208,9 +208,13 @@ class Commands(ControllerState):
         self._bump("tickets", "status", "banner", "models", "workspace")
         return None
 
-    def start_demo(self) -> str | None:
-        """The labelled offline demo: the scripted provider in a scratch workspace with a couple of files."""
-        ws, tracks = make_demo_workspace()
+    def start_demo(self, *, fresh: bool = False) -> str | None:
+        """The labelled offline demo: the scripted provider in the demo's own folder (reused across starts, so
+        its tracks survive; `fresh` sets the old one aside first)."""
+        try:
+            ws, tracks = demo_folders(demo_home(), fresh=fresh)
+        except OSError as exc:
+            return self.fail(f"Cannot prepare the demo folder {demo_home()}: {exc}")
         return self.switch(workspace=ws, provider="scripted", tracks_dir=tracks, demo=True)
 
     def recover(self) -> list[str]:

@@ -76,6 +76,7 @@ class EventHandling(ControllerState):
         except RecordError as exc:
             self._log(ev, "error", "warning", str(exc))
             return
+        track.journal_seq = max(track.journal_seq, ev.journal_seq)
         if not changed:
             return
         if isinstance(rec, TicketUpdated) and rec.fields.status is not None:

@@ -1,10 +1,11 @@
 """Opening a Session for the app: the chosen provider (or a stand-in that explains what is missing), and the
-scratch workspace of the offline demo."""
+folders of the offline demo (one demo folder reused across starts, so its tracks survive a restart)."""
 
 from __future__ import annotations
 
-import tempfile
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,25 @@ class UnavailableProvider(Provider):
         raise MissingApiKey(self.reason)
 
 
-def make_demo_workspace() -> tuple[Path, Path]:
-    """A scratch workspace with a couple of files, and a tracks folder beside it (not inside)."""
-    root = Path(tempfile.mkdtemp(prefix="conductor-demo-"))
-    ws = root / "workspace"
-    (ws / "src").mkdir(parents=True)
-    (ws / "README.md").write_text("# Demo project\n\nA tiny project for the offline demo.\n", "utf-8")
-    (ws / "src" / "app.py").write_text("def greet(name):\n    return f'hello {name}'\n", "utf-8")
-    return ws, root / "tracks"
+def demo_home() -> Path:
+    """Where the offline demo keeps its workspace and tracks: $XDG_DATA_HOME/conductor/demo
+    (~/.local/share/conductor/demo). Never the current folder."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "conductor" / "demo"
+
+
+def demo_folders(home: Path, workspace: Path | None = None, *, fresh: bool = False) -> tuple[Path, Path]:
+    """The demo's workspace and tracks folder, reused across starts. `workspace` (from --workspace) is used as
+    it is; otherwise the demo's own small project inside `home` (created once). `fresh` sets the previous demo
+    folder aside (renamed, never deleted) and starts an empty one."""
+    if fresh and home.exists():
+        os.replace(home, home.with_name(f"{home.name}.old-{time.strftime('%Y%m%dT%H%M%S')}"))
+    ws = workspace.resolve() if workspace is not None else home / "workspace"
+    if workspace is None and not ws.is_dir():
+        (ws / "src").mkdir(parents=True)
+        (ws / "README.md").write_text("# Demo project\n\nA tiny project for the offline demo.\n", "utf-8")
+        (ws / "src" / "app.py").write_text("def greet(name):\n    return f'hello {name}'\n", "utf-8")
+    return ws, home / "tracks"
 
 
 def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_name: str, demo: bool = False,

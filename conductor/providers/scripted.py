@@ -221,7 +221,12 @@ def demo_reply(req: ProviderRequest, n: int) -> Reply:
         return Reply(text=json.dumps(demo_tracks(epic), indent=1))
     if req.tier == 2:
         return Reply(text=json.dumps(demo_tickets(_ticket_field(req, "TRACK") or "the track"), indent=1))
-    if req.tier == 4:
+    if req.tier == 4:  # fails a ticket whose worker's change was rejected: nothing was changed
+        not_done = [ln for ln in _request_text(req).splitlines() if "-> NOT DONE: rejected" in ln]
+        if not_done:
+            return Reply(text=json.dumps({"verdict": "fail", "hint": "A change was rejected by the user, so the "
+                                          "ticket's work is not in the workspace: " + not_done[0].split(
+                                              "NOT DONE: ", 1)[1][:200]}))
         return Reply(text=json.dumps({"verdict": "pass", "hint": ""}))
     ticket = req.prov.ticket_id or "ticket"
     tool_names = {t.name for t in req.tools}
@@ -235,6 +240,11 @@ def demo_reply(req: ProviderRequest, n: int) -> Reply:
         return Reply(text=f"Writing {target}.\n",
                      tool_calls=(ToolCall(f"{ticket}-a{req.prov.attempt}-c2", "write_file",
                                           {"path": target, "content": body}),))
+    rejected = [r for m in req.messages for r in m.tool_results if not r.ok]
+    if rejected:  # react to what the tools said instead of declaring success
+        why = rejected[-1].error or "it failed"
+        return Reply(text=f"I could not finish {ticket}: my {rejected[-1].name} was not applied ({why}). The "
+                          f"change to {target} is NOT in the workspace; the ticket is not complete.\n")
     summary = (f"Work on {ticket} is complete. I reviewed the workspace, made the change to {target}, and "
                f"checked it against the acceptance criteria. Summary: the ticket's goal is met.\n")
     return Reply(text=summary)

@@ -37,6 +37,16 @@ class WorkerReport:
     turns: int = 0
 
 
+NOT_DONE = "NOT DONE"
+"""Marks an action that changed nothing (rejected or failed) in the list Tier 4 reads."""
+
+
+def action_line(name: str, args: dict[str, object], ok: bool, error: str | None) -> str:
+    """One line of the action list Tier 4 judges: what was asked, and whether it happened."""
+    call = f"{name}({', '.join(f'{k}={str(v)[:60]!r}' for k, v in args.items())})"
+    return f"{call} -> ok" if ok else f"{call} -> {NOT_DONE}: {error or 'failed'}"
+
+
 def worker_prompt(track: Track, ticket: Ticket, tool_ctx: ToolContext) -> str:
     """The exact first message a worker sees (shown, editable, in the spawn approval)."""
     if ticket.spawn_prompt:
@@ -74,8 +84,7 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
             result, replayed = gate.run(call, tool_ctx)
             deps.events.post(ToolResulted(prov=prov, call_id=call.id, name=call.name, ok=result.ok,
                                           summary=result.summary(), replayed=replayed))
-            actions.append(f"{call.name}({', '.join(f'{k}={str(v)[:60]!r}' for k, v in call.args.items())}) -> "
-                           f"{'ok' if result.ok else 'error: ' + (result.error or '')}")
+            actions.append(action_line(call.name, dict(call.args), result.ok, result.error))
             results.append(result)
         messages.append(Message(role="tool", tool_results=tuple(results)))
     raise ToolLoopExceeded(f"worker used {cfg.engine.max_tool_turns} turns without finishing")
