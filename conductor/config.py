@@ -7,6 +7,7 @@ Errors name the file, the key and what was expected.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -169,6 +170,46 @@ class PathsConfig(_Section):
     """Relative to the config file's folder."""
 
 
+_MCP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_SECRETISH_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
+
+class McpServerConfig(_Section):
+    """One MCP server, `[mcp.<name>]`: a stdio command (command, args, env) or a streamable-HTTP `url`.
+
+    Servers come only from this file, never from the workspace: their tools run third-party code, and every
+    call goes through the tool approval gate. Secrets never go in `env`: name them in `pass_env` and they are
+    copied from Conductor's own environment when the server starts."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Literal, non-secret variables for a stdio server (added to a minimal PATH/HOME/USER environment)."""
+    pass_env: list[str] = Field(default_factory=list)
+    """Names of variables copied from Conductor's environment into a stdio server's (e.g. its own token)."""
+    url: str | None = None
+    call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """A tool call that takes longer fails (the server stays connected and usable)."""
+    startup_timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    def problem(self) -> str | None:
+        """What is wrong with this entry (checked by `Config`, which knows its name), or None."""
+        if (self.command is None) == (self.url is None):
+            return "needs exactly one of `command` (stdio) or `url` (streamable HTTP)"
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                return f"url {self.url!r} must start with http:// or https://"
+            if self.args or self.env or self.pass_env:
+                return "`args`, `env` and `pass_env` apply to a stdio `command`, not to a `url` server"
+        if self.command is not None and not self.command.strip():
+            return "`command` is empty"
+        for name in self.env:
+            if _SECRETISH_ENV.search(name):
+                return (f"env {name!r} looks like a secret; config.toml never holds one: list {name!r} in "
+                        "`pass_env` and set it in Conductor's environment instead")
+        return None
+
+
 class Config(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     thinking: ThinkingConfig = Field(default_factory=ThinkingConfig)
@@ -181,6 +222,21 @@ class Config(_Section):
     gui: GuiConfig = Field(default_factory=GuiConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     prices: list[Price] = Field(default_factory=default_prices)
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    """MCP servers whose tools Tier 3 may call (each call approved): `[mcp.<name>]`."""
+
+    @field_validator("mcp")
+    @classmethod
+    def _mcp_names(cls, v: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        for name in v:
+            if not _MCP_NAME.match(name):
+                raise ValueError(f"[mcp.{name}]: the server name must be 1-32 letters, digits, '-' or '_' "
+                                 "(it becomes part of the tool names)")
+        for name, server in v.items():
+            why = server.problem()
+            if why is not None:
+                raise ValueError(f"[mcp.{name}]: {why}")
+        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -217,6 +217,7 @@ class ReadyTracker:
             self._unmet[tid] = sum(1 for d in by_id[tid].depends_on if not self._sat(d))
         self._ready: OrderedDict[str, None] = OrderedDict(
             (t.id, None) for t in tickets if self._waiting(t.id) and self._unmet[t.id] == 0)
+        self._new: list[str] = list(self._ready)
 
     def _sat(self, tid: str) -> bool:
         s = self._status.get(tid)
@@ -227,9 +228,16 @@ class ReadyTracker:
 
     def _refresh(self, tid: str) -> None:
         if self._waiting(tid) and self._unmet[tid] == 0:
-            self._ready.setdefault(tid, None)
+            if tid not in self._ready:
+                self._ready[tid] = None
+                self._new.append(tid)
         else:
             self._ready.pop(tid, None)
+
+    def take_new(self) -> list[str]:
+        """Ids that became ready since the last call and are still ready (O(new), not O(ready))."""
+        new, self._new = self._new, []
+        return [tid for tid in new if tid in self._ready]
 
     def update(self, tid: str, new: TicketStatus) -> None:
         was = self._sat(tid)

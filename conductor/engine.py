@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, assert_never
@@ -30,14 +31,18 @@ from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
-                              QuotaExhausted, SafetyBlocked)
+                              QuotaExhausted, SafetyBlocked, StoreError)
 from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
-from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, Record, TicketUpdated, TrackUpdated, apply,
-                               ticket_update, track_update)
+from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, Record, TicketUpdated, apply, ticket_update,
+                               track_update, trusted_ticket_update)
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
+
+SNAPSHOT_EVERY = 2000
+"""Journal records between background snapshots of a running track."""
+
 
 # --- commands (from any thread) ---
 
@@ -125,6 +130,73 @@ class _SpawnDecided:
     decision: ApprovalDecision
 
 
+@dataclass(frozen=True)
+class _CommitFailed:
+    """The journal refused a batch (disk full, I/O error): nothing of it was published or started."""
+
+    error: OSError
+
+
+_Batch = tuple[list[Event | Record], list[tuple[Ticket, int, str, threading.Event]], list[Callable[[int], None]]]
+
+
+class _Committer:
+    """Writes the engine's batches to the journal on its own thread — one write and one fsync per batch — and
+    only then publishes their events and starts their attempts, in batch order. The engine thread never waits
+    for the disk; the journal still comes first."""
+
+    def __init__(self, journal: Journal, post: Callable[[Event], object], submit: Callable[..., object],
+                 prov: Callable[[Record], Provenance], failed: Callable[[OSError], None], name: str) -> None:
+        self.journal = journal
+        self._post, self._submit, self._prov, self._failed = post, submit, prov, failed
+        self._queue: queue.SimpleQueue[_Batch | threading.Event | None] = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def commit(self, batch: _Batch) -> None:
+        self._queue.put(batch)
+
+    def barrier(self) -> None:
+        """Wait until every batch handed over so far is written (or refused)."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            self._write(item)
+
+    def _write(self, batch: _Batch) -> None:
+        items, launches, after = batch
+        if self._error is not None:
+            return  # the journal is refusing writes: nothing after the failure may take effect either
+        records = [x for x in items if not isinstance(x, Event)]
+        try:
+            seqs = iter([e.seq for e in self.journal.append_many(records)] if records else [])
+        except OSError as exc:
+            self._error = exc
+            self._failed(exc)
+            return
+        for x in items:
+            self._post(x if isinstance(x, Event) else RecordApplied(prov=self._prov(x), record=x,
+                                                                      journal_seq=next(seqs)))
+        for t, attempt, model, cancel in launches:
+            self._submit(t, attempt, model, cancel)
+        for fn in after:
+            fn(self.journal.last_seq)
+
+
 class Engine:
     def __init__(self, track: Track, deps: EngineDeps, *, journal: Journal | None = None, trace_id: str = "",
                  resumed: set[str] | None = None, linger: bool = False) -> None:
@@ -136,7 +208,7 @@ class Engine:
         self.linger = linger
         """Keep the thread alive after the run settles (GUI: the user may retry or edit); False for the CLI."""
         self._resumed = set(resumed or ())
-        self._inbox: queue.SimpleQueue[EngineCommand | _WorkerDone | _Progress | _SpawnDecided] = \
+        self._inbox: queue.SimpleQueue[EngineCommand | _WorkerDone | _Progress | _SpawnDecided | _CommitFailed] = \
             queue.SimpleQueue()
         self._active: dict[str, tuple[int, threading.Event]] = {}
         self._spawn_ok: set[tuple[str, int]] = set()
@@ -146,21 +218,27 @@ class Engine:
         self._idle = threading.Event()
         self._exited = threading.Event()
         self._crash: BaseException | None = None
-        self._last_snapshot = 0.0
         self._dirty = False
         self.dispatch_log: list[tuple[str, float, float]] = []
         """(ticket id, start, end) per attempt, for tests and benchmarks (monotonic seconds)."""
         self._starts: dict[str, float] = {}
-        self._outbox: list[Event] = []
-        """Events waiting for the batch's fsync (journal first, then publish)."""
+        self._outbox: list[Event | Record] = []
+        """Records and events of the current batch: journalled (one write, one fsync) and then published."""
         self._launches: list[tuple[Ticket, int, str, threading.Event]] = []
         """Attempts waiting for the batch's fsync before they start."""
+        self._after: list[Callable[[int], None]] = []
+        """Called with the journal's last seq once the batch is written (snapshots, Snapshot replies)."""
+        self._replies: list[Future[tuple[int, Track]]] = []
+        self._launched: set[str] = set()
+        """Tickets whose attempt holds a worker slot (running or in review)."""
         self.cpu_s = 0.0
+        self._since_snapshot = 0
         """CPU seconds the engine thread itself used (benchmarks)."""
         self._bench = Workbench(track.id, deps, journal)
         self._index()
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.engine.max_workers,
                                         thread_name_prefix=f"conductor-worker-{track.id[:12]}")
+        self._committer: _Committer | None = None
         self._thread = threading.Thread(target=self._main, name=f"conductor-engine-{track.id[:12]}", daemon=True)
 
     def _index(self) -> None:
@@ -237,6 +315,10 @@ class Engine:
 
     def _main(self) -> None:
         cpu0 = time.thread_time()
+        if self.journal is not None:
+            self._committer = _Committer(self.journal, self.deps.call.events.post, self._submit, self._rec_prov,
+                                         lambda exc: self._inbox.put(_CommitFailed(exc)),
+                                         name=f"conductor-journal-{self.track.id[:12]}")
         try:
             self._start_run()
             while True:
@@ -249,6 +331,7 @@ class Engine:
                     self._finish_run()
                 self._flush()
                 if settled:
+                    self._snapshot(force=True)
                     self._idle.set()
                     if not self.linger or self._stopping:
                         break
@@ -261,11 +344,12 @@ class Engine:
                     except queue.Empty:
                         break
                     self._handle(msg)
-                self._maybe_snapshot()
         except BaseException as exc:  # a bug in the engine: make it visible, never hang the joiner
             self._crash = exc
+            text = (f"the run stopped: {exc}" if isinstance(exc, ConductorError)  # a known condition, said plainly
+                    else f"engine crashed: {exc!r}\n{traceback.format_exc()}")
             self._outbox.append(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
-                                            message=f"engine crashed: {exc!r}\n{traceback.format_exc()}"))
+                                            message=text))
             self._launches.clear()
             self._stop_workers("engine crashed")
             try:
@@ -273,11 +357,15 @@ class Engine:
             except OSError:
                 pass  # the crash is already being reported; a journal that cannot sync changes nothing here
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._snapshot(force=True)
             self.cpu_s = time.thread_time() - cpu0
-            self._idle.set()
-            self._exited.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                self._snapshot(force=True)
+            finally:
+                if self._committer is not None:
+                    self._committer.close()
+                self._idle.set()
+                self._exited.set()
 
     def _start_run(self) -> None:
         """Interrupted and cancelled tickets go back to ready and continue their attempt."""
@@ -290,15 +378,28 @@ class Engine:
                                                               f"{self.cfg.engine.max_workers} workers"))
 
     def _flush(self) -> None:
-        """Group commit: one fsync for every record of the batch, then publish, then start the launches."""
-        if self.journal is not None:
-            self.journal.sync()
-        events, self._outbox = self._outbox, []
-        for ev in events:
-            self.deps.call.events.post(ev)
-        launches, self._launches = self._launches, []
+        """Group commit: hand the batch's records, events and launches to the committer (journal, then publish,
+        then start); without a journal, publish and start at once."""
+        self._maybe_snapshot()
+        for reply in self._replies:  # the state with every record of this batch, so equal to the journal's
+            copy = self.track.model_copy(deep=True)
+            self._after.append(lambda seq, r=reply, c=copy: r.set_result((seq, c)))
+        self._replies = []
+        batch: _Batch = (self._outbox, self._launches, self._after)
+        self._outbox, self._launches, self._after = [], [], []
+        if self._committer is not None:
+            self._committer.commit(batch)
+            return
+        items, launches, after = batch
+        for x in items:
+            self.deps.call.events.post(x if isinstance(x, Event) else RecordApplied(prov=self._rec_prov(x), record=x))
         for t, attempt, model, cancel in launches:
-            self._pool.submit(self._worker_job, t, attempt, model, cancel)
+            self._submit(t, attempt, model, cancel)
+        for fn in after:
+            fn(0)
+
+    def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> None:
+        self._pool.submit(self._worker_job, t, attempt, model, cancel)
 
     def _settled(self) -> bool:
         if self._active:
@@ -325,10 +426,13 @@ class Engine:
             status = TrackStatus.STALLED
         self._set_track(status)
         self._outbox.append(RunFinished(prov=self._prov(), status=status.value, counts=counts))
-        self._snapshot(force=True)
 
-    def _handle(self, msg: EngineCommand | _WorkerDone | _Progress | _SpawnDecided) -> None:
+    def _handle(self, msg: EngineCommand | _WorkerDone | _Progress | _SpawnDecided | _CommitFailed) -> None:
         match msg:
+            case _CommitFailed(error=error):
+                raise StoreError(f"the journal {self.journal.path if self.journal else ''} refused a write ({error}); "
+                                 "the run stopped and nothing after the last written record took effect; free "
+                                 "space (or fix the disk) and resume") from error
             case _WorkerDone():
                 self._on_done(msg)
             case _Progress():
@@ -365,9 +469,7 @@ class Engine:
             case Edit(ticket_id=tid, fields=fields):
                 self._cmd_edit(tid, fields)
             case Snapshot(reply=reply):
-                self._flush()
-                seq = self.journal.last_seq if self.journal is not None else 0
-                reply.set_result((seq, self.track.model_copy(deep=True)))
+                self._replies.append(reply)  # copied at the end of this batch, answered once it is written
             case _:
                 assert_never(cmd)
 
@@ -376,15 +478,7 @@ class Engine:
     def _dispatch(self) -> None:
         if self._paused or self._cancelled:
             return
-        for tid in self._ready.ids():  # announce newly ready tickets (cheap: only waiting ones are here)
-            t = self._by_id[tid]
-            if t.status == TicketStatus.TODO:
-                self._set(t, TicketStatus.READY)
-        while self._ready:
-            running = sum(1 for tid in self._active if self._by_id[tid].status in (TicketStatus.RUNNING,
-                                                                                  TicketStatus.REVIEW))
-            if running >= self.cfg.engine.max_workers:
-                break
+        while self._ready and len(self._launched) < self.cfg.engine.max_workers:
             t = self._by_id[self._ready.first() or ""]
             attempt = t.attempts if (t.id in self._resumed and t.attempts > 0) else t.attempts + 1
             limit = t.attempt_limit or self.cfg.engine.max_attempts
@@ -394,6 +488,10 @@ class Engine:
                 self._ask_spawn(t, attempt)
             else:
                 self._launch(t, attempt)
+        for tid in self._ready.take_new():  # the rest wait for a slot: say so (a launched one went straight on)
+            t = self._by_id[tid]
+            if t.status == TicketStatus.TODO:
+                self._set(t, TicketStatus.READY)
 
     def _spawn_id(self, t: Ticket, attempt: int) -> str:
         return f"spawn-{self.track.id}-{t.id}-a{attempt}"
@@ -452,6 +550,7 @@ class Engine:
         model = self.cfg.model_for_attempt(attempt, t.model_override)
         cancel = threading.Event()
         self._active[t.id] = (attempt, cancel)
+        self._launched.add(t.id)
         self._resumed.discard(t.id)
         self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
         self._starts[t.id] = time.monotonic()
@@ -476,6 +575,7 @@ class Engine:
         if self._active.get(msg.ticket_id, (None,))[0] != msg.attempt:
             return  # a late result from a cancelled attempt
         del self._active[msg.ticket_id]
+        self._launched.discard(msg.ticket_id)
         start = self._starts.pop(msg.ticket_id, time.monotonic())
         self.dispatch_log.append((msg.ticket_id, start, time.monotonic()))
         t = self._by_id[msg.ticket_id]
@@ -618,9 +718,8 @@ class Engine:
     def _commit(self, rec: Record) -> None:
         """Apply a record to the engine's own track, journal it (synced with its batch), queue it to publish."""
         apply(self.track, rec)
-        seq = self.journal.append(rec, sync=False).seq if self.journal is not None else 0
         self._dirty = True
-        self._outbox.append(RecordApplied(prov=self._rec_prov(rec), record=rec, journal_seq=seq))
+        self._outbox.append(rec)  # journalled with its batch in _flush, before anyone hears of it
 
     def _rec_prov(self, rec: Record) -> Provenance:
         if isinstance(rec, TicketUpdated):
@@ -630,12 +729,12 @@ class Engine:
 
     def _update(self, t: Ticket, **fields: Any) -> None:
         if fields:
-            self._commit(ticket_update(t.id, **fields))
+            self._commit(trusted_ticket_update(t.id, None, fields))
 
     def _set(self, t: Ticket, status: TicketStatus, reason: str | None = None, **fields: Any) -> None:
         old = t.status
         why = reason or fields.get("failed_reason") or fields.get("blocked_reason")
-        self._commit(ticket_update(t.id, reason=why, status=status, **fields))
+        self._commit(trusted_ticket_update(t.id, why, {"status": status, **fields}))
         self._ready.update(t.id, status)
         if status in (TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.SKIPPED) \
                 or old in (TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.SKIPPED):
@@ -649,18 +748,27 @@ class Engine:
         self._outbox.append(event)
 
     def _maybe_snapshot(self) -> None:
-        if self._dirty and time.monotonic() - self._last_snapshot > 0.5:
-            self._snapshot(force=True)
+        """A snapshot only shortens replay, so take one after enough records (written in the background), not
+        per message: serialising a 1,000-ticket track costs more than replaying a thousand records."""
+        self._since_snapshot += sum(1 for x in self._outbox if not isinstance(x, Event))
+        store = self.deps.store
+        if store is None or self.journal is None or self._since_snapshot < SNAPSHOT_EVERY:
+            return
+        self._since_snapshot = 0
+        data = self.track.model_dump(mode="json", exclude_none=True)  # the state with this batch's records
+        self._after.append(lambda seq: store.save_snapshot_data_later(self.track.id, {**data, "journal_seq": seq}))
 
     def _snapshot(self, force: bool = False) -> None:
         if self.deps.store is None or not (self._dirty or force):
             return
+        if self._outbox or self._launches or self._after:
+            self._flush()  # the snapshot must not include a record its journal does not have yet
+        if self._committer is not None:
+            self._committer.barrier()
         if self.journal is not None:
             self.track.journal_seq = self.journal.last_seq
         self.deps.store.save_snapshot(self.track)
-        self._last_snapshot = time.monotonic()
         self._dirty = False
-
 
 __all__ = ["Cancel", "CancelTicket", "Edit", "Engine", "EngineCommand", "EngineDeps", "EDITABLE_FIELDS", "Pause",
            "Resume", "Retry", "Shutdown", "Skip", "Snapshot"]

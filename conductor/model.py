@@ -166,14 +166,18 @@ class Track(BaseModel):
 
     def find(self, ticket_id: str) -> Ticket | None:
         """The ticket with this id, or None (O(1): the index follows the tickets list it was built from)."""
-        idx = self._index
-        if idx is None or idx[0] is not self.tickets or len(idx[1]) != len(self.tickets):
-            idx = (self.tickets, {t.id: t for t in self.tickets})
-            self._index = idx
+        private = self.__pydantic_private__  # a plain slot: pydantic's __getattr__ for `_index` is slow
+        assert private is not None
+        idx = private.get("_index")
+        tickets = self.tickets
+        if idx is None or idx[0] is not tickets or len(idx[1]) != len(tickets):
+            idx = (tickets, {t.id: t for t in tickets})
+            private["_index"] = idx
         return idx[1].get(ticket_id)
 
     def reindex(self) -> None:
-        self._index = None
+        if self.__pydantic_private__ is not None:
+            self.__pydantic_private__["_index"] = None
 
     def ticket(self, ticket_id: str) -> Ticket:
         t = self.find(ticket_id)

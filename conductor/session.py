@@ -27,6 +27,7 @@ from conductor.records import ApprovalAsked, ApprovalDecided, UsageLogged, apply
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
+from conductor.tools.mcp_tools import McpServers
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
 
 
@@ -55,7 +56,9 @@ class Session:
         self.ledger = UsageLedger(PriceTable(cfg.prices))
         self.limits = limits or ModelLimits.from_config(cfg)
         """One gate per model for every call of this session (planning and all tracks' workers)."""
-        self.toolbox = toolbox or workspace_toolbox(self.workspace)
+        self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp", on_problem=lambda m: self.events.post(
+            ErrorRaised(prov=Provenance(), message=m, error_type="McpUnavailable")))  # started on first Tier 3 use
+        self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
         self.linger = linger
@@ -247,6 +250,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self.mcp.interrupt_startup()  # a worker waiting for a server to start must not hold up the engines
         for h in list(self.plans.values()):
             h.cancel.set()
         for eng in list(self.engines.values()):
@@ -257,6 +261,7 @@ class Session:
             th.join(timeout)
             if th.is_alive():
                 raise TimeoutError(f"thread {th.name} did not stop within {timeout}s")
+        self.mcp.close()
         self.provider.close()
         self.store.close()
 

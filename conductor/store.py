@@ -51,14 +51,6 @@ def _legacy_crc(seq: int, ts: float, type_: str, data: Any) -> int:
 _CRC_SEP = b',"crc":'
 
 
-def encode_line(seq: int, ts: float, rec: Record) -> str:
-    """One journal line: the JSON object {seq, ts, type, data, crc}, where crc is the CRC-32 of the exact bytes
-    of the object without it (so reading verifies the bytes as written, without re-serialising)."""
-    body = json.dumps({"seq": seq, "ts": ts, "type": record_type(type(rec)), "data": to_data(rec)},
-                      ensure_ascii=False, separators=(",", ":"))
-    return f'{body[:-1]},"crc":{zlib.crc32(body.encode("utf-8"))}}}'
-
-
 class JournalEntry:
     """One verified journal line. `record` parses it into its typed record on first use (most lines are only
     indexed, never parsed, when a snapshot already covers them)."""
@@ -111,7 +103,8 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._fh: Any = None
+        self._fd: int | None = None
+        self._size = 0
         self._seq = 0
         self._unsynced = False
         self._index: dict[tuple[str, str], JournalEntry] = {}
@@ -174,68 +167,107 @@ class Journal:
 
     def append(self, rec: Record, *, sync: bool = True) -> JournalEntry:
         """Append one record; with `sync` it is on disk (fsynced) when this returns."""
+        return self.append_many([rec], sync=sync)[0]
+
+    def append_many(self, recs: list[Record], *, sync: bool = True) -> list[JournalEntry]:
+        """Append records as consecutive lines with one write(2) (and, with `sync`, one fsync).
+
+        Records are serialised before the lock and fsynced after it: the lock covers only numbering and the
+        write, so one thread's fsync never holds another back."""
+        if not recs:
+            return []
+        types = [record_type(type(r)) for r in recs]
+        datas = [json.dumps(to_data(r), ensure_ascii=False, separators=(",", ":")) for r in recs]
         with self._lock:
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                new = not self.path.exists()
-                self._fh = open(self.path, "a", encoding="utf-8")
-                if new:
-                    fsync_dir(self.path.parent)
-            seq = self._seq + 1
+            fd = self._open()
             ts = round(time.time(), 6)
-            line = encode_line(seq, ts, rec)
-            start = self._fh.tell()
+            lines, entries = [], []
+            for i, (rec, type_, data) in enumerate(zip(recs, types, datas)):
+                seq = self._seq + 1 + i
+                body = f'{{"seq":{seq},"ts":{ts!r},"type":"{type_}","data":{data}}}'.encode("utf-8")
+                lines.append(body[:-1] + b',"crc":%d}\n' % zlib.crc32(body))
+                entries.append(JournalEntry(seq, ts, type_, {}, rec))
+            blob = b"".join(lines)
+            start = self._size
             try:
-                self._fh.write(line + "\n")
-                self._fh.flush()
-                if sync:
-                    os.fsync(self._fh.fileno())
-                    self._unsynced = False
-                else:
-                    self._unsynced = True
+                _write_all(fd, blob)
             except OSError:
-                # Not acknowledged, so it must not survive: cut it off, and never fsync this fd again
-                # (after a failed fsync Linux may report later ones as clean).
-                self._abandon_handle(start)
+                self._abandon_handle(start, start + len(blob))
                 raise
-            self._seq = seq
-            entry = JournalEntry(seq, ts, record_type(type(rec)), {}, rec)
-            self._entries.append(entry)
-            k = record_key(rec)
-            if k is not None:
-                self._index[(entry.type, k)] = entry
-            return entry
+            self._size = start + len(blob)
+            self._seq = entries[-1].seq
+            self._unsynced = not sync
+            self._entries.extend(entries)
+            for rec, entry in zip(recs, entries):
+                k = record_key(rec)
+                if k is not None:
+                    self._index[(entry.type, k)] = entry
+        if sync:
+            self._fsync(fd, start, start + len(blob), entries)
+        return entries
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+            if new:
+                fsync_dir(self.path.parent)
+        return self._fd
+
+    def _fsync(self, fd: int, start: int, end: int, entries: list[JournalEntry]) -> None:
+        try:
+            os.fsync(fd)
+        except OSError:
+            # Not acknowledged, so it must not survive: cut it off (when nothing followed it), and never fsync
+            # this fd again (after a failed fsync Linux may report later ones as clean).
+            with self._lock:
+                if self._fd == fd:
+                    self._abandon_handle(start, end)
+                if entries and self._entries[-len(entries):] == entries and self._size == start:
+                    del self._entries[-len(entries):]
+                    self._seq = entries[0].seq - 1
+            raise
 
     def sync(self) -> None:
         """Make every line appended so far durable (one fsync for a batch of unsynced appends)."""
         with self._lock:
-            if self._fh is None or not self._unsynced:
+            if self._fd is None or not self._unsynced:
                 return
-            try:
-                os.fsync(self._fh.fileno())
-            except OSError:
-                self._abandon_handle(self._fh.tell())
-                raise
+            fd, size = self._fd, self._size
             self._unsynced = False
+        self._fsync(fd, size, size, [])
 
-    def _abandon_handle(self, size: int) -> None:
-        fh, self._fh = self._fh, None
-        try:
-            fh.close()
-        except OSError:
-            pass  # the buffered bytes are being discarded anyway
-        try:
-            _truncate(self.path, size)
-        except OSError:
-            pass  # the reader drops an unacknowledged tail: it has no newline or fails its CRC
+    def _abandon_handle(self, start: int, end: int) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the fd is being given up anyway
+        if self._size <= end:  # nothing acknowledged after it: cut the unacknowledged tail off
+            try:
+                _truncate(self.path, start)
+            except OSError:
+                pass  # the reader drops an unacknowledged tail: it has no newline or fails its CRC
+            try:
+                self._size = self.path.stat().st_size  # what is really there decides which seq comes next
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._lock:
-            if self._fh is not None:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
-                self._fh = None
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -387,6 +419,11 @@ class TrackStore:
         self.root = Path(root)  # created by the first write, never by reading or listing
         self._journals: dict[str, Journal] = {}
         self._lock = threading.Lock()
+        self._snap_cond = threading.Condition()
+        self._snap_queue: dict[str, dict[str, Any]] = {}
+        self._snap_thread: threading.Thread | None = None
+        self._snap_closing = False
+        self.snapshot_errors: list[str] = []
         self._out_locks: dict[Path, threading.Lock] = {}
 
     def remove_stale_temp_files(self) -> list[Path]:
@@ -442,8 +479,41 @@ class TrackStore:
         return journal
 
     def save_snapshot(self, track: Track) -> None:
-        data = track.model_dump(mode="json", exclude_none=True)
-        atomic_write_text(self.track_dir(track.id) / "track.toml", tomli_w.dumps(data))
+        """Write the snapshot now (atomically)."""
+        self._write_snapshot(track.id, track.model_dump(mode="json", exclude_none=True))
+
+    def save_snapshot_later(self, track: Track) -> None:
+        """Queue a snapshot for the writer thread: the caller pays for the model dump only, not for TOML and
+        fsync (a 1,000-ticket track takes ~150 ms to write). The newest queued state of a track wins; `close`
+        writes what is still queued. Only call it after the journal lines it includes are synced."""
+        self.save_snapshot_data_later(track.id, track.model_dump(mode="json", exclude_none=True))
+
+    def save_snapshot_data_later(self, track_id: str, data: dict[str, Any]) -> None:
+        """`save_snapshot_later` for a track already dumped (the engine dumps on its own thread)."""
+        with self._snap_cond:
+            self._snap_queue[track_id] = data
+            if self._snap_thread is None:
+                self._snap_thread = threading.Thread(target=self._snapshot_writer, name="conductor-snapshots",
+                                                     daemon=True)
+                self._snap_thread.start()
+            self._snap_cond.notify()
+
+    def _snapshot_writer(self) -> None:
+        while True:
+            with self._snap_cond:
+                while not self._snap_queue and not self._snap_closing:
+                    self._snap_cond.wait()
+                if not self._snap_queue:
+                    return
+                track_id = next(iter(self._snap_queue))
+                data = self._snap_queue.pop(track_id)
+            try:
+                self._write_snapshot(track_id, data)
+            except OSError as exc:  # a snapshot is a shortcut: the journal still has everything
+                self.snapshot_errors.append(f"{self.track_dir(track_id) / 'track.toml'}: not written: {exc}")
+
+    def _write_snapshot(self, track_id: str, data: dict[str, Any]) -> None:
+        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(data))
 
     def write_spec(self, track: Track) -> None:
         lines = [f"# {track.title}", "", f"**Goal.** {track.goal}", ""]
@@ -540,6 +610,14 @@ class TrackStore:
         return (text[-max_chars:], True) if len(text) > max_chars or size > max_chars * 4 else (text, False)
 
     def close(self) -> None:
+        with self._snap_cond:
+            self._snap_closing = True
+            self._snap_cond.notify()
+            writer = self._snap_thread
+        if writer is not None:
+            writer.join()  # writes what is still queued, then exits
+        with self._snap_cond:
+            self._snap_thread, self._snap_closing = None, False
         with self._lock:
             journals = list(self._journals.values())
         for j in journals:

@@ -180,6 +180,7 @@ SPAWN_SYSTEM = "spawn_system"
 
 TOOL_PREVIEW = "tool_preview"
 TOOL_ALWAYS = "tool_always"
+TOOL_MCP = "tool_mcp"
 
 
 def tool_arg(name: str) -> str:

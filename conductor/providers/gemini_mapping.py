@@ -28,6 +28,7 @@ from conductor.model import Usage
 from conductor.providers.gemini_quota import daily_violation, quota_error
 from conductor.providers.base import (Finish, FinishReason, ProviderEvent, ProviderRequest, TextChunk,
                                       ToolCallChunk, UsageChunk)
+from conductor.providers.tool_names import WireNames, wire_name
 
 SAFETY_FINISHES = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY",
                              "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"})
@@ -80,7 +81,7 @@ def thinking_config(model: str, level: str) -> dict[str, Any] | None:
 
 def function_declaration(spec: ToolSpec) -> dict[str, Any]:
     """A FunctionDeclaration dict; the arguments' schema goes as standard JSON Schema."""
-    return {"name": spec.name, "description": spec.description, "parameters_json_schema": spec.parameters}
+    return {"name": wire_name(spec.name), "description": spec.description, "parameters_json_schema": spec.parameters}
 
 
 def _call_ids(content: Mapping[str, Any] | None) -> set[str]:
@@ -97,13 +98,13 @@ def model_content(msg: Message) -> dict[str, Any]:
     if msg.native is not None:
         return msg.native
     parts: list[dict[str, Any]] = [{"text": msg.text}] if msg.text or not msg.tool_calls else []
-    parts += [{"function_call": {"id": c.id, "name": c.name, "args": c.args}} for c in msg.tool_calls]
+    parts += [{"function_call": {"id": c.id, "name": wire_name(c.name), "args": c.args}} for c in msg.tool_calls]
     return {"role": "model", "parts": parts}
 
 
 def function_response_part(result: ToolResult, known_ids: set[str]) -> dict[str, Any]:
     """A function_response part; the id is echoed only when Gemini gave that call an id itself."""
-    body: dict[str, Any] = {"name": result.name, "response": result.for_model()}
+    body: dict[str, Any] = {"name": wire_name(result.name), "response": result.for_model()}
     if result.call_id in known_ids:
         body["id"] = result.call_id
     return {"function_response": body}
@@ -195,6 +196,7 @@ class TurnAssembler:
         self.model = request.model
         self.prov = request.prov
         self.turn = sum(1 for m in request.messages if m.role == "model")
+        self.names = WireNames(request.tools)
         self.parts: list[dict[str, Any]] = []
         self.text: list[str] = []
         self.calls: list[ToolCall] = []
@@ -238,7 +240,8 @@ class TurnAssembler:
         call = field(part, "function_call")
         if call:
             cid = field(call, "id") or synth_call_id(self.prov, self.turn, len(self.calls))
-            tc = ToolCall(id=str(cid), name=str(field(call, "name", "")), args=dict(field(call, "args", {})))
+            tc = ToolCall(id=str(cid), name=self.names.ours(str(field(call, "name", ""))),
+                          args=dict(field(call, "args", {})))
             self.calls.append(tc)
             events.append(ToolCallChunk(tc))
         return events

@@ -79,7 +79,10 @@ def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage)
                       track_id=prov.track_id, ticket_id=prov.ticket_id, attempt=prov.attempt, ts=time.time())
     if deps.ledger.record(rec):
         if deps.journal is not None:
-            deps.journal.append(UsageLogged(key=record_id, record=UsageData.model_validate(rec.to_json())))
+            # Not fsynced on its own: the next synced line of this journal (the engine's batch, a tool intent)
+            # makes it durable; a kill -9 loses nothing written, only a power cut could lose the last few.
+            deps.journal.append(UsageLogged(key=record_id, record=UsageData.model_validate(rec.to_json())),
+                                sync=False)
         deps.events.post(UsageRecorded(prov=prov, record_id=record_id, usage=priced))
     return priced
 

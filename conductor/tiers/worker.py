@@ -73,7 +73,8 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
                                   max_output_tokens=cfg.engine.max_output_tokens, prov=prov)
             msg = call_model(req, deps, cancel=cancel, call_no=turn).message
             if journal is not None:
-                journal.append(ModelTurn(key=key, message=msg.to_json()))
+                # Durable with the next synced line (a tool call's intent is synced before it runs).
+                journal.append(ModelTurn(key=key, message=msg.to_json()), sync=False)
         messages.append(msg)
         if not msg.tool_calls:
             final = msg.text.strip() or "\n".join(m.text for m in messages if m.role == "model").strip()

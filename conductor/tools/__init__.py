@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from conductor.tools.base import Tool, ToolContext, Toolbox
+from conductor.tools.base import Tool, ToolContext, Toolbox, ToolSource
 from conductor.tools.command import RunCommand
 from conductor.tools.edit import EditFile, WriteFile
 from conductor.tools.gate import ToolGate, idempotency_key
@@ -23,7 +24,7 @@ from conductor.tools.readonly import ListDir, ReadFile, readonly_tools
 from conductor.tools.search import Search
 
 __all__ = ["CommandPolicy", "Tool", "ToolContext", "ToolGate", "Toolbox", "idempotency_key", "readonly_tools",
-           "workspace_toolbox", "mutating_tools"]
+           "workspace_toolbox", "mutating_tools", "ToolSource"]
 
 
 def mutating_tools(default_timeout_s: float | None = None) -> list[Tool]:
@@ -33,13 +34,14 @@ def mutating_tools(default_timeout_s: float | None = None) -> list[Tool]:
 
 
 def workspace_toolbox(workspace: Path | str | None = None, *, readonly: bool = False,
-                      command_timeout_s: float | None = None) -> Toolbox:
+                      command_timeout_s: float | None = None, sources: Iterable[ToolSource] = ()) -> Toolbox:
     """Every workspace tool. With `workspace` given, git tools are left out when it is not a git repository
     (without it they are included and answer "not a git repository" when that is so). `readonly=True` gives
-    only the tools that never change anything (for Tier 4 review)."""
+    only the tools that never change anything (for Tier 4 review). `sources` add tools known at run time (MCP
+    servers); a read-only toolbox never has them (their tools may change anything)."""
     tools: list[Tool] = [ReadFile(), ListDir(), Search()]
     if workspace is None or is_git_repo(Path(workspace)):
         tools += [GitStatus(), GitDiff()]
     if not readonly:
         tools += mutating_tools(command_timeout_s)
-    return Toolbox(tools)
+    return Toolbox(tools, () if readonly else sources)

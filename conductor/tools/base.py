@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from conductor.errors import ToolError
 from conductor.events import Provenance
@@ -51,24 +51,41 @@ class Tool(ABC):
         return None
 
 
-class Toolbox:
-    """A set of tools by name."""
+class ToolSource(Protocol):
+    """Tools known only at run time (an MCP server's): asked for on first use, then kept by the source."""
 
-    def __init__(self, tools: Iterable[Tool]) -> None:
+    def tools(self) -> Sequence[Tool]: ...
+
+
+class Toolbox:
+    """A set of tools by name, plus the tools of its sources (which never shadow a built-in tool)."""
+
+    def __init__(self, tools: Iterable[Tool], sources: Iterable[ToolSource] = ()) -> None:
         self._tools = {t.spec.name: t for t in tools}
+        self._sources = tuple(sources)
+
+    def _all(self) -> dict[str, Tool]:
+        if not self._sources:
+            return self._tools
+        merged = dict(self._tools)
+        for source in self._sources:
+            for t in source.tools():
+                merged.setdefault(t.spec.name, t)
+        return merged
 
     def specs(self) -> tuple[ToolSpec, ...]:
-        return tuple(t.spec for t in self._tools.values())
+        return tuple(t.spec for t in self._all().values())
 
     def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+        return self._all().get(name)
 
     def execute(self, call: ToolCall, ctx: ToolContext) -> ToolResult:
         """Run one call, turning every ToolError (and bad arguments) into an error result."""
-        tool = self._tools.get(call.name)
+        tools = self._all()
+        tool = tools.get(call.name)
         if tool is None:
             return ToolResult(call.id, call.name, False, error=f"unknown tool {call.name!r}; available: "
-                                                                 f"{', '.join(sorted(self._tools))}")
+                                                                 f"{', '.join(sorted(tools))}")
         bad = problems(tool.spec.parameters, dict(call.args))
         if bad:
             return ToolResult(call.id, call.name, False, error=f"bad arguments for {call.name}: " + "; ".join(bad))

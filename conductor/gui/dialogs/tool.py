@@ -68,6 +68,11 @@ class ToolDialog(ApprovalDialog):
             dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
             if p.get("needs_person"):
                 dpg.add_text(f"Only a person may approve this: {p['needs_person']}", color=WARNING, wrap=0)
+        elif "mcp_server" in p:  # a third-party server runs this call: say which, and how it is reached
+            label("MCP server tool")
+            dpg.add_text(f"server: {p['mcp_server']}    tool: {p.get('mcp_tool')}    timeout: {p.get('timeout_s')} s",
+                         tag=tags.TOOL_MCP, wrap=0)
+            dpg.add_text(f"runs: {p.get('mcp_transport')}", wrap=0)
         dpg.add_spacer(height=4)
 
     def _edited(self, _sender: object, value: str, name: str) -> None:
