@@ -18,7 +18,7 @@ from conductor.comms import CommsLog
 from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
 from conductor.errors import StoreError
-from conductor.events import EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
+from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.limits import ModelLimits
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
