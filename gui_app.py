@@ -32,8 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                         "(or --workspace), tracks kept across starts")
     p.add_argument("--fresh-demo", action="store_true", help="with --demo: set the previous demo folder aside "
                                                               "and start afresh")
-    p.add_argument("--provider", choices=("scripted", "gemini"), help="model provider (default: gemini, or "
-                                                                       "scripted with --demo)")
+    p.add_argument("--provider", help="model provider: scripted, gemini, openai, anthropic or an endpoint named in "
+                                      "config.toml (default: gemini, or scripted with --demo)")
     p.add_argument("--exit-after-first-frame", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -78,7 +78,7 @@ def run(controller: object, *, first_frame_exit: bool) -> int:
         signal.signal(sig, lambda *_: app.quit())
     if first_frame_exit:
         def first(gui: GuiApp, _events: object) -> None:
-            sdk = int("google.genai" in sys.modules)  # must stay 0: the SDK loads lazily, never at start-up
+            sdk = int(any(m in sys.modules for m in ("google.genai", "openai", "anthropic")))  # must stay 0: lazy SDKs
             print(f"FIRST_FRAME {time.time():.6f} sdk_loaded={sdk}", flush=True)
             gui.quit()
         app.after_frame.append(first)

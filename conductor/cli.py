@@ -21,7 +21,7 @@ from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, 
                               RunFinished, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
 from conductor.model import Track, TrackStatus
 from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
-from conductor.providers.factory import PROVIDERS, make_provider
+from conductor.providers.factory import PROVIDERS, make_provider, uses_endpoints, with_model_everywhere
 from conductor.session import Session
 
 KINDS = ("plan", "tickets", "spawn", "tool")
@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--epic", help="the work to do, in plain words")
     what.add_argument("--resume", metavar="TRACK", help="continue a track after a stop or crash")
     run.add_argument("--workspace", default=".", help="the folder the workers may read and change")
-    run.add_argument("--provider", choices=PROVIDERS, default="gemini")
+    run.add_argument("--provider", default="gemini", metavar="NAME",
+                     help=f"the endpoint for bare model names: {', '.join(PROVIDERS)}, or one configured in "
+                          "[endpoints.NAME] (default: gemini)")
+    run.add_argument("--model", help="run every tier (and the whole ladder) on this model of --provider")
+    run.add_argument("--base-url", help="send --provider's requests (and its API key) to this URL")
     run.add_argument("--approve", default="", help=f"approval kinds answered yes without asking: comma-separated "
                                                    f"from {','.join(KINDS)} (or 'all')")
     run.add_argument("--step", action="store_true", help="ask for a spawn approval before every worker")
@@ -94,7 +98,13 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
             cfg.engine.step_mode = True
         if args.workers:
             cfg.engine.max_workers = args.workers
-        provider = make_provider(args.provider, cfg, latency_s=args.latency, chunk_delay_s=args.chunk_delay)
+        if args.model:
+            cfg = with_model_everywhere(cfg, args.model, args.provider)
+        elif args.provider not in ("gemini", "scripted") and not uses_endpoints(cfg):
+            raise ConfigError(f"--provider {args.provider} needs --model NAME (the configured tiers name Gemini "
+                              "models), or name `endpoint:model` per tier in config.toml")
+        provider = make_provider(args.provider, cfg, latency_s=args.latency, chunk_delay_s=args.chunk_delay,
+                                 base_url=args.base_url)
     except (ConfigError, MissingApiKey, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -163,8 +173,11 @@ class Console:
         print("\nusage by tier:", file=self.out)
         for tier, tot in sorted(self.s.ledger.by_tier().items()):
             cost = "unknown" if tot.cost_usd is None else f"${tot.cost_usd:.4f}"
+            est = f" (ESTIMATED for {tot.estimated} of the calls: the endpoint reported no usage)" \
+                if tot.estimated else ""
             print(f"  tier {tier}: {tot.calls} calls, {tot.prompt_tokens} prompt, {tot.output_tokens} output, "
-                  f"{tot.thinking_tokens} thinking, {tot.cached_tokens} cached tokens, cost {cost}", file=self.out)
+                  f"{tot.thinking_tokens} thinking, {tot.cached_tokens} cached tokens, cost {cost}{est}",
+                  file=self.out)
 
     def show(self, ev: Event) -> None:
         line = self.describe(ev)

@@ -122,6 +122,8 @@ class Price(_Section):
     output_per_mtok: float = Field(ge=0)
     cached_per_mtok: float | None = Field(default=None, ge=0)
     """Cached input price; None means cached tokens cost the input price."""
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    """Price of input written to a cache (Anthropic's cache creation); None means the input price."""
     long_context_threshold: int | None = Field(default=None, ge=1)
     long_input_per_mtok: float | None = Field(default=None, ge=0)
     long_output_per_mtok: float | None = Field(default=None, ge=0)
@@ -141,6 +143,34 @@ def default_prices() -> list[Price]:
               long_context_threshold=200_000, long_input_per_mtok=2.50, long_output_per_mtok=15.00),
         Price(model="gemini-2.5-flash", effective=d(2025, 6, 17), input_per_mtok=0.30, output_per_mtok=2.50),
         Price(model="gemini-2.5-flash-lite", effective=d(2025, 7, 22), input_per_mtok=0.10, output_per_mtok=0.40),
+        *default_other_prices(),
+    ]
+
+
+def default_other_prices() -> list[Price]:
+    """OpenAI and Anthropic list prices at each model's launch (openai.com/api/pricing, claude.com/pricing).
+
+    Keyed by the bare model name: they apply to the built-in `openai` / `anthropic` endpoints only (a model
+    of the same name on another endpoint needs its own `endpoint:model` entry, or `free = true`)."""
+    d = dt.date
+    return [
+        Price(model="gpt-5", effective=d(2025, 8, 7), input_per_mtok=1.25, output_per_mtok=10.00,
+              cached_per_mtok=0.125),
+        Price(model="gpt-5-mini", effective=d(2025, 8, 7), input_per_mtok=0.25, output_per_mtok=2.00,
+              cached_per_mtok=0.025),
+        Price(model="gpt-5-nano", effective=d(2025, 8, 7), input_per_mtok=0.05, output_per_mtok=0.40,
+              cached_per_mtok=0.005),
+        Price(model="gpt-4.1", effective=d(2025, 4, 14), input_per_mtok=2.00, output_per_mtok=8.00,
+              cached_per_mtok=0.50),
+        Price(model="claude-sonnet-4-5", effective=d(2025, 9, 29), input_per_mtok=3.00, output_per_mtok=15.00,
+              cached_per_mtok=0.30, cache_write_per_mtok=3.75, long_context_threshold=200_000,
+              long_input_per_mtok=6.00, long_output_per_mtok=22.50),
+        Price(model="claude-opus-4-5", effective=d(2025, 11, 24), input_per_mtok=5.00, output_per_mtok=25.00,
+              cached_per_mtok=0.50, cache_write_per_mtok=6.25),
+        Price(model="claude-haiku-4-5", effective=d(2025, 10, 15), input_per_mtok=1.00, output_per_mtok=5.00,
+              cached_per_mtok=0.10, cache_write_per_mtok=1.25),
+        Price(model="claude-opus-4-1", effective=d(2025, 8, 5), input_per_mtok=15.00, output_per_mtok=75.00,
+              cached_per_mtok=1.50, cache_write_per_mtok=18.75),
     ]
 
 
@@ -152,6 +182,71 @@ class GeminiConfig(_Section):
     sdk_retry_attempts: int = Field(default=1, ge=1, le=10)
     """Attempts the SDK makes for the initial request. 1: Conductor makes every retry, through the shared
     per-model gate; more: the SDK's extra requests still count against the one retry budget ([retry])."""
+
+
+EndpointKind = Literal["gemini", "openai", "anthropic"]
+BUILTIN_ENDPOINTS: dict[str, EndpointKind] = {"gemini": "gemini", "openai": "openai", "anthropic": "anthropic"}
+"""Endpoints that exist without configuration (each on its provider's own host, keyed by the SDK's variable)."""
+_ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+
+
+class CompatConfig(_Section):
+    """What an OpenAI-compatible (or Anthropic) endpoint supports. None means "find out": the provider tries
+    the standard behaviour and remembers, for this run, what the endpoint refused."""
+
+    stream_usage: bool | None = None
+    """Accepts `stream_options.include_usage` (Azure and old Ollama refuse it)."""
+    continuous_usage: bool = False
+    """Send `continuous_usage_stats` too (vLLM): usage on every chunk, so a broken stream still has counts."""
+    stream_tools: bool | None = None
+    """Streams tool calls. False (old Ollama) sends requests that carry tools without streaming."""
+    json_schema: bool | None = None
+    """Accepts a JSON schema for structured answers; False puts the schema in the instructions instead."""
+    reasoning: bool | None = None
+    """Accepts `reasoning_effort` (OpenAI reasoning models). None: only on api.openai.com."""
+    thinking: Literal["auto", "off", "budget", "adaptive"] = "auto"
+    """Anthropic: extended thinking with a token budget, adaptive thinking, or none; auto picks by model."""
+    max_tokens: int = Field(default=8192, ge=256)
+    """The output limit sent when a call names none (Anthropic requires one)."""
+
+
+class EndpointConfig(_Section):
+    """A named model endpoint. Models on it are named `<endpoint>:<model>` in [models]."""
+
+    kind: EndpointKind
+    base_url: str | None = None
+    """None: the provider's own host (or the SDK's variable, e.g. OPENAI_BASE_URL). Your API key is sent only to
+    the provider's own host or to loopback unless you name the URL in the environment or on the command line."""
+    api_key_env: str | None = None
+    """The environment variable holding the key (never the key itself). None: no key (local servers)."""
+    models: list[str] = Field(default_factory=list)
+    """Models offered in the settings dialog (the endpoint's own list is added when it answers)."""
+    free: bool = False
+    """True only when you say so: calls here cost nothing. Otherwise a model without a price has an unknown cost."""
+    compat: CompatConfig = Field(default_factory=CompatConfig)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError(f"api_key_env {v!r} must be the NAME of an environment variable (e.g. "
+                             "\"OPENAI_API_KEY\"), never the key itself")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"base_url {v!r} must be an http:// or https:// URL")
+        return v
+
+
+def split_model_ref(ref: str) -> tuple[str | None, str]:
+    """`"local:llama3.1:8b"` -> ("local", "llama3.1:8b"); a name without a colon -> (None, name), which means
+    the default endpoint (Gemini unless `--provider` says otherwise). The first colon separates."""
+    head, sep, rest = ref.partition(":")
+    return (head, rest) if sep else (None, ref)
 
 
 class GuiConfig(_Section):
@@ -221,6 +316,8 @@ class Config(_Section):
     gemini: GeminiConfig = Field(default_factory=GeminiConfig)
     gui: GuiConfig = Field(default_factory=GuiConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    """Named endpoints beside the built-in `gemini`, `openai` and `anthropic` (which may be overridden)."""
     prices: list[Price] = Field(default_factory=default_prices)
     mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
     """MCP servers whose tools Tier 3 may call (each call approved): `[mcp.<name>]`."""
@@ -246,6 +343,39 @@ class Config(_Section):
                 raise ValueError(f"key {'.'.join(path)!r} looks like a secret; config.toml never holds the API key: "
                                  "set GEMINI_API_KEY in the environment instead")
         return data
+
+    @model_validator(mode="after")
+    def _model_refs_name_endpoints(self) -> Config:
+        for name in self.endpoints:
+            if not _ENDPOINT_NAME.match(name):
+                raise ValueError(f"endpoint name {name!r} (in [endpoints.{name}]) must be lower-case letters, digits, "
+                                 "'-' or '_', starting with a letter")
+        for key, ref in self.model_refs():
+            endpoint, model = split_model_ref(ref)
+            if endpoint is not None and endpoint not in self.endpoint_names():
+                raise ValueError(f"{key} = {ref!r} names endpoint {endpoint!r}, which is not configured (known: "
+                                 f"{', '.join(sorted(self.endpoint_names()))}); write <endpoint>:<model>")
+            if not model:
+                raise ValueError(f"{key} = {ref!r} names no model after the colon")
+        return self
+
+    def model_refs(self) -> list[tuple[str, str]]:
+        """(config key, model reference) for every tier and ladder rung."""
+        m = self.models
+        return [*((f"models.tier{t}", m.for_tier(t)) for t in (1, 2, 3, 4)),
+                *((f"models.ladder[{i}]", ref) for i, ref in enumerate(m.ladder))]
+
+    def endpoint_names(self) -> set[str]:
+        return set(BUILTIN_ENDPOINTS) | set(self.endpoints)
+
+    def endpoint(self, name: str) -> EndpointConfig:
+        """The configured endpoint, or the built-in one of that name."""
+        if name in self.endpoints:
+            return self.endpoints[name]
+        if name in BUILTIN_ENDPOINTS:
+            return EndpointConfig(kind=BUILTIN_ENDPOINTS[name])
+        raise ConfigError(f"no endpoint named {name!r} (known: {', '.join(sorted(self.endpoint_names()))})",
+                          key=f"endpoints.{name}")
 
     def model_for_attempt(self, attempt: int, override: str | None = None) -> str:
         """Tier 3's model for attempt n (1-based): the override or tier3 first, then up the ladder."""

@@ -21,6 +21,8 @@
         ├── QuotaExhausted        a per-day quota is spent: the track pauses until it resets (not retried)
         └── PermanentProviderError    not retried, shown to the user
             ├── BadRequest            400 / 403 / 404
+            │   ├── AuthFailed        401 / 403: the key is wrong, revoked or not allowed this model
+            │   └── ContextTooLong    the prompt does not fit the model's context window
             ├── SafetyBlocked         SAFETY finish or blocked prompt: a human decides
             └── OutputTruncated       MAX_TOKENS: never parsed as a plan
 """
@@ -155,6 +157,14 @@ class PermanentProviderError(ProviderError):
 
 class BadRequest(PermanentProviderError):
     """HTTP 400/403/404: the request (or key, or model name) is wrong."""
+
+
+class AuthFailed(BadRequest):
+    """HTTP 401/403: the endpoint refused the key. The message names the environment variable to check."""
+
+
+class ContextTooLong(BadRequest):
+    """The prompt is longer than the model's context window: retrying the same request cannot help."""
 
 
 class SafetyBlocked(PermanentProviderError):

@@ -201,7 +201,9 @@ class Track(BaseModel):
 class Usage(BaseModel):
     """Token usage of one model call, as the provider reported it.
 
-    `prompt_tokens` includes `cached_tokens` (Gemini's convention). `output_tokens` excludes thinking.
+    `prompt_tokens` includes `cached_tokens` and `cache_write_tokens` (Gemini's convention; providers whose
+    API counts them apart add them in). `output_tokens` excludes thinking (providers whose output count
+    includes reasoning subtract it), so no token is counted twice.
     `cost_usd` is None when the model has no price: unknown is never shown as free.
     """
 
@@ -212,9 +214,13 @@ class Usage(BaseModel):
     thinking_tokens: int = 0
     cached_tokens: int = 0
     tool_use_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    """Prompt tokens written to a cache on this call (Anthropic's cache creation); part of `prompt_tokens`."""
     cost_usd: float | None = None
     partial: bool = False
     """True when the call broke off and these are the last counts seen."""
+    estimated: bool = False
+    """True when the endpoint reported no usage and these counts were estimated locally (never exact)."""
 
     @property
     def total_tokens(self) -> int:

@@ -23,7 +23,8 @@ from conductor.limits import ModelLimits
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
 from conductor.providers.base import Provider
-from conductor.records import ApprovalAsked, ApprovalDecided, UsageLogged, apply, track_update
+from conductor.records import (ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type,
+                               track_update)
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
@@ -53,7 +54,7 @@ class Session:
         self.provider = provider
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
-        self.ledger = UsageLedger(PriceTable(cfg.prices))
+        self.ledger = UsageLedger(PriceTable.for_config(cfg))
         self.limits = limits or ModelLimits.from_config(cfg)
         """One gate per model for every call of this session (planning and all tracks' workers)."""
         self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp", on_problem=lambda m: self.events.post(
@@ -108,9 +109,19 @@ class Session:
     def _load_usage_from(self, journal: Journal) -> None:
         for w in journal.warnings:
             self.events.post(Notice(prov=Provenance(), message=w, level="warning"))
-        for rec in journal.records():
-            if isinstance(rec, UsageLogged):
-                self.ledger.record(UsageRecord.from_json(rec.record.model_dump(mode="json")))
+        for entry in journal.entries():
+            if entry.type != record_type(UsageLogged):
+                continue  # only usage lines are decoded: a long journal is mostly other records
+            try:
+                rec = entry.record
+            except RecordError as exc:
+                self.events.post(Notice(prov=Provenance(), level="warning",
+                                        message=f"{journal.path}: seq {entry.seq} skipped: {exc}"))
+                continue
+            assert isinstance(rec, UsageLogged)
+            u = rec.record
+            self.ledger.record(UsageRecord(record_id=u.record_id, tier=u.tier, model=u.model, usage=u.usage,
+                                           track_id=u.track_id, ticket_id=u.ticket_id, attempt=u.attempt, ts=u.ts))
 
     def call_deps(self) -> CallDeps:
         return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg,

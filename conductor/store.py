@@ -55,15 +55,27 @@ class JournalEntry:
     """One verified journal line. `record` parses it into its typed record on first use (most lines are only
     indexed, never parsed, when a snapshot already covers them)."""
 
-    __slots__ = ("seq", "ts", "type", "data", "_record")
-    # `data` is the raw JSON of a line read from disk ({} for a line appended in this process: use `record`).
+    __slots__ = ("seq", "ts", "type", "_raw", "_data", "_key", "_record")
 
-    def __init__(self, seq: int, ts: float, type_: str, data: dict[str, Any], record: Record | None = None) -> None:
+    def __init__(self, seq: int, ts: float, type_: str, data: dict[str, Any] | bytes, record: Record | None = None,
+                 key: str | None = None) -> None:
         self.seq = seq
         self.ts = ts
         self.type = type_
-        self.data = data
+        self._raw = data if isinstance(data, bytes) else None
+        self._data = data if isinstance(data, dict) else None
+        self._key = key
         self._record = record
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The line's raw `data` object, decoded on first use ({} for a line appended in this process: use
+        `record`)."""
+        if self._data is None:
+            decoded = json.loads(self._raw) if self._raw is not None else {}
+            self._data = decoded if isinstance(decoded, dict) else {}
+            self._raw = None
+        return self._data
 
     @property
     def record(self) -> Record:
@@ -74,7 +86,10 @@ class JournalEntry:
 
     def index_key(self) -> tuple[str, str] | None:
         """(type, key) this entry is found under, for records with an idempotency or singleton key."""
-        t, key = self.type, self.data.get("key")
+        t = self.type
+        key: object = self._key
+        if key is None and (self._raw is None or self._raw.startswith(b'{"key":')):
+            key = self.data.get("key")  # decoded only when the fast scan could not read it (escapes)
         if t == "epic_record":  # legacy planning lines
             t = {"proposal": "proposal_received", "tracks": "tracks_created"}.get(str(key), t)
             key = None
@@ -330,7 +345,26 @@ def read_journal(path: Path, *, repair: bool = True) -> JournalRead:
     return JournalRead(entries, warnings)
 
 
+_LINE = re.compile(rb'\{"seq":(\d+),"ts":([0-9.eE+-]+),"type":"([a-z_]+)","data":(\{.*\}),"crc":(\d+)\}')
+_KEY = re.compile(rb'\{"key":"([^"\\]*)"[,}]')
+
+
 def _parse_line(line: bytes, prev_seq: int) -> tuple[JournalEntry | None, str]:
+    """Verify one line. Lines in the current format are checked by their CRC without decoding their data
+    (decoded later, only if needed); anything else goes through the full (legacy) parse."""
+    m = _LINE.fullmatch(line)
+    if m is not None and int(m.group(5)) == zlib.crc32(line[:m.start(5) - len(_CRC_SEP)] + b"}"):
+        seq = int(m.group(1))
+        if seq <= prev_seq:
+            return None, f"seq {seq} does not follow {prev_seq}"
+        data = m.group(4)
+        k = _KEY.match(data)
+        return JournalEntry(seq, float(m.group(2)), m.group(3).decode(), data,
+                            key=k.group(1).decode("utf-8") if k else None), ""
+    return _parse_line_slow(line, prev_seq)
+
+
+def _parse_line_slow(line: bytes, prev_seq: int) -> tuple[JournalEntry | None, str]:
     try:
         d = json.loads(line)
         seq, ts, type_, data, crc = d["seq"], d["ts"], d["type"], d["data"], d["crc"]

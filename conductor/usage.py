@@ -11,22 +11,40 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from conductor.config import BudgetConfig, Price
+from conductor.config import BUILTIN_ENDPOINTS, BudgetConfig, Config, Price, split_model_ref
 from conductor.errors import BudgetExceeded
 from conductor.model import Usage
 
 
 class PriceTable:
-    """Prices by model and effective date; `price_for` picks the newest entry not after the call's date."""
+    """Prices by model and effective date; `price_for` picks the newest entry not after the call's date.
 
-    def __init__(self, prices: Iterable[Price]) -> None:
+    A model named `endpoint:model` takes the entry for exactly that name; failing that, on a built-in endpoint
+    (gemini, openai, anthropic) the entry for the bare model name. A model on an endpoint the person marked
+    `free = true` costs 0; on any other endpoint, a model without an entry has an unknown cost (None)."""
+
+    def __init__(self, prices: Iterable[Price], free_endpoints: Iterable[str] = ()) -> None:
+        self.free_endpoints = frozenset(free_endpoints)
         self._by_model: dict[str, list[Price]] = {}
         for p in prices:
             self._by_model.setdefault(p.model, []).append(p)
         for lst in self._by_model.values():
             lst.sort(key=lambda p: p.effective)
 
+    @classmethod
+    def for_config(cls, cfg: Config) -> PriceTable:
+        return cls(cfg.prices, free_endpoints=[name for name, ep in cfg.endpoints.items() if ep.free])
+
     def price_for(self, model: str, on: dt.date) -> Price | None:
+        endpoint, bare = split_model_ref(model)
+        if endpoint is not None and endpoint in self.free_endpoints:
+            return Price(model=model, effective=dt.date.min, input_per_mtok=0, output_per_mtok=0)
+        found = self._dated(model, on)
+        if found is None and endpoint in BUILTIN_ENDPOINTS:
+            found = self._dated(bare, on)
+        return found
+
+    def _dated(self, model: str, on: dt.date) -> Price | None:
         name = model.removeprefix("models/")
         best = None
         for p in self._by_model.get(name, []):
@@ -47,8 +65,10 @@ class PriceTable:
         inp = price.long_input_per_mtok if long_ctx and price.long_input_per_mtok is not None else price.input_per_mtok
         out = price.long_output_per_mtok if long_ctx and price.long_output_per_mtok is not None else price.output_per_mtok
         cached = price.cached_per_mtok if price.cached_per_mtok is not None else inp
-        fresh_input = max(usage.prompt_tokens - usage.cached_tokens, 0) + usage.tool_use_prompt_tokens
-        total = (fresh_input * inp + usage.cached_tokens * cached
+        write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else inp
+        fresh_input = (max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
+                       + usage.tool_use_prompt_tokens)
+        total = (fresh_input * inp + usage.cached_tokens * cached + usage.cache_write_tokens * write
                  + (usage.output_tokens + usage.thinking_tokens) * out) / 1_000_000
         return round(total, 8)
 
@@ -87,9 +107,12 @@ class Totals:
     thinking_tokens: int = 0
     cached_tokens: int = 0
     tool_use_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
     priced_cost_usd: float = 0.0
     unpriced: int = 0
     partial: int = 0
+    estimated: int = 0
+    """Calls whose counts were estimated (the endpoint reported none): these totals are then not exact."""
 
     def add(self, u: Usage) -> None:
         self.calls += 1
@@ -98,11 +121,13 @@ class Totals:
         self.thinking_tokens += u.thinking_tokens
         self.cached_tokens += u.cached_tokens
         self.tool_use_prompt_tokens += u.tool_use_prompt_tokens
+        self.cache_write_tokens += u.cache_write_tokens
         if u.cost_usd is None:
             self.unpriced += 1
         else:
             self.priced_cost_usd += u.cost_usd
         self.partial += u.partial
+        self.estimated += u.estimated
 
     @property
     def cost_usd(self) -> float | None:

@@ -63,7 +63,9 @@ def _no_network() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL",
-                "CONDUCTOR_GEMINI_BASE_URL"):
+                "CONDUCTOR_GEMINI_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+                "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "CONDUCTOR_OPENAI_BASE_URL",
+                "CONDUCTOR_ANTHROPIC_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
 
 

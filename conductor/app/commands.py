@@ -174,7 +174,7 @@ class Commands(ControllerState):
                 return f"Could not save {self.config_path}: {exc}"
         for name in type(new).model_fields:
             setattr(self.cfg, name, getattr(new, name))
-        self.session.ledger.prices = PriceTable(self.cfg.prices)
+        self.session.ledger.prices = PriceTable.for_config(self.cfg)
         self.status_message = f"settings saved to {self.config_path}" if self.config_path else "settings applied"
         self._bump("status", "usage", "models")
         return None

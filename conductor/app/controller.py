@@ -46,8 +46,10 @@ class AppController(EventHandling, Commands, DerivedViews):
     # ---------------- the provider's model list (shown in the model pickers)
 
     def offered_models(self) -> list[str]:
-        """The config's offered models, then the provider's list (fetched in the background), no duplicates."""
-        out = list(dict.fromkeys([*self.cfg.models.offered, *self.extra_models]))
+        """The config's offered models, each configured endpoint's models (as `endpoint:model`), then the
+        provider's list (fetched in the background), no duplicates."""
+        endpoints = [f"{name}:{m}" for name, ep in self.cfg.endpoints.items() for m in ep.models]
+        out = list(dict.fromkeys([*self.cfg.models.offered, *endpoints, *self.extra_models]))
         for tier in (1, 2, 3, 4):
             m = self.cfg.models.for_tier(tier)
             if m not in out:

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from conductor.config import Config
-from conductor.errors import MissingApiKey
+from conductor.errors import ConfigError, MissingApiKey
 from conductor.providers.base import Provider, ProviderRequest
+from conductor.providers.endpoints import missing_keys
 from conductor.providers.factory import make_provider
 from conductor.session import Session
 
@@ -62,8 +63,11 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
     else:
         try:
             provider = make_provider(provider_name, cfg)
-        except MissingApiKey as exc:
-            provider, note = UnavailableProvider(str(exc)), "no API key: set GEMINI_API_KEY, or run the offline demo"
+        except (MissingApiKey, ConfigError) as exc:
+            missing = missing_keys(cfg, os.environ, provider_name)
+            what = "; ".join(missing) if missing else str(exc)
+            lead = "no API key" if isinstance(exc, MissingApiKey) else "an endpoint cannot be used"
+            provider, note = UnavailableProvider(what), f"{lead} — {what}; or run the offline demo"
     session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, events=events,
                       toolbox=toolbox)
     return session, note

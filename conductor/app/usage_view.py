@@ -34,8 +34,15 @@ class UsageView:
 
 
 def usage_row(label: str, t: Totals) -> UsageRow:
-    return UsageRow(label, t.calls, fmt_tokens(t.prompt_tokens), fmt_tokens(t.output_tokens),
-                    fmt_tokens(t.thinking_tokens), fmt_tokens(t.cached_tokens), fmt_cost(t.cost_usd))
+    """One table row. Counts that include an estimate (an endpoint that reported no usage) are shown with a
+    leading "~" and the label says how many calls were estimated: an estimate never passes for exact."""
+    if not t.estimated:
+        return UsageRow(label, t.calls, fmt_tokens(t.prompt_tokens), fmt_tokens(t.output_tokens),
+                        fmt_tokens(t.thinking_tokens), fmt_tokens(t.cached_tokens), fmt_cost(t.cost_usd))
+    return UsageRow(f"{label} ({t.estimated} estimated)", t.calls, "~" + fmt_tokens(t.prompt_tokens),
+                    "~" + fmt_tokens(t.output_tokens), "~" + fmt_tokens(t.thinking_tokens),
+                    "~" + fmt_tokens(t.cached_tokens), fmt_cost(t.cost_usd) if t.cost_usd is None
+                    else "~" + fmt_cost(t.cost_usd))
 
 
 def build_usage_view(ledger: UsageLedger, budget: BudgetConfig,

@@ -1,13 +1,22 @@
-"""Build a provider by name. The Gemini SDK is imported only when a Gemini provider is actually built."""
+"""Build a provider by name. No SDK is imported here: each is imported on its provider's first request.
+
+`gemini` with every tier on a bare Gemini model is the plain Gemini provider. Anything else — another default
+endpoint (`openai`, `anthropic`, a configured one), or tiers naming `endpoint:model` — is a RoutingProvider
+that sends each request to its model's endpoint.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-from conductor.config import Config
+from conductor.config import Config, parse_config, split_model_ref
+from conductor.errors import ConfigError
 from conductor.providers.base import Provider
+from conductor.providers.endpoints import key_may_be_sent
 
-PROVIDERS = ("gemini", "scripted")
+PROVIDERS = ("gemini", "scripted", "openai", "anthropic")
+"""Built-in choices; a configured endpoint's name works as well."""
 BASE_URL_ENV = "CONDUCTOR_GEMINI_BASE_URL"
 """Points the Gemini provider at another endpoint (the fake server in tests and offline demos)."""
 
@@ -17,15 +26,41 @@ def api_key_present(env: os._Environ[str] | dict[str, str] | None = None) -> boo
     return bool(env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY"))
 
 
-def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay_s: float = 0.0) -> Provider:
-    """'scripted' (offline, deterministic) or 'gemini' (needs GEMINI_API_KEY / GOOGLE_API_KEY)."""
+def uses_endpoints(cfg: Config) -> bool:
+    """True when some tier or ladder rung names an endpoint (`endpoint:model`)."""
+    return any(split_model_ref(ref)[0] is not None for _, ref in cfg.model_refs())
+
+
+def with_model_everywhere(cfg: Config, model: str, provider: str = "gemini") -> Config:
+    """`--provider P --model NAME`: every tier and every ladder rung on that model of that endpoint. The name is
+    qualified as `P:NAME` (so an Ollama tag's colon, `llama3.1:8b`, is never read as an endpoint), and the result
+    is validated like a config file (a bad name is a ConfigError naming the key)."""
+    ref = model if provider in ("gemini", "scripted") or model.startswith(f"{provider}:") else f"{provider}:{model}"
+    data = cfg.model_dump(mode="python")
+    data["models"].update({"tier1": ref, "tier2": ref, "tier3": ref, "tier4": ref, "ladder": [ref]})
+    return parse_config(data, source="--model")
+
+
+def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay_s: float = 0.0,
+                  env: Mapping[str, str] | None = None, base_url: str | None = None) -> Provider:
+    """'scripted' (offline, deterministic), 'gemini', 'openai', 'anthropic' or a configured endpoint's name
+    (the default endpoint for bare model names). Raises MissingApiKey naming the missing variable(s)."""
     if name == "scripted":
         from conductor.providers.scripted import ScriptedProvider
         return ScriptedProvider(latency_s=latency_s, chunk_delay_s=chunk_delay_s)
-    if name == "gemini":
+    env = os.environ if env is None else env
+    if name == "gemini" and not uses_endpoints(cfg) and base_url is None:
         from conductor.providers.gemini import GeminiProvider
-        base_url = os.environ.get(BASE_URL_ENV)
-        if base_url:
-            cfg = cfg.model_copy(update={"gemini": cfg.gemini.model_copy(update={"base_url": base_url})})
-        return GeminiProvider.from_env(cfg)
-    raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}")
+        gemini_url = env.get(BASE_URL_ENV)
+        if gemini_url:
+            cfg = cfg.model_copy(update={"gemini": cfg.gemini.model_copy(update={"base_url": gemini_url})})
+        elif cfg.gemini.base_url and not key_may_be_sent("gemini", cfg.gemini.base_url, "config"):
+            raise ConfigError(f"[gemini] base_url {cfg.gemini.base_url!r} comes from the config file, and the Gemini "
+                              "key goes only to Google's host or to this machine; if you trust that URL, name it "
+                              f"yourself: `export {BASE_URL_ENV}={cfg.gemini.base_url}`", key="gemini.base_url")
+        return GeminiProvider.from_env(cfg, environ=env)
+    if name not in cfg.endpoint_names():
+        raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)} or a configured "
+                         f"endpoint ({', '.join(sorted(set(cfg.endpoints))) or 'none configured'})")
+    from conductor.providers.router import RoutingProvider
+    return RoutingProvider(cfg, env=env, default_endpoint=name, cli_base_url=base_url)

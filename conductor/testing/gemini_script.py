@@ -174,6 +174,8 @@ class Script:
     http_status: int | None = None
     """Fail before the stream with this status (429, 503, 400, ...)."""
     error_message: str = ""
+    error_type: str | None = None
+    """The OpenAI/Anthropic fakes: the error's type/code (e.g. "context_length_exceeded")."""
     retry_delay: str | None = None
     """google.rpc.RetryInfo.retryDelay for an error ("2s")."""
     retry_after: str | None = None
