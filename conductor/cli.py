@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = run.add_mutually_exclusive_group(required=True)
     what.add_argument("--epic", help="the work to do, in plain words")
     what.add_argument("--resume", metavar="TRACK", help="continue a track after a stop or crash")
+    what.add_argument("--resume-planning", action="store_true",
+                      help="continue planning runs a stop or crash interrupted (pending reviews are asked again)")
     run.add_argument("--workspace", default=".", help="the folder the workers may read and change")
     run.add_argument("--provider", default="gemini", metavar="NAME",
                      help=f"the endpoint for bare model names: {', '.join(PROVIDERS)}, or one configured in "
@@ -117,7 +119,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
         session.broker.auto_approve(kinds)
     console = Console(session, interactive=sys.stdin.isatty())
     try:
-        return console.run(epic=args.epic, resume=args.resume)
+        return console.run(epic=args.epic, resume=args.resume, resume_planning=args.resume_planning)
     except KeyboardInterrupt:
         print("\ninterrupted: cancelling (state is saved; continue with --resume)", file=sys.stderr)
         for eng in session.engines.values():
@@ -138,7 +140,7 @@ class Console:
         self.tracks: dict[str, Track] = {}
         """The tracks as the records say (the same `apply` as the engine and the GUI)."""
 
-    def run(self, *, epic: str | None, resume: str | None) -> int:
+    def run(self, *, epic: str | None, resume: str | None, resume_planning: bool = False) -> int:
         handle = None
         if resume:
             try:
@@ -146,6 +148,12 @@ class Console:
             except ConductorError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
+        elif resume_planning:
+            epics = self.s.recover()
+            if not epics:
+                print("no interrupted planning to resume", file=self.out)
+                return 0
+            print(f"resuming planning: {', '.join(epics)}", file=self.out)
         else:
             assert epic is not None
             handle = self.s.plan_epic(epic)
@@ -154,7 +162,7 @@ class Console:
             if ev is not None:
                 self.show(ev)
                 continue
-            planning = handle is not None and not handle.future.done()
+            planning = any(not h.future.done() for h in self.s.plans.values())
             running = any(e.alive for e in self.s.engines.values())
             if not planning and not running and self.s.events.empty():
                 break

@@ -92,7 +92,8 @@ class PlanningRun:
                        else "planning finished: nothing approved")
             self.handle.future.set_result(approved)
         except BaseException as exc:
-            self._step("stopped", f"planning stopped: {exc}")
+            # A shutdown (Cancelled) is not an end: the run resumes on the next start. Anything else is.
+            self._step("stopped", f"planning stopped: {exc}", journal=not isinstance(exc, Cancelled))
             self.deps.events.post(ErrorRaised(prov=self._prov(1), message=f"planning stopped: {exc}",
                                               error_type=type(exc).__name__, fatal=not isinstance(exc, Cancelled)))
             self.handle.future.set_exception(exc)
@@ -100,10 +101,12 @@ class PlanningRun:
     def _prov(self, tier: int, track_id: str | None = None) -> Provenance:
         return Provenance(trace_id=self.epic_id, track_id=track_id, tier=tier)
 
-    def _step(self, step: Any, detail: str, track_id: str | None = None) -> None:
-        """Publish where planning is (not journalled: it is derived from the records that are)."""
+    def _step(self, step: Any, detail: str, track_id: str | None = None, *, journal: bool = True) -> None:
+        """Journal and publish where planning is: the status bar shows it, and a restart knows whether this
+        run ended (finished, rejected, stopped by an error) or must continue."""
         rec = PlanningStep(step=step, detail=detail, track_id=track_id)
-        self.deps.events.post(RecordApplied(prov=self._prov(1, track_id), record=rec))
+        seq = self.journal.append(rec, sync=False).seq if journal else 0
+        self.deps.events.post(RecordApplied(prov=self._prov(1, track_id), record=rec, journal_seq=seq))
 
     def _steps(self) -> list[str]:
         created = self.journal.find(TracksCreated)
@@ -224,19 +227,26 @@ def set_tickets(store: TrackStore, events: EventQueue, track_id: str, specs: lis
 
 
 def unfinished_epics(store: TrackStore) -> list[str]:
-    """Epics on disk whose planning stopped part way (a proposal exists, and a decision is still owed)."""
+    """Epics on disk whose planning stopped part way — killed or shut down at any step, Tier 1 included — and
+    did not end (finished, rejected, or stopped by an error)."""
     out = []
     epics = store.root / "_epics"
     for folder in sorted(epics.iterdir()) if epics.is_dir() else []:
         if not folder.is_dir():
             continue
         journal = store.journal(folder.name, epic=True)
-        if journal.find(ProposalReceived) is not None and not _finished(store, folder.name, journal):
+        if journal.find(EpicCreated) is not None and not _finished(store, folder.name, journal):
             out.append(folder.name)
     return out
 
 
 def _finished(store: TrackStore, epic_id: str, journal: Journal) -> bool:
+    steps = [r for r in journal.records() if isinstance(r, PlanningStep)]
+    if steps:
+        return steps[-1].step in ("finished", "rejected", "stopped")
+    # Journals written before planning steps were journalled: judge by the decisions.
+    if journal.find(ProposalReceived) is None:
+        return True
     created = journal.find(TracksCreated)
     if created is None:
         done = journal.find(ApprovalDecided, f"plan-{epic_id}")

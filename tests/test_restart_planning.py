@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from helpers import wait_for
 
 from conductor.config import Config
@@ -41,3 +43,45 @@ def test_pending_plan_approval_survives_a_restart(workspace: Path, tmp_path: Pat
         assert s2.ledger.by_tier()[1].calls == 1  # and its usage was counted once, from the first run
     finally:
         s2.shutdown()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_kill_during_planning_is_resumed_from_the_cli(tmp_path: Path, seed: int) -> None:
+    """Issue 9 class 5: kill -9 the CLI at a random moment of planning; `run --resume-planning` continues it
+    (Tier 1 is not asked again once its proposal is journalled) and the track is planned and run once."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "README.md").write_text("# project\n")
+    tracks = tmp_path / "tracks"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    base = [sys.executable, "-m", "conductor.cli", "--tracks-dir", str(tracks), "run", "--workspace", str(ws),
+            "--provider", "scripted", "--approve", "all"]
+    proc = subprocess.Popen([*base, "--epic", "Plan me", "--latency", "0.15"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.wait(timeout=random.Random(seed).uniform(0.6, 1.6))
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    done = subprocess.run([*base, "--resume-planning"], env=env, capture_output=True, text=True, timeout=120)
+
+    def listed() -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "conductor.cli", "--tracks-dir", str(tracks), "tracks"],
+                             env=env, capture_output=True, text=True, timeout=60).stdout
+        return [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("no tracks")]
+
+    if "no interrupted planning" not in done.stdout:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (row,) = listed()
+    if " interrupted " in row:  # the kill landed in the run, after planning: the person resumes the track
+        resumed = subprocess.run([*base, "--resume", row.split()[0]], env=env, capture_output=True, text=True,
+                                 timeout=120)
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+        (row,) = listed()
+    assert " done " in row, row

@@ -149,7 +149,7 @@ def test_decision_is_journalled_before_the_write_runs(rig: Rig) -> None:
     rig.broker.resolve(req.id, approved=True)
     job.result()
     assert rig.hook_saw == [(req.id, {"file": "before\n"})]  # the hook ran while the file was untouched
-    assert rig.types() == ["approval_resolved", "tool_result"]
+    assert rig.types() == ["approval_resolved", "tool_started", "tool_result"]  # decision, intent, result
     assert rig.watch.read_text() == "after\n"
 
 
@@ -250,7 +250,7 @@ def test_always_allow_for_this_track_is_journalled_and_survives_resume(tmp_path:
     assert req.payload["can_remember"]
     rig.broker.resolve(req.id, approved=True, remember=True)
     assert job.result()[0].ok
-    assert rig.types() == ["approval_resolved", "allow_rule", "tool_result"]
+    assert rig.types() == ["approval_resolved", "allow_rule", "tool_started", "tool_result"]
     result, _ = rig.run(ToolCall("c2", "run_command", count))
     assert result.ok and rig.waiter.empty() and (rig.ws / "n.txt").read_text() == "11"
     rig.journal.close()

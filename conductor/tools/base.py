@@ -7,6 +7,9 @@ failure; the gate turns that into an error result the model can act on.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -49,6 +52,34 @@ class Tool(ABC):
     def requires_human(self, args: dict[str, Any]) -> str | None:
         """Why only a person may approve this call (no policy, no auto-approval); None when a policy may."""
         return None
+
+    def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
+        """What this call is about to change, journalled before it runs so that a resume after a kill can tell
+        whether it happened. By default nothing is known: a resume asks the person."""
+        return Intent(command=f"{self.spec.name} {json.dumps(args, ensure_ascii=False, sort_keys=True)[:2000]}")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A side effect about to happen. A file change names the file and its content hash before and after
+    (None: no file); anything else names the command, and only a person can say whether it ran."""
+
+    path: str | None = None
+    pre_sha256: str | None = None
+    post_sha256: str | None = None
+    command: str | None = None
+
+
+def file_sha256(path: Path) -> str | None:
+    """The content hash of a file, None when there is none."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ToolSource(Protocol):

@@ -21,7 +21,7 @@ from typing import Any
 from conductor.errors import Cancelled, SandboxViolation, ToolError
 from conductor.messages import ToolSpec
 from conductor.tools import cmdline
-from conductor.tools.base import Tool, ToolContext
+from conductor.tools.base import Intent, Tool, ToolContext
 from conductor.tools.process import run_captured
 from conductor.tools.sandbox import workspace_root
 from conductor.tools.secrets import scrubbed_env
@@ -87,6 +87,9 @@ class RunCommand(Tool):
         return {"command": form.text, "argv": exec_argv(form), "shell": form.argv is None,
                 "cwd": str(workspace_root(ctx.workspace)), "timeout_s": self._timeout(args),
                 "needs_person": form.human_reason}
+
+    def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
+        return Intent(command=cmdline.from_args(args).text)
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         form = cmdline.from_args(args)

@@ -16,7 +16,7 @@ from typing import Any
 from conductor.atomic import atomic_write_bytes
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
-from conductor.tools.base import Tool, ToolContext
+from conductor.tools.base import Intent, Tool, ToolContext, file_sha256, text_sha256
 from conductor.tools.sandbox import resolve_write
 
 MAX_WRITE_BYTES = 5_000_000
@@ -91,6 +91,10 @@ class WriteFile(Tool):
         return {"path": args["path"], "new_file": old is None,
                 "diff": unified_diff(old, _content(args), args["path"])}
 
+    def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
+        path = resolve_write(ctx.workspace, args["path"], ctx.protected)
+        return Intent(path=args["path"], pre_sha256=file_sha256(path), post_sha256=text_sha256(_content(args)))
+
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         path = resolve_write(ctx.workspace, args["path"], ctx.protected)
         content = _content(args)
@@ -132,6 +136,10 @@ class EditFile(Tool):
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         _, old, new = self._apply(args, ctx)
         return {"path": args["path"], "diff": unified_diff(old, new, args["path"])}
+
+    def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
+        _, old, new = self._apply(args, ctx)
+        return Intent(path=args["path"], pre_sha256=text_sha256(old), post_sha256=text_sha256(new))
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         path, old, new = self._apply(args, ctx)

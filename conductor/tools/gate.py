@@ -13,21 +13,27 @@ Order for one call:
        - a call only a person may approve (shell syntax) is refused when a policy (auto-approval) decided it;
        - the decision is journalled by the broker's `on_resolved` hook before it is released to us, so before
          the tool runs; "always allow" (remember) is journalled by the policy before the tool runs too.
-  5. The result is journalled with its idempotency key before it is returned to the model.
+  5. The intent (what is about to change: the file and its content hash before and after, or the command) is
+     journalled, synced, right before a mutating call runs; the result is journalled with the same key after.
+  6. On resume, an intent without a result is reconciled, never silently repeated: a file that already has
+     the post-image is reported as done, one that still has the pre-image gets the approved change, anything
+     else — and every command — goes to a person ("may already have run"), whom no policy can stand in for.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest
 from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
-from conductor.records import ToolCallFinished
+from conductor.records import ToolCallFinished, ToolCallStarted
 from conductor.store import Journal
-from conductor.tools.base import Tool, ToolContext, Toolbox
+from conductor.tools.base import Tool, ToolContext, Toolbox, file_sha256
+from conductor.tools.sandbox import resolve_write
 from conductor.tools.schema import problems
 
 if TYPE_CHECKING:
@@ -81,6 +87,9 @@ class ToolGate:
                 result = ToolResult.from_json(dict(done.result))
                 self._log("tool_result", ctx, {**result.to_json(), "replayed": True})
                 return result, True
+            started = self.journal.find(ToolCallStarted, key)
+            if started is not None:  # it was approved and started when the app stopped: did it happen?
+                return self._reconcile(key, started, call, ctx), False
         self._log("tool_call", ctx, call.to_json())
         tool = self.toolbox.get(call.name)
         if tool is None or not tool.spec.mutating:
@@ -89,7 +98,57 @@ class ToolGate:
         if isinstance(outcome, ToolResult):
             return self._record(key, ctx, outcome), False
         call, run_ctx = outcome
-        return self._record(key, ctx, self.toolbox.execute(call, run_ctx)), False
+        return self._execute(key, tool, call, run_ctx), False
+
+    def _execute(self, key: str, tool: Tool, call: ToolCall, ctx: ToolContext) -> ToolResult:
+        """Journal the intent (synced), then run, then journal the result."""
+        if self.journal is not None:
+            try:
+                intent = tool.intent(dict(call.args), ctx)
+            except ToolError as exc:
+                return self._record(key, ctx, _error(call, str(exc)))
+            except (TypeError, KeyError, ValueError) as exc:
+                return self._record(key, ctx, _error(call, f"bad arguments for {call.name}: {exc}"))
+            self.journal.append(ToolCallStarted(key=key, tool=call.name, args=dict(call.args), path=intent.path,
+                                                pre_sha256=intent.pre_sha256, post_sha256=intent.post_sha256,
+                                                command=intent.command))
+        return self._record(key, ctx, self.toolbox.execute(call, ctx))
+
+    def _reconcile(self, key: str, started: ToolCallStarted, call: ToolCall, ctx: ToolContext) -> ToolResult:
+        approved = ToolCall(call.id, started.tool, dict(started.args))
+        tool = self.toolbox.get(started.tool)
+        if tool is None:
+            return self._record(key, ctx, _error(approved, f"{started.tool} is no longer available; it was "
+                                                           "started before the app stopped and is not run again"))
+        if started.path is not None and started.post_sha256 is not None:
+            try:
+                current = file_sha256(resolve_write(ctx.workspace, started.path, ctx.protected))
+            except ToolError as exc:
+                return self._record(key, ctx, _error(approved, str(exc)))
+            if current == started.post_sha256:
+                self._log("reconciled", ctx, {"call_id": call.id, "outcome": "already applied"})
+                return self._record(key, ctx, ToolResult(call.id, started.tool, True, {
+                    "path": started.path, "note": "this change was applied before the app stopped; not applied "
+                                                  "again"}))
+            if current == started.pre_sha256:
+                self._log("reconciled", ctx, {"call_id": call.id, "outcome": "not applied yet: applying"})
+                return self._record(key, ctx, self.toolbox.execute(approved, ctx))
+            why = (f"{started.path!r} changed since this {started.tool} was approved (it has neither the content "
+                   "before nor the content after it); it may have been partly applied")
+        else:
+            why = (f"{started.command or started.tool!r} was approved and started before the app stopped, and may "
+                   "already have run")
+        try:
+            preview = tool.preview(dict(approved.args), ctx)
+        except ToolError as exc:
+            return self._record(key, ctx, _error(approved, f"not run again: {why}; and now: {exc}"))
+        outcome = self._ask(tool, approved, ctx, {**preview, "interrupted": why}, f"{why}: only a person can "
+                                                                                  "decide to run it again")
+        if isinstance(outcome, ToolResult):
+            err = outcome.error or ""
+            return self._record(key, ctx, replace(outcome, error=f"not run again after the interruption: {err}"))
+        run_call, run_ctx = outcome
+        return self._record(key, ctx, self.toolbox.execute(run_call, run_ctx))
 
     # -- authorization --
 
