@@ -4,8 +4,9 @@
 
 With no API key the app still opens, says so in the status bar and offers the offline demo. `--demo` runs
 the scripted provider, labelled OFFLINE DEMO, in `--workspace` or the demo's own small project; the demo's
-tracks live in ~/.local/share/conductor/demo and survive a restart (`--fresh-demo` starts afresh). The config defaults to ./config.toml
-next to this file when present; the window size and split are saved there on exit.
+tracks live in ~/.local/share/conductor/demo and survive a restart (`--fresh-demo` starts afresh). The config is
+the user's ($XDG_CONFIG_HOME/conductor/config.toml, see conductor.launch), never one in the current folder or the
+workspace; `--config` names another. The window size and split are saved there on exit.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="gui_app.py", description="Conductor: plan, run and check work with a "
                                                                 "tiered team of LLM agents.")
     p.add_argument("--workspace", type=Path, help="the folder the agents work in (default: the current folder)")
-    p.add_argument("--config", type=Path, help="config.toml (default: config.toml next to gui_app.py)")
+    p.add_argument("--config", type=Path, help="config file (default: $XDG_CONFIG_HOME/conductor/config.toml)")
+    p.add_argument("--tracks-dir", type=Path, help="tracks folder (default: the config's, else "
+                                                   "$XDG_DATA_HOME/conductor/tracks)")
+    p.add_argument("--gemini-base-url", help="send Gemini requests (and the API key) to this endpoint")
     p.add_argument("--demo", action="store_true", help="offline demo: scripted provider; its own small project "
                                                         "(or --workspace), tracks kept across starts")
     p.add_argument("--fresh-demo", action="store_true", help="with --demo: set the previous demo folder aside "
@@ -40,14 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from conductor.config import ConfigError, load_config, tracks_dir_for
+    from conductor import redact
+    from conductor.config import ConfigError
+    from conductor.launch import resolve_launch
 
-    config_path = args.config or HERE / "config.toml"
-    try:
-        cfg = load_config(config_path if config_path.exists() else None)  # a missing file: defaults, saved on exit
+    redact.install_log_filter()
+    try:  # a missing default file: the defaults, saved there on exit
+        launch = resolve_launch(config=args.config, tracks_dir=args.tracks_dir, base_url=args.gemini_base_url,
+                                named_must_exist=False)
     except ConfigError as exc:
         print(f"conductor: {exc}", file=sys.stderr)
         return 2
+    cfg, config_path = launch.cfg, launch.config_path
     from conductor.gui.display import NO_DISPLAY_HELP, display_available
     if not display_available():  # show_viewport() would abort the process: say what to do instead
         print(f"conductor: {NO_DISPLAY_HELP}", file=sys.stderr)
@@ -59,11 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     if demo:
         workspace, tracks = demo_folders(demo_home(), args.workspace, fresh=args.fresh_demo)
     else:
-        workspace, tracks = (args.workspace or Path.cwd()).resolve(), tracks_dir_for(cfg, config_path)
+        workspace, tracks = (args.workspace or Path.cwd()).resolve(), launch.tracks_dir
     if not workspace.is_dir():
         print(f"conductor: workspace {workspace} is not a folder", file=sys.stderr)
         return 2
-    session, note = open_session(cfg, workspace=workspace, tracks_dir=tracks, provider_name=provider, demo=demo)
+    session, note = open_session(cfg, workspace=workspace, tracks_dir=tracks, provider_name=provider, demo=demo,
+                                 base_url=launch.base_url)
     controller = AppController(session, config_path=config_path, demo=demo, provider_name=provider,
                                provider_note=note)
     return run(controller, first_frame_exit=args.exit_after_first_frame or os.environ.get(FIRST_FRAME_ENV) == "1")

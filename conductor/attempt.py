@@ -64,7 +64,7 @@ class Workbench:
     def tool_ctx(self, prov: Provenance, cancel: threading.Event) -> ToolContext:
         spill = None
         if self.deps.store is not None and prov.ticket_id:
-            spill = self.deps.store.track_dir(self.track_id) / "outputs" / f"{prov.ticket_id}.a{prov.attempt}.cmd.log"
+            spill = self.deps.store.ticket_output(self.track_id, prov.ticket_id).with_name(f"a{prov.attempt}.cmd.log")
         return ToolContext(workspace=self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
                            protected=self.deps.protected)
 

@@ -15,13 +15,26 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from conductor.config import Config, load_config, tracks_dir_for
-from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid
-from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
-                              RunFinished, StreamReset, ToolCalled, ToolResulted, TrackLoaded)
+from conductor import redact, terminal
+from conductor.config import Config
+from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid, StoreError
+from conductor.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    ErrorRaised,
+    Event,
+    Notice,
+    RecordApplied,
+    RunFinished,
+    StreamReset,
+    ToolCalled,
+    ToolResulted,
+    TrackLoaded,
+)
+from conductor.launch import default_config_path, resolve_launch
 from conductor.model import Track, TrackStatus
-from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
 from conductor.providers.factory import PROVIDERS, make_provider, uses_endpoints, with_model_everywhere
+from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
 from conductor.session import Session
 
 KINDS = ("plan", "tickets", "spawn", "tool")
@@ -30,8 +43,12 @@ KINDS = ("plan", "tickets", "spawn", "tool")
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="conductor", description="Plan, run and review software work with a "
                                                                 "tiered team of LLM agents.")
-    ap.add_argument("--config", help="config file (default: ./config.toml when present, else built-in defaults)")
-    ap.add_argument("--tracks-dir", help="tracks folder (default: from the config)")
+    ap.add_argument("--config", help=f"config file (default: {default_config_path()}; never the current folder "
+                                     "or the workspace)")
+    ap.add_argument("--tracks-dir", help="tracks folder (default: the config's paths.tracks_dir, else "
+                                         "$XDG_DATA_HOME/conductor/tracks)")
+    ap.add_argument("--gemini-base-url", help="send Gemini requests (and the API key) to this endpoint instead of "
+                                              "Google's")
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="plan an epic and run it, or resume a track")
     what = run.add_mutually_exclusive_group(required=True)
@@ -39,14 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--resume", metavar="TRACK", help="continue a track after a stop or crash")
     what.add_argument("--resume-planning", action="store_true",
                       help="continue planning runs a stop or crash interrupted (pending reviews are asked again)")
-    run.add_argument("--workspace", default=".", help="the folder the workers may read and change")
+    run.add_argument("--workspace", help="the folder the workers may read and change (required with --epic; "
+                                         "with --resume, default: the workspace the track recorded)")
+    run.add_argument("--force-workspace", action="store_true", help="with --resume: run the track in --workspace "
+                                                                    "although it recorded another one")
     run.add_argument("--provider", default="gemini", metavar="NAME",
                      help=f"the endpoint for bare model names: {', '.join(PROVIDERS)}, or one configured in "
                           "[endpoints.NAME] (default: gemini)")
     run.add_argument("--model", help="run every tier (and the whole ladder) on this model of --provider")
     run.add_argument("--base-url", help="send --provider's requests (and its API key) to this URL")
     run.add_argument("--approve", default="", help=f"approval kinds answered yes without asking: comma-separated "
-                                                   f"from {','.join(KINDS)} (or 'all')")
+                                                   f"from {','.join(KINDS)} (or 'all'); 'tool' covers writes and "
+                                                   "edits only: a command runs unattended only through an exact "
+                                                   "approvals.allow_commands rule")
     run.add_argument("--step", action="store_true", help="ask for a spawn approval before every worker")
     run.add_argument("--workers", type=int, help="max concurrent workers (overrides the config)")
     run.add_argument("--latency", type=float, default=0.0, help="scripted provider: seconds before each answer")
@@ -55,22 +77,46 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
-    path = Path(args.config) if args.config else (Path("config.toml") if Path("config.toml").exists() else None)
-    return load_config(path), path
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    redact.install_log_filter()
     try:
-        cfg, cfg_path = _config(args)
+        launch = resolve_launch(config=args.config, tracks_dir=args.tracks_dir, base_url=args.gemini_base_url)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tracks_dir = Path(args.tracks_dir) if args.tracks_dir else tracks_dir_for(cfg, cfg_path)
     if args.command == "tracks":
-        return cmd_tracks(cfg, tracks_dir)
-    return cmd_run(args, cfg, tracks_dir)
+        return cmd_tracks(launch.cfg, launch.tracks_dir)
+    if args.base_url is None and args.provider == "gemini":
+        args.base_url = launch.base_url  # --gemini-base-url or the environment's Gemini endpoint
+    return cmd_run(args, launch.cfg, launch.tracks_dir)
+
+
+def choose_workspace(args: argparse.Namespace, tracks_dir: Path) -> Path:
+    """The folder the workers run in. A new epic needs --workspace. A resumed track runs where it was planned:
+    without --workspace that recorded folder; with another --workspace only when --force-workspace says so.
+    Raises ConfigError with what to do."""
+    given = Path(args.workspace).expanduser().resolve() if args.workspace else None
+    if not args.resume:
+        if given is None:
+            raise ConfigError("--workspace is required with --epic (the folder the workers may read and change; "
+                              "it is never assumed to be the current folder)")
+        return given
+    from conductor.store import TrackStore
+    try:
+        recorded_text = TrackStore(tracks_dir).load_track(args.resume).track.workspace
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    recorded = Path(recorded_text).resolve() if recorded_text else None
+    if given is None:
+        if recorded is None:
+            raise ConfigError(f"track {args.resume!r} recorded no workspace (it was made by an older version); "
+                              "pass --workspace DIR")
+        return recorded
+    if recorded is not None and given != recorded and not args.force_workspace:
+        raise ConfigError(f"track {args.resume!r} was planned for the workspace {str(recorded)!r}, not "
+                          f"{str(given)!r}; leave out --workspace to use it, or add --force-workspace")
+    return given
 
 
 def cmd_tracks(cfg: Config, tracks_dir: Path, out: TextIO | None = None) -> int:
@@ -100,6 +146,9 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
             cfg.engine.step_mode = True
         if args.workers:
             cfg.engine.max_workers = args.workers
+        workspace = choose_workspace(args, tracks_dir)
+        if not workspace.is_dir():
+            raise ConfigError(f"workspace {str(workspace)!r} is not a folder")
         if args.model:
             cfg = with_model_everywhere(cfg, args.model, args.provider)
         elif args.provider not in ("gemini", "scripted") and not uses_endpoints(cfg):
@@ -110,11 +159,8 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
     except (ConfigError, MissingApiKey, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    workspace = Path(args.workspace)
-    if not workspace.is_dir():
-        print(f"error: workspace {str(workspace)!r} is not a folder", file=sys.stderr)
-        return 2
-    session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, linger=False)
+    session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, linger=False,
+                      force_workspace=bool(args.force_workspace))
     if kinds:
         session.broker.auto_approve(kinds)
     console = Console(session, interactive=sys.stdin.isatty())
@@ -190,7 +236,7 @@ class Console:
     def show(self, ev: Event) -> None:
         line = self.describe(ev)
         if line:
-            print(line, file=self.out, flush=True)
+            print(terminal.safe(line), file=self.out, flush=True)
         if isinstance(ev, ApprovalRequested) and any(r.id == ev.request.id for r in self.s.broker.pending()):
             self.ask(ev.request)
 
@@ -202,7 +248,9 @@ class Console:
             self.tracks[ev.track.id] = ev.track
             return f"[{ev.track.id}] track {ev.track.title!r}: {len(ev.track.tickets)} tickets"
         if isinstance(ev, ToolCalled):
-            return f"{tag} tool {ev.name} {json.dumps(ev.args)[:120]}"
+            args = json.dumps(ev.args, ensure_ascii=False)
+            shown = args if len(args) <= 160 else args[:159] + "… (shown in full when approved)"
+            return f"{tag} tool {ev.name} {shown}"
         if isinstance(ev, ToolResulted):
             return f"{tag} tool {ev.name} {'ok' if ev.ok else 'failed'}{' (from journal)' if ev.replayed else ''}: " \
                    f"{ev.summary}"
@@ -243,17 +291,38 @@ class Console:
             return f"[{track.id}] {old_track} -> {rec.fields.status.value}"
         return ""
 
+    MAX_LINES = 60
+    """Lines of one approval's details or diff on screen; the rest goes to a file that the screen names."""
+
     def ask(self, req: Any) -> None:
-        print(f"\n=== {req.kind.value} approval {req.id}: {req.title}", file=self.out)
-        print(f"    from: {req.prov.describe() or 'planning'}", file=self.out)
+        """Show everything the person approves: redacted, escaped, and never cut without saying where the rest
+        is (tracks/<track>/approvals/<request>.details.txt and .diff.txt)."""
+        folder = self._approval_dir(req)
+        print(terminal.safe(f"\n=== {req.kind.value} approval {req.id}: {req.title}"), file=self.out)
+        print(terminal.safe(f"    from: {req.prov.describe() or 'planning'}"), file=self.out)
+        target = req.payload.get("target")
+        if isinstance(target, str) and target:
+            print(terminal.safe(f"    writes to: {target}"), file=self.out)
         shown = {k: v for k, v in req.payload.items() if k != "diff"}
-        print(json.dumps(shown, indent=2)[:4000], file=self.out)
+        print(terminal.bounded(json.dumps(shown, indent=2, ensure_ascii=False), max_lines=self.MAX_LINES,
+                               full_path=folder / f"{req.id}.details.txt"), file=self.out)
         if req.payload.get("diff"):
-            print(req.payload["diff"][:8000], file=self.out)
+            print(terminal.bounded(str(req.payload["diff"]), max_lines=self.MAX_LINES,
+                                   full_path=folder / f"{req.id}.diff.txt"), file=self.out)
         if not self.interactive:
-            self.s.resolve_approval(req.id, approved=False, reason=f"no terminal to ask; pass --approve "
-                                                                   f"{req.kind.value} to allow")
+            how = ("a command runs unattended only through an exact approvals.allow_commands rule"
+                   if req.payload.get("tool") == "run_command" else f"pass --approve {req.kind.value} to allow")
+            self.s.resolve_approval(req.id, approved=False, reason=f"no terminal to ask; {how}")
             return
+        self._prompt(req)
+
+    def _approval_dir(self, req: Any) -> Path:
+        store = self.s.store
+        if req.prov.track_id:
+            return store.track_dir(req.prov.track_id) / "approvals"
+        return store.epic_dir(req.prov.trace_id or "unknown") / "approvals"
+
+    def _prompt(self, req: Any) -> None:
         always = bool(req.payload.get("can_remember"))
         answer = input(f"approve? [y]es / [n]o{' / [a]lways for this track' if always else ''}: ").strip().lower()
         if answer in ("y", "yes") or (always and answer in ("a", "always")):

@@ -3,9 +3,8 @@
     tracks/<track-id>/comms.jsonl    {"ts", "kind", "tier", "track_id", "ticket_id", "attempt", "data"}
 
 It is for people reading what the agents said and did; it is not replayed (the journal is the source of
-truth). Secrets never reach it: values of secret-looking environment variables present when the log is
-created (GEMINI_API_KEY, GOOGLE_API_KEY, *_API_KEY, *_TOKEN, *_SECRET, ...) and key-shaped patterns
-(`AIza...`, `sk-...`, `ghp_...`, private key blocks) are replaced by "[REDACTED]", in values and keys alike.
+truth). Secrets never reach it: it goes through `conductor.redact`, the redactor every sink shares (secret
+environment values, URL credentials, key-shaped patterns become "[REDACTED]", in values and keys alike).
 Thread-safe: every worker of a track writes to the same log.
 """
 
@@ -19,14 +18,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from conductor.events import Provenance
-from conductor.tools.secrets import Redactor, secret_values
+from conductor import redact
 
 
 class CommsLog:
     def __init__(self, path: str | Path, *, extra_secrets: tuple[str, ...] = (),
                  env: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
-        self._redactor = Redactor([*secret_values(env), *extra_secrets])
+        # The process-wide redactor (every sink uses it), plus anything this log was told about.
+        self._own = redact.Redactor.from_environ(env, extra_secrets) if env is not None or extra_secrets else None
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
 
@@ -36,7 +36,7 @@ class CommsLog:
                   "ticket_id": prov.ticket_id, "attempt": prov.attempt, "data": data}
         line = json.dumps(record, ensure_ascii=False, default=str)
         # Redact the serialised line too: a secret inside a value that default=str rendered is caught here.
-        line = json.dumps(self._redactor.data(json.loads(line)), ensure_ascii=False)
+        line = json.dumps(self._redact(json.loads(line)), ensure_ascii=False)
         with self._lock:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,11 @@ class CommsLog:
 
     def redact(self, obj: Any) -> Any:
         """The same redaction, for callers that show data elsewhere (panes, crash reports)."""
-        return self._redactor.data(obj)
+        return self._redact(obj)
+
+    def _redact(self, obj: Any) -> Any:
+        obj = redact.data(obj)
+        return self._own.data(obj) if self._own is not None else obj
 
     def close(self) -> None:
         with self._lock:

@@ -24,7 +24,9 @@ _SECRET_KEYS = {"api_key", "apikey", "gemini_api_key", "google_api_key", "key", 
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: "no" is not a boolean and "3" is not a number; a typo in a security setting must stop the app,
+    # not be coerced into something the person did not write.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class ModelsConfig(_Section):
@@ -103,7 +105,21 @@ class ApprovalsConfig(_Section):
     auto: list[ApprovalKindName] = Field(default_factory=list)
     """Kinds approved without asking. `tool` here approves every write and command: use with care."""
     allow_commands: list[str] = Field(default_factory=list)
-    """Exact command lines that run without asking (compared after parsing, never by prefix)."""
+    """Exact command lines that run without asking (compared after parsing, never by prefix). An entry that no
+    command could ever match safely (shell syntax, an interpreter given code, a program named by a path, ...)
+    is an error, not a silent no-op: see conductor.tools.cmdline.rule_problem."""
+
+    @field_validator("allow_commands")
+    @classmethod
+    def _rules_are_plain(cls, v: list[str]) -> list[str]:
+        from conductor.tools import cmdline  # pure module; imported here to keep config free of tool imports
+
+        bad = [f"entry {i} {line!r}: {why}" for i, line in enumerate(v)
+               if (why := cmdline.rule_problem(cmdline.from_line(line))) is not None]
+        if bad:
+            raise ValueError("approvals.allow_commands: " + "; ".join(bad)
+                             + " (an allow rule is one exact command with its arguments, without shell syntax)")
+        return v
     timeout_s: float = Field(default=0, ge=0)
     """0 waits forever; otherwise an unanswered approval is rejected after this many seconds."""
 
@@ -261,8 +277,8 @@ class GuiConfig(_Section):
 
 
 class PathsConfig(_Section):
-    tracks_dir: str = "tracks"
-    """Relative to the config file's folder."""
+    tracks_dir: str | None = None
+    """Relative to the config file's folder; None: $XDG_DATA_HOME/conductor/tracks (see conductor.launch)."""
 
 
 _MCP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -446,9 +462,3 @@ def save_config(cfg: Config, path: str | Path) -> None:
     """Write the config atomically (validated first, so an invalid config never reaches disk)."""
     parse_config(cfg.model_dump(mode="python"), source=str(path))
     atomic_write_bytes(Path(path), config_to_toml(cfg).encode("utf-8"))
-
-
-def tracks_dir_for(cfg: Config, config_path: str | Path | None) -> Path:
-    base = Path(config_path).resolve().parent if config_path else Path.cwd()
-    p = Path(cfg.paths.tracks_dir)
-    return p if p.is_absolute() else base / p

@@ -155,6 +155,9 @@ class Track(BaseModel):
     acceptance_criteria: list[str] = Field(default_factory=list)
     epic: str = ""
     trace_id: str = ""
+    workspace: str = ""
+    """The resolved folder the track was planned for; resume runs there (empty in tracks made before it was
+    recorded: then a resume must name the workspace and force it)."""
     status: TrackStatus = TrackStatus.PLANNED
     created_at: str = Field(default_factory=utc_now)
     tickets: list[Ticket] = Field(default_factory=list)

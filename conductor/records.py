@@ -149,6 +149,16 @@ class AllowRuleAdded(_Record):
     command: str
 
 
+class UnattendedWrite(_Record):
+    """A write or edit ran in this track without a person (automatic approval): from then on the track's allow
+    rules stop matching (it may have planted code an allowed `make` or `pytest` runs). See tools/policy.py."""
+    type: Literal["unattended_write"] = "unattended_write"
+    key: str
+    track_id: str
+    path: str
+    tool: str
+
+
 class ApprovalAsked(_Record):
     type: Literal["approval_requested"] = "approval_requested"
     key: str
@@ -206,12 +216,12 @@ class PlanningStep(_Record):
 
 Record: TypeAlias = Annotated[
     TrackCreated | TicketsSet | TicketUpdated | TrackUpdated | UsageLogged | ModelTurn | ToolCallStarted
-    | ToolCallFinished | AllowRuleAdded | ApprovalAsked | ApprovalDecided | EpicCreated | ProposalReceived
-    | TracksCreated | TicketProposalReceived | PlanningStep,
+    | ToolCallFinished | AllowRuleAdded | UnattendedWrite | ApprovalAsked | ApprovalDecided | EpicCreated
+    | ProposalReceived | TracksCreated | TicketProposalReceived | PlanningStep,
     Field(discriminator="type")]
 
 KeyedRecord: TypeAlias = (UsageLogged | ModelTurn | ToolCallStarted | ToolCallFinished | AllowRuleAdded
-                          | ApprovalAsked | ApprovalDecided)
+                          | UnattendedWrite | ApprovalAsked | ApprovalDecided)
 
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
@@ -294,7 +304,7 @@ def apply(track: Track, rec: Record) -> bool:
                 setattr(track, k, v)
             return True
         case (UsageLogged() | ModelTurn() | ToolCallStarted() | ToolCallFinished() | AllowRuleAdded()
-              | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived() | TracksCreated()
+              | UnattendedWrite() | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived() | TracksCreated()
               | TicketProposalReceived() | PlanningStep()):
             return False
         case _:

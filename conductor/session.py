@@ -29,6 +29,7 @@ from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.tools.mcp_tools import McpServers
+from conductor.workspace_guard import check_track_workspace
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
 
 
@@ -47,7 +48,8 @@ def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
 class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
-                 linger: bool = True, limits: ModelLimits | None = None) -> None:
+                 linger: bool = True, force_workspace: bool = False,
+                 limits: ModelLimits | None = None) -> None:
         self.cfg = cfg
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
@@ -63,6 +65,8 @@ class Session:
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
         self.linger = linger
+        self.force_workspace = force_workspace
+        """Run resumed tracks here although they recorded another workspace (the person said so)."""
         self.engines: dict[str, Engine] = {}
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
@@ -173,6 +177,7 @@ class Session:
         track = loaded.track
         if not track.tickets:
             raise StoreError(f"track {track_id!r} has no approved tickets yet")
+        check_track_workspace(track, self.workspace, loaded.journal, force=self.force_workspace)
         if loaded.interrupted:
             self.events.post(Notice(prov=Provenance(track_id=track_id),
                                     message=f"resuming: {', '.join(loaded.interrupted)} were interrupted and "

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import tomli_w
 from pydantic import BaseModel
 
+from conductor import redact
 from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from conductor.errors import StoreError
 from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
@@ -192,7 +193,8 @@ class Journal:
         if not recs:
             return []
         types = [record_type(type(r)) for r in recs]
-        datas = [json.dumps(to_data(r), ensure_ascii=False, separators=(",", ":")) for r in recs]
+        # redact: the one redaction point of the journal (every record's data): no secret reaches events.jsonl.
+        datas = [json.dumps(redact.json_data(to_data(r)), ensure_ascii=False, separators=(",", ":")) for r in recs]
         with self._lock:
             fd = self._open()
             ts = round(time.time(), 6)
@@ -480,8 +482,9 @@ class TrackStore:
         return folder / "outputs" / f"{name}.md"
 
     def ticket_output(self, track_id: str, ticket_id: str, tier: int = 3) -> Path:
-        suffix = "" if tier == 3 else f".tier{tier}"
-        return self.output_path(self.track_dir(track_id), f"{ticket_id}{suffix}")
+        # One folder per ticket (outputs/tickets/<id>/tier3.md, tier4.md, a<n>.cmd.log): no ticket id can
+        # name another ticket's file or the planning outputs (a ticket "tier2" or "T1.tier4" used to).
+        return self.track_dir(track_id) / "outputs" / "tickets" / ticket_id / f"tier{tier}.md"
 
     def journal(self, folder_id: str, *, epic: bool = False) -> Journal:
         key = f"{EPICS_DIR}/{folder_id}" if epic else folder_id
@@ -547,7 +550,7 @@ class TrackStore:
                 self.snapshot_errors.append(f"{self.track_dir(track_id) / 'track.toml'}: not written: {exc}")
 
     def _write_snapshot(self, track_id: str, data: dict[str, Any]) -> None:
-        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(data))
+        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(redact.json_data(data)))
 
     def write_spec(self, track: Track) -> None:
         lines = [f"# {track.title}", "", f"**Goal.** {track.goal}", ""]
@@ -562,7 +565,7 @@ class TrackStore:
                 lines.append(f"- **{t.id}** {t.title}{deps}: {t.description}")
         if track.epic:
             lines += ["", "## Epic", "", track.epic]
-        atomic_write_text(self.track_dir(track.id) / "spec.md", "\n".join(lines) + "\n")
+        atomic_write_text(self.track_dir(track.id) / "spec.md", redact.text("\n".join(lines) + "\n"))
 
     def load_track(self, track_id: str) -> LoadedTrack:
         """Snapshot + journal replay. Tickets that were in flight are marked interrupted (not changed on disk:
@@ -630,7 +633,7 @@ class TrackStore:
         with lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
-                f.write(text)
+                f.write(redact.text(text))
 
     def read_output_tail(self, path: Path, max_chars: int) -> tuple[str, bool]:
         """The last `max_chars` of an output file, and whether that is only a tail."""

@@ -14,6 +14,9 @@ apt_install() {  # apt_install PACKAGE...: install Debian packages that are miss
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# git gives every track its own branch and every ticket attempt its own worktree (conductor/git/)
+command -v git >/dev/null 2>&1 || apt_install git
+
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
     echo "Conductor needs Python 3.11 or newer (found: $("$PY" --version 2>&1))" >&2

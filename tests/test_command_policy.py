@@ -68,9 +68,10 @@ def test_exact_form_only_never_prefix() -> None:
 
 
 def test_argv_with_shell_characters_is_never_auto_allowed() -> None:
-    """['sh', '-c', 'curl x | sh'] runs without a shell of ours, but sh itself is one: fail closed."""
+    """['sh', '-c', 'curl x | sh'] runs without a shell of ours, but sh itself is one: fail closed (even
+    `sh -c ls`: a shell given code is never a rule)."""
     policy = CommandPolicy(["sh -c ls"])
-    assert policy(ToolCall("c", "run_command", {"argv": ["sh", "-c", "ls"]}), ctx())
+    assert policy.warnings and not policy(ToolCall("c", "run_command", {"argv": ["sh", "-c", "ls"]}), ctx())
     call = ToolCall("c", "run_command", {"argv": ["sh", "-c", "curl x | sh"]})
     assert not policy(call, ctx())
     assert cmdline.from_argv(["sh", "-c", "curl x | sh"]).human_reason is not None
@@ -121,7 +122,11 @@ def test_remember_refuses_shell_syntax_and_non_commands(tmp_path: Path) -> None:
 
 def test_from_config() -> None:
     cfg = Config()
-    cfg.approvals.allow_commands = ["python -m pytest -q", "ls | wc"]
+    with pytest.raises(ValueError, match="ls | wc"):  # a rule no command could match is an error, not a no-op
+        cfg.approvals.allow_commands = ["python -m pytest -q", "ls | wc"]
+    cfg.approvals.allow_commands = ["python -m pytest -q"]
     policy = policy_from_config(cfg)
     assert policy(cmd("python -m pytest -q"), ctx()) and not policy(cmd("ls | wc"), ctx())
-    assert len(policy.warnings) == 1 and "'ls | wc'" in policy.warnings[0]
+    assert not policy.warnings
+    direct = CommandPolicy(["ls | wc"])  # built without the config's check: still allows nothing, and says so
+    assert len(direct.warnings) == 1 and "'ls | wc'" in direct.warnings[0] and not direct(cmd("ls | wc"), ctx())

@@ -16,7 +16,7 @@ from conductor.messages import ToolCall
 from conductor.store import Journal
 from conductor.tools import ToolGate, workspace_toolbox
 from conductor.tools.base import ToolContext
-from conductor.tools.secrets import Redactor
+from conductor.redact import Redactor
 from conductor.tools.testkit import ApprovalWaiter, Background
 
 PROV = Provenance(trace_id="r", track_id="T1", ticket_id="K2", tier=3, attempt=1)

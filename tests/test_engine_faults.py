@@ -52,7 +52,7 @@ def test_transient_error_is_retried_and_the_ticket_completes(workspace: Path, tm
         partial = [r for r in s.ledger.records() if r.usage.partial]
         assert [(r.ticket_id, r.tier) for r in partial] == [("T3", 3)]
         # the discarded partial output is marked in the file, and the good output follows
-        out = (tmp_path / "tracks" / tid / "outputs" / "T3.md").read_text()
+        out = (tmp_path / "tracks" / tid / "outputs" / "tickets" / "T3" / "tier3.md").read_text()
         assert out.index("[discarded: StreamInterrupted") < out.index("Work on T3 is complete")
     finally:
         s.shutdown()

@@ -40,8 +40,7 @@ _CHILD = textwrap.dedent('''
     ws = root / "ws"
     cfg = Config()
     cfg.engine.max_workers = 3
-    cfg.approvals.auto = ["plan", "tickets", "tool"]   # writes and edits; commands only by the exact rules below
-    cfg.approvals.allow_commands = [f"{bump} {t}" for t in "T1 T2 T3 T4 T5 T6".split()]
+    cfg.approvals.auto = ["plan", "tickets", "tool"]   # writes and edits; every command waits for a person
 
     def script(req, n):
         if req.tier != 3:
@@ -57,19 +56,19 @@ _CHILD = textwrap.dedent('''
     session = Session(cfg, workspace=ws, tracks_dir=root / "tracks", linger=False,
                       provider=ScriptedProvider(fallback=script, latency_s=0.02, chunk_delay_s=0.002))
 
-    def person():  # answers "may already have run" the way a person would: by looking
+    def person():  # approves commands; answers "may already have run" the way a person would: by looking
         while True:
             for req in session.pending_approvals():
-                if req.kind.value == "tool" and req.payload.get("interrupted"):
-                    ticket = req.prov.ticket_id
-                    ran = (ws / "marks" / f"{ticket}.txt").read_text().count("ran")
-                    try:
-                        if ran:
-                            session.resolve_approval(req.id, approved=False, reason="it already ran")
-                        else:
-                            session.resolve_approval(req.id, approved=True)
-                    except Exception:
-                        pass
+                if req.kind.value != "tool":
+                    continue
+                ran = (ws / "marks" / f"{req.prov.ticket_id}.txt").read_text().count("ran")
+                try:
+                    if req.payload.get("interrupted") and ran:
+                        session.resolve_approval(req.id, approved=False, reason="it already ran")
+                    else:
+                        session.resolve_approval(req.id, approved=True)
+                except Exception:
+                    pass
             threading.Event().wait(0.01)  # ok-sleep: a polling stand-in for a person
     threading.Thread(target=person, daemon=True).start()
 

@@ -502,7 +502,7 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
                          if d["data"]["request"]["payload"].get("tool", "").startswith("mcp:")]
         assert len(mcp_decisions) == 2 * len(ids) + 2 and all(p["mcp_server"] == "local" for p in mcp_decisions), \
             "each decision is on record with the server it was for"
-        log = (tmp_path / "tracks" / track_id / "outputs" / "T3.a1.mcp.log").read_text("utf-8")
+        log = (tmp_path / "tracks" / track_id / "outputs" / "tickets" / "T3" / "T3.a1.mcp.log").read_text("utf-8")
         assert "## mcp:local/shout" in log and "stderr of T3" in log
     finally:
         session.shutdown()

@@ -319,3 +319,50 @@ def test_a_refused_json_schema_is_learned_and_the_schema_goes_into_the_instructi
     assert TrackProposal.model_validate_json(first[0]).tracks[0].title == "T"
     assert kinds.count("http 400 response_format") == 2 and kinds[-1] == "stream"  # never asked a third time
     assert "response_format" not in last.body and '"tracks"' in last.system_text
+
+
+TOUCH = ToolSpec("mcp:local/touch", "Create a file.", {"type": "object", "properties": {"path": {"type": "string"}}},
+                 mutating=True)
+
+
+@pytest.mark.parametrize("history", ["native", "rebuilt"])
+def test_mcp_tool_names_cross_the_wire_legal_and_come_back_as_ours(fake: FakeOpenAIServer, history: str) -> None:
+    """`mcp:local/touch` is not a legal OpenAI function name (the endpoint refuses the whole request): it is sent
+    as its wire name, called back under it, reaches our gate as ours, and goes back in the history as the wire
+    name again, whether the model turn is this dialect's native message or rebuilt (another provider's turn)."""
+    from conductor.providers.tool_names import wire_name
+    wire = wire_name(TOUCH.name)
+    tools = (*TOOLS, TOUCH)
+    fake.set_script([Script(function_calls=[{"name": wire, "args": {"path": "x.txt"}}], usage=USAGE),
+                     Script(text="done", usage=USAGE)])
+    p = provider_for(fake)
+    events = run(p, ProviderRequest(model="m", tier=3, system="s", messages=(user("go"),), tools=tools))
+    _, calls, _, finish = parts(events)
+    assert calls == [(TOUCH.name, {"path": "x.txt"})] and finish.reason == "tool_calls"
+    call = finish.message.tool_calls[0]
+    assert call.name == TOUCH.name
+    turn = finish.message if history == "native" else Message("model", tool_calls=(call,))
+    follow = (user("go"), turn, Message("tool", tool_results=(ToolResult(call.id, TOUCH.name, True, {"ok": True}),)))
+    assert isinstance(run(p, ProviderRequest(model="m", tier=3, system="s", messages=follow, tools=tools))[-1], Finish)
+    first, second = fake.generate_requests()
+    assert [d["name"] for d in first.function_declarations] == ["read_file", wire] and wire != TOUCH.name
+    assert [d["name"] for d in second.function_declarations] == ["read_file", wire]
+    assert second.model_turns[-1]["tool_calls"][0]["function"]["name"] == wire
+    assert second.function_responses == [{"name": wire, "id": call.id, "response": {"ok": True}}]
+
+
+def test_a_hallucinated_illegal_tool_name_reaches_the_gate_as_is_and_goes_back_legal(fake: FakeOpenAIServer) -> None:
+    """A model that calls `files/read` (no such tool, not a legal name) gets the gate's refusal on the next turn;
+    that turn must not be refused whole because the history repeats the illegal name."""
+    from conductor.providers.tool_names import wire_name
+    fake.set_script([Script(function_calls=[{"name": "files/read", "args": {}}], usage=USAGE),
+                     Script(text="sorry", usage=USAGE)])
+    p = provider_for(fake)
+    finish = run(p)[-1]
+    assert isinstance(finish, Finish) and [c.name for c in finish.message.tool_calls] == ["files/read"]
+    call = finish.message.tool_calls[0]
+    follow = (user("go"), finish.message,
+              Message("tool", tool_results=(ToolResult(call.id, call.name, False, error="unknown tool"),)))
+    assert isinstance(run(p, ProviderRequest(model="m", tier=3, system="s", messages=follow, tools=TOOLS))[-1], Finish)
+    sent = fake.generate_requests()[1].model_turns[-1]["tool_calls"][0]["function"]["name"]
+    assert sent == wire_name("files/read") != "files/read"

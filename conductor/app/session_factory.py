@@ -51,7 +51,7 @@ def demo_folders(home: Path, workspace: Path | None = None, *, fresh: bool = Fal
 
 
 def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_name: str, demo: bool = False,
-                 events: Any = None, toolbox: Any = None) -> tuple[Session, str]:
+                 events: Any = None, toolbox: Any = None, base_url: str | None = None) -> tuple[Session, str]:
     """A Session on the named provider, and a note for the status bar when the provider is limited.
 
     With no API key the app still opens: the provider is replaced by one that explains what is missing."""
@@ -62,7 +62,7 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
                                            chunk_delay_s=0.03 if demo else 0.0)
     else:
         try:
-            provider = make_provider(provider_name, cfg)
+            provider = make_provider(provider_name, cfg, base_url=base_url)
         except (MissingApiKey, ConfigError) as exc:
             missing = missing_keys(cfg, os.environ, provider_name)
             what = "; ".join(missing) if missing else str(exc)

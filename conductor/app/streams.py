@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conductor import redact
+
 AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
 """The pane that gathers every stream of a tier."""
 
@@ -46,7 +48,8 @@ class StreamBuffer:
             joined = "".join(self._parts)
             if len(joined) > self.limit:
                 joined, self.dropped = joined[-self.limit:], True
-            self._cache = joined
+            # Redacted as a whole (not per delta), so a secret split across two deltas is still caught.
+            self._cache = redact.text(joined)
         return self._cache
 
     def __len__(self) -> int:

@@ -25,6 +25,7 @@ from conductor.providers.base import (Finish, FinishReason, ProviderEvent, Provi
                                       UsageChunk)
 from conductor.providers.gemini_mapping import synth_call_id
 from conductor.providers.openai_mapping import schema_instructions
+from conductor.providers.tool_names import WireNames, wire_name
 
 NATIVE = "anthropic"
 STOP: dict[str, FinishReason] = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
@@ -43,7 +44,7 @@ def thinking_mode(model: str, configured: str) -> str:
 
 
 def tool_param(spec: ToolSpec) -> dict[str, Any]:
-    return {"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
+    return {"name": wire_name(spec.name), "description": spec.description, "input_schema": spec.parameters}
 
 
 def assistant_message(msg: Message) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def assistant_message(msg: Message) -> dict[str, Any]:
     if msg.native is not None and msg.native.get("format") == NATIVE:
         return dict(msg.native["message"])
     blocks: list[dict[str, Any]] = [{"type": "text", "text": msg.text}] if msg.text else []
-    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in msg.tool_calls]
+    blocks += [{"type": "tool_use", "id": c.id, "name": wire_name(c.name), "input": c.args} for c in msg.tool_calls]
     return {"role": "assistant", "content": blocks or [{"type": "text", "text": "(no text)"}]}
 
 
@@ -126,6 +127,7 @@ class MessageAssembler:
         self.request = request
         self.model = model
         self.turn = sum(1 for m in request.messages if m.role == "model")
+        self.names = WireNames(request.tools)
         self.blocks: dict[int, dict[str, Any]] = {}
         self.raw_usage: dict[str, Any] = {}
         self.usage: Usage | None = None
@@ -202,16 +204,19 @@ class MessageAssembler:
         if not self.stopped or self.stop_reason is None:
             raise StreamInterrupted("the Anthropic stream ended without message_stop", usage=self.partial_usage())
         content = self.content()
-        calls = [ToolCall(id=str(b.get("id") or synth_call_id(self.request.prov, self.turn, i)), name=str(b["name"]),
-                          args=_args(b.get("input")))
+        calls = [ToolCall(id=str(b.get("id") or synth_call_id(self.request.prov, self.turn, i)),
+                          name=self.names.ours(str(b["name"])), args=_args(b.get("input")))
                  for i, b in enumerate(c for c in content if c.get("type") == "tool_use")]
         reason = STOP.get(self.stop_reason, "other")
         if reason == "stop" and calls:
             reason = "tool_calls"
         detail = self.stop_reason if reason in ("safety", "other") else ""
         text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+        # The turn goes back verbatim, so a name the model made up that is not legal (no tool has it) is made
+        # legal there, or the next request would be refused whole; the wire names of our tools are unchanged.
+        native = [{**b, "name": wire_name(str(b["name"]))} if b.get("type") == "tool_use" else b for b in content]
         msg = Message(role="model", text=text, tool_calls=tuple(calls),
-                      native={"format": NATIVE, "message": {"role": "assistant", "content": content
+                      native={"format": NATIVE, "message": {"role": "assistant", "content": native
                                                             or [{"type": "text", "text": "(no text)"}]}})
         return Finish(reason, msg, detail), [ToolCallChunk(c) for c in calls]
 

@@ -69,8 +69,12 @@ def key_may_be_sent(kind: EndpointKind, base_url: str, source: UrlSource) -> boo
     """THE trust rule: may this kind's API key be sent to `base_url`, named by `source`?"""
     if source in ("cli", "env", "default"):
         return True
-    host = (urlsplit(base_url).hostname or "").lower()
-    return host == OWN_HOSTS[kind] or is_loopback(base_url)
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https"):
+        return False
+    if is_loopback(base_url):
+        return True
+    return parts.scheme == "https" and (parts.hostname or "").lower() == OWN_HOSTS[kind]
 
 
 @dataclass(frozen=True)

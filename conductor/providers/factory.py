@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from conductor.config import Config, parse_config, split_model_ref
 from conductor.errors import ConfigError
 from conductor.providers.base import Provider
-from conductor.providers.endpoints import key_may_be_sent
 
 PROVIDERS = ("gemini", "scripted", "openai", "anthropic")
 """Built-in choices; a configured endpoint's name works as well."""
-BASE_URL_ENV = "CONDUCTOR_GEMINI_BASE_URL"
 """Points the Gemini provider at another endpoint (the fake server in tests and offline demos)."""
 
 
@@ -49,16 +47,13 @@ def make_provider(name: str, cfg: Config, *, latency_s: float = 0.0, chunk_delay
         from conductor.providers.scripted import ScriptedProvider
         return ScriptedProvider(latency_s=latency_s, chunk_delay_s=chunk_delay_s)
     env = os.environ if env is None else env
-    if name == "gemini" and not uses_endpoints(cfg) and base_url is None:
+    if name == "gemini" and not uses_endpoints(cfg):
+        from conductor.launch import check_config_endpoint, env_base_url
         from conductor.providers.gemini import GeminiProvider
-        gemini_url = env.get(BASE_URL_ENV)
-        if gemini_url:
-            cfg = cfg.model_copy(update={"gemini": cfg.gemini.model_copy(update={"base_url": gemini_url})})
-        elif cfg.gemini.base_url and not key_may_be_sent("gemini", cfg.gemini.base_url, "config"):
-            raise ConfigError(f"[gemini] base_url {cfg.gemini.base_url!r} comes from the config file, and the Gemini "
-                              "key goes only to Google's host or to this machine; if you trust that URL, name it "
-                              f"yourself: `export {BASE_URL_ENV}={cfg.gemini.base_url}`", key="gemini.base_url")
-        return GeminiProvider.from_env(cfg, environ=env)
+        url = base_url or env_base_url(env)  # named by the person: trusted
+        if url is None:
+            check_config_endpoint(cfg, "config")  # from a file: Google's host or this machine only
+        return GeminiProvider.from_env(cfg, environ=env, base_url=url)
     if name not in cfg.endpoint_names():
         raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)} or a configured "
                          f"endpoint ({', '.join(sorted(set(cfg.endpoints))) or 'none configured'})")

@@ -28,6 +28,7 @@ from conductor.model import Usage
 from conductor.providers.base import (Finish, FinishReason, ProviderEvent, ProviderRequest, TextChunk, ToolCallChunk,
                                       UsageChunk)
 from conductor.providers.gemini_mapping import _parse_retry_after, redact, synth_call_id
+from conductor.providers.tool_names import WireNames, wire_name
 
 NATIVE = "openai-chat"
 """`Message.native["format"]` of a turn this dialect produced (sent back verbatim on the next request)."""
@@ -56,7 +57,7 @@ def response_format(schema: type[BaseModel]) -> dict[str, Any]:
 
 
 def tool_param(spec: ToolSpec) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": spec.name, "description": spec.description,
+    return {"type": "function", "function": {"name": wire_name(spec.name), "description": spec.description,
                                              "parameters": spec.parameters}}
 
 
@@ -66,9 +67,14 @@ def assistant_message(msg: Message) -> dict[str, Any]:
         return dict(msg.native["message"])
     out: dict[str, Any] = {"role": "assistant", "content": msg.text or None}
     if msg.tool_calls:
-        out["tool_calls"] = [{"id": c.id, "type": "function",
-                              "function": {"name": c.name, "arguments": json.dumps(c.args)}} for c in msg.tool_calls]
+        out["tool_calls"] = [_wire_call(c) for c in msg.tool_calls]
     return out
+
+
+def _wire_call(call: ToolCall) -> dict[str, Any]:
+    """A call as it goes back in the history: under its wire name (our `mcp:a/b` would fail the request)."""
+    return {"id": call.id, "type": "function", "function": {"name": wire_name(call.name),
+                                                            "arguments": json.dumps(call.args)}}
 
 
 def to_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -127,6 +133,7 @@ class ChatAssembler:
         self.request = request
         self.model = model
         self.turn = sum(1 for m in request.messages if m.role == "model")
+        self.names = WireNames(request.tools)
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.calls: list[dict[str, Any]] = []
@@ -197,7 +204,7 @@ class ChatAssembler:
             if not isinstance(args, dict):
                 args = {"_arguments": args}
             cid = c["id"] or synth_call_id(self.request.prov, self.turn, i)
-            out.append(ToolCall(id=str(cid), name=str(c["name"]), args=args))
+            out.append(ToolCall(id=str(cid), name=self.names.ours(str(c["name"])), args=args))
         return out
 
     def partial_usage(self) -> Usage | None:
@@ -219,8 +226,7 @@ class ChatAssembler:
         text = "".join(self.text)
         native: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
-            native["tool_calls"] = [{"id": c.id, "type": "function",
-                                     "function": {"name": c.name, "arguments": json.dumps(c.args)}} for c in calls]
+            native["tool_calls"] = [_wire_call(c) for c in calls]
         msg = Message(role="model", text=text, tool_calls=tuple(calls), native={"format": NATIVE, "message": native})
         return Finish(reason, msg, detail), [ToolCallChunk(c) for c in calls]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +23,18 @@ from conductor.testing.fake_gemini import FakeGeminiServer, _Handler, _write_chu
 from conductor.testing.gemini_script import RequestRecord, Script, key_fingerprint
 
 REDACTED = "<redacted>"
+LEGAL_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What OpenAI (`tools[].function.name`) and Anthropic (`tools[].name`) accept; both refuse the whole request
+otherwise. The fakes apply it to the names in the history too (stricter than needed, never laxer)."""
+
+
+def illegal_function_name(named: Iterable[tuple[str, object]]) -> str | None:
+    """The refusal message for the first (where, name) that is not a legal function name, else None."""
+    for where, name in named:
+        if not isinstance(name, str) or not LEGAL_FUNCTION_NAME.match(name):
+            return (f"Invalid '{where}': string does not match pattern. Expected a string that matches the "
+                    f"pattern '{LEGAL_FUNCTION_NAME.pattern}', got {name!r}.")
+    return None
 
 
 def gemini_usage(script: Script, prompt_estimate: int) -> dict[str, int]:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from conductor.testing.dialect_server import DialectServer, gemini_usage, text_pieces
+from conductor.testing.dialect_server import DialectServer, gemini_usage, illegal_function_name, text_pieces
 from conductor.testing.fake_gemini import _Handler
 from conductor.testing.gemini_script import (PipelineScript, RequestRecord, ResponseRecord, Script, ScriptSource,
                                              classify_request)
@@ -94,6 +94,18 @@ class MessagesRecord(RequestRecord):
         return [m for m in self.messages if m.get("role") == "assistant"]
 
     @property
+    def function_names(self) -> list[tuple[str, object]]:
+        """Every function name the request carries, with where it is: the tools, and the history's tool_use."""
+        body = self.body if isinstance(self.body, dict) else {}
+        out: list[tuple[str, object]] = [(f"tools.{i}.name", t.get("name"))
+                                         for i, t in enumerate(body.get("tools") or [])]
+        for i, m in enumerate(self.messages):
+            blocks = m.get("content")
+            out += [(f"messages.{i}.content.{j}.name", b.get("name")) for j, b in enumerate(blocks or [])
+                    if not isinstance(blocks, str) and b.get("type") == "tool_use"]
+        return out
+
+    @property
     def streamed(self) -> bool:
         return bool((self.body or {}).get("stream"))
 
@@ -153,6 +165,10 @@ class FakeAnthropicServer(DialectServer):
                              kind="stream" if record.streamed else "unary")
         try:
             if script.latency_s and self._stopping.wait(script.latency_s):
+                return
+            if (refusal := illegal_function_name(record.function_names)) is not None:
+                rec.kind = "http 400 function name"
+                self._error(h, 400, refusal, None)
                 return
             if script.http_status is not None:
                 rec.kind = f"http {script.http_status}"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from conductor.testing.dialect_server import DialectServer, gemini_usage, text_pieces
+from conductor.testing.dialect_server import DialectServer, gemini_usage, illegal_function_name, text_pieces
 from conductor.testing.fake_gemini import _Handler
 from conductor.testing.gemini_script import (PipelineScript, RequestRecord, ResponseRecord, Script, ScriptSource,
                                              classify_request)
@@ -116,6 +116,17 @@ class ChatRecord(RequestRecord):
         return bool((self.body or {}).get("stream"))
 
     @property
+    def function_names(self) -> list[tuple[str, object]]:
+        """Every function name the request carries, with where it is: the tools, and the history's calls."""
+        body = self.body if isinstance(self.body, dict) else {}
+        out: list[tuple[str, object]] = [(f"tools[{i}].function.name", (t.get("function") or {}).get("name"))
+                                         for i, t in enumerate(body.get("tools") or [])]
+        for i, m in enumerate(self.messages):
+            out += [(f"messages[{i}].tool_calls[{j}].function.name", (c.get("function") or {}).get("name"))
+                    for j, c in enumerate(m.get("tool_calls") or [])]
+        return out
+
+    @property
     def include_usage(self) -> bool:
         return bool(((self.body or {}).get("stream_options") or {}).get("include_usage"))
 
@@ -195,6 +206,10 @@ class FakeOpenAIServer(DialectServer):
                     "type") == "json_schema":
                 rec.kind = "http 400 response_format"
                 self._error(h, 400, "response_format json_schema is not supported", None)
+                return
+            if (refusal := illegal_function_name(record.function_names)) is not None:
+                rec.kind = "http 400 function name"
+                self._error(h, 400, refusal, None)
                 return
             if script.http_status is not None:
                 rec.kind = f"http {script.http_status}"

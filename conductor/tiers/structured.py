@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from conductor import redact
 from conductor.atomic import atomic_write_text
 from conductor.errors import OutputTruncated, PlanInvalid
 from conductor.messages import user
@@ -77,7 +78,7 @@ def ask_structured(schema: type[M], req: ProviderRequest, deps: CallDeps, *, can
             f"Your answer is not valid for the required JSON schema.\n<validation_errors>\n{fenced}\n"
             "</validation_errors>\nReply with the corrected JSON only.")))
     path = raw_dir / f"{label}-invalid.txt"
-    atomic_write_text(path, "\n\n".join(f"--- answer {i + 1} ---\n{r}" for i, r in enumerate(raws)))
+    atomic_write_text(path, redact.text("\n\n".join(f"--- answer {i + 1} ---\n{r}" for i, r in enumerate(raws))))
     raise PlanInvalid(f"{label}: no valid answer after {rounds} tries ({'; '.join(problems)}); raw output saved "
                       f"to {path}", raw_output_path=str(path), errors=problems)
 

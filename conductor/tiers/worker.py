@@ -51,7 +51,7 @@ def worker_prompt(track: Track, ticket: Ticket, tool_ctx: ToolContext) -> str:
     """The exact first message a worker sees (shown, editable, in the spawn approval)."""
     if ticket.spawn_prompt:
         return ticket.spawn_prompt
-    context = prompts.read_context(tool_ctx.workspace, ticket.target_files)
+    context = prompts.read_context(tool_ctx.workspace, ticket.target_files, protected=tool_ctx.protected)
     return prompts.tier3_user(track, ticket, context)
 
 

@@ -1,5 +1,15 @@
 """`run_command`: run a command in the workspace, through the approval gate.
 
+Who may let a command run (README "Approvals" says the same):
+  * a person, always;
+  * an exact allow rule (config `approvals.allow_commands`, or "always allow" a person chose for this track),
+    only for a plain argv that `cmdline.rule_problem` accepts (no shell, interpreter given code, runner,
+    download, program named by a path), and only while no write or edit in this track ran without a person
+    (a write approved automatically could have planted code that `make` or `pytest` then runs);
+  * never automatic approval (`auto = ["tool"]`, `--approve tool/all`): that covers writes and edits only.
+The program is looked up on the absolute PATH entries outside the workspace only, and runs by its absolute
+path (shown in the approval), so a repository cannot shadow `make` or `pytest`.
+
 How a command runs (see cmdline.py for how it is read):
   * `argv` given, or a command line that parses into a plain argv: executed directly, without a shell. What the
     approval showed is exactly what runs; no shell can reinterpret it.
@@ -20,11 +30,12 @@ from typing import Any
 
 from conductor.errors import Cancelled, SandboxViolation, ToolError
 from conductor.messages import ToolSpec
+from conductor.redact import scrubbed_env
 from conductor.tools import cmdline
 from conductor.tools.base import Intent, Tool, ToolContext
-from conductor.tools.process import run_captured
+from conductor.tools.process import resolve_program, run_captured, safe_path
+from conductor.tools.reach import command_reach
 from conductor.tools.sandbox import workspace_root
-from conductor.tools.secrets import scrubbed_env
 
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 1800.0
@@ -32,23 +43,59 @@ HEAD_BYTES = 8_000
 TAIL_BYTES = 8_000
 
 
+UNATTENDED_RULE = ("a command runs without a person only through an exact allow rule (approvals.allow_commands, "
+                   "or 'always allow' for this track); automatic approval covers writes and edits, never commands")
+
+
 def exec_argv(form: cmdline.CommandForm) -> list[str]:
-    """What actually gets executed for a command."""
+    """What actually gets executed for a command (before the program is resolved to its absolute path)."""
     return list(form.argv) if form.argv is not None else ["bash", "-c", form.text]
+
+
+def command_env(root: Path) -> dict[str, str]:
+    """The child's environment: no secrets, PATH cut to absolute entries outside the workspace."""
+    env = scrubbed_env()
+    env["PATH"] = safe_path(env.get("PATH"), root)
+    return env
+
+
+def resolved_argv(form: cmdline.CommandForm, root: Path) -> list[str]:
+    """exec_argv with the program replaced by the absolute path it runs as; ToolError when it is not found."""
+    argv = exec_argv(form)
+    path_var = command_env(root)["PATH"]
+    prog = resolve_program(argv[0], path_var)
+    if prog is None:
+        raise ToolError(f"cannot run {argv[0]!r}: not found on PATH (only its absolute entries outside the "
+                        f"workspace are searched: {path_var or '(none)'})")
+    return [prog, *argv[1:]]
 
 
 def _spill_target(ctx: ToolContext) -> tuple[Path, bool]:
     """Where the full output goes, and whether that file is ours to delete when the output was short.
 
-    ctx.spill_path may be a file (written as is), an existing folder (a new file inside it), or None (a temp
-    file)."""
+    ctx.spill_path may be a file name (used as is when free, else `<stem>.2<suffix>`, `.3`, ...: a second
+    command of an attempt never overwrites the first one's full output), an existing folder (a new file inside
+    it), or None (a temp file)."""
     sp = ctx.spill_path
     if sp is not None and not Path(sp).is_dir():
         Path(sp).parent.mkdir(parents=True, exist_ok=True)
-        return Path(sp), False
+        return _claim_free(Path(sp)), False
     fd, name = tempfile.mkstemp(prefix="command-", suffix=".log", dir=None if sp is None else sp)
     os.close(fd)
     return Path(name), True
+
+
+def _claim_free(path: Path) -> Path:
+    """Create `path`, or the first free `name.N.suffix` beside it (O_EXCL: two commands never share one)."""
+    name, n = path.name, 1
+    stem, dot, suffix = name.partition(".")
+    while True:
+        candidate = path if n == 1 else path.with_name(f"{stem}.{n}{dot}{suffix}" if dot else f"{name}.{n}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return candidate
+        except FileExistsError:
+            n += 1
 
 
 class RunCommand(Tool):
@@ -77,28 +124,42 @@ class RunCommand(Tool):
         return min(float(t), MAX_TIMEOUT_S) if t is not None else self.default_timeout_s
 
     def requires_human(self, args: dict[str, Any]) -> str | None:
+        """Every command needs a person unless an exact allow rule matched first (the gate asks the rule
+        before this): automatic approval never runs a command."""
         try:
-            return cmdline.from_args(args).human_reason
+            form = cmdline.from_args(args)
         except ValueError as exc:  # unreadable: fail closed (it will also fail to run)
             return f"the command could not be read ({exc})"
+        return cmdline.rule_problem(form) or UNATTENDED_RULE
+
+    def can_remember(self, args: dict[str, Any]) -> bool:
+        try:
+            return cmdline.rule_allowable(cmdline.from_args(args))
+        except ValueError:
+            return False
 
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         form = cmdline.from_args(args)
-        return {"command": form.text, "argv": exec_argv(form), "shell": form.argv is None,
-                "cwd": str(workspace_root(ctx.workspace)), "timeout_s": self._timeout(args),
-                "needs_person": form.human_reason}
+        root = workspace_root(ctx.workspace)
+        return {"command": form.text, "argv": resolved_argv(form, root), "shell": form.argv is None,
+                "cwd": str(root), "timeout_s": self._timeout(args), "needs_person": cmdline.rule_problem(form)}
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         return Intent(command=cmdline.from_args(args).text)
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         form = cmdline.from_args(args)
-        if form.argv is None and not ctx.human_approved:
-            raise SandboxViolation(f"refusing to run {form.text!r} without a person's approval: {form.human_reason}")
-        root, argv = workspace_root(ctx.workspace), exec_argv(form)
+        why = cmdline.rule_problem(form)
+        if why is not None and not ctx.human_approved:  # a second lock behind the gate
+            raise SandboxViolation(f"refusing to run {form.text!r} without a person's approval: {why}")
+        root = workspace_root(ctx.workspace)
+        argv = resolved_argv(form, root)
+        reach = command_reach(form, root, ctx.protected)
+        if reach is not None:
+            raise SandboxViolation(f"refusing to run {form.text!r}: {reach}")
         spill, ours = _spill_target(ctx)
         try:
-            cap = run_captured(argv, cwd=root, env=scrubbed_env(), timeout_s=self._timeout(args), spill=spill,
+            cap = run_captured(argv, cwd=root, env=command_env(root), timeout_s=self._timeout(args), spill=spill,
                                cancel=ctx.cancel, head_bytes=self.head_bytes, tail_bytes=self.tail_bytes)
         except OSError as exc:
             if ours:

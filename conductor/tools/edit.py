@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import difflib
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conductor.atomic import atomic_write_bytes
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
 from conductor.tools.base import Intent, Tool, ToolContext, file_sha256, text_sha256
-from conductor.tools.sandbox import resolve_write
+from conductor.tools.sandbox import relative, resolve_write, workspace_root
 
 MAX_WRITE_BYTES = 5_000_000
 MAX_DIFF_CHARS = 200_000
@@ -70,6 +70,18 @@ def atomic_write_keep_mode(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data, mode)
 
 
+def write_target(ctx: ToolContext, shown: str, resolved: Path) -> dict[str, str]:
+    """{"target": <the file really written>} when `shown` goes through a symlink: an approval must name the
+    file that changes, not the link's name."""
+    rel = relative(workspace_root(ctx.workspace), resolved)
+    return {} if rel == str(PurePosixPath(shown)) else {"target": rel}
+
+
+def diff_label(ctx: ToolContext, shown: str, resolved: Path) -> str:
+    target = write_target(ctx, shown, resolved).get("target")
+    return shown if target is None else f"{target} (through the symlink {shown})"
+
+
 def _content(args: dict[str, Any]) -> str:
     content = args["content"]
     if not isinstance(content, str):
@@ -88,8 +100,8 @@ class WriteFile(Tool):
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         path = resolve_write(ctx.workspace, args["path"], ctx.protected)
         old = _old_text(path, args["path"])
-        return {"path": args["path"], "new_file": old is None,
-                "diff": unified_diff(old, _content(args), args["path"])}
+        return {"path": args["path"], "new_file": old is None, **write_target(ctx, args["path"], path),
+                "diff": unified_diff(old, _content(args), diff_label(ctx, args["path"], path))}
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         path = resolve_write(ctx.workspace, args["path"], ctx.protected)
@@ -134,8 +146,9 @@ class EditFile(Tool):
         return path, old, old.replace(search, replace, 1)
 
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        _, old, new = self._apply(args, ctx)
-        return {"path": args["path"], "diff": unified_diff(old, new, args["path"])}
+        path, old, new = self._apply(args, ctx)
+        return {"path": args["path"], **write_target(ctx, args["path"], path),
+                "diff": unified_diff(old, new, diff_label(ctx, args["path"], path))}
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         _, old, new = self._apply(args, ctx)

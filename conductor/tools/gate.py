@@ -32,7 +32,7 @@ from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
 from conductor.records import ToolCallFinished, ToolCallStarted
 from conductor.store import Journal
-from conductor.tools.base import Tool, ToolContext, Toolbox, file_sha256
+from conductor.tools.base import Tool, Toolbox, ToolContext, file_sha256
 from conductor.tools.sandbox import resolve_write
 from conductor.tools.schema import problems
 
@@ -98,6 +98,11 @@ class ToolGate:
         if isinstance(outcome, ToolResult):
             return self._record(key, ctx, outcome), False
         call, run_ctx = outcome
+        taint = getattr(self.allow, "taint", None)
+        if call.name != "run_command" and not run_ctx.human_approved and callable(taint):
+            # A change no person saw: from now on this track's commands need a person (it may plant code that
+            # an allowed `make` or `pytest` would run). Journalled before the write, so a crash can't lose it.
+            taint(call, ctx, self.journal)
         return self._execute(key, tool, call, run_ctx), False
 
     def _execute(self, key: str, tool: Tool, call: ToolCall, ctx: ToolContext) -> ToolResult:
@@ -165,17 +170,20 @@ class ToolGate:
             return _error(call, f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
         except Exception as exc:  # an unexpected preview failure must not hide the request: show it instead
             preview = {"preview_error": f"{type(exc).__name__}: {exc}"}
-        person_only = tool.requires_human(dict(call.args))
-        if person_only is None and self.allow(call, ctx):
+        if self.allow(call, ctx):  # an exact rule; the policy itself never matches what only a person may run
             return call, ctx
+        person_only = tool.requires_human(dict(call.args))
         return self._ask(tool, call, ctx, preview, person_only)
 
     def _ask(self, tool: Tool, call: ToolCall, ctx: ToolContext, preview: dict[str, Any],
              person_only: str | None) -> tuple[ToolCall, ToolContext] | ToolResult:
         payload: dict[str, Any] = {**preview, "tool": call.name, "call_id": call.id, "args": dict(call.args),
                                    "provenance": prov_json(ctx), "needs_person": person_only,
-                                   "can_remember": person_only is None and call.name == "run_command"}
-        pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, f"{call.name}: {_short(call.args)}", payload,
+                                   "can_remember": _can_remember(tool, dict(call.args))}
+        title = f"{call.name}: {_short(call.args)}"
+        if preview.get("target"):  # a write through a symlink: name the file that really changes
+            title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
+        pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload,
                                       validator=_validator(tool, payload), human_only=person_only is not None)
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)
@@ -245,6 +253,12 @@ def _validator(tool: Tool, original: dict[str, Any]) -> Callable[[dict[str, Any]
             raise ValueError("; ".join(bad))
 
     return check
+
+
+def _can_remember(tool: Tool, args: dict[str, Any]) -> bool:
+    """Whether 'always allow' is offered: only a tool that says this exact call may become a rule."""
+    check = getattr(tool, "can_remember", None)
+    return bool(check(args)) if callable(check) else False
 
 
 def _error(call: ToolCall, message: str) -> ToolResult:

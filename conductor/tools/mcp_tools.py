@@ -12,7 +12,8 @@ until a worker first asks for the tools. A server that fails to start is reporte
 with a message naming it, and its tools are simply not offered. A server that dies fails the call in flight
 (never retried: its side effect is unknown) and is started again on its next call, a few times per session.
 
-Each call appends a block to the ticket's `outputs/<ticket>.a<attempt>.mcp.log`: the call, its outcome and the
+Each call appends a block to the ticket's `outputs/tickets/<ticket>/<ticket>.a<attempt>.mcp.log` (beside its
+command logs): the call, its outcome and the
 stderr the server wrote while it ran. The server's whole stderr is in `<log_dir>/<server>.stderr.log`.
 """
 

@@ -1,13 +1,15 @@
 """The command policy: which mutating calls may run without asking.
 
     reads (non-mutating tools)        run at once (the gate never asks)
-    write_file / edit_file            always a `tool` approval
-    run_command, plain argv           allowed without asking only if that EXACT argv is in
-                                      cfg.approvals.allow_commands (parsed with shlex, compared as lists:
+    write_file / edit_file            a `tool` approval; automatic approval (`auto = ["tool"]`) may answer it
+    run_command, plain argv that      runs without asking only if that EXACT argv is in
+    cmdline.rule_problem accepts      cfg.approvals.allow_commands (parsed with shlex, compared as lists:
                                       `make test` allows `make test`, never `make test-all` or `make test x`),
-                                      or the user approved it with "always allow for this track" (remember)
-    run_command, shell syntax or      always a `tool` approval answered by a person: never allowed by a rule,
-    unparseable                       even one that matches the text exactly (fail closed)
+                                      or the user approved it with "always allow for this track" (remember),
+                                      and only while no write/edit of the track ran without a person (taint)
+    any other run_command             a person, always: never a rule, never automatic approval (shell syntax,
+                                      interpreters given code, runners like env/xargs, downloads, find -exec,
+                                      git -c, programs named by a path)
 
 Remembered rules are per track and persisted in the track's journal as `allow_rule` records (key
 `<track>:<argv json>`), so they come back on resume. One policy may serve every track of a session: the gate
@@ -23,7 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from conductor.messages import ToolCall
-from conductor.records import AllowRuleAdded
+from conductor.records import AllowRuleAdded, UnattendedWrite
 from conductor.tools import cmdline
 from conductor.tools.base import ToolContext
 
@@ -48,14 +50,17 @@ class CommandPolicy:
         self._config: set[tuple[str, ...]] = set()
         self._rules: dict[str, set[tuple[str, ...]]] = {}
         self._loaded: set[str] = set()
+        self._tainted: dict[str, str] = {}
+        """track id -> the path of the first change no person approved."""
         self._lock = threading.Lock()
         for line in allow_commands:
             form = cmdline.from_line(line)
-            if cmdline.auto_allowable(form):
+            why = cmdline.rule_problem(form)
+            if why is None:
                 assert form.argv is not None
                 self._config.add(form.argv)
-            else:  # fail closed: a rule that needs a shell can't be compared exactly, so it allows nothing
-                self.warnings.append(f"approvals.allow_commands entry {line!r} is ignored: {form.human_reason}")
+            else:  # fail closed (config.py refuses these too, naming the file and key)
+                self.warnings.append(f"approvals.allow_commands entry {line!r} is ignored: {why}")
         if journal is not None:
             self.load(journal)
 
@@ -73,6 +78,10 @@ class CommandPolicy:
             self._loaded.add(where)
         n = 0
         for rec in journal.records():
+            if isinstance(rec, UnattendedWrite) and rec.track_id:
+                with self._lock:
+                    self._tainted.setdefault(rec.track_id, rec.path)
+                continue
             if isinstance(rec, AllowRuleAdded) and rec.track_id:
                 form = cmdline.from_argv(list(rec.argv))
                 if cmdline.auto_allowable(form):
@@ -96,8 +105,28 @@ class CommandPolicy:
         if not cmdline.auto_allowable(form):
             return False
         assert form.argv is not None
+        track = ctx.prov.track_id or ""
         with self._lock:
-            return form.argv in self._config or form.argv in self._rules.get(ctx.prov.track_id or "", set())
+            if track in self._tainted:
+                return False
+            return form.argv in self._config or form.argv in self._rules.get(track, set())
+
+    def taint(self, call: ToolCall, ctx: ToolContext, journal: Journal | None = None) -> None:
+        """A write or edit runs in this track without a person: journal it, then stop matching rules here."""
+        track = ctx.prov.track_id or ""
+        path = str(call.args.get("path", "?"))
+        with self._lock:
+            if track in self._tainted:
+                return
+            journal = journal if journal is not None else self.journal
+            if journal is not None:
+                journal.append(UnattendedWrite(key=f"{track}:taint", track_id=track, path=path, tool=call.name))
+            self._tainted[track] = path
+
+    def tainted(self, track_id: str) -> str | None:
+        """The path of the first change in this track no person approved (rules are off), or None."""
+        with self._lock:
+            return self._tainted.get(track_id)
 
     def remember(self, call: ToolCall, ctx: ToolContext, journal: Journal | None = None) -> str | None:
         """'Always allow this exact command for this track'. Journals the rule (in `journal`, else the policy's

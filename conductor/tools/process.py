@@ -1,28 +1,36 @@
 """Run one child process with bounded memory: output streams to a file, only a head and a tail stay in memory.
 
 The child gets its own session (so a timeout or a cancel kills the whole process group, grandchildren
-included), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr merged in order, and the
-environment it is given (the caller scrubs secrets). 100 MB of output costs ~2 x `head_bytes + tail_bytes` of
+included) and marker variables (so what left the group with setsid is found and killed too, at the command's
+end, on cancel and at app exit), stdin from /dev/null (nothing can hang waiting for input), stdout and stderr
+merged in order, and the environment it is given (the caller scrubs secrets). Everything it prints is redacted
+(conductor.redact) before it is kept or spilled. 100 MB of output costs ~2 x `head_bytes + tail_bytes` of
 memory here, not 100 MB.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from conductor import redact
 
 CHUNK = 64 * 1024
 KILL_GRACE_S = 2.0
 """After SIGTERM to the group, how long before SIGKILL."""
 DRAIN_GRACE_S = 2.0
-"""After the group is gone, how long to wait for the output pipe to close (a process that left the group
-with setsid may still hold it; it is then left behind rather than waited for forever)."""
+"""After the group is gone, how long to wait for the output pipe to close (a process that escaped even the
+marker sweep, e.g. by clearing its environment, may still hold it; the pipe is then left rather than waited
+for forever)."""
 
 
 @dataclass
@@ -58,6 +66,9 @@ class _Collector:
 
     def __init__(self, fd: int, out: BinaryIO | None, head_bytes: int, tail_bytes: int) -> None:
         self.fd, self.out = fd, out
+        # Output is redacted before anything keeps it: a command can print the app's own environment
+        # (/proc/<ppid>/environ, ps e), and neither the spill file nor the model may see a key.
+        self.redactor = redact.current().stream()
         self.head_bytes, self.tail_bytes = head_bytes, tail_bytes
         self.head = bytearray()
         self.tail = bytearray()
@@ -70,15 +81,22 @@ class _Collector:
             try:
                 chunk = os.read(self.fd, CHUNK)
             except OSError:
+                self._emit(self.redactor.flush())
                 return
             if not chunk:
+                self._emit(self.redactor.flush())
                 return
-            self._keep(chunk)
-            if self.out is not None and self.write_error is None:
-                try:
-                    self.out.write(chunk)
-                except OSError as exc:
-                    self.write_error = exc
+            self._emit(self.redactor.feed(chunk))
+
+    def _emit(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._keep(chunk)
+        if self.out is not None and self.write_error is None:
+            try:
+                self.out.write(chunk)
+            except OSError as exc:
+                self.write_error = exc
 
     def _keep(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -130,6 +148,76 @@ def _reap_group(pgid: int) -> bool:
     return True
 
 
+MARKER_ENV = "CONDUCTOR_COMMAND_ID"
+"""Every process a command starts inherits this variable: a process that left the command's group and session
+(`setsid`, `nohup … &` + `disown`, a daemon's double fork) is still found by it and killed with the command."""
+APP_ENV = "CONDUCTOR_APP_PID"
+"""And this one names the app: at exit, everything any of its commands started is found by it, whatever state
+the per-command bookkeeping is in."""
+_live_markers: set[str] = set()
+_live_lock = threading.Lock()
+
+
+def marked_pids(marker: str, var: str = MARKER_ENV) -> list[int]:
+    """Processes (of this user) whose environment carries var=marker, found through /proc."""
+    needle = f"{var}={marker}".encode()
+    me = os.getpid()
+    out: list[int] = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            out.append(int(name))
+    return out
+
+
+def kill_marked(marker: str, var: str = MARKER_ENV) -> int:
+    """SIGKILL every process carrying the marker (and its group), until none is left. Returns how many."""
+    killed, quiet = 0, 0
+    for _ in range(60):  # a fork bomb refills the list; give up after a bounded number of sweeps
+        pids = marked_pids(marker, var)
+        if not pids:
+            # A process in the middle of execve (or a fork not yet visible) can't be read for a moment:
+            # only several empty sweeps in a row mean none is left.
+            quiet += 1
+            if quiet >= 3:
+                break
+            time.sleep(0.01)  # ok-sleep: give an exec in progress time to finish before looking again
+            continue
+        quiet = 0
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+        time.sleep(0.005)  # ok-sleep: let the kernel deliver SIGKILL before the next sweep
+    return killed
+
+
+def kill_all_commands() -> int:
+    """Kill what every still-running command started (at app exit, and after a cancel)."""
+    with _live_lock:
+        markers = list(_live_markers)
+    return sum(kill_marked(m) for m in markers) + kill_marked(str(os.getpid()), APP_ENV)
+
+
+atexit.register(kill_all_commands)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """TERM the group, then KILL it if it has not gone after a grace period."""
     _kill_group(proc.pid, signal.SIGTERM)
@@ -165,6 +253,10 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     Nothing the command starts outlives it: once it exits, what is left of its process group is killed.
     Raises OSError when the spill file cannot be opened or the program cannot be started."""
     start = time.monotonic()
+    marker = uuid.uuid4().hex
+    env = {**env, MARKER_ENV: marker, APP_ENV: str(os.getpid())}
+    with _live_lock:
+        _live_markers.add(marker)
     out = open(spill, "wb") if spill is not None else None
     read_fd, write_fd = os.pipe()
     try:
@@ -174,6 +266,8 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
         os.close(read_fd)
         if out is not None:
             out.close()
+        with _live_lock:
+            _live_markers.discard(marker)
         raise
     finally:
         os.close(write_fd)  # only the child holds the write end now, so EOF means every writer is gone
@@ -185,6 +279,9 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
         if proc.poll() is None:  # an exception (KeyboardInterrupt) while waiting: never leave it running
             _stop(proc)
         stragglers = _reap_group(proc.pid)
+        stragglers = kill_marked(marker) > 0 or stragglers  # what left the group (setsid) goes too
+        with _live_lock:
+            _live_markers.discard(marker)
         collector.thread.join(DRAIN_GRACE_S)
         if not collector.thread.is_alive():  # else a process that left the group holds the pipe: leave it
             os.close(read_fd)
@@ -193,3 +290,30 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     spill_error = f"{collector.write_error}" if collector.write_error else None
     return Captured(proc.returncode, timed_out, cancelled, bytes(collector.head), bytes(collector.tail),
                     collector.total, round(time.monotonic() - start, 3), stragglers, spill_error)
+
+
+def safe_path(path_var: str | None, workspace: Path | None = None) -> str:
+    """PATH with only absolute entries outside the workspace: '', '.', 'bin', './node_modules/.bin' or
+    '<workspace>/bin' would let a repository put its own `make` or `pytest` in front of the real one."""
+    root = workspace.resolve() if workspace is not None else None
+    keep: list[str] = []
+    for entry in (path_var if path_var is not None else os.defpath).split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        if root is not None:
+            try:
+                if Path(entry).resolve().is_relative_to(root):
+                    continue
+            except (OSError, RuntimeError):
+                continue
+        if entry not in keep:
+            keep.append(entry)
+    return os.pathsep.join(keep)
+
+
+def resolve_program(name: str, path_var: str) -> str | None:
+    """The absolute path `name` runs as with this PATH (None when not found). A name with a '/' is returned
+    as is (it is not looked up)."""
+    if "/" in name:
+        return name
+    return shutil.which(name, path=path_var)

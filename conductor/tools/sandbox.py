@@ -33,6 +33,15 @@ SECRET_FILE_PATTERNS = (
 """File names (matched case-insensitively) that may hold credentials: never read, never written."""
 
 
+_ALWAYS_PROTECTED: set[Path] = set()
+"""This process's own files (its config file and folder): off limits to every tool and every prompt read, in any
+workspace. Registered by conductor.launch when the config is chosen."""
+
+
+def protect_always(path: Path | str) -> None:
+    _ALWAYS_PROTECTED.add(Path(path).resolve())
+
+
 def workspace_root(workspace: Path | str) -> Path:
     root = Path(workspace).resolve()
     if not root.is_dir():
@@ -54,7 +63,7 @@ def check_contained(root: Path, target: Path, shown: str) -> None:
 
 def denied_reason(root: Path, target: Path, protected: tuple[Path, ...] = ()) -> str | None:
     """Why a resolved, contained path is off limits, or None when it may be used."""
-    for p in protected:
+    for p in (*protected, *_ALWAYS_PROTECTED):
         prot = Path(p).resolve()
         if target.is_relative_to(prot):
             return f"it is inside the protected folder {str(prot)!r}"

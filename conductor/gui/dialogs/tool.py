@@ -9,6 +9,7 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from conductor import redact
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
@@ -26,6 +27,8 @@ class ToolDialog(ApprovalDialog):
     def heading(self, req: ApprovalRequest) -> str:
         p = req.payload
         target = p.get("path") or p.get("command") or ""
+        if p.get("target"):  # a write through a symlink: name the file that really changes
+            target = f"{p['target']} (through the symlink {p.get('path')})"
         return f"{p.get('tool')}  {target}".strip()
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
@@ -56,13 +59,14 @@ class ToolDialog(ApprovalDialog):
             dpg.add_text(f"Preview failed: {p['preview_error']}", color=WARNING, wrap=0)
         if "diff" in p:
             label("Diff" + (" (new file)" if p.get("new_file") else ""))
-            diff = p["diff"] or "(no change)"
+            diff = redact.text(p["diff"] or "(no change)")  # shown, never edited: safe to redact
             box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=diff, multiline=True, readonly=True,
                                      height=min(24 + 17 * diff.count("\n"), 260), width=-1)
             self.themes.mono(box)
         elif "command" in p:
             label("Command")
-            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=str(p["command"]), readonly=True, width=-1)
+            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=redact.text(str(p["command"])), readonly=True,
+                                     width=-1)
             self.themes.mono(box)
             dpg.add_text(f"argv: {json.dumps(p.get('argv'))}", wrap=0)
             dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
