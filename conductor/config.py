@@ -1,4 +1,6 @@
-"""config.toml: load with tomllib, validate with pydantic, save atomically with tomli-w.
+"""config.toml: load with tomllib, validate with pydantic, save atomically. Saving over an existing file
+changes only the values that differ, keeping its comments and order byte for byte (conductor/config_edit.py);
+a new file is written whole with tomli-w.
 
 The API key is never read from or written to this file: it comes from the environment only.
 Errors name the file, the key and what was expected.
@@ -15,6 +17,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from conductor import config_edit
 from conductor.atomic import atomic_write_bytes
 from conductor.errors import ConfigError
 
@@ -125,8 +128,15 @@ class ApprovalsConfig(_Section):
 
 
 class BudgetConfig(_Section):
+    """Limits checked before every model call; None is no limit. Lifetime (all tracks), per local calendar
+    day, and per track; each can be reset from the dashboard (the reset times live in tracks/_budget.json)."""
+
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd_per_day: float | None = Field(default=None, ge=0)
+    max_tokens_per_day: int | None = Field(default=None, ge=0)
+    max_cost_usd_per_track: float | None = Field(default=None, ge=0)
+    max_tokens_per_track: int | None = Field(default=None, ge=0)
 
 
 class Price(_Section):
@@ -274,6 +284,10 @@ class GuiConfig(_Section):
     stream_tail_chars: int = Field(default=20_000, ge=1_000)
     """How much of each stream a pane keeps in memory; the full text is on disk."""
     frame_budget_ms: float = Field(default=4.0, gt=0)
+    notify: bool = False
+    """Desktop notifications (notify-send) when an approval waits, a ticket fails or a run ends."""
+    font_scale: float = Field(default=1.0, ge=0.5, le=4.0)
+    """Text size (Ctrl +/− in the app; set 2.0 on a 4K screen). Remembered on exit with the layout."""
 
 
 class PathsConfig(_Section):
@@ -459,6 +473,39 @@ def config_to_toml(cfg: Config) -> str:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the config atomically (validated first, so an invalid config never reaches disk)."""
+    """Write the config atomically (validated first, so an invalid config never reaches disk). An existing
+    file keeps every comment and its order: only values that differ from what it says are rewritten."""
     parse_config(cfg.model_dump(mode="python"), source=str(path))
-    atomic_write_bytes(Path(path), config_to_toml(cfg).encode("utf-8"))
+    p = Path(path)
+    try:
+        old = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        atomic_write_bytes(p, config_to_toml(cfg).encode("utf-8"))
+        return
+    defaults = Config().model_dump(mode="python", exclude_none=True)
+    before = config_edit.effective(old, defaults, str(p))
+    changes = config_edit.changed_values(before, cfg.model_dump(mode="python", exclude_none=True))
+    if changes:
+        _write_edited(p, old, changes)
+
+
+def save_config_values(path: str | Path, values: dict[str, Any]) -> None:
+    """Set just these nested values in the file (e.g. the window layout on exit), nothing else: settings
+    changed only for this session (toolbar toggles) are never written behind the person's back. The result
+    is validated before it replaces the file."""
+    p = Path(path)
+    try:
+        old = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old = ""
+    _write_edited(p, old, values)
+
+
+def _write_edited(p: Path, old: str, values: dict[str, Any]) -> None:
+    text = config_edit.edit_toml(old, values, source=str(p))
+    try:
+        parse_config(tomllib.loads(text), source=str(p))
+    except tomllib.TOMLDecodeError as exc:  # a bug in the editor, never the person's input
+        raise ConfigError(f"{p}: the edited file would not be valid TOML ({exc}); not written", path=str(p)) from None
+    atomic_write_bytes(p, text.encode("utf-8"))
+

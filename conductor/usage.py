@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal, assert_never
 
 from conductor.config import BUILTIN_ENDPOINTS, BudgetConfig, Config, Price, split_model_ref
 from conductor.errors import BudgetExceeded
@@ -138,6 +140,59 @@ class Totals:
         return self.prompt_tokens + self.output_tokens + self.thinking_tokens + self.tool_use_prompt_tokens
 
 
+@dataclass(frozen=True)
+class BudgetResets:
+    """Where each budget starts counting: a reset moves the start to that moment (the spend before stays in
+    the ledger and on the dashboard; it just no longer counts against the limit)."""
+
+    lifetime_from: float = 0.0
+    day_from: float = 0.0
+    """A reset of today's budget; the day budget counts from the later of this and local midnight."""
+    tracks: dict[str, float] = field(default_factory=dict)
+
+    def reset(self, scope: BudgetScope, now: float, track_id: str | None = None) -> BudgetResets:
+        match scope:
+            case "lifetime":
+                return replace(self, lifetime_from=now)
+            case "day":
+                return replace(self, day_from=now)
+            case "track":
+                if not track_id:
+                    raise ValueError("resetting a track's budget needs the track id")
+                return replace(self, tracks={**self.tracks, track_id: now})
+            case _:
+                assert_never(scope)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lifetime_from": self.lifetime_from, "day_from": self.day_from, "tracks": dict(self.tracks)}
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> BudgetResets:
+        """Raises ValueError naming `source` and the bad key."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a table of budget resets")
+        out: dict[str, Any] = {}
+        for key in ("lifetime_from", "day_from"):
+            v = data.get(key, 0.0)
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{source}: {key!r} must be a time (seconds), got {v!r}")
+            out[key] = float(v)
+        tracks = data.get("tracks", {})
+        if not isinstance(tracks, dict) or not all(isinstance(k, str) and isinstance(v, int | float)
+                                                    and not isinstance(v, bool) for k, v in tracks.items()):
+            raise ValueError(f"{source}: 'tracks' must map track ids to times")
+        return cls(out["lifetime_from"], out["day_from"], {k: float(v) for k, v in tracks.items()})
+
+
+BudgetScope = Literal["lifetime", "day", "track"]
+
+
+def start_of_day(ts: float) -> float:
+    """Local midnight before `ts` (a day budget follows the person's calendar, not UTC)."""
+    d = dt.datetime.fromtimestamp(ts)
+    return d.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
 @dataclass
 class UsageLedger:
     """Thread-safe accumulator of usage records. The one place where tokens are summed."""
@@ -147,6 +202,7 @@ class UsageLedger:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _total: Totals = field(default_factory=lambda: Totals())
     """Kept up to date by `record`, so the per-call budget check does not re-sum the whole ledger."""
+    resets: BudgetResets = field(default_factory=BudgetResets)
 
     def priced(self, usage: Usage, on: dt.date | None = None) -> Usage:
         """`usage` with its cost filled in from the price table (None when the model has no price)."""
@@ -184,19 +240,59 @@ class UsageLedger:
         with self._lock:
             return replace(self._total)
 
-    def check_budget(self, budget: BudgetConfig, model: str | None = None) -> None:
+    def spend(self, scope: BudgetScope, *, track_id: str | None = None, now: float | None = None) -> Totals:
+        """What counts against one budget: everything since its reset (lifetime), today's calls since the
+        day reset (day), or one track's calls since its reset (track)."""
+        match scope:
+            case "lifetime":
+                if not self.resets.lifetime_from:
+                    return self.total()
+                since, track = self.resets.lifetime_from, None
+            case "day":
+                since = max(start_of_day(time.time() if now is None else now), self.resets.day_from)
+                track = None
+            case "track":
+                if track_id is None:
+                    raise ValueError("a track's spend needs the track id")
+                since, track = self.resets.tracks.get(track_id, 0.0), track_id
+            case _:
+                assert_never(scope)
+        out = Totals()
+        for r in self.records():
+            if r.ts >= since and (track is None or r.track_id == track):
+                out.add(r.usage)
+        return out
+
+    def by_track(self) -> dict[str | None, Totals]:
+        """Lifetime spend per track (the track browser shows it)."""
+        return self._group(lambda r: r.track_id)
+
+    def check_budget(self, budget: BudgetConfig, model: str | None = None, track_id: str | None = None,
+                     now: float | None = None) -> None:
         """Raise BudgetExceeded when the spend so far has reached a limit; called before every model call.
+        Three budgets, each with a token and a cost limit: lifetime (all tracks), today (local calendar day)
+        and this track; each counts from its last reset.
 
         With a cost limit, a call to a model that has no price is refused too: its cost could not be
         counted, so the limit could not be kept (fail closed, naming the model)."""
-        if budget.max_tokens is None and budget.max_cost_usd is None:
+        limits: list[tuple[BudgetScope, int | None, float | None]] = [
+            ("lifetime", budget.max_tokens, budget.max_cost_usd),
+            ("day", budget.max_tokens_per_day, budget.max_cost_usd_per_day)]
+        if track_id is not None:
+            limits.append(("track", budget.max_tokens_per_track, budget.max_cost_usd_per_track))
+        limits = [x for x in limits if x[1] is not None or x[2] is not None]
+        if not limits:
             return
-        if budget.max_cost_usd is not None and model is not None \
+        if any(cost is not None for _, _, cost in limits) and model is not None \
                 and self.prices.price_for(model, dt.date.today()) is None:
             raise BudgetExceeded(f"a cost budget is set but model {model!r} has no price, so its cost cannot be "
-                                 "counted: add it to [[prices]] in config.toml or remove max_cost_usd")
-        t = self.total()
-        if budget.max_tokens is not None and t.total_tokens >= budget.max_tokens:
-            raise BudgetExceeded(f"token budget spent: {t.total_tokens:,} of {budget.max_tokens:,} tokens used")
-        if budget.max_cost_usd is not None and t.priced_cost_usd >= budget.max_cost_usd:
-            raise BudgetExceeded(f"cost budget spent: ${t.priced_cost_usd:.4f} of ${budget.max_cost_usd:.2f} used")
+                                 "counted: add it to [[prices]] in config.toml or remove the cost limit")
+        for scope, max_tokens, max_cost in limits:
+            t = self.spend(scope, track_id=track_id, now=now)
+            name = {"lifetime": "", "day": "today's ", "track": f"track {track_id}'s "}[scope]
+            if max_tokens is not None and t.total_tokens >= max_tokens:
+                raise BudgetExceeded(f"{name}token budget spent: {t.total_tokens:,} of {max_tokens:,} tokens used"
+                                     " (reset it under Tokens & cost, or raise it in Settings)")
+            if max_cost is not None and t.priced_cost_usd >= max_cost:
+                raise BudgetExceeded(f"{name}cost budget spent: ${t.priced_cost_usd:.4f} of ${max_cost:.2f} used"
+                                     " (reset it under Tokens & cost, or raise it in Settings)")

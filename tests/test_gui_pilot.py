@@ -458,3 +458,88 @@ def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_
     assert "partial output discarded" in pane and "retry 1 of 1" in pane
     assert "Ticket T1 failed" in p.value(tags.BANNER_TEXT) and "overloaded" in p.value(tags.BANNER_TEXT)
     assert "1 failed" in p.value(tags.STATUS_COUNTS)
+
+
+def test_settings_save_keeps_the_shipped_config_and_toggles_stay_in_the_session(tmp_path: Path, app_factory) -> None:
+    import difflib
+    import shutil
+    path = tmp_path / "config.toml"
+    shutil.copyfile(Path(__file__).resolve().parent.parent / "config.toml", path)
+    before = path.read_text(encoding="utf-8")
+    c = make_controller(make_session(tmp_path, cfg=load_config(path)), config_path=path)
+    h = app_factory(c)
+    p = h.pilot
+    p.click(tags.STEP_MODE)                       # a toolbar toggle: this session only
+    assert c.cfg.engine.step_mode is True
+    c.shutdown(5, layout={"left_width": 415})     # what closing the window does with a dragged splitter
+    after = path.read_text(encoding="utf-8")
+    diff = [x for x in difflib.ndiff(before.splitlines(), after.splitlines()) if x[:2] in ("- ", "+ ")]
+    assert diff == ["- left_width = 380", "+ left_width = 415"], diff
+    assert load_config(path).engine.step_mode is False, "the toggle was not saved behind the person's back"
+
+    c2 = make_controller(make_session(tmp_path, cfg=load_config(path)), config_path=path)
+    p2 = app_factory(c2).pilot
+    p2.click(tags.SETTINGS_BUTTON)
+    p2.type(tags.setting("engine.max_workers"), "6")
+    p2.click(tags.SETTINGS_SAVE)
+    assert not p2.shown(tags.SETTINGS_DIALOG)
+    final = path.read_text(encoding="utf-8")
+    diff = [x for x in difflib.ndiff(after.splitlines(), final.splitlines()) if x[:2] in ("- ", "+ ")]
+    assert diff == ["- max_workers = 4          # Tier 3 workers running at once",
+                    "+ max_workers = 6          # Tier 3 workers running at once"], diff
+
+
+def test_a_track_budget_pauses_that_track_shows_its_spend_and_resets(tmp_path: Path, app_factory) -> None:
+    from conductor.app.budget_resets import BudgetResetFile
+    cfg = Config()
+    cfg.budget.max_tokens_per_track = 1_500   # planning (no track yet) is not counted; the workers are
+    c = make_controller(make_session(tmp_path, cfg=cfg))
+    h = app_factory(c)
+    p = h.pilot
+    plan(p)
+    answer_until(p, lambda: p.shown(tags.BANNER) and "budget" in p.value(tags.BANNER_TEXT))
+    track = c.active_track
+    assert f"track {track}'s token budget spent" in p.value(tags.BANNER_TEXT)
+    p.wait_until(lambda: c.tracks[track].status.value == "paused")
+    spent = c.session.ledger.by_track()[track]
+    assert spent.total_tokens >= 1_500
+    assert p.value(tags.track_status(track)).endswith(f"${spent.priced_cost_usd:,.4f}"), "the browser shows the spend"
+    assert "This track: " in p.value(tags.budget_text("track")) and "/ 1,500 tokens" in p.value(tags.budget_text("track"))
+
+    calls = len(c.session.ledger.records())
+    p.click(tags.budget_reset("track"))
+    assert c.session.ledger.spend("track", track_id=track).total_tokens == 0
+    assert p.value(tags.budget_text("track")).startswith("This track: 0 / 1,500 tokens")
+    assert c.session.ledger.by_track()[track].total_tokens == spent.total_tokens, "the ledger keeps every call"
+    p.press("F5")                                  # resume by keyboard
+    answer_until(p, lambda: len(c.session.ledger.records()) > calls and c.tracks[track].status.value == "paused",
+                 timeout=30)
+    assert h.close() == []
+    assert track in BudgetResetFile(c.session.store.root).load().tracks, "the reset survives a restart"
+
+
+def test_end_of_run_summary_says_what_the_run_did(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path))
+    p = app_factory(c).pilot
+    plan(p)
+    def edit_path(p: Pilot, req: object) -> None:
+        p.open_approval("tool")
+        p.type(tags.tool_arg("path"), "notes/survey-edited.md")
+        assert p.approve("tool") == ""
+
+    answer_until(p, lambda: done(c) and p.shown(tags.RUN_SUMMARY),
+                 {("tool", "T2"): lambda p, r: p.reject("tool", "not this file"), ("tool", "T1"): edit_path})
+    track = c.tracks[c.active_track]
+    assert p.value(tags.RUN_SUMMARY_HEADING) == f"{track.title}: done"
+    text = p.value(tags.RUN_SUMMARY_TEXT)
+    assert "Tickets: 6 done" in text
+    written = sorted(str(f.relative_to(c.session.workspace)) for f in (c.session.workspace / "notes").iterdir())
+    assert f"Files changed ({len(written)}):" in text and all(w in text for w in written)
+    # T2's rejected write changed nothing; its review failed and its second attempt wrote the file.
+    assert track.ticket("T2").attempts == 2 and "notes/model.md" in text
+    assert "notes/survey-edited.md" in text and "notes/survey.md" not in text, "the path as approved, not as asked"
+    spent = c.session.ledger.by_track()[track.id]
+    assert f"Spent: ${spent.priced_cost_usd:,.4f} ({spent.total_tokens:,} tokens)" in text
+    assert "Duration: 0 min" in text
+    p.press("Escape")
+    assert not p.shown(tags.RUN_SUMMARY)

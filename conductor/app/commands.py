@@ -4,9 +4,11 @@ switching workspace or provider. Most return the problem as a message, or None w
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
+from conductor.app.budget_resets import BudgetResetFile
 from conductor.app.session_factory import UnavailableProvider, demo_folders, demo_home, open_session
 from conductor.app.state import ControllerState
 from conductor.app.streams import Streams
@@ -14,7 +16,7 @@ from conductor.config import ConfigError, parse_config, save_config
 from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
 from conductor.errors import ApprovalError, ConductorError
 from conductor.model import TrackStatus
-from conductor.usage import PriceTable
+from conductor.usage import BudgetScope, PriceTable
 
 
 TrackCommandName = Literal["pause", "resume", "cancel"]
@@ -179,6 +181,36 @@ class Commands(ControllerState):
         self._bump("status", "usage", "models")
         return None
 
+    # ---------------- budgets
+
+    def load_budget_resets(self) -> None:
+        """Read when each budget was last reset (tracks/_budget.json) into the ledger; problems go to the banner."""
+        store = BudgetResetFile(self.session.store.root)
+        self.session.ledger.resets = store.load()
+        for problem in store.problems:
+            self.fail(problem)
+        self.__dict__["_budget_file"] = store
+
+    def reset_budget(self, scope: BudgetScope, track_id: str | None = None) -> str | None:
+        """Start one budget counting again from now (the ledger keeps every call). Saved in the background."""
+        if "_budget_file" not in self.__dict__:
+            self.load_budget_resets()
+        store: BudgetResetFile = self.__dict__["_budget_file"]
+        ledger = self.session.ledger
+        try:
+            ledger.resets = ledger.resets.reset(scope, time.time(), track_id)
+        except ValueError as exc:
+            return self.fail(f"Cannot reset the budget: {exc}")
+        store.submit(ledger.resets)
+        what = {"lifetime": "the lifetime budget", "day": "today's budget", "track": f"track {track_id}'s budget"}
+        self.status_message = f"{what[scope]} counts from now"
+        self._bump("usage", "status", "tracks")
+        return None
+
+    def close_files(self) -> list[str]:
+        store: BudgetResetFile | None = self.__dict__.pop("_budget_file", None)
+        return store.close() if store is not None else []
+
     def switch(self, *, workspace: Path | None = None, provider: str | None = None, tracks_dir: Path | None = None,
                demo: bool | None = None) -> str | None:
         """Reopen the session on another workspace, provider or tracks folder (only while nothing runs)."""
@@ -203,6 +235,8 @@ class Commands(ControllerState):
         self.active_track = None
         self.streams = Streams(self.cfg.gui.stream_tail_chars)
         self._models_thread = None
+        self.close_files()
+        self.load_budget_resets()
         self._load_initial_state()
         self.status_message = f"opened {ws} with the {provider} provider"
         self._bump("tickets", "status", "banner", "models", "workspace")

@@ -8,8 +8,9 @@ import time
 
 from conductor.app.commands import Commands
 from conductor.app.handlers import EventHandling
+from conductor.app.streams import coalesce
 from conductor.app.views import DerivedViews
-from conductor.config import ConfigError, save_config
+from conductor.config import ConfigError, save_config_values
 from conductor.errors import ConductorError
 from conductor.events import Event
 
@@ -19,20 +20,21 @@ class AppController(EventHandling, Commands, DerivedViews):
 
     # ---------------- applying events
 
-    def drain(self, budget_s: float | None = None, max_items: int = 4096) -> list[Event]:
-        """Apply queued events until the queue is empty, `max_items` were applied or `budget_s` passed.
-        Applying counts against the budget, so a burst cannot stall a frame."""
+    def drain(self, budget_s: float | None = None, max_items: int = 8192) -> list[Event]:
+        """Apply queued events until the queue is empty, `max_items` were taken or `budget_s` passed.
+        Events are taken first (cheap), then applied with each stream's deltas joined (`coalesce`), so the cost
+        of a frame grows with the number of streams, not with the number of deltas."""
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         out: list[Event] = []
         while len(out) < max_items:
-            batch = self.events.drain(min(64, max_items - len(out)))
+            batch = self.events.drain(min(1024, max_items - len(out)))
             if not batch:
                 break
-            for ev in batch:
-                self.apply(ev)
             out.extend(batch)
             if deadline is not None and time.perf_counter() >= deadline:
                 break
+        for ev in coalesce(out):
+            self.apply(ev)
         self._poll_models()
         return out
 
@@ -83,7 +85,7 @@ class AppController(EventHandling, Commands, DerivedViews):
     def needs_close_confirm(self) -> bool:
         return bool(self.pending)
 
-    def shutdown(self, timeout: float = 10.0, layout: dict[str, int] | None = None) -> list[str]:
+    def shutdown(self, timeout: float = 10.0, layout: dict[str, int | float] | None = None) -> list[str]:
         """Cancel and join all work, then save the layout. Returns problems (shown or printed by the caller)."""
         problems = []
         if self._models_thread is not None:
@@ -97,7 +99,8 @@ class AppController(EventHandling, Commands, DerivedViews):
             try:
                 for k, v in changed.items():
                     setattr(self.cfg.gui, k, v)
-                save_config(self.cfg, self.config_path)
+                # Only the layout keys: a toolbar toggle (step mode, a tier's model) is for this session.
+                save_config_values(self.config_path, {"gui": changed})
             except (ValueError, ConfigError, OSError) as exc:
                 problems.append(f"could not save the layout: {exc}")
         return problems

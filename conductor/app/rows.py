@@ -25,6 +25,8 @@ class TrackRow:
     status: str
     done: int
     total: int
+    cost: str = ""
+    """What the track spent (all its calls), as shown: '$0.0123', or 'unknown' when a call had no price."""
 
     @property
     def progress(self) -> float:

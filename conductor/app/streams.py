@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 from conductor import redact
+from conductor.events import Event, StreamDelta
 
 AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
 """The pane that gathers every stream of a tier."""
@@ -116,3 +120,31 @@ class Streams:
         """A line from the app itself (a retry notice) in the stream and its aggregate."""
         self.flush(key, tier, label)
         self.add(key, tier, label, f"\n{text}\n")
+
+
+def coalesce(batch: Sequence[Event]) -> list[Event]:
+    """The batch with each stream's deltas joined into one (in arrival order), so a frame applies one delta per
+    stream however many arrived: 256 workers at 100 deltas/s cost 256 appends a frame, not 25,600 a second.
+
+    Deltas are joined only across other streams' deltas: any other event first applies the deltas before it,
+    so a reset, a status change or an approval still lands exactly between the text before and after it.
+    The merged delta keeps the first one's seq and timestamp. Each stream's pane gets exactly the same text;
+    in a tier's "all" pane, lines of different workers that arrived within one frame come grouped by worker
+    (each worker's lines in order) instead of interleaved line by line."""
+    out: list[Event] = []
+    pending: dict[tuple[object, ...], list[StreamDelta]] = {}
+
+    def flush() -> None:
+        for run in pending.values():
+            first = run[0]
+            out.append(first if len(run) == 1 else dataclasses.replace(first, text="".join(d.text for d in run)))
+        pending.clear()
+
+    for ev in batch:
+        if type(ev) is StreamDelta and not ev.replayed:  # a replayed turn is shown whole or not at all: as is
+            pending.setdefault((ev.stream_id, ev.prov, ev.thought), []).append(ev)
+        else:
+            flush()
+            out.append(ev)
+    flush()
+    return out

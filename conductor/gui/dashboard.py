@@ -8,6 +8,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController, UsageRow
 from conductor.gui import tags
 from conductor.gui.theme import ACCENT, DIM, ERROR, Themes
+from conductor.gui.util import safe
 
 COLUMNS = ("", "Calls", "Prompt", "Output", "Thinking", "Cached", "Cost")
 WEIGHTS = (2.3, 0.6, 0.9, 0.9, 1.0, 0.9, 1.1)
@@ -17,7 +18,7 @@ class DashboardView:
     def __init__(self, controller: AppController, themes: Themes) -> None:
         self.c = controller
         self.themes = themes
-        self.seen = -1
+        self.seen: tuple[int, str | None] | None = None
 
     def build(self, parent: int | str) -> None:
         with dpg.table(parent=parent, header_row=False, resizable=True, policy=dpg.mvTable_SizingStretchProp):
@@ -32,6 +33,11 @@ class DashboardView:
                     dpg.add_text("Budget", color=ACCENT)
                     dpg.add_progress_bar(tag=tags.BUDGET_BAR, default_value=0.0, width=-1, overlay="")
                     dpg.add_text("", tag=tags.BUDGET_LABEL, color=DIM, wrap=0)
+                    for scope in ("lifetime", "day", "track"):
+                        with dpg.group(horizontal=True, tag=tags.budget_line(scope)):
+                            dpg.add_button(label="Reset", small=True, tag=tags.budget_reset(scope), user_data=scope,
+                                           callback=safe(self._reset))
+                            dpg.add_text("", tag=tags.budget_text(scope), wrap=0)
                     dpg.add_text("", tag=tags.USAGE_TOTAL, wrap=0)
                     with dpg.plot(tag=tags.USAGE_PLOT, height=-1, width=-1, no_title=True):
                         dpg.add_plot_legend(location=dpg.mvPlot_Location_NorthWest)
@@ -51,7 +57,7 @@ class DashboardView:
         dpg.add_spacer(height=4)
 
     def refresh(self) -> None:
-        version = self.c.versions["usage"]
+        version = (self.c.versions["usage"], self.c.active_track)  # "This track" follows the loaded track
         if version == self.seen:
             return
         self.seen = version
@@ -69,8 +75,22 @@ class DashboardView:
         spent = view.budget_fraction >= 1
         dpg.configure_item(tags.BUDGET_LABEL, color=ERROR if spent else DIM)
         dpg.bind_item_theme(tags.BUDGET_BAR, self.themes.bar_spent if spent else self.themes.bar_ok)
+        shown = {scope: (label, frac) for scope, label, frac in self.c.budget_lines()}
+        for scope in ("lifetime", "day", "track"):
+            dpg.configure_item(tags.budget_line(scope), show=scope in shown)
+            if scope in shown:
+                label, frac = shown[scope]
+                dpg.set_value(tags.budget_text(scope), label)
+                dpg.configure_item(tags.budget_text(scope), color=ERROR if frac >= 1 else DIM)
         dpg.set_value(tags.SERIES_TOKENS, [view.series_t, view.series_tokens])
         dpg.set_value(tags.SERIES_COST, [view.series_t, view.series_cost])
+
+    def _reset(self, _s: object, _a: object, scope: str) -> None:
+        match scope:
+            case "lifetime" | "day":
+                self.c.reset_budget(scope)
+            case "track":
+                self.c.reset_budget("track", self.c.active_track)
 
     def _fill(self, table: str, rows: list[UsageRow]) -> None:
         """Rows are few (tiers, models, tickets): rebuilt whole, with tagged cells tests can read."""

@@ -24,7 +24,7 @@ class LeftPanel:
         self.themes = themes
         self.open_approval = open_approval
         self.approvals_seen = -1
-        self.tracks_seen = -1
+        self.tracks_seen: tuple[int, int] = (-1, -1)
         self.track_ids: tuple[str, ...] | None = None
         self.models_seen = -1
 
@@ -34,8 +34,8 @@ class LeftPanel:
         dpg.add_input_text(parent=parent, tag=tags.EPIC_INPUT, multiline=True, height=72, width=-1,
                            hint="Describe the work, e.g. 'Add OAuth login to this repo'",
                            default_value=DEMO_EPIC if self.c.demo else "")
-        dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)", tag=tags.PLAN_BUTTON, width=-1,
-                       callback=safe(self._plan))
+        dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)   [Ctrl+Enter]", tag=tags.PLAN_BUTTON, width=-1,
+                       callback=safe(lambda *_: self.plan()))
         dpg.add_spacer(parent=parent, height=4)
         with dpg.collapsing_header(parent=parent, label="Pending approvals", default_open=True,
                                    tag=tags.APPROVAL_HEADER):
@@ -50,17 +50,26 @@ class LeftPanel:
                 for tier, label in TIER_LABELS.items():
                     with dpg.table_row():
                         dpg.add_text(label)
-                        dpg.add_combo([], tag=tags.model_combo(tier), width=-1, user_data=tier,
-                                      callback=safe(self._model))
+                        combo = dpg.add_combo([], tag=tags.model_combo(tier), width=-1, user_data=tier,
+                                              callback=safe(self._model))
+                        with dpg.tooltip(combo):  # the full name when the column is too narrow for it
+                            dpg.add_text("", tag=tags.model_tooltip(f"tier{tier}"))
 
     # -- callbacks
 
-    def _plan(self, *_: object) -> None:
-        if self.c.plan(dpg.get_value(tags.EPIC_INPUT) or "") is None:
+    def plan(self) -> None:
+        # The epic stays in the box: a plan refused (or a proposal rejected) must not cost the person its text.
+        self.c.plan(dpg.get_value(tags.EPIC_INPUT) or "")
+
+    def epic_accepted(self, payload: dict[str, object]) -> None:
+        """Its plan was approved: now the box may be cleared (only if it still holds that epic)."""
+        epic = str(payload.get("epic", "")).strip()
+        if epic and (dpg.get_value(tags.EPIC_INPUT) or "").strip() == epic:
             dpg.set_value(tags.EPIC_INPUT, "")
 
     def _model(self, _s: object, model: str, tier: int) -> None:
         self.c.set_tier_model(tier, model)
+        set_if_changed(tags.model_tooltip(f"tier{tier}"), model)
 
     def _open(self, _s: object, _a: object, request_id: str) -> None:
         self.open_approval(request_id)
@@ -81,8 +90,8 @@ class LeftPanel:
         if v["approvals"] != self.approvals_seen:
             self.approvals_seen = v["approvals"]
             self._approvals()
-        if v["tracks"] != self.tracks_seen:
-            self.tracks_seen = v["tracks"]
+        if (v["tracks"], v["usage"]) != self.tracks_seen:
+            self.tracks_seen = (v["tracks"], v["usage"])  # the usage version: each track shows what it spent
             self._tracks()
         if v["models"] != self.models_seen:
             self.models_seen = v["models"]
@@ -90,6 +99,7 @@ class LeftPanel:
             for tier in TIER_LABELS:
                 dpg.configure_item(tags.model_combo(tier), items=offered)
                 set_if_changed(tags.model_combo(tier), self.c.cfg.models.for_tier(tier))
+                set_if_changed(tags.model_tooltip(f"tier{tier}"), self.c.cfg.models.for_tier(tier))
 
     def _approvals(self) -> None:
         pending = self.c.pending_list()
@@ -134,7 +144,7 @@ class LeftPanel:
     def _update_track(self, r: TrackRow) -> None:
         status_tag = tags.track_status(r.id)
         active = " ◀" if r.id == self.c.active_track else ""
-        set_if_changed(status_tag, f"{r.status:<9}{active}")
+        set_if_changed(status_tag, f"{r.status:<9}{active}  {r.cost}")
         dpg.configure_item(status_tag, color=status_colour(r.status))
         dpg.set_value(tags.track_progress(r.id), r.progress)
         dpg.configure_item(tags.track_progress(r.id), overlay=f"{r.done}/{r.total}" if r.total else "no tickets")

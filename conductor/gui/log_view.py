@@ -30,6 +30,7 @@ class LogView:
                           callback=safe(self._changed))
             dpg.add_combo([ALL_TICKETS], default_value=ALL_TICKETS, tag=tags.LOG_TICKET_FILTER, width=140,
                           callback=safe(self._changed))
+            dpg.add_input_text(tag=tags.LOG_SEARCH, hint="Search  (Ctrl+F)", width=220, callback=safe(self._changed))
             dpg.add_text("", tag=tags.LOG_COUNT, color=DIM)
         with dpg.child_window(parent=parent, tag=tags.LOG_SCROLL, border=True, horizontal_scrollbar=True):
             dpg.add_text("", tag=tags.LOG_TEXT)
@@ -49,11 +50,12 @@ class LogView:
             self.tickets_seen = self.c.versions["tickets"]
             dpg.configure_item(tags.LOG_TICKET_FILTER, items=[ALL_TICKETS, *self.c.ticket_ids()])
         tier, ticket = self.filters()
-        key = (self.c.versions["log"], str(tier), str(ticket))
+        search = dpg.get_value(tags.LOG_SEARCH) or ""
+        key = (self.c.versions["log"], str(tier), f"{ticket}\0{search}")
         if key == self.seen:
             return
         self.seen = key
-        entries = self.c.log_lines(tier, ticket)
+        entries = self.c.log_lines(tier, ticket, contains=search)
         at_bottom = dpg.get_y_scroll_max(tags.LOG_SCROLL) - dpg.get_y_scroll(tags.LOG_SCROLL) <= BOTTOM_SLACK
         dpg.set_value(tags.LOG_TEXT, "\n".join(e.line() for e in entries))
         dpg.set_value(tags.LOG_COUNT, f"{len(entries)} entries shown")

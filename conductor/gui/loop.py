@@ -19,19 +19,26 @@ from collections.abc import Callable
 import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController
+from conductor.app.notifications import DesktopNotifier, attention
+from conductor.app.run_summary import RunSummaries
 from conductor.events import Event
 from conductor.gui import tags, util
 from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
+from conductor.gui.dialogs.summary import SummaryDialog
+from conductor.gui.draft_keeper import DraftKeeper
+from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
 from conductor.gui.theme import Themes
 
+MAX_DRAIN_FACTOR = 3.0
 HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
-               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET)
+               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS, tags.RUN_SUMMARY,
+               tags.GRAPH_HANDLERS)
 
 
 class _Process:
@@ -51,7 +58,8 @@ class _Process:
     def ensure_context(cls) -> Themes:
         if not cls.context:
             dpg.create_context()
-            dpg.configure_app(manual_callback_management=True)
+            # keyboard_navigation: Tab / Shift+Tab reach every button and field, Enter or Space presses one.
+            dpg.configure_app(manual_callback_management=True, keyboard_navigation=True)
             cls.context, cls.themes = True, Themes()
         assert cls.themes is not None
         return cls.themes
@@ -86,6 +94,15 @@ class GuiApp:
         self.edit = EditTicketDialog(controller, self.themes)
         self.window = MainWindow(controller, self.themes, open_approval=self.dialogs.open,
                                  open_settings=self.settings.open, open_edit=self.edit.open)
+        self.zoom = controller.cfg.gui.font_scale
+        self._drain_budget_s = controller.cfg.gui.frame_budget_ms / 1000
+        self.keys = Keyboard(self)
+        self.drafts = DraftKeeper(self)
+        self.summary = SummaryDialog(self.themes)
+        self.summaries = RunSummaries()
+        self.notifier: DesktopNotifier | None = None
+        self._title_seen = -1
+        self.dialogs.by_kind["plan"].on_approved.append(lambda req: self.window.left.epic_accepted(req.payload))
         util.set_error_sink(controller.fail)
 
     def build(self) -> GuiApp:
@@ -94,7 +111,12 @@ class GuiApp:
         self.settings.build()
         self.confirm.build()
         self.edit.build()
+        self.keys.build()
+        self.summary.build()
+        dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
+        self.drafts.restore()
+        self.c.load_budget_resets()
         self.refresh()
         return self
 
@@ -108,6 +130,10 @@ class GuiApp:
             dpg.setup_dearpygui()
             dpg.show_viewport()
             _Process.viewport = True
+        else:  # the process's one viewport, reused: take this app's size
+            gui = self.c.cfg.gui
+            dpg.set_viewport_width(gui.width)
+            dpg.set_viewport_height(gui.height)
         dpg.set_exit_callback(self.request_close)
 
     # ---------------- frames
@@ -119,6 +145,7 @@ class GuiApp:
                                         or dpg.is_item_shown(tags.EDIT_TICKET))
             self.window.refresh()
             self.dialogs.refresh()
+            self._title()
         except Exception as exc:  # noqa: BLE001 — the GUI must keep running; the error is shown, not swallowed
             if util.STRICT:
                 raise
@@ -128,15 +155,67 @@ class GuiApp:
                 traceback.print_exc()
                 self.c.fail(message)
 
+    def _title(self) -> None:
+        """The window title counts what waits for the person ("Conductor (2)"), visible from the task bar."""
+        if self._title_seen == self.c.versions["approvals"] or not (self.render and _Process.viewport):
+            return
+        self._title_seen = self.c.versions["approvals"]
+        dpg.set_viewport_title(self.c.window_title(self.title))
+
+    def set_zoom(self, scale: float) -> None:
+        """Scale every font (Ctrl +/−); remembered in config.toml [gui] font_scale on exit, with the layout."""
+        self.zoom = scale
+        dpg.set_global_font_scale(scale)
+        self.c.status_message = f"text size {round(scale * 100)}%"
+        self.c.versions["status"] += 1
+        self.window.layout(force=True)
+
+    def _notify(self, events: list[Event]) -> None:
+        """Desktop notifications, when the person asked for them in config.toml ([gui] notify)."""
+        if not self.c.cfg.gui.notify or not events:
+            return
+        if self.notifier is None:
+            self.notifier = DesktopNotifier()
+            if self.notifier.problem:
+                self.c.fail(self.notifier.problem)
+        for message in attention(events):
+            self.notifier.send(message)
+
+    def _summarise(self, events: list[Event]) -> None:
+        """Watch the events for the end of a run; show its summary."""
+        for ev in events:
+            if ev.track_id is None:
+                continue
+            track = self.c.tracks.get(ev.track_id)
+            summary = self.summaries.see(ev, self.c.session.ledger, track.title if track is not None else "")
+            if summary is not None:
+                self.summary.open(summary)
+
+    def _adapt_budget(self) -> None:
+        """Taking events is bounded by a budget per frame; when a burst leaves a backlog the budget grows (up to
+        MAX_DRAIN_FACTOR times), so the queue cannot grow without end (latency and memory with it); it
+        returns to the configured value once the queue is drained."""
+        base = self.c.cfg.gui.frame_budget_ms / 1000
+        if self.c.events.empty():
+            self._drain_budget_s = max(base, self._drain_budget_s * 0.8)
+        else:
+            self._drain_budget_s = min(base * MAX_DRAIN_FACTOR, self._drain_budget_s * 1.5)
+
     def frame(self) -> list[Event]:
         """One frame: events → view-model → widgets → render → callbacks. Returns the events applied."""
         start = time.perf_counter()
-        if not self.render:
-            self.c.wait(HEADLESS_WAIT_S)
-        events = self.c.drain(budget_s=self.c.cfg.gui.frame_budget_ms / 1000)
+        waited = self.c.wait(HEADLESS_WAIT_S) if not self.render else None
+        events = self.c.drain(budget_s=self._drain_budget_s)
+        if waited is not None:
+            events.insert(0, waited)  # applied already; the hooks (and the run summary) must see it too
+        self._adapt_budget()
+        self._summarise(events)
+        self._notify(events)
         self.refresh()
+        self.drafts.tick()
         if self.render:
             self.window.layout()
+            self.keys.before_render()
             dpg.render_dearpygui_frame()
             jobs = dpg.get_callback_queue()
             if jobs:
@@ -175,7 +254,9 @@ class GuiApp:
             self.c.versions["status"] += 1
             self.refresh()
             dpg.render_dearpygui_frame()
-        problems = self.c.shutdown(10.0, layout=self.window.layout_state() if self.render else None)
+        layout = {**self.window.layout_state(), "font_scale": self.zoom} if self.render else None
+        problems = self.drafts.close() + self.c.close_files()
+        problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
         _Process.release()
         return problems

@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController
 from conductor.gui import tags
 from conductor.gui.dashboard import DashboardView
+from conductor.gui.graph_view import GraphView
 from conductor.gui.left_panel import LeftPanel
 from conductor.gui.log_view import LogView
 from conductor.gui.streams import StreamsView
@@ -57,12 +58,14 @@ class MainWindow:
         self.tickets = TicketsView(controller, themes, open_edit)
         self.streams = StreamsView(controller, themes)
         self.dashboard = DashboardView(controller, themes)
+        self.graph = GraphView(controller, themes)
         self.log = LogView(controller, themes)
         gui = controller.cfg.gui
         self.left_width = gui.left_width
-        self.tickets_height = 240
+        self.tickets_height = gui.tickets_height
         self._seen: dict[str, int] = {}
         self._size: tuple[int, int] = (0, 0)
+        self._right_h = 0
         self.splitters = [
             Splitter(tags.V_SPLITTER, 0, lambda: self.left_width, self._set_left, 240,
                      lambda: max(self._size[0] - 520, 260)),
@@ -75,11 +78,12 @@ class MainWindow:
     def build(self) -> None:
         with dpg.window(tag=tags.MAIN_WINDOW, no_scrollbar=True, no_scroll_with_mouse=True):
             self._toolbar()
-            with dpg.child_window(tag=tags.BANNER, height=36, show=False, border=True, no_scrollbar=True):
+            # The banner grows to fit its text, wrapped at the window's width: a long error is read, not cut.
+            with dpg.child_window(tag=tags.BANNER, auto_resize_y=True, show=False, border=True, no_scrollbar=True):
                 with dpg.group(horizontal=True):
                     dpg.add_button(label="Dismiss", tag=tags.BANNER_CLOSE, small=True,
                                    callback=safe(lambda *_: self.c.dismiss_banner()))
-                    dpg.add_text("", tag=tags.BANNER_TEXT)
+                    dpg.add_text("", tag=tags.BANNER_TEXT, wrap=600)
             with dpg.group(horizontal=True, horizontal_spacing=0):
                 with dpg.child_window(tag=tags.LEFT_PANEL, width=self.left_width, height=-STATUS_BAR_H - 6,
                                       border=True) as left:
@@ -93,6 +97,8 @@ class MainWindow:
                     with dpg.tab_bar(tag=tags.MAIN_TABS):
                         with dpg.tab(label="Streams", tag=tags.STREAMS_TAB) as t:
                             self.streams.build(t)
+                        with dpg.tab(label="Graph", tag=tags.GRAPH_TAB) as t:
+                            self.graph.build(t)
                         with dpg.tab(label="Tokens & cost", tag=tags.DASHBOARD_TAB) as t:
                             self.dashboard.build(t)
                         with dpg.tab(label="Event log", tag=tags.LOG_TAB) as t:
@@ -105,28 +111,38 @@ class MainWindow:
         dpg.bind_item_theme(b, self.themes.neutral)
 
     def _toolbar(self) -> None:
-        with dpg.group(horizontal=True, tag=tags.TOOLBAR):
-            dpg.add_text("Workspace")
-            dpg.add_input_text(tag=tags.WORKSPACE_INPUT, width=250, default_value=str(self.c.session.workspace),
-                               on_enter=True, callback=safe(self._open_workspace))
-            dpg.add_button(label="Open", tag=tags.WORKSPACE_OPEN, callback=safe(self._open_workspace))
-            dpg.add_text("  Provider")
-            dpg.add_combo(PROVIDERS, tag=tags.PROVIDER_COMBO, width=100, default_value=self.c.provider_name,
-                          callback=safe(self._provider))
-            dpg.add_checkbox(label="Step mode", tag=tags.STEP_MODE, default_value=self.c.cfg.engine.step_mode,
-                             callback=safe(lambda _s, v, _u: self.c.set_step_mode(v)))
-            dpg.add_checkbox(label="Auto-run", tag=tags.AUTO_RUN, default_value=self.c.session.auto_run,
-                             callback=safe(lambda _s, v, _u: self.c.set_auto_run(v)))
-            for tag, label, name in ((tags.PAUSE, "Pause", "pause"), (tags.RESUME, "Resume", "resume"),
-                                     (tags.CANCEL, "Cancel", "cancel")):
-                b = dpg.add_button(label=label, tag=tag, user_data=name,
-                                   callback=safe(lambda _s, _a, n: self.c.track_command(n)))
-                if name == "cancel":
-                    dpg.bind_item_theme(b, self.themes.danger)
-            dpg.add_button(label="Settings", tag=tags.SETTINGS_BUTTON, callback=safe(lambda *_: self.open_settings()))
-            b = dpg.add_button(label="OFFLINE DEMO", tag=tags.DEMO_LABEL)
-            dpg.bind_item_theme(b, self.themes.demo)
-            dpg.add_button(label="Try the offline demo", tag=tags.DEMO_BUTTON, callback=safe(self._demo))
+        # Two halves on one line; when the window is too narrow for both, the second half wraps to a line of
+        # its own (layout() moves it), so Settings and the OFFLINE DEMO label are never cut off.
+        with dpg.group(tag=tags.TOOLBAR), dpg.group(horizontal=True, tag=tags.TOOLBAR_LINE):
+            with dpg.group(horizontal=True, tag=tags.TOOLBAR_MAIN):
+                self._toolbar_main()
+            with dpg.group(horizontal=True, tag=tags.TOOLBAR_MORE):
+                self._toolbar_more()
+
+    def _toolbar_main(self) -> None:
+        dpg.add_text("Workspace")
+        dpg.add_input_text(tag=tags.WORKSPACE_INPUT, width=250, default_value=str(self.c.session.workspace),
+                           on_enter=True, callback=safe(self._open_workspace))
+        dpg.add_button(label="Open", tag=tags.WORKSPACE_OPEN, callback=safe(self._open_workspace))
+        dpg.add_text("  Provider")
+        dpg.add_combo(PROVIDERS, tag=tags.PROVIDER_COMBO, width=100, default_value=self.c.provider_name,
+                      callback=safe(self._provider))
+        dpg.add_checkbox(label="Step mode", tag=tags.STEP_MODE, default_value=self.c.cfg.engine.step_mode,
+                         callback=safe(lambda _s, v, _u: self.c.set_step_mode(v)))
+        dpg.add_checkbox(label="Auto-run", tag=tags.AUTO_RUN, default_value=self.c.session.auto_run,
+                         callback=safe(lambda _s, v, _u: self.c.set_auto_run(v)))
+
+    def _toolbar_more(self) -> None:
+        for tag, label, name in ((tags.PAUSE, "Pause", "pause"), (tags.RESUME, "Resume", "resume"),
+                                 (tags.CANCEL, "Cancel", "cancel")):
+            b = dpg.add_button(label=label, tag=tag, user_data=name,
+                               callback=safe(lambda _s, _a, n: self.c.track_command(n)))
+            if name == "cancel":
+                dpg.bind_item_theme(b, self.themes.danger)
+        dpg.add_button(label="Settings", tag=tags.SETTINGS_BUTTON, callback=safe(lambda *_: self.open_settings()))
+        b = dpg.add_button(label="OFFLINE DEMO", tag=tags.DEMO_LABEL)
+        dpg.bind_item_theme(b, self.themes.demo)
+        dpg.add_button(label="Try the offline demo", tag=tags.DEMO_BUTTON, callback=safe(self._demo))
 
     def _status_bar(self) -> None:
         with dpg.child_window(height=STATUS_BAR_H, border=False, no_scrollbar=True):
@@ -161,20 +177,36 @@ class MainWindow:
     # ---------------- per frame
 
     def layout(self, force: bool = False) -> None:
-        """Follow the viewport size and the splitters; size the stream rows to the space left."""
+        """Follow the viewport size, the splitters and what the last frame measured (toolbar on one line or
+        two, banner height, text size); size the stream rows to the space left."""
         size = viewport_size((self.c.cfg.gui.width, self.c.cfg.gui.height))
         moved = any([s.update() for s in self.splitters])
-        if size == self._size and not force and not moved:
+        self._fold_toolbar(size[0])
+        right_h = int(dpg.get_item_rect_size(tags.RIGHT_PANEL)[1]) if dpg.does_item_exist(tags.RIGHT_PANEL) else 0
+        if size == self._size and right_h == self._right_h and not force and not moved:
             return
-        self._size = size
-        banner = 42 if self.c.banner else 0
-        right_h = size[1] - 16 - 34 - banner - STATUS_BAR_H - 6
+        if size[0] != self._size[0] or force:
+            dpg.configure_item(tags.BANNER_TEXT, wrap=max(size[0] - 130, 200))
+        self._size, self._right_h = size, right_h
+        if right_h <= 0:  # not rendered yet: estimate from the window
+            banner = 42 if self.c.banner else 0
+            right_h = size[1] - 16 - 34 - banner - STATUS_BAR_H - 6
         self.streams.layout(right_h - self.tickets_height - SPLITTER - 8 - TAB_HEADER_H - 10)
 
-    def layout_state(self) -> dict[str, int]:
+    def _fold_toolbar(self, width: int) -> None:
+        main_w = dpg.get_item_rect_size(tags.TOOLBAR_MAIN)[0]
+        more_w = dpg.get_item_rect_size(tags.TOOLBAR_MORE)[0]
+        if not main_w or not more_w:
+            return  # not rendered yet
+        inline = dpg.get_item_parent(tags.TOOLBAR_MORE) in (tags.TOOLBAR_LINE, dpg.get_alias_id(tags.TOOLBAR_LINE))
+        fits = main_w + more_w + 24 <= width
+        if fits != inline:
+            dpg.move_item(tags.TOOLBAR_MORE, parent=tags.TOOLBAR_LINE if fits else tags.TOOLBAR)
+
+    def layout_state(self) -> dict[str, int | float]:
         """What is remembered in config.toml [gui] on exit."""
         w, h = self._size
-        state = {"left_width": int(self.left_width)}
+        state: dict[str, int | float] = {"left_width": int(self.left_width), "tickets_height": int(self.tickets_height)}
         if w >= 640 and h >= 480:
             state.update(width=int(w), height=int(h))
         return state
@@ -184,6 +216,7 @@ class MainWindow:
         self.tickets.refresh()
         self.streams.refresh()
         self.dashboard.refresh()
+        self.graph.refresh()
         self.log.refresh()
         self._banner()
         self._status()

@@ -13,6 +13,7 @@ disabled or hidden item refuses the click (a user could not click it either).
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 
 from conductor.approvals import ApprovalRequest
-from conductor.gui import tags, util
+from conductor.gui import keymap, tags, util
+from conductor.gui.keyboard import active_field, typing_now
 from conductor.gui.loop import GuiApp
 
 
@@ -152,9 +154,64 @@ class Pilot:
 
     def reject(self, kind: str, reason: str, id: str | None = None) -> str | None:
         dialog = self.open_approval(kind, id)
-        self.type(tags.dialog_part(dialog.tag, "reason"), reason)
+        dpg.set_value(tags.dialog_part(dialog.tag, "reason"), reason)  # typed, not yet sent with Enter
         self.click(tags.dialog_part(dialog.tag, "reject"))
         return "" if not dialog.is_open else self.value(tags.dialog_part(dialog.tag, "error"))
+
+    # ---------------- the keyboard
+
+    def press(self, keys: str) -> str | None:
+        """Press a chord ('Ctrl+Enter', 'A', 'Escape'). With a window it is a real key event (xdotool), so
+        ImGui sees it too (Escape leaves a text field, a letter types into one); headless the chord goes to
+        the key handler with the focus state as it is. Returns the action that ran, or None."""
+        chord = keymap.chord(keys)
+        self.frame(2)  # a person reacts a frame or more after what they see
+        self.app.keys.last_action = None
+        if self.app.render:
+            self.xkeys(_xdotool_name(chord))
+            return self.app.keys.last_action
+        action = self.app.keys.press(chord)
+        self.frame(2)
+        return action
+
+    def focused(self) -> str:
+        """The tag of the widget that has keyboard focus: the text field being typed in, else the focused
+        widget ('' when none)."""
+        item = active_field() or dpg.get_focused_item()
+        return str(dpg.get_item_alias(item) or item) if item else ""
+
+    def type_here(self, text: str, enter: bool = False) -> str:
+        """Type into the field that has the keyboard (fails when none does), replacing its text, then press
+        Enter when asked. With a window this is real typing (xdotool: an active field keeps its own edit
+        buffer, so only key events reach it); headless the value is set and the callback fired. Returns the
+        field's tag."""
+        self.frame()
+        if not typing_now():
+            raise PilotError(f"no text field has the keyboard (focus: {self.focused() or 'none'})")
+        tag = self.focused()
+        if self.app.render:
+            self.xkeys("ctrl+a")
+            subprocess.run(["/usr/bin/xdotool", "type", "--delay", "4", text], check=True, timeout=30)
+            self.wait_until(lambda: dpg.get_value(tag) == text, what=f"{text!r} typed into {tag}")
+            if enter:
+                self.xkeys("Return")
+            return tag
+        dpg.set_value(tag, text)
+        cfg = dpg.get_item_configuration(tag)
+        callback = dpg.get_item_callback(tag)
+        if callback is not None and (enter or not cfg.get("on_enter", False)):
+            self._fire(tag, text)
+        self.frame()
+        return tag
+
+    def xkeys(self, *keys: str) -> None:
+        """Real key events through the X server (xdotool), e.g. xkeys('ctrl+Return', 'a'): the path a person's
+        keyboard takes, handler registry included. Needs a shown viewport under X."""
+        if not self.app.render:
+            raise PilotError("real key events need a shown viewport (run under xvfb-run)")
+        subprocess.run(["/usr/bin/xdotool", "key", "--delay", "30", *keys], check=True, timeout=10)
+        # ImGui trickles input: one press or release of a key per frame, so allow a frame per event.
+        self.frame(3 + 2 * sum(len(k.split("+")) for k in keys))
 
     # ---------------- screenshots (needs a shown viewport)
 
@@ -170,3 +227,12 @@ class Pilot:
         self.wait_until(lambda: path.exists() and path.stat().st_size > 0, timeout, f"screenshot {path.name}")
         self.frame()
         return path
+
+
+_XDOTOOL_KEYS = {"Enter": "Return", "Plus": "equal", "Minus": "minus", "Comma": "comma", "Space": "space",
+                 "PageUp": "Prior", "PageDown": "Next"}
+
+
+def _xdotool_name(chord: keymap.Chord) -> str:
+    key = _XDOTOOL_KEYS.get(chord.key, chord.key.lower() if len(chord.key) == 1 else chord.key)
+    return "+".join([*(["ctrl"] if chord.ctrl else []), *(["shift"] if chord.shift else []), key])

@@ -16,12 +16,21 @@ from conductor.app import AppController, StreamBuffer
 from conductor.events import ticket_stream_id
 from conductor.gui import tags
 from conductor.gui.theme import ACCENT, DIM, Themes
+from conductor.gui.util import safe
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 BOTTOM_SLACK = 6.0
 """Pixels from the bottom that still count as 'at the bottom'."""
+
+HIDDEN_PUSHES_PER_FRAME = 8
+"""Panes out of sight (other tabs) are brought up to date a few per frame, round robin: the visible ones get
+their text every frame, and 256 busy workers cost 8 widget updates a frame, not 256."""
+
+MAX_TICKET_TABS = 24
+"""Above this many tickets one tab header per ticket is unreadable (and costs a frame's time to lay out):
+the tab bar then shows 'all' and the ticket chosen in a picker."""
 
 
 class StreamPane:
@@ -84,9 +93,33 @@ class Tier3Tabs:
         self.panes: dict[str, StreamPane] = {}
         self.track: str | None = None
         self.ids: tuple[str, ...] = ()
+        self.chosen: str | None = None
+        dpg.add_combo([], tag=tags.TIER3_PICK, parent=box.box, width=220, show=False,
+                      callback=safe(lambda _s, tid, _u: self.choose(tid)))
         with dpg.tab_bar(parent=box.box, tag=tags.TIER3_TABS):
             with dpg.tab(label="all", tag=tags.tier3_tab("tier3:all")) as tab:
                 self.panes["tier3:all"] = StreamPane("tier3:all", tab, themes)
+
+    def choose(self, ticket_id: str) -> None:
+        """Show this ticket's tab (the picker, when there are too many tickets for one tab each)."""
+        if ticket_id not in self.ids:
+            return
+        for tid in self.ids:
+            dpg.configure_item(tags.tier3_tab(ticket_stream_id(3, self.track, tid)), show=tid == ticket_id)
+        self.chosen = ticket_id
+        dpg.set_value(tags.TIER3_PICK, ticket_id)
+        dpg.set_value(tags.TIER3_TABS, tags.tier3_tab(ticket_stream_id(3, self.track, ticket_id)))
+
+    def visible_key(self) -> str | None:
+        """The pane of the selected tab."""
+        selected = dpg.get_value(tags.TIER3_TABS)
+        if selected is None:
+            return "tier3:all"
+        alias = dpg.get_item_alias(selected) if isinstance(selected, int) else str(selected)
+        for key in self.panes:
+            if tags.tier3_tab(key) == alias:
+                return key
+        return None
 
     def sync_tabs(self, track_id: str | None, ticket_ids: Iterable[str]) -> None:
         """Rebuild the per-ticket tabs when the active track or its ticket ids change."""
@@ -99,11 +132,15 @@ class Tier3Tabs:
                 if dpg.does_item_exist(tab):
                     dpg.delete_item(tab)
                 del self.panes[key]
+        many = len(ids) > MAX_TICKET_TABS
         for tid in ids:
             key = ticket_stream_id(3, track_id, tid)
-            with dpg.tab(label=tid, parent=tags.TIER3_TABS, tag=tags.tier3_tab(key)) as tab:
+            with dpg.tab(label=tid, parent=tags.TIER3_TABS, tag=tags.tier3_tab(key), show=not many) as tab:
                 self.panes[key] = StreamPane(key, tab, self.themes)
         self.track, self.ids = track_id, ids
+        dpg.configure_item(tags.TIER3_PICK, items=list(ids), show=many)
+        if many:
+            self.choose(self.chosen if self.chosen in ids else ids[0])
 
 
 class StreamsView:
@@ -113,6 +150,8 @@ class StreamsView:
         self.boxes: dict[str, PaneBox] = {}
         self.panes: dict[str, StreamPane] = {}
         self.tier3: Tier3Tabs | None = None
+        self._tickets_seen: tuple[int, str | None] | None = None
+        self._round_robin = 0
 
     def build(self, parent: int | str) -> None:
         with dpg.table(parent=parent, header_row=False, resizable=True, borders_innerV=False,
@@ -140,6 +179,16 @@ class StreamsView:
         for key in ("tier3", "tier4"):
             dpg.configure_item(self.boxes[key].box, height=bottom)
 
+    def visible_keys(self) -> set[str]:
+        """The panes a person can see now: none while another main tab is in front."""
+        front = dpg.get_value(tags.MAIN_TABS)
+        if front not in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)) and front is not None:
+            return set()
+        keys = set(self.panes)
+        if self.tier3 is not None and (key := self.tier3.visible_key()) is not None:
+            keys.add(key)
+        return keys
+
     def all_panes(self) -> dict[str, StreamPane]:
         out = dict(self.panes)
         if self.tier3 is not None:
@@ -147,13 +196,30 @@ class StreamsView:
         return out
 
     def refresh(self) -> int:
-        """Sync the ticket tabs, then push every changed pane once. Returns how many panes were pushed."""
+        """Sync the ticket tabs, then push each changed pane in sight once, and a few out of sight (round robin).
+        Returns how many panes were pushed."""
         c = self.c
-        if self.tier3 is not None:
+        seen = (c.versions["tickets"], c.active_track)
+        if self.tier3 is not None and seen != self._tickets_seen:
+            self._tickets_seen = seen
             self.tier3.sync_tabs(c.active_track, [r.id for r in c.ticket_rows()])
+        panes = self.all_panes()
+        visible = self.visible_keys()
         pushed = 0
-        for key, pane in self.all_panes().items():
-            pushed += pane.refresh(c.streams.buffers.get(key))
+        for key in visible:
+            if (pane := panes.get(key)) is not None:
+                pushed += pane.refresh(c.streams.buffers.get(key))
+        hidden = [k for k in panes if k not in visible]
+        budget = HIDDEN_PUSHES_PER_FRAME
+        for i in range(len(hidden)):
+            if budget <= 0:
+                break
+            key = hidden[(self._round_robin + i) % len(hidden)]
+            if panes[key].refresh(c.streams.buffers.get(key)):
+                pushed += 1
+                budget -= 1
+        if hidden:
+            self._round_robin = (self._round_robin + HIDDEN_PUSHES_PER_FRAME) % len(hidden)
         limit = c.cfg.gui.stream_tail_chars
         for key, box in self.boxes.items():
             buf_key = "tier3:all" if key == "tier3" else key

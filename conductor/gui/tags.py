@@ -11,6 +11,9 @@ def _safe(ident: str) -> str:
 # --- main window
 MAIN_WINDOW = "main_window"
 TOOLBAR = "toolbar"
+TOOLBAR_LINE = "toolbar_line"
+TOOLBAR_MAIN = "toolbar_main"
+TOOLBAR_MORE = "toolbar_more"
 WORKSPACE_INPUT = "workspace_input"
 WORKSPACE_OPEN = "workspace_open"
 PROVIDER_COMBO = "provider_combo"
@@ -67,6 +70,11 @@ def model_combo(tier: int) -> str:
     return f"model_tier{tier}"
 
 
+def model_tooltip(where: str) -> str:
+    """The tooltip text holding a model's full name (where: 'tier3' or 'ticket:T4')."""
+    return f"model_tooltip:{_safe(where)}"
+
+
 # --- tickets of the active track
 ACTIVE_TRACK_LABEL = "active_track_label"
 TICKET_TABLE = "ticket_table"
@@ -87,7 +95,17 @@ MAIN_TABS = "main_tabs"
 STREAMS_TAB = "streams_tab"
 DASHBOARD_TAB = "dashboard_tab"
 LOG_TAB = "log_tab"
+GRAPH_TAB = "graph_tab"
+GRAPH_NOTE = "graph_note"
+GRAPH_SCROLL = "graph_scroll"
+GRAPH_DRAWING = "graph_drawing"
+GRAPH_HANDLERS = "graph_handlers"
+
+
+def graph_node(ticket_id: str) -> str:
+    return f"graph_node:{_safe(ticket_id)}"
 TIER3_TABS = "tier3_tabs"
+TIER3_PICK = "tier3_pick"
 
 
 def pane_text(key: str) -> str:
@@ -117,6 +135,19 @@ USAGE_MODEL_TABLE = "usage_model_table"
 USAGE_TOTAL = "usage_total"
 BUDGET_BAR = "budget_bar"
 BUDGET_LABEL = "budget_label"
+
+
+def budget_line(scope: str) -> str:
+    """scope: lifetime | day | track"""
+    return f"budget_line:{scope}"
+
+
+def budget_text(scope: str) -> str:
+    return f"budget_text:{scope}"
+
+
+def budget_reset(scope: str) -> str:
+    return f"budget_reset:{scope}"
 USAGE_PLOT = "usage_plot"
 PLOT_X = "plot_x"
 PLOT_Y_TOKENS = "plot_y_tokens"
@@ -208,6 +239,7 @@ EDIT_TICKET = "edit_ticket_dialog"
 EDIT_TICKET_SAVE = "edit_ticket_save"
 EDIT_TICKET_CANCEL = "edit_ticket_cancel"
 EDIT_TICKET_ERROR = "edit_ticket_error"
+EDIT_TICKET_NOTE = "edit_ticket_note"
 
 
 def edit_field(name: str) -> str:
@@ -216,3 +248,27 @@ def edit_field(name: str) -> str:
 
 
 SHUTDOWN_NOTE = "shutdown_note"
+
+# --- keyboard: the key handler registry, the command palette (Ctrl+P), the shortcut sheet (F1)
+KEY_HANDLERS = "key_handlers"
+PALETTE = "command_palette"
+PALETTE_FILTER = "command_palette_filter"
+HELP = "shortcuts_help"
+HELP_TABLE = "shortcuts_help_table"
+HELP_CLOSE = "shortcuts_help_close"
+LOG_SEARCH = "log_search"
+DIALOG_SHORTCUTS = "dialog_shortcuts"
+
+
+def palette_item(action: str) -> str:
+    return f"palette_item:{_safe(action)}"
+
+
+def palette_keys(action: str) -> str:
+    return f"palette_keys:{_safe(action)}"
+
+# --- the end-of-run summary
+RUN_SUMMARY = "run_summary"
+RUN_SUMMARY_HEADING = "run_summary_heading"
+RUN_SUMMARY_TEXT = "run_summary_text"
+RUN_SUMMARY_CLOSE = "run_summary_close"

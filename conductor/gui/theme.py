@@ -132,6 +132,14 @@ def button_theme(rgb: RGB) -> int | str:
     return theme
 
 
+def left_aligned_theme() -> int | str:
+    """Buttons whose label reads like a list entry (the command palette), not a centred caption."""
+    with dpg.theme() as theme:
+        with dpg.theme_component(dpg.mvButton):
+            dpg.add_theme_style(dpg.mvStyleVar_ButtonTextAlign, 0.0, 0.5)
+    return theme
+
+
 def bar_theme(rgb: RGB) -> int | str:
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvProgressBar):
@@ -160,6 +168,7 @@ class Themes:
         self.approve = button_theme((70, 170, 90))
         self.neutral = button_theme((110, 115, 130))
         self.demo = button_theme(DEMO)
+        self.left_button = left_aligned_theme()
         self.bar_ok = bar_theme(ACCENT)
         self.bar_spent = bar_theme(ERROR)
         self.banner = {"error": banner_theme(ERROR), "warning": banner_theme(WARNING), "info": banner_theme(ACCENT)}

@@ -37,7 +37,8 @@ class TicketsView:
                      tag=tags.ACTIVE_TRACK_LABEL, color=ACCENT)
         with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=False,
                        borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
-                       scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1):
+                       scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1,
+                       clipper=True):  # only the rows in view are laid out: a 256-ticket track costs what 8 do
             for label, weight in (("ID", 0.45), ("Title", 2.2), ("Deps", 0.7), ("Status", 1.3),
                                   ("Att.", 0.4), ("Model", 2.4), ("Reason", 1.6), ("Actions", 2.2)):
                 dpg.add_table_column(label=label, init_width_or_weight=weight)
@@ -78,8 +79,10 @@ class TicketsView:
                 dpg.add_text(", ".join(row.depends_on) or "—", color=DIM)
                 dpg.add_text(row.status, tag=tags.ticket_cell(tid, "status"))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "attempts"))
-                dpg.add_combo(models, default_value=model_label(row), width=-1,
-                              tag=tags.ticket_action(tid, "model"), user_data=tid, callback=safe(self._override))
+                combo = dpg.add_combo(models, default_value=model_label(row), width=-1,
+                                      tag=tags.ticket_action(tid, "model"), user_data=tid, callback=safe(self._override))
+                with dpg.tooltip(combo):  # a narrow column cuts the name: the tooltip shows all of it
+                    dpg.add_text(model_label(row), tag=tags.model_tooltip(f"ticket:{tid}"))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
                 with dpg.group(horizontal=True, horizontal_spacing=4):
                     for action, label in (("retry", "Retry"), ("skip", "Skip"), ("edit", "Edit"),
@@ -97,6 +100,7 @@ class TicketsView:
         set_if_changed(tags.ticket_cell(tid, "attempts"), str(row.attempts) if row.attempts else "—")
         set_if_changed(tags.ticket_cell(tid, "reason"), row.reason)
         set_if_changed(tags.ticket_action(tid, "model"), model_label(row))
+        set_if_changed(tags.model_tooltip(f"ticket:{tid}"), model_label(row))
         for action, allowed in (("retry", RETRYABLE), ("skip", SKIPPABLE), ("edit", EDITABLE),
                                 ("cancel", CANCELLABLE)):
             tag = tags.ticket_action(tid, action)

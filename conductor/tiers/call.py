@@ -104,7 +104,7 @@ def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event,
     retries = 0
     parked = False
     while True:
-        deps.ledger.check_budget(deps.cfg.budget, req.model)
+        deps.ledger.check_budget(deps.cfg.budget, req.model, track_id=prov.track_id)
         go = deps.gates.acquire(req.model, cancel, on_wait=lambda w: _tell_wait(deps, prov, req.model, w))
         record_id = f"{stream_id}#a{prov.attempt}.c{call_no}.r{retries}.{uuid.uuid4().hex[:6]}"
         try:

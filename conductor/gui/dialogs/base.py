@@ -7,6 +7,7 @@ exactly that id. Drafts are kept per request id, so switching between queued app
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dearpygui.dearpygui as dpg
@@ -14,7 +15,11 @@ import dearpygui.dearpygui as dpg
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.theme import DIM, ERROR, KIND_COLOURS, KIND_LABELS, Themes
+from conductor.gui.keymap import shortcut_hint
 from conductor.gui.util import centre, clear, safe
+
+FOOTER_H = 96
+"""Error line, reason + buttons row and the shortcut line under the body."""
 
 if TYPE_CHECKING:
     from conductor.app import AppController
@@ -33,6 +38,7 @@ class ApprovalDialog:
         self.request: ApprovalRequest | None = None
         self.drafts: dict[str, Any] = {}
         self.on_closed: list[Any] = []
+        self.on_approved: list[Callable[[ApprovalRequest], None]] = []
 
     def part(self, name: str) -> str:
         return tags.dialog_part(self.tag, name)
@@ -49,16 +55,20 @@ class ApprovalDialog:
                 self.themes.big(heading)
             dpg.add_text("", tag=self.part("prov"), color=DIM)
             dpg.add_separator()
-            dpg.add_child_window(tag=self.part("body"), border=False, height=-74)
+            dpg.add_child_window(tag=self.part("body"), border=False, height=-FOOTER_H)
             dpg.add_separator()
             dpg.add_text("", tag=self.part("error"), color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
-                dpg.add_input_text(tag=self.part("reason"), hint="Reason (sent back when you reject)", width=-330)
-                reject = dpg.add_button(label="Reject", tag=self.part("reject"), width=90, callback=safe(self._reject))
+                # Enter in the reason field sends the rejection (R puts the cursor there).
+                dpg.add_input_text(tag=self.part("reason"), hint="Reason (sent back when you reject; Enter sends)",
+                                   width=-360, on_enter=True, callback=safe(self._reject))
+                reject = dpg.add_button(label="Reject  [R]", tag=self.part("reject"), width=110,
+                                        callback=safe(self._reject))
                 dpg.bind_item_theme(reject, self.themes.danger)
-                ok = dpg.add_button(label=self.approve_label, tag=self.part("approve"), width=220,
+                ok = dpg.add_button(label=f"{self.approve_label}  [A]", tag=self.part("approve"), width=230,
                                     callback=safe(self._approve))
                 dpg.bind_item_theme(ok, self.themes.approve)
+            dpg.add_text(shortcut_hint("approval"), tag=self.part("keys"), color=DIM, wrap=0)
 
     # ---------------- opening and closing
 
@@ -112,6 +122,9 @@ class ApprovalDialog:
 
     # ---------------- deciding
 
+    def approve(self) -> None:
+        self._approve()
+
     def _approve(self, *_: object) -> None:
         req = self.request
         if req is None:
@@ -122,7 +135,11 @@ class ApprovalDialog:
         except ValueError as exc:
             self.show_error(str(exc))
             return
-        self._decided(req, self.c.approve(req.id, payload, remember=self.remember()))
+        err = self.c.approve(req.id, payload, remember=self.remember())
+        self._decided(req, err)
+        if not err:
+            for cb in self.on_approved:
+                cb(ApprovalRequest(req.id, req.kind, req.prov, req.title, payload))
 
     def _reject(self, *_: object) -> None:
         req = self.request
@@ -160,6 +177,10 @@ class ApprovalDialog:
 
     def remember(self) -> bool:
         return False
+
+    def first_field(self) -> str | None:
+        """The field E (edit) puts the cursor in."""
+        return None
 
     def validate(self) -> None:
         """Live validation (ticket review disables Approve while the DAG is invalid)."""

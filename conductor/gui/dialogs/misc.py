@@ -56,18 +56,23 @@ class EditTicketDialog:
         self.c = controller
         self.themes = themes
         self.ticket_id: str | None = None
+        self.drafts: dict[str, dict[str, Any]] = {}
+        """Unsaved edits by '<track>/<ticket>': Cancel (or closing the app) keeps them for the next open."""
 
     def build(self) -> None:
         with dpg.window(tag=tags.EDIT_TICKET, label="Edit ticket", modal=True, show=False, no_collapse=True,
-                        width=720, height=520, no_saved_settings=True):
+                        width=720, height=520, no_saved_settings=True, on_close=safe(self._closed_by_box)):
             dpg.add_text("", tag="edit_ticket_heading")
-            for name, text, multi in (("title", "Title", False), ("description", "Description", True),
-                                      ("deps", "Depends on (ids, comma separated)", False),
-                                      ("files", "Target files (comma separated)", False),
-                                      ("criteria", "Acceptance criteria (one per line)", True)):
-                dpg.add_text(text, color=DIM)
-                dpg.add_input_text(tag=tags.edit_field(name), width=-1, multiline=multi, height=80 if multi else 0)
-            dpg.add_checkbox(label="Step mode (approve its spawn)", tag=tags.edit_field("step"))
+            dpg.add_text("", tag=tags.EDIT_TICKET_NOTE, color=WARNING)
+            # The fields scroll; the error line and the buttons stay pinned at the bottom, always in view.
+            with dpg.child_window(border=False, height=-64):
+                for name, text, multi in (("title", "Title", False), ("description", "Description", True),
+                                          ("deps", "Depends on (ids, comma separated)", False),
+                                          ("files", "Target files (comma separated)", False),
+                                          ("criteria", "Acceptance criteria (one per line)", True)):
+                    dpg.add_text(text, color=DIM)
+                    dpg.add_input_text(tag=tags.edit_field(name), width=-1, multiline=multi, height=80 if multi else 0)
+                dpg.add_checkbox(label="Step mode (approve its spawn)", tag=tags.edit_field("step"))
             dpg.add_text("", tag=tags.EDIT_TICKET_ERROR, color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
                 dpg.add_button(label="Save", tag=tags.EDIT_TICKET_SAVE, width=120, callback=safe(self._save))
@@ -83,6 +88,9 @@ class EditTicketDialog:
         values = {"title": t.title, "description": t.description, "deps": ", ".join(t.depends_on),
                   "files": ", ".join(t.target_files), "criteria": "\n".join(t.acceptance_criteria),
                   "step": t.step_mode}
+        draft = self.drafts.get(self._key())
+        dpg.set_value(tags.EDIT_TICKET_NOTE, "Your unsaved edit is back; Save applies it." if draft else "")
+        values.update({k: v for k, v in (draft or {}).items() if k in values})
         for name, value in values.items():
             dpg.set_value(tags.edit_field(name), value)
         dpg.set_value(tags.EDIT_TICKET_ERROR, "")
@@ -113,7 +121,36 @@ class EditTicketDialog:
         if err:
             dpg.set_value(tags.EDIT_TICKET_ERROR, err)
             return
+        self.drafts.pop(self._key(), None)
+        self.ticket_id = None
         dpg.configure_item(tags.EDIT_TICKET, show=False)
 
     def _cancel(self, *_: object) -> None:
+        self.save_draft()
+        self.ticket_id = None
         dpg.configure_item(tags.EDIT_TICKET, show=False)
+
+    def _closed_by_box(self, *_: object) -> None:
+        # The window is already hidden when its close box fires: keep the edit from the widgets directly.
+        dpg.configure_item(tags.EDIT_TICKET, show=True)
+        self._cancel()
+
+    def _key(self) -> str:
+        return f"{self.c.active_track}/{self.ticket_id}"
+
+    def save_draft(self) -> None:
+        """Keep the open edit (if it differs from the ticket) for the next open, here or after a restart."""
+        if self.ticket_id is None or not dpg.is_item_shown(tags.EDIT_TICKET):
+            return
+        track = self.c.tracks.get(self.c.active_track or "")
+        if track is None:
+            return
+        t = track.ticket(self.ticket_id)
+        stored = {"title": t.title, "description": t.description, "deps": ", ".join(t.depends_on),
+                  "files": ", ".join(t.target_files), "criteria": "\n".join(t.acceptance_criteria),
+                  "step": t.step_mode}
+        typed = {name: dpg.get_value(tags.edit_field(name)) for name in EDIT_FIELDS}
+        if typed != stored:
+            self.drafts[self._key()] = typed
+        else:
+            self.drafts.pop(self._key(), None)

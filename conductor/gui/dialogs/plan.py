@@ -22,6 +22,9 @@ class PlanDialog(ApprovalDialog):
     approve_label = "Approve plan"
     size = (920, 640)
 
+    def first_field(self) -> str | None:
+        return tags.plan_field(0, "title")
+
     def heading(self, req: ApprovalRequest) -> str:
         n = len(req.payload.get("tracks", []))
         return f"Tier 1 proposes {n} track{'s' if n != 1 else ''}"

@@ -18,7 +18,9 @@ from conductor.gui.util import centre, safe
 KINDS = ("plan", "tickets", "spawn", "tool")
 NUMBERS = {"engine.max_workers": int, "engine.max_attempts": int, "engine.call_timeout_s": float,
            "engine.repair_attempts": int, "retry.max_retries": int, "approvals.timeout_s": float}
-OPTIONAL = {"budget.max_tokens": int, "budget.max_cost_usd": float}
+OPTIONAL = {"budget.max_tokens": int, "budget.max_cost_usd": float,
+            "budget.max_tokens_per_day": int, "budget.max_cost_usd_per_day": float,
+            "budget.max_tokens_per_track": int, "budget.max_cost_usd_per_track": float}
 
 
 class SettingsDialog:
@@ -58,8 +60,14 @@ class SettingsDialog:
                                            width=-1)
                     with dpg.tab(label="Budget"):
                         dpg.add_text("Leave empty for no limit. A spent budget pauses the run.", color=DIM)
-                        self._row("budget.max_tokens", "Max tokens")
-                        self._row("budget.max_cost_usd", "Max cost (USD)")
+                        self._row("budget.max_tokens", "Max tokens, all tracks")
+                        self._row("budget.max_cost_usd", "Max cost (USD), all tracks")
+                        self._row("budget.max_tokens_per_day", "Max tokens per day")
+                        self._row("budget.max_cost_usd_per_day", "Max cost (USD) per day")
+                        self._row("budget.max_tokens_per_track", "Max tokens per track")
+                        self._row("budget.max_cost_usd_per_track", "Max cost (USD) per track")
+                        dpg.add_text("Each budget can be reset (counted again from zero) under Tokens & cost.",
+                                     color=DIM, wrap=0)
                     with dpg.tab(label="Prices"):
                         dpg.add_text("USD per million tokens, one [[prices]] table per model and date (TOML)",
                                      color=DIM)

@@ -21,6 +21,9 @@ class SpawnDialog(ApprovalDialog):
     approve_label = "Approve and start worker"
     size = (940, 680)
 
+    def first_field(self) -> str | None:
+        return tags.SPAWN_PROMPT
+
     def heading(self, req: ApprovalRequest) -> str:
         p = req.payload
         return f"Start a worker on {p.get('ticket_id')} (attempt {p.get('attempt')})"

@@ -29,6 +29,9 @@ class TicketsDialog(ApprovalDialog):
     approve_label = "Approve tickets"
     size = (1060, 660)
 
+    def first_field(self) -> str | None:
+        return tags.ticket_field(0, "title")
+
     def heading(self, req: ApprovalRequest) -> str:
         return f"{req.payload.get('track_title', '')}: {len(req.payload.get('tickets', []))} tickets"
 

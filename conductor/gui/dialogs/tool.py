@@ -24,6 +24,10 @@ class ToolDialog(ApprovalDialog):
     approve_label = "Approve tool call"
     size = (940, 680)
 
+    def first_field(self) -> str | None:
+        args = self.drafts.get(self.request.id, {}).get("args", {}) if self.request is not None else {}
+        return tags.tool_arg(next(iter(args))) if args else None
+
     def heading(self, req: ApprovalRequest) -> str:
         p = req.payload
         target = p.get("path") or p.get("command") or ""
