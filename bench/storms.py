@@ -145,8 +145,8 @@ def run_tree(tree: Path | None, scenarios: list[str]) -> dict[str, dict[str, Any
         env["PYTHONPATH"] = str(tree)
     results = {}
     for name in scenarios:
-        proc = subprocess.run([sys.executable, __file__, "--one", name], env=env, capture_output=True, text=True, check=False,
-                              timeout=900, cwd=tree or Path(__file__).resolve().parent.parent)
+        proc = subprocess.run([sys.executable, __file__, "--one", name], env=env, capture_output=True, text=True,
+                              check=False, timeout=900, cwd=tree or Path(__file__).resolve().parent.parent)
         line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         results[name] = json.loads(line) if line.startswith("{") else {"track": f"crashed: {proc.stderr[-200:]}"}
     return results

@@ -18,6 +18,7 @@ wait for the workers (executor shutdown) → journal and snapshot the final stat
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
-from conductor.approvals import ApprovalDecision, ApprovalKind
+from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
                               QuotaExhausted, SafetyBlocked, StoreError)
@@ -195,6 +196,10 @@ class _Committer:
             self._submit(t, attempt, model, cancel)
         for fn in after:
             fn(self.journal.last_seq)
+
+
+def _answer_snapshot(reply: Future[tuple[int, Track]], copy: Track, seq: int) -> None:
+    reply.set_result((seq, copy))
 
 
 class Engine:
@@ -383,7 +388,7 @@ class Engine:
         self._maybe_snapshot()
         for reply in self._replies:  # the state with every record of this batch, so equal to the journal's
             copy = self.track.model_copy(deep=True)
-            self._after.append(lambda seq, r=reply, c=copy: r.set_result((seq, c)))
+            self._after.append(functools.partial(_answer_snapshot, reply, copy))
         self._replies = []
         batch: _Batch = (self._outbox, self._launches, self._after)
         self._outbox, self._launches, self._after = [], [], []
@@ -531,7 +536,7 @@ class Engine:
         if not d.approved:
             if self._stopping:
                 self._set(t, TicketStatus.INTERRUPTED, blocked_reason=None, reason="the app stopped")
-            elif self._cancelled or d.by == "cancelled":
+            elif self._cancelled or d.by == DecidedBy.CANCELLED:
                 self._set(t, TicketStatus.CANCELLED, blocked_reason=None)
             else:
                 self._set(t, TicketStatus.BLOCKED, blocked_reason=f"spawn rejected: {d.reason}")

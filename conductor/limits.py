@@ -29,8 +29,16 @@ from enum import Enum
 from typing import Protocol
 
 from conductor.config import Config
-from conductor.errors import (CallTimeout, Cancelled, ProviderError, ProviderUnavailable, QuotaExhausted, RateLimited,
-                              StreamInterrupted, TransientProviderError)
+from conductor.errors import (
+    CallTimeout,
+    Cancelled,
+    ProviderError,
+    ProviderUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    StreamInterrupted,
+    TransientProviderError,
+)
 
 POLL_REAL_S = 0.05
 """Longest real wait between checks of a caller's cancel event (waits end early on any gate change)."""

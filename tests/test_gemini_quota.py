@@ -73,7 +73,8 @@ def test_a_daily_violation_listed_among_per_minute_ones_wins() -> None:
          "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
          "quotaDimensions": {"location": "global", "model": "gemini-2.0-flash"}}])
     v = daily_violation(body)
-    assert v is not None and v.quota_id == "GenerateRequestsPerDayPerProjectPerModel-FreeTier" and v.model == "gemini-2.0-flash"
+    assert v is not None and v.model == "gemini-2.0-flash"
+    assert v.quota_id == "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
 
 
 def test_the_reset_is_the_next_midnight_in_california() -> None:

@@ -16,8 +16,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from conductor.config import Config
-from conductor.errors import (CallTimeout, Cancelled, OutputTruncated, ProviderError, QuotaExhausted, SafetyBlocked,
-                              TransientProviderError)
+from conductor.errors import (
+    CallTimeout,
+    Cancelled,
+    OutputTruncated,
+    ProviderError,
+    QuotaExhausted,
+    SafetyBlocked,
+    TransientProviderError,
+)
 from conductor.events import EventQueue, Notice, Provenance, StreamDelta, StreamReset, UsageRecorded
 from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.messages import Message, ToolCall
