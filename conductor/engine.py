@@ -32,7 +32,7 @@ from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
-                              QuotaExhausted, SafetyBlocked, StoreError)
+                              QuotaExhausted, SafetyBlocked, StoreError, UserError)
 from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
 from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, Record, TicketUpdated, apply, ticket_update,
@@ -157,6 +157,10 @@ class _Committer:
 
     def commit(self, batch: _Batch) -> None:
         self._queue.put(batch)
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
 
     def barrier(self) -> None:
         """Wait until every batch handed over so far is written (or refused)."""
@@ -353,8 +357,9 @@ class Engine:
             self._crash = exc
             text = (f"the run stopped: {exc}" if isinstance(exc, ConductorError)  # a known condition, said plainly
                     else f"engine crashed: {exc!r}\n{traceback.format_exc()}")
-            self._outbox.append(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
-                                            message=text))
+            # Straight to the queue: when the journal is what failed, the committer drops every later batch.
+            self.deps.call.events.post(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
+                                                   message=text))
             self._launches.clear()
             self._stop_workers("engine crashed")
             try:
@@ -607,6 +612,9 @@ class Engine:
                                    error_type=type(exc).__name__))
         elif isinstance(exc, SafetyBlocked):
             self._set(t, TicketStatus.BLOCKED, blocked_reason=f"safety: {exc} (a human must edit, retry or skip)")
+        elif isinstance(exc, OSError):  # the disk (journal, outputs) failed under the worker: not the ticket's fault
+            raise StoreError(f"ticket {t.id}, attempt {msg.attempt}: a write failed ({exc}); the run stopped and "
+                             "the attempt continues on resume; free space (or fix the disk) and resume") from exc
         elif isinstance(exc, BadRequest):
             self._set(t, TicketStatus.FAILED, failed_reason=f"{type(exc).__name__}: {exc}")
         elif isinstance(exc, (ProviderError, PlanInvalid)):
@@ -651,7 +659,7 @@ class Engine:
 
     def _cmd_cancel_ticket(self, ticket_id: str) -> None:
         if ticket_id not in self._active:
-            raise ValueError(f"ticket {ticket_id!r} is not running")
+            raise UserError(f"ticket {ticket_id!r} is not running")
         self._active[ticket_id][1].set()
         self.deps.broker.cancel_where(lambda r: r.prov.track_id == self.track.id and r.prov.ticket_id == ticket_id,
                                       "ticket cancelled")
@@ -672,7 +680,7 @@ class Engine:
         t = self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES)
         bad = set(fields) - EDITABLE_FIELDS
         if bad:
-            raise ValueError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
+            raise UserError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
         trial = [x.model_copy(update=fields) if x.id == ticket_id else x for x in self.track.tickets]
         dag.ensure_valid(trial)
         self._commit(ticket_update(ticket_id, reason="edited by the user", **fields))
@@ -682,9 +690,9 @@ class Engine:
     def _idle_ticket(self, ticket_id: str, allowed: set[TicketStatus]) -> Ticket:
         t = self._by_id.get(ticket_id)
         if t is None:
-            raise KeyError(f"track {self.track.id!r} has no ticket {ticket_id!r}")
+            raise UserError(f"track {self.track.id!r} has no ticket {ticket_id!r}")
         if t.id in self._active or t.status not in allowed:
-            raise ValueError(f"ticket {ticket_id!r} is {t.status.value}; this needs one of "
+            raise UserError(f"ticket {ticket_id!r} is {t.status.value}; this needs one of "
                              f"{sorted(s.value for s in allowed)}")
         return t
 
@@ -766,6 +774,8 @@ class Engine:
     def _snapshot(self, force: bool = False) -> None:
         if self.deps.store is None or not (self._dirty or force):
             return
+        if self._committer is not None and self._committer.failed:
+            return  # the state is ahead of a journal that refused writes: the journal stays the truth
         if self._outbox or self._launches or self._after:
             self._flush()  # the snapshot must not include a record its journal does not have yet
         if self._committer is not None:

@@ -1,6 +1,7 @@
 """The app's own exception tree. Provider and library errors are translated into it once, at the boundary.
 
     ConductorError
+    ├── UserError                 a request that cannot be done as asked (names the ticket, track or state)
     ├── ConfigError               bad config.toml (names the file and the key)
     ├── PlanInvalid               a planning tier gave no valid plan after repairs (raw output kept)
     ├── DagInvalid                duplicate / unknown / self / cyclic dependencies (names the ids)
@@ -37,6 +38,12 @@ if TYPE_CHECKING:
 
 class ConductorError(Exception):
     """Root of every error the app raises on purpose."""
+
+
+class UserError(ConductorError, ValueError):
+    """The person asked for something that cannot be done as asked: a ticket that does not exist, a command for
+    the wrong state, an empty epic. The message says what and why; front ends show it, never a traceback.
+    (A ValueError too, so code that validates input keeps catching it.)"""
 
 
 class ConfigError(ConductorError):

@@ -18,7 +18,7 @@ from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalReques
 from conductor.comms import CommsLog
 from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
-from conductor.errors import ApprovalError, StoreError
+from conductor.errors import ApprovalError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.limits import ModelLimits
 from conductor.model import TicketSpec, Track, TrackStatus
@@ -219,7 +219,7 @@ class Session:
         eng = self.engines.get(track_id)
         if eng is None or not eng.alive:
             if isinstance(command, (Pause, Cancel, CancelTicket)):
-                raise ValueError(f"track {track_id!r} is not running")
+                raise UserError(f"track {track_id!r} is not running")
             eng = self.run_track(track_id)
             if isinstance(command, Resume):
                 return
@@ -243,7 +243,7 @@ class Session:
     def archive_track(self, track_id: str) -> None:
         eng = self.engines.get(track_id)
         if eng is not None and eng.alive and eng.track.status == TrackStatus.RUNNING:
-            raise ValueError(f"track {track_id!r} is running; cancel it before archiving")
+            raise UserError(f"track {track_id!r} is running; cancel it before archiving")
         loaded = self.store.load_track(track_id)
         rec = track_update(status=TrackStatus.ARCHIVED, reason="archived by the user")
         loaded.journal.append(rec)

@@ -28,7 +28,7 @@ import tomli_w
 from pydantic import BaseModel
 
 from conductor import redact
-from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir, mkdirs_durable
 from conductor.errors import StoreError
 from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
 from conductor.records import (
@@ -44,6 +44,8 @@ from conductor.records import (
 )
 
 EPICS_DIR = "_epics"
+OUTPUT_FDS = 64
+"""Output files kept open for appending (one per live stream; the oldest is closed past this)."""
 _SAFE = re.compile(r"[^a-z0-9]+")
 
 
@@ -203,7 +205,7 @@ class Journal:
             return []
         types = [record_type(type(r)) for r in recs]
         # redact: the one redaction point of the journal (every record's data): no secret reaches events.jsonl.
-        datas = [json.dumps(redact.json_data(to_data(r)), ensure_ascii=False, separators=(",", ":")) for r in recs]
+        datas = [redact.json_text(json.dumps(to_data(r), ensure_ascii=False, separators=(",", ":"))) for r in recs]
         with self._lock:
             fd = self._open()
             ts = round(time.time(), 6)
@@ -234,7 +236,7 @@ class Journal:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            mkdirs_durable(self.path.parent)
             new = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
@@ -464,6 +466,7 @@ class TrackStore:
         self.root = Path(root)  # created by the first write, never by reading or listing
         self._journals: dict[str, Journal] = {}
         self._lock = threading.Lock()
+        self._out_fds: dict[Path, int] = {}
         self._snap_cond = threading.Condition()
         self._snap_queue: dict[str, dict[str, Any]] = {}
         self._snap_thread: threading.Thread | None = None
@@ -516,7 +519,7 @@ class TrackStore:
         folder = self.track_dir(track.id)
         if (folder / "track.toml").exists():
             raise StoreError(f"track {track.id!r} already exists in {self.root}")
-        folder.mkdir(parents=True, exist_ok=True)
+        mkdirs_durable(folder)
         journal = self.journal(track.id)
         entry = journal.append(TrackCreated(track=track))
         track.journal_seq = entry.seq
@@ -637,12 +640,26 @@ class TrackStore:
     # -- outputs --
 
     def append_output(self, path: Path, text: str) -> None:
+        """Append streamed text to an output file. The file stays open (O_APPEND, unbuffered: a kill loses
+        nothing written) for the next delta: a stream appends many times, and opening a file per delta was
+        most of a ticket's CPU."""
+        data = redact.text(text).encode("utf-8")
         with self._lock:
             lock = self._out_locks.setdefault(path, threading.Lock())
         with lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(redact.text(text))
+            fd = self._out_fds.get(path)
+            if fd is None:
+                path.parent.mkdir(parents=True, exist_ok=True)  # outputs are text, not state: no folder fsync
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                with self._lock:
+                    self._out_fds[path] = fd
+                    while len(self._out_fds) > OUTPUT_FDS:  # the oldest stream is likely finished
+                        old_path, old_fd = next(iter(self._out_fds.items()))
+                        if old_path == path:
+                            break
+                        del self._out_fds[old_path]
+                        os.close(old_fd)
+            _write_all(fd, data)
 
     def read_output_tail(self, path: Path, max_chars: int) -> tuple[str, bool]:
         """The last `max_chars` of an output file, and whether that is only a tail."""
@@ -666,5 +683,8 @@ class TrackStore:
             self._snap_thread, self._snap_closing = None, False
         with self._lock:
             journals = list(self._journals.values())
+            fds, self._out_fds = list(self._out_fds.values()), {}
+        for fd in fds:
+            os.close(fd)
         for j in journals:
             j.close()
