@@ -32,7 +32,7 @@ from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
-                              SafetyBlocked, StoreError, UserError)
+                              QuotaExhausted, SafetyBlocked, StoreError, UserError)
 from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
 from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, Record, TicketUpdated, apply, ticket_update,
@@ -603,13 +603,14 @@ class Engine:
             self._set(t, TicketStatus.INTERRUPTED, reason="the app stopped; the attempt continues on resume")
         elif isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
             self._set(t, TicketStatus.CANCELLED)
-        elif isinstance(exc, BudgetExceeded):
-            self._resumed.add(t.id)  # not the ticket's fault: the same attempt continues after a resume
-            self._set(t, TicketStatus.READY)
+        elif isinstance(exc, (BudgetExceeded, QuotaExhausted)):
+            # Not the ticket's fault: the same attempt continues after a resume, also by a new engine (--resume)
+            self._set(t, TicketStatus.INTERRUPTED, reason=f"paused ({type(exc).__name__}); the attempt continues "
+                                                          "on resume")
             self._paused = True
             self._set_track(TrackStatus.PAUSED)
             self._post(ErrorRaised(prov=self._prov(t.id, msg.attempt), message=f"paused: {exc}",
-                                   error_type="BudgetExceeded"))
+                                   error_type=type(exc).__name__))
         elif isinstance(exc, SafetyBlocked):
             self._set(t, TicketStatus.BLOCKED, blocked_reason=f"safety: {exc} (a human must edit, retry or skip)")
         elif isinstance(exc, OSError):  # the disk (journal, outputs) failed under the worker: not the ticket's fault

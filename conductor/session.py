@@ -20,17 +20,17 @@ from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
 from conductor.errors import ApprovalError, ConductorError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
+from conductor.limits import ModelLimits
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
 from conductor.providers.base import Provider
-from conductor.records import (ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type,
-                               track_update)
+from conductor.records import ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type, track_update
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.tools.mcp_tools import McpServers
-from conductor.workspace_guard import check_track_workspace
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
+from conductor.workspace_guard import check_track_workspace
 
 
 def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
@@ -48,7 +48,8 @@ def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
 class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
-                 linger: bool = True, force_workspace: bool = False) -> None:
+                 linger: bool = True, force_workspace: bool = False,
+                 limits: ModelLimits | None = None) -> None:
         self.cfg = cfg
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
@@ -56,6 +57,8 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable.for_config(cfg))
+        self.limits = limits or ModelLimits.from_config(cfg)
+        """One gate per model for every call of this session (planning and all tracks' workers)."""
         self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp",
                                           on_problem=self._mcp_problem)  # started on first Tier 3 use
         self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
@@ -132,7 +135,8 @@ class Session:
                                            track_id=u.track_id, ticket_id=u.ticket_id, attempt=u.attempt, ts=u.ts))
 
     def call_deps(self) -> CallDeps:
-        return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg)
+        return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg,
+                        limits=self.limits)
 
     # ---------------- planning ----------------
 
