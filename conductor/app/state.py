@@ -13,6 +13,7 @@ from typing import Any
 
 from conductor.app.rows import LogEntry
 from conductor.app.streams import Streams
+from conductor.app.ticket_clock import TicketClocks
 from conductor.app.usage_view import UsageView
 from conductor.approvals import ApprovalRequest
 from conductor.config import Config
@@ -37,6 +38,8 @@ class ControllerState:
         self.provider_note = provider_note
         """Why the provider is limited (e.g. no API key), shown in the status bar."""
         self.streams = Streams(self.cfg.gui.stream_tail_chars)
+        self.clocks = TicketClocks()
+        """Elapsed time per ticket, from the timestamps of its status records."""
         self.tracks: dict[str, Track] = {}
         self.active_track: str | None = None
         self.pending: dict[str, ApprovalRequest] = {}
