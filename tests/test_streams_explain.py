@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gui_support import answer_until, app_factory, done, make_controller, make_session, plan  # noqa: F401
+from gui_support import (answer_until, app_factory, done, make_controller, make_session, needs_display,  # noqa: F401
+                         plan)
 
 from conductor.app.stream_notes import (ATTEMPT_HEADER, attempt_header, last_attempt, tool_call_line,
                                         tool_result_line)
@@ -140,3 +141,41 @@ def test_a_rejected_tool_call_explains_itself_in_the_ticket_pane_live_and_after_
         assert _headers(restored) == headers, f"{tid}: the same separators after a reload as live"
     assert p2.value(tags.ticket_cell("T2", "elapsed")) != "—", "elapsed time is read back from the journal"
     assert c2.clocks.elapsed(track, "T2", 1e12) == c2.clocks.elapsed(track, "T2", 0.0), "a done ticket stands still"
+
+
+# ---------------------------------------------------------------- finding text in the panes
+
+
+def test_find_is_literal_case_insensitive_and_bounded() -> None:
+    from conductor.app.stream_search import find_in_streams
+    panes = [("tier1", "Alpha (a+b)\nalpha alpha"), ("tier4", "ALPHA\n" * 10)]
+    found = find_in_streams(panes, "alpha")
+    assert [(m.key, m.line_no, m.column) for m in found][:4] == [("tier1", 0, 0), ("tier1", 1, 0), ("tier1", 1, 6),
+                                                                 ("tier4", 0, 0)]
+    assert [m.line_no for m in find_in_streams(panes, "(a+b)")] == [0], "a query is text, not a regex"
+    assert find_in_streams(panes, "   ") == [] and find_in_streams(panes, "zzz") == []
+    assert len(find_in_streams([("x", "aa" * 10_000)], "a", limit=50)) == 50
+    long = find_in_streams([("x", "y" * 5000 + "needle" + "z" * 5000)], "needle")[0]
+    assert "needle" in long.context() and len(long.context()) < 100
+
+
+@needs_display
+def test_ctrl_f_finds_in_the_panes_in_sight_and_steps_through_matches(tmp_path: Path, app_factory) -> None:
+    c = make_controller(make_session(tmp_path, cfg=Config()))
+    p = app_factory(c, render=True).pilot
+    plan(p)
+    answer_until(p, lambda: done(c))
+    p.frame(20)
+    assert p.press("Ctrl+F") == "search"
+    p.wait_until(lambda: p.focused() == tags.STREAM_FIND, what="the cursor in the streams' find bar")
+    assert p.type_here("OAUTH") == tags.STREAM_FIND
+    first = p.wait_until(lambda: (v := p.value(tags.STREAM_FIND_RESULT)).startswith("1/") and v)
+    assert re.match(r"1/\d+ · Tier 1 · line \d+: .*OAuth", first, re.IGNORECASE), first
+    total = int(first.split("/")[1].split(" ")[0])
+    assert total == sum(c.streams.text(k).casefold().count("oauth") for k in p.app.window.streams.visible_keys())
+    p.click(tags.STREAM_FIND_PREV)
+    assert p.value(tags.STREAM_FIND_RESULT).startswith(f"{total}/{total} · ")
+    p.click(tags.STREAM_FIND_NEXT)
+    assert p.value(tags.STREAM_FIND_RESULT) == first, "Next after the last match wraps to the first"
+    p.type_here("no such text anywhere")
+    p.wait_until(lambda: p.value(tags.STREAM_FIND_RESULT) == "no match in the panes in sight")

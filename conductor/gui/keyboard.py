@@ -279,6 +279,11 @@ class Keyboard:
         self.app.dialogs.open(ids[index])
 
     def _search(self) -> None:
+        """Find in the stream panes while they are in front, else in the event log."""
+        front = dpg.get_value(tags.MAIN_TABS)
+        if front in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)) or front is None:
+            dpg.focus_item(tags.STREAM_FIND)
+            return
         dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB)
         self.deferred.append(lambda: dpg.focus_item(tags.LOG_SEARCH))  # the tab draws its widgets from next frame
 

@@ -272,3 +272,9 @@ RUN_SUMMARY = "run_summary"
 RUN_SUMMARY_HEADING = "run_summary_heading"
 RUN_SUMMARY_TEXT = "run_summary_text"
 RUN_SUMMARY_CLOSE = "run_summary_close"
+
+# --- the find bar over the stream panes
+STREAM_FIND = "stream_find"
+STREAM_FIND_NEXT = "stream_find_next"
+STREAM_FIND_PREV = "stream_find_prev"
+STREAM_FIND_RESULT = "stream_find_result"
