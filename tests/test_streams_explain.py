@@ -160,7 +160,8 @@ def test_find_is_literal_case_insensitive_and_bounded() -> None:
 
 
 @needs_display
-def test_ctrl_f_finds_in_the_panes_in_sight_and_steps_through_matches(tmp_path: Path, app_factory) -> None:
+def test_ctrl_f_finds_in_the_panes_in_sight_and_steps_through_matches(
+        tmp_path: Path, app_factory) -> None:  # noqa: F811
     c = make_controller(make_session(tmp_path, cfg=Config()))
     p = app_factory(c, render=True).pilot
     plan(p)
