@@ -125,6 +125,7 @@ class Keyboard:
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),
             "demo": lambda: app.window._demo(),
+            "theme": lambda: app.set_theme("light" if app.themes.name == "dark" else "dark"),
         }
         missing = {b.action for b in KEYMAP} ^ set(self.actions)
         assert not missing, f"keymap and handlers disagree on {sorted(missing)}"

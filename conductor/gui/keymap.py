@@ -99,6 +99,7 @@ KEYMAP: tuple[Binding, ...] = (
     _b("tab_log", "Ctrl+4", "Show the event log"),
     _b("focus_epic", "Ctrl+E", "Put the cursor in the epic box"),
     _b("demo", "", "Open the offline demo"),
+    _b("theme", "", "Switch between the dark and the light theme"),
 )
 
 
