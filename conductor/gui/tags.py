@@ -194,7 +194,7 @@ PLAN_ADD = "plan_add_track"
 
 
 def ticket_field(index: int, name: str) -> str:
-    """name: id | title | deps | files | step | model | drop"""
+    """name: id | title | deps | files | step | model | drop | estimate (shown, not typed)"""
     return f"review_ticket{index}:{name}"
 
 
@@ -203,6 +203,7 @@ TICKETS_DETAIL_SELECT = "review_detail_select"
 TICKETS_DESCRIPTION = "review_description"
 TICKETS_CRITERIA = "review_criteria"
 TICKETS_PROBLEMS = "review_problems"
+TICKETS_ESTIMATE = "review_estimate"
 
 SPAWN_MODEL = "spawn_model"
 SPAWN_PROMPT = "spawn_prompt"
