@@ -44,7 +44,8 @@ def test_a_call_line_survives_hostile_args() -> None:
 def test_a_result_line_says_rejected_or_failed_with_the_whole_reason() -> None:
     reason = "rejected by the user: write somewhere else " + "because " * 40
     assert tool_result_line("write_file", False, reason) == f"← write_file REJECTED: {reason.strip()}"
-    assert tool_result_line("run", False, "exit 2: no such file\ntraceback...") == "← run FAILED: exit 2: no such file"
+    failed = tool_result_line("run", False, "exit 2: no such file\ntraceback...")
+    assert failed == "← run FAILED: exit 2: no such file"
     assert tool_result_line("run", False, "") == "← run FAILED: no reason given"
     assert tool_result_line("read", True, "12 lines", replayed=True) == "← read ok (replayed): 12 lines"
     assert len(tool_result_line("read", True, "x" * 5000)) < 230

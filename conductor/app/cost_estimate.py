@@ -96,10 +96,12 @@ def summary(estimates: Sequence[TicketEstimate]) -> str:
     tokens = sum(e.tokens for e in estimates)
     priced = [e for e in estimates if e.cost_usd is not None]
     unpriced = sorted({m for e in estimates for m in e.unpriced})
-    head = f"Estimated first attempt of {len(estimates)} ticket{'s' if len(estimates) != 1 else ''}: ~{fmt_k(tokens)} tokens"
+    n = len(estimates)
+    head = f"Estimated first attempt of {n} ticket{'s' if n != 1 else ''}: ~{fmt_k(tokens)} tokens"
+    spent = sum(e.cost_usd or 0.0 for e in priced)
     if not unpriced:
-        return f"{head}, ~${sum(e.cost_usd or 0.0 for e in priced):,.4f} (rough: prompt size × {WORKER_TURNS} turns + typical output)"
-    known = f"~${sum(e.cost_usd or 0.0 for e in priced):,.4f} for {len(priced)}, " if priced else ""
+        return f"{head}, ~${spent:,.4f} (rough: prompt size × {WORKER_TURNS} turns + typical output)"
+    known = f"~${spent:,.4f} for {len(priced)}, " if priced else ""
     return f"{head}, cost {known}unknown for {len(estimates) - len(priced)} (no price for {', '.join(unpriced)})"
 
 
