@@ -82,3 +82,46 @@ def test_the_ticket_review_shows_an_estimate_per_ticket_and_in_total(
     assert p.value(tags.ticket_field(0, "estimate")) == "dropped"
     assert p.value(tags.TICKETS_ESTIMATE).startswith("Estimated first attempt of 5 tickets")
     assert "unknown" not in p.value(tags.TICKETS_ESTIMATE)
+
+
+# ---------------------------------------------------------------- the spawn dialog: context against the window
+
+
+def test_context_windows_are_known_only_where_published() -> None:
+    from conductor.app.context_budget import context_window
+    assert context_window("gemini-3.5-flash-lite") == 1_048_576
+    assert context_window("anthropic:claude-sonnet-4-5") == 200_000
+    assert context_window("lab:gemini-3.5-flash") is None, "a local server's window is its own"
+    assert context_window("mystery") is None
+
+
+def test_the_spawn_dialog_weighs_the_context_against_the_window(tmp_path: Path, app_factory) -> None:  # noqa: F811
+    from gui_support import make_workspace
+    cfg = Config()
+    cfg.engine.step_mode = True
+    ws = make_workspace(tmp_path)
+    (ws / "notes").mkdir()
+    (ws / "notes" / "survey.md").write_text("# survey\n" + "word " * 8000, "utf-8")
+    c = make_controller(make_session(tmp_path, cfg=cfg))
+    p = app_factory(c).pilot
+    plan(p)
+    p.wait_for_approval("plan")
+    assert p.approve("plan") == ""
+    p.wait_for_approval("tickets")
+    assert p.approve("tickets") == ""
+    p.wait_for_approval("spawn")
+    p.open_approval("spawn")
+    # 40,000 characters, of which the worker is sent the first 20,000 (read_context cuts): ~5k tokens
+    assert re.fullmatch(r"Context: notes/survey\.md ~5\.\dk", p.value(tags.SPAWN_FILES)), p.value(tags.SPAWN_FILES)
+    budget = p.value(tags.SPAWN_BUDGET)
+    assert re.match(r"First request ~\d\.\dk tokens \(prompt 5\.\dk, system \d+, tools [\d.]+k?\) · "
+                    r"\d\.\d% of gemini-3\.5-flash-lite's 1,048,576-token window$", budget), budget
+
+    p.type(tags.SPAWN_CONTEXT, "notes/survey.md\nnothing/here.py\n../outside.txt")
+    files = p.value(tags.SPAWN_FILES)
+    assert "nothing/here.py (missing)" in files and "../outside.txt ~" in files, files
+    p.type(tags.SPAWN_PROMPT, "x" * 4_400_000)
+    assert p.value(tags.SPAWN_BUDGET).endswith("— TOO BIG for the window")
+    c.cfg.endpoints["lab"] = EndpointConfig(kind="openai", base_url="http://127.0.0.1:9/v1")
+    p.type(tags.SPAWN_MODEL, "lab:mystery-7b")
+    assert p.value(tags.SPAWN_BUDGET).endswith("· lab:mystery-7b's context window is unknown")

@@ -209,6 +209,8 @@ SPAWN_MODEL = "spawn_model"
 SPAWN_PROMPT = "spawn_prompt"
 SPAWN_CONTEXT = "spawn_context"
 SPAWN_SYSTEM = "spawn_system"
+SPAWN_FILES = "spawn_files"
+SPAWN_BUDGET = "spawn_budget"
 
 TOOL_PREVIEW = "tool_preview"
 TOOL_ALWAYS = "tool_always"
