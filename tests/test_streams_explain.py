@@ -10,7 +10,7 @@ from pathlib import Path
 from gui_support import (answer_until, app_factory, done, make_controller, make_session, needs_display,  # noqa: F401
                          plan)
 
-from conductor.app.stream_notes import (ATTEMPT_HEADER, attempt_header, last_attempt, tool_call_line,
+from conductor.stream_notes import (ATTEMPT_HEADER, attempt_header, last_attempt, tool_call_line,
                                         tool_result_line)
 from conductor.app.streams import Streams
 from conductor.app.ticket_clock import TicketClocks, fmt_elapsed
@@ -108,6 +108,11 @@ def _headers(text: str) -> list[str]:
     return ATTEMPT_HEADER.findall(text)
 
 
+def _clockless(text: str) -> str:
+    """The text with the headers' times blanked (the file's header and the live one may be a second apart)."""
+    return re.sub(r"(## attempt \d+ · )\d\d:\d\d:\d\d", r"\1--:--:--", text)
+
+
 def test_a_rejected_tool_call_explains_itself_in_the_ticket_pane_live_and_after_reload(
         tmp_path: Path, app_factory) -> None:  # noqa: F811
     c = make_controller(make_session(tmp_path, cfg=Config()))
@@ -131,6 +136,8 @@ def test_a_rejected_tool_call_explains_itself_in_the_ticket_pane_live_and_after_
     for tid in ("T1", "T2"):
         assert re.fullmatch(r"\d+s|\d+m \d\ds", p.value(tags.ticket_cell(tid, "elapsed"))), tid
     live = {tid: _headers(p.value(tags.pane_text(ticket_stream_id(3, track, tid)))) for tid in ("T1", "T2", "T3")}
+    on_disk = c.session.store.ticket_output(track, "T2").read_text("utf-8")
+    assert _clockless(on_disk) == _clockless(pane), "the output file reads as the live pane: tool lines included"
 
     c2 = make_controller(make_session(tmp_path, cfg=Config(), auto_run=False))
     p2 = app_factory(c2).pilot

@@ -12,7 +12,7 @@ from typing import Any
 
 from conductor.app.formatting import fmt_cost
 from conductor.app.state import ControllerState
-from conductor.app.stream_notes import tool_call_line, tool_result_line
+from conductor.stream_notes import tool_call_line, tool_result_line
 from conductor.app.streams import AGGREGATES
 from conductor.approvals import ApprovalRequest
 from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,

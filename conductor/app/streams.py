@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from conductor import redact
-from conductor.app.stream_notes import attempt_header, last_attempt
+from conductor.stream_notes import attempt_header, last_attempt
 from conductor.events import Event, StreamDelta
 
 AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
