@@ -181,7 +181,10 @@ class EventHandling(ControllerState):
                 break  # later records arrive as events (and are counted there)
             last = entry.ts
             if entry.type == "ticket_update":
-                rec = entry.record
+                try:
+                    rec = entry.record
+                except RecordError:
+                    continue  # a line this version cannot read: the load already warned about it
                 if isinstance(rec, TicketUpdated) and rec.fields.status is not None:
                     self.clocks.observe(track.id, rec.ticket_id, rec.fields.status, entry.ts)
         if last is not None and track.status != TrackStatus.RUNNING:

@@ -263,8 +263,8 @@ class GuiApp:
             self.c.versions["status"] += 1
             self.refresh()
             dpg.render_dearpygui_frame()
-        layout = ({**self.window.layout_state(), "font_scale": self.zoom, "theme": self.themes.name}
-                  if self.render else None)
+        layout: dict[str, int | float | str] | None = (
+            {**self.window.layout_state(), "font_scale": self.zoom, "theme": self.themes.name} if self.render else None)
         problems = self.drafts.close() + self.c.close_files()
         problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
