@@ -288,6 +288,8 @@ class GuiConfig(_Section):
     """Desktop notifications (notify-send) when an approval waits, a ticket fails or a run ends."""
     font_scale: float = Field(default=1.0, ge=0.5, le=4.0)
     """Text size (Ctrl +/− in the app; set 2.0 on a 4K screen). Remembered on exit with the layout."""
+    theme: Literal["dark", "light"] = "dark"
+    """Colour theme (switch it from the command palette, Ctrl+P). Remembered on exit with the layout."""
 
 
 class PathsConfig(_Section):
