@@ -31,6 +31,21 @@ from conductor.app.session_factory import UnavailableProvider, demo_folders, dem
 from conductor.app.streams import StreamBuffer, Streams
 from conductor.app.usage_view import UsageView
 
-__all__ = ["AppController", "StreamBuffer", "Streams", "TicketRow", "TrackRow", "UsageRow", "UsageView", "LogEntry",
-           "UnavailableProvider", "fmt_cost", "fmt_tokens", "demo_folders", "demo_home", "open_session",
-           "split_ids", "split_lines"]
+__all__ = [
+           "AppController",
+           "LogEntry",
+           "StreamBuffer",
+           "Streams",
+           "TicketRow",
+           "TrackRow",
+           "UnavailableProvider",
+           "UsageRow",
+           "UsageView",
+           "demo_folders",
+           "demo_home",
+           "fmt_cost",
+           "fmt_tokens",
+           "open_session",
+           "split_ids",
+           "split_lines",
+]

@@ -12,12 +12,11 @@ from conductor.app.budget_resets import BudgetResetFile
 from conductor.app.session_factory import UnavailableProvider, demo_folders, demo_home, open_session
 from conductor.app.state import ControllerState
 from conductor.app.streams import Streams
-from conductor.config import ConfigError, parse_config, save_config
+from conductor.config import parse_config, save_config
 from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
-from conductor.errors import ApprovalError, ConductorError
+from conductor.errors import ApprovalError, ConductorError, ConfigError
 from conductor.model import TrackStatus
 from conductor.usage import BudgetScope, PriceTable
-
 
 TrackCommandName = Literal["pause", "resume", "cancel"]
 TicketCommandName = Literal["retry", "skip", "cancel_ticket", "edit"]
@@ -262,4 +261,4 @@ class Commands(ControllerState):
         if epics:
             self.status_message = f"recovered {len(epics)} planning run(s) waiting for review"
             self._bump("status")
-        return epics
+        return list(epics)

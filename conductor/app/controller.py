@@ -10,8 +10,8 @@ from conductor.app.commands import Commands
 from conductor.app.handlers import EventHandling
 from conductor.app.streams import coalesce
 from conductor.app.views import DerivedViews
-from conductor.config import ConfigError, save_config_values
-from conductor.errors import ConductorError
+from conductor.config import save_config_values
+from conductor.errors import ConductorError, ConfigError
 from conductor.events import Event
 
 
@@ -69,14 +69,15 @@ class AppController(EventHandling, Commands, DerivedViews):
                 result.extend(self.session.provider.list_models())
             except Exception:  # noqa: BLE001 — the offered list still works; the list is a convenience
                 pass
-        self._models_result = result
+        self._models_result: list[str] | None = result
         self._models_thread = threading.Thread(target=work, name="conductor-list-models", daemon=True)
         self._models_thread.start()
 
     def _poll_models(self) -> None:
         th = self._models_thread
-        if th is not None and not th.is_alive() and getattr(self, "_models_result", None) is not None:
-            self.extra_models = list(self._models_result)
+        found: list[str] | None = getattr(self, "_models_result", None)
+        if th is not None and not th.is_alive() and found is not None:
+            self.extra_models = list(found)
             self._models_result = None
             self._bump("models")
 

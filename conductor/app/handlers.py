@@ -12,14 +12,27 @@ from typing import Any
 
 from conductor.app.formatting import fmt_cost
 from conductor.app.state import ControllerState
-from conductor.stream_notes import tool_call_line, tool_result_line
 from conductor.app.streams import AGGREGATES
 from conductor.approvals import ApprovalRequest, DecidedBy
-from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
-                              RunFinished, StreamDelta, StreamReset, ToolCalled, ToolResulted, TrackLoaded,
-                              UsageRecorded, ticket_stream_id)
+from conductor.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    ErrorRaised,
+    Event,
+    Notice,
+    RecordApplied,
+    RunFinished,
+    StreamDelta,
+    StreamReset,
+    ToolCalled,
+    ToolResulted,
+    TrackLoaded,
+    UsageRecorded,
+    ticket_stream_id,
+)
 from conductor.model import TicketStatus, Track, TrackStatus
 from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
+from conductor.stream_notes import tool_call_line, tool_result_line
 
 
 class EventHandling(ControllerState):

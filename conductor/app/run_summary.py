@@ -48,7 +48,7 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         tickets = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items())) or "no tickets"
-        minutes, seconds = divmod(int(round(self.duration_s)), 60)
+        minutes, seconds = divmod(round(self.duration_s), 60)
         files = ", ".join(self.files[:8]) + (f" and {len(self.files) - 8} more" if len(self.files) > 8 else "")
         return [f"{self.title or self.track_id}: {self.status}",
                 f"Tickets: {tickets}",

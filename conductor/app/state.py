@@ -18,7 +18,7 @@ from conductor.app.ticket_clock import TicketClocks
 from conductor.app.usage_view import UsageView
 from conductor.approvals import ApprovalRequest
 from conductor.config import Config
-from conductor.events import Event
+from conductor.events import Event, EventQueue
 from conductor.model import Track, TrackStatus
 
 LOG_LIMIT = 5000
@@ -78,8 +78,9 @@ class ControllerState:
             self.session.in_background(f"load {tid}", lambda: self.session.load_track(tid))
 
     @property
-    def events(self) -> Any:
-        return self.session.events
+    def events(self) -> EventQueue:
+        queue: EventQueue = self.session.events
+        return queue
 
     # ---------------- the log and the banner
 

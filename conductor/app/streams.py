@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from conductor import redact
-from conductor.stream_notes import attempt_header, last_attempt
 from conductor.events import Event, StreamDelta
+from conductor.stream_notes import attempt_header, last_attempt
 
 AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
 """The pane that gathers every stream of a tier."""

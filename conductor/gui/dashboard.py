@@ -52,7 +52,7 @@ class DashboardView:
         dpg.add_text(title, color=ACCENT)
         with dpg.table(tag=tag, header_row=True, borders_innerH=True, borders_outerH=True, row_background=True,
                        policy=dpg.mvTable_SizingStretchProp):
-            for name, weight in zip(COLUMNS, WEIGHTS):
+            for name, weight in zip(COLUMNS, WEIGHTS, strict=True):
                 dpg.add_table_column(label=name, init_width_or_weight=weight)
         dpg.add_spacer(height=4)
 

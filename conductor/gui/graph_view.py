@@ -6,8 +6,8 @@ from __future__ import annotations
 import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController
-from conductor.events import ticket_stream_id
 from conductor.app.dag_layout import GraphLayout, layout
+from conductor.events import ticket_stream_id
 from conductor.gui import tags
 from conductor.gui.theme import DIM, ERROR, WARNING, Themes, status_colour, text_rgb
 from conductor.gui.util import safe
@@ -55,7 +55,7 @@ class GraphView:
                                        f"({len(g.critical)} long) · click a ticket to see its stream")
         x1, y1 = node_box(g.columns - 1, g.rows - 1)[2:]
         dpg.configure_item(tags.GRAPH_DRAWING, width=int(x1 + MARGIN), height=int(y1 + MARGIN))
-        critical_edges = set(zip(g.critical, g.critical[1:]))
+        critical_edges = set(zip(g.critical, g.critical[1:], strict=False))
         for dep, child in g.edges:
             a, b = node_box(*g.positions[dep]), node_box(*g.positions[child])
             hot = (dep, child) in critical_edges

@@ -161,8 +161,9 @@ class Keyboard:
         with dpg.window(tag=tags.HELP, label="Keyboard shortcuts", modal=True, show=False, no_collapse=True,
                         width=HELP_SIZE[0], height=HELP_SIZE[1], no_saved_settings=True, no_scrollbar=True):
             dpg.add_text("Tab / Shift+Tab move between buttons and fields; Enter or Space presses the focused "
-                         "button. A letter shortcut never fires while you type in a text field: Enter (one-line fields) or Tab "
-                         "keeps the edit and leaves the field, Esc undoes that field's edit and leaves it.",
+                         "button. A letter shortcut never fires while you type in a text field: Enter (one-line "
+                         "fields) or Tab keeps the edit and leaves the field, Esc undoes that field's edit and leaves "
+                         "it.",
                          wrap=0, color=DIM)
             # The rows scroll inside the table (its header stays); the intro and Close stay in view.
             with dpg.table(tag=tags.HELP_TABLE, header_row=True, policy=dpg.mvTable_SizingStretchProp,
@@ -289,7 +290,11 @@ class Keyboard:
         self.deferred.append(lambda: dpg.focus_item(tags.LOG_SEARCH))  # the tab draws its widgets from next frame
 
     def _track(self, name: str) -> None:
-        self.app.c.track_command(name)
+        match name:
+            case "pause" | "resume" | "cancel":
+                self.app.c.track_command(name)
+            case _:
+                raise ValueError(f"no track command {name!r}")
 
     def zoom(self, scale: float) -> None:
         self.app.set_zoom(round(min(max(scale, ZOOM_MIN), ZOOM_MAX), 2))

@@ -34,8 +34,8 @@ class LeftPanel:
         dpg.add_input_text(parent=parent, tag=tags.EPIC_INPUT, multiline=True, height=72, width=-1,
                            hint="Describe the work, e.g. 'Add OAuth login to this repo'",
                            default_value=DEMO_EPIC if self.c.demo else "")
-        dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)   [Ctrl+Enter]", tag=tags.PLAN_BUTTON, width=-1,
-                       callback=safe(lambda *_: self.plan()))
+        dpg.add_button(parent=parent, label="Plan  (Tier 1 proposes tracks)   [Ctrl+Enter]", tag=tags.PLAN_BUTTON,
+                       width=-1, callback=safe(lambda *_: self.plan()))
         dpg.add_spacer(parent=parent, height=4)
         with dpg.collapsing_header(parent=parent, label="Pending approvals", default_open=True,
                                    tag=tags.APPROVAL_HEADER):

@@ -30,15 +30,15 @@ from conductor.gui.dialogs.summary import SummaryDialog
 from conductor.gui.draft_keeper import DraftKeeper
 from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
-from conductor.gui.theme import Themes, ThemeName
+from conductor.gui.theme import ThemeName, Themes
 
 MAX_DRAIN_FACTOR = 3.0
 HEADLESS_WAIT_S = 0.005
 """Without rendering, a frame waits this long for an event (on the queue, not a sleep)."""
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
-               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS, tags.RUN_SUMMARY,
-               tags.GRAPH_HANDLERS)
+               tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS,
+               tags.RUN_SUMMARY, tags.GRAPH_HANDLERS)
 
 
 class _Process:
@@ -147,7 +147,7 @@ class GuiApp:
             self.window.refresh()
             self.dialogs.refresh()
             self._title()
-        except Exception as exc:  # noqa: BLE001 — the GUI must keep running; the error is shown, not swallowed
+        except Exception as exc:
             if util.STRICT:
                 raise
             message = f"Internal error while drawing: {type(exc).__name__}: {exc}"

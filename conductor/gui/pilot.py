@@ -127,10 +127,16 @@ class Pilot:
     # ---------------- approvals, through their dialogs
 
     def pending(self, kind: str | None = None) -> list[ApprovalRequest]:
-        return self.controller.pending_list(kind)
+        found: list[ApprovalRequest] = self.controller.pending_list(kind)
+        return found
 
     def wait_for_approval(self, kind: str, timeout: float = 10.0) -> ApprovalRequest:
-        return self.wait_until(lambda: (self.pending(kind) or [None])[0], timeout, f"a {kind} approval")
+        def first() -> ApprovalRequest | None:
+            found = self.pending(kind)
+            return found[0] if found else None
+        req = self.wait_until(first, timeout, f"a {kind} approval")
+        assert isinstance(req, ApprovalRequest)
+        return req
 
     def open_approval(self, kind: str, id: str | None = None) -> Any:
         """Open the dialog of the given (or oldest) pending approval of `kind` by clicking its queue entry."""

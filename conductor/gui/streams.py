@@ -127,7 +127,7 @@ class Tier3Tabs:
         ids = tuple(ticket_ids)
         if track_id == self.track and ids == self.ids:
             return
-        for key, pane in list(self.panes.items()):
+        for key in list(self.panes):
             if key != "tier3:all":
                 tab = tags.tier3_tab(key)
                 if dpg.does_item_exist(tab):

@@ -58,9 +58,15 @@ def _find_font(name: str) -> Path | None:
     return None
 
 
+def _item(tag: object) -> int | str:
+    """A Dear PyGui item tag (the library is untyped: it says Any)."""
+    assert isinstance(tag, int | str)
+    return tag
+
+
 def _font(path: Path, size: int) -> int | str:
     # Dear PyGui 2.3 loads the glyphs a text needs on demand (arrows, box drawing, ...): no ranges to declare.
-    return dpg.add_font(str(path), size)
+    return _item(dpg.add_font(str(path), size))
 
 
 def load_fonts() -> dict[str, int | str | None]:
@@ -156,7 +162,7 @@ def global_theme(name: ThemeName = "dark") -> int | str:
             s(dpg.mvStyleVar_CellPadding, 6, 3)
             s(dpg.mvStyleVar_WindowPadding, 10, 8)
             s(dpg.mvStyleVar_ScrollbarSize, 12)
-    return theme
+    return _item(theme)
 
 
 def button_theme(rgb: RGB) -> int | str:
@@ -168,7 +174,7 @@ def button_theme(rgb: RGB) -> int | str:
             dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, (int(r * 0.65), int(g * 0.65), int(b * 0.65)))
             dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, (int(r * 0.8), int(g * 0.8), int(b * 0.8)))
             dpg.add_theme_color(dpg.mvThemeCol_Text, (245, 245, 248))
-    return theme
+    return _item(theme)
 
 
 def left_aligned_theme() -> int | str:
@@ -176,14 +182,14 @@ def left_aligned_theme() -> int | str:
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvButton):
             dpg.add_theme_style(dpg.mvStyleVar_ButtonTextAlign, 0.0, 0.5)
-    return theme
+    return _item(theme)
 
 
 def bar_theme(rgb: RGB) -> int | str:
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvProgressBar):
             dpg.add_theme_color(dpg.mvThemeCol_PlotHistogram, rgb)
-    return theme
+    return _item(theme)
 
 
 def banner_theme(rgb: RGB, name: ThemeName = "dark") -> int | str:
@@ -197,7 +203,7 @@ def banner_theme(rgb: RGB, name: ThemeName = "dark") -> int | str:
             else:
                 dpg.add_theme_color(dpg.mvThemeCol_ChildBg, tuple(255 - (255 - x) // 5 for x in rgb))
                 dpg.add_theme_color(dpg.mvThemeCol_Border, tuple(int(x * 0.7) for x in rgb))
-    return theme
+    return _item(theme)
 
 
 class Themes:

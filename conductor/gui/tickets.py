@@ -30,7 +30,7 @@ class TicketsView:
         self.themes = themes
         self.on_edit = on_edit
         self.seen = -1
-        self.signature: tuple = ()
+        self.signature: tuple[object, ...] = ()
         self.models_seen = -1
         self.second_seen = -1
 
@@ -89,8 +89,8 @@ class TicketsView:
                 dpg.add_text(row.status, tag=tags.ticket_cell(tid, "status"))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "attempts"))
                 dpg.add_text("—", tag=tags.ticket_cell(tid, "elapsed"), color=DIM)
-                combo = dpg.add_combo(models, default_value=model_label(row), width=-1,
-                                      tag=tags.ticket_action(tid, "model"), user_data=tid, callback=safe(self._override))
+                combo = dpg.add_combo(models, default_value=model_label(row), width=-1, user_data=tid,
+                                      tag=tags.ticket_action(tid, "model"), callback=safe(self._override))
                 with dpg.tooltip(combo):  # a narrow column cuts the name: the tooltip shows all of it
                     dpg.add_text(model_label(row), tag=tags.model_tooltip(f"ticket:{tid}"))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)

@@ -27,7 +27,7 @@ def safe(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(sender: Any = None, app_data: Any = None, user_data: Any = None) -> Any:
         try:
             return fn(sender, app_data, user_data)
-        except Exception as exc:  # noqa: BLE001 — shown to the user; the GUI keeps running
+        except Exception as exc:
             if STRICT:
                 raise
             traceback.print_exc()

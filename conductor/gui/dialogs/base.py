@@ -14,8 +14,8 @@ import dearpygui.dearpygui as dpg
 
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
-from conductor.gui.theme import DIM, ERROR, KIND_COLOURS, KIND_LABELS, Themes
 from conductor.gui.keymap import shortcut_hint
+from conductor.gui.theme import DIM, ERROR, KIND_COLOURS, KIND_LABELS, Themes
 from conductor.gui.util import centre, clear, safe
 
 FOOTER_H = 96

@@ -156,7 +156,8 @@ def _number(key: str, text: str, kind: type, optional: bool) -> int | float | No
     if not text and optional:
         return None
     try:
-        return kind(text)
+        value: int | float = kind(text)
+        return value
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise ValueError(f"{key}: {text!r} is not {what}") from None
