@@ -12,67 +12,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from conductor.approval_types import ApprovalDecision as ApprovalDecision  # re-exported with the broker
+from conductor.approval_types import ApprovalKind as ApprovalKind
+from conductor.approval_types import ApprovalRequest as ApprovalRequest
+from conductor.approval_types import DecidedBy as DecidedBy
 from conductor.errors import ApprovalError, Cancelled
-from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue, Provenance
-
-
-class ApprovalKind(StrEnum):
-    PLAN = "plan"
-    """Tier 1's tracks, before any track is created."""
-    TICKETS = "tickets"
-    """Tier 2's ticket DAG for one track, before anything runs."""
-    SPAWN = "spawn"
-    """Step mode: the exact prompt and context of one worker, before the call."""
-    TOOL = "tool"
-    """A write, edit or command a worker asked for."""
-
-
-@dataclass(frozen=True)
-class ApprovalRequest:
-    id: str
-    kind: ApprovalKind
-    prov: Provenance
-    title: str
-    payload: dict[str, Any]
-    created: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        p = self.prov
-        return {"id": self.id, "kind": self.kind.value, "title": self.title, "payload": self.payload,
-                "created": self.created, "prov": {"trace_id": p.trace_id, "track_id": p.track_id,
-                                                  "ticket_id": p.ticket_id, "tier": p.tier, "attempt": p.attempt}}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ApprovalRequest:
-        return cls(id=d["id"], kind=ApprovalKind(d["kind"]), title=d["title"], payload=d["payload"],
-                   created=d.get("created", 0.0), prov=Provenance(**d["prov"]))
-
-
-@dataclass(frozen=True)
-class ApprovalDecision:
-    request_id: str
-    approved: bool
-    payload: dict[str, Any] | None = None
-    """What to act on when approved: the original payload or the user's edit."""
-    reason: str | None = None
-    """Why it was rejected; returned to the model for tool requests."""
-    remember: bool = False
-    """'Always allow this exact form for this track' (tool requests)."""
-    by: str = "user"
-    edited: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "approved": self.approved, "payload": self.payload,
-                "reason": self.reason, "remember": self.remember, "by": self.by, "edited": self.edited}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ApprovalDecision:
-        return cls(**d)
-
+from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue
+from conductor.provenance import Provenance
 
 Policy = Callable[[ApprovalRequest], "ApprovalDecision | None"]
 Validator = Callable[[dict[str, Any]], None]
@@ -178,7 +126,7 @@ class ApprovalBroker:
             decision = policy(req)
             if decision is not None:
                 self._finish(req.id, ApprovalDecision(req.id, decision.approved, decision.payload, decision.reason,
-                                                      decision.remember, f"policy:{name}"))
+                                                      decision.remember, DecidedBy.POLICY, policy=name))
                 return pending
         if not restoring:
             for hook in self.on_requested:
@@ -199,8 +147,19 @@ class ApprovalBroker:
             return self._pending[request_id]
 
     def resolve(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
-                reason: str | None = None, remember: bool = False, by: str = "user") -> ApprovalDecision:
+                reason: str | None = None, remember: bool = False,
+                by: DecidedBy = DecidedBy.PERSON) -> ApprovalDecision:
         """Decide a request. An edited `payload` is validated first (ValueError names the problem)."""
+        decision = self.decide(request_id, approved=approved, payload=payload, reason=reason, remember=remember,
+                               by=by)
+        self.finish(decision)
+        return decision
+
+    def decide(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
+               reason: str | None = None, remember: bool = False,
+               by: DecidedBy = DecidedBy.PERSON) -> ApprovalDecision:
+        """The decision `resolve` would make, validated (ValueError names what is wrong with an edit), without
+        recording or releasing it: `finish` does that (journal first), possibly on another thread."""
         pending = self.get(request_id)
         if pending.done:
             raise ApprovalError(f"approval {request_id!r} was already resolved")
@@ -213,9 +172,11 @@ class ApprovalBroker:
             final, edited = payload, True
         if not approved and not reason:
             reason = "rejected by the user"
-        decision = ApprovalDecision(request_id, approved, final if approved else None, reason, remember, by, edited)
-        self._finish(request_id, decision)
-        return decision
+        return ApprovalDecision(request_id, approved, final if approved else None, reason, remember, by, edited)
+
+    def finish(self, decision: ApprovalDecision) -> None:
+        """Record (the on_resolved hooks journal it) and release a decision made by `decide`."""
+        self._finish(decision.request_id, decision)
 
     def _finish(self, request_id: str, decision: ApprovalDecision) -> None:
         with self._lock:  # claim it: of two concurrent resolves, exactly one wins
@@ -235,7 +196,8 @@ class ApprovalBroker:
         if self._events is not None:
             self._events.post(ApprovalResolved(prov=pending.request.prov, request_id=request_id,
                                                approval_kind=pending.request.kind.value, approved=decision.approved,
-                                               edited=decision.edited, reason=decision.reason, by=decision.by))
+                                               edited=decision.edited, reason=decision.reason, by=decision.by,
+                                               policy=decision.policy))
         pending._set(decision)
 
     def cancel_where(self, predicate: Callable[[ApprovalRequest], bool], reason: str) -> int:
@@ -244,7 +206,7 @@ class ApprovalBroker:
         for req in self.pending():
             if predicate(req):
                 try:
-                    self._finish(req.id, ApprovalDecision(req.id, False, None, reason, by="cancelled"))
+                    self._finish(req.id, ApprovalDecision(req.id, False, None, reason, by=DecidedBy.CANCELLED))
                     n += 1
                 except ApprovalError:
                     pass  # resolved concurrently: nothing left to cancel

@@ -15,6 +15,20 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def mkdirs_durable(folder: Path) -> None:
+    """`mkdir -p`, then fsync the parent of every folder it created: a new folder (and so everything in it)
+    survives a power cut only once its entry in its parent is on disk."""
+    folder = Path(folder)
+    missing: list[Path] = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in reversed(missing):
+        fsync_dir(d.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write `data` to `path` atomically: temp file in the same folder, fsync, os.replace, fsync the folder.
 
@@ -22,7 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
     `mode` sets the new file's permissions (mkstemp's 0600 otherwise).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    mkdirs_durable(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conductor import redact, terminal
+from conductor.approvals import DecidedBy
 from conductor.config import Config
 from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid, StoreError
 from conductor.events import (
@@ -255,7 +256,8 @@ class Console:
             return f"{tag} tool {ev.name} {'ok' if ev.ok else 'failed'}{' (from journal)' if ev.replayed else ''}: " \
                    f"{ev.summary}"
         if isinstance(ev, ApprovalResolved):
-            return f"{tag} {ev.approval_kind} approval {'approved' if ev.approved else 'rejected'} by {ev.by}" \
+            return f"{tag} {ev.approval_kind} approval {'approved' if ev.approved else 'rejected'} by " \
+                   f"{('policy ' + (ev.policy or '')) if ev.by == DecidedBy.POLICY else ev.by.value}" \
                    f"{' (edited)' if ev.edited else ''}{': ' + ev.reason if ev.reason and not ev.approved else ''}"
         if isinstance(ev, StreamReset):
             return f"{tag} retrying: {ev.reason}"

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from conductor.events import Provenance
 from conductor import redact
+from conductor.events import Provenance
 
 
 class CommsLog:
@@ -40,7 +40,7 @@ class CommsLog:
         with self._lock:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 — kept open past this block
             self._fh.write(line + "\n")
             self._fh.flush()
 

@@ -446,7 +446,7 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> Config
         errs = exc.errors(include_url=False)
         first = errs[0]
         key = ".".join(str(p) for p in first["loc"]) or None
-        lines = [f"{source}: {_describe(e)}" for e in errs]
+        lines = [f"{source}: {_describe(dict(e))}" for e in errs]
         raise ConfigError("\n".join(lines), path=source, key=key) from None
 
 

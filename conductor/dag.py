@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from conductor.errors import DagInvalid
-from conductor.model import SATISFIED_STATUSES, TicketStatus
+from conductor.model import TicketStatus
 
 
 class _Node(Protocol):
@@ -71,7 +71,7 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
                 if nxt not in colour:
                     continue
                 if colour[nxt] == grey:
-                    return path[path.index(nxt):] + [nxt]
+                    return [*path[path.index(nxt):], nxt]
                 if colour[nxt] == white:
                     colour[nxt] = grey
                     stack.append((nxt, list(graph[nxt])))

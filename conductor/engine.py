@@ -18,6 +18,7 @@ wait for the workers (executor shutdown) → journal and snapshot the final stat
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
-from conductor.approvals import ApprovalDecision, ApprovalKind
+from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.git import AttemptKey, GitError, Merged, NeedsMerge, TrackMoved
 from conductor.gitwork import track_started
@@ -203,6 +204,10 @@ class _Committer:
             fn(self.journal.last_seq)
 
 
+def _answer_snapshot(reply: Future[tuple[int, Track]], copy: Track, seq: int) -> None:
+    reply.set_result((seq, copy))
+
+
 class Engine:
     def __init__(self, track: Track, deps: EngineDeps, *, journal: Journal | None = None, trace_id: str = "",
                  resumed: set[str] | None = None, linger: bool = False) -> None:
@@ -357,8 +362,9 @@ class Engine:
             self._crash = exc
             text = (f"the run stopped: {exc}" if isinstance(exc, ConductorError)  # a known condition, said plainly
                     else f"engine crashed: {exc!r}\n{traceback.format_exc()}")
-            self._outbox.append(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
-                                            message=text))
+            # Straight to the queue: when the journal is what failed, the committer drops every later batch.
+            self.deps.call.events.post(ErrorRaised(prov=self._prov(), error_type=type(exc).__name__, fatal=True,
+                                                   message=text))
             self._launches.clear()
             self._stop_workers("engine crashed")
             try:
@@ -451,7 +457,7 @@ class Engine:
         self._maybe_snapshot()
         for reply in self._replies:  # the state with every record of this batch, so equal to the journal's
             copy = self.track.model_copy(deep=True)
-            self._after.append(lambda seq, r=reply, c=copy: r.set_result((seq, c)))
+            self._after.append(functools.partial(_answer_snapshot, reply, copy))
         self._replies = []
         batch: _Batch = (self._outbox, self._launches, self._after)
         self._outbox, self._launches, self._after = [], [], []
@@ -599,7 +605,7 @@ class Engine:
         if not d.approved:
             if self._stopping:
                 self._set(t, TicketStatus.INTERRUPTED, blocked_reason=None, reason="the app stopped")
-            elif self._cancelled or d.by == "cancelled":
+            elif self._cancelled or d.by == DecidedBy.CANCELLED:
                 self._set(t, TicketStatus.CANCELLED, blocked_reason=None)
             else:
                 self._set(t, TicketStatus.BLOCKED, blocked_reason=f"spawn rejected: {d.reason}")

@@ -17,12 +17,10 @@ tracks folder. So:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from conductor.config import Config, load_config
 from conductor.errors import ConfigError

@@ -166,8 +166,6 @@ class Track(BaseModel):
     tickets: list[Ticket] = Field(default_factory=list)
     journal_seq: int = 0
     """The last journal seq this snapshot includes; replay applies only later lines."""
-    workspace: str = ""
-    """The folder this track's workers run in (recorded at creation; a resume uses it)."""
     _index: tuple[list[Ticket], dict[str, Ticket]] | None = PrivateAttr(default=None)
 
     def find(self, ticket_id: str) -> Ticket | None:

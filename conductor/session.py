@@ -8,16 +8,17 @@ to those actors, and everyone else sees it through the records they publish.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest
+from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
 from conductor.comms import CommsLog
 from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
-from conductor.errors import StoreError
+from conductor.errors import ApprovalError, StoreError
 from conductor.gitwork import NoGit, open_git_work
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.model import TicketSpec, Track, TrackStatus
@@ -56,8 +57,8 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable.for_config(cfg))
-        self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp", on_problem=lambda m: self.events.post(
-            ErrorRaised(prov=Provenance(), message=m, error_type="McpUnavailable")))  # started on first Tier 3 use
+        self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp",
+                                          on_problem=self._mcp_problem)  # started on first Tier 3 use
         self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
         self.auto_run = auto_run
         """Start a track's run as soon as its tickets are approved."""
@@ -74,10 +75,17 @@ class Session:
         # Read at each request, so kinds ticked or unticked in Settings apply at once.
         self.broker.add_policy("config", lambda r: ApprovalDecision(r.id, True, r.payload)
                                if r.kind.value in self.cfg.approvals.auto else None)
+        self._decisions: queue.SimpleQueue[ApprovalDecision | None] = queue.SimpleQueue()
+        self._decision_thread = threading.Thread(target=self._decision_writer, name="conductor-decisions",
+                                                 daemon=True)
+        self._decision_thread.start()
         self.broker.on_requested.append(self._journal_request)
         self.broker.on_resolved.append(self._journal_decision)
         self.store.remove_stale_temp_files()
         self._load_usage()
+
+    def _mcp_problem(self, message: str) -> None:
+        self.events.post(ErrorRaised(prov=Provenance(), message=message, error_type="McpUnavailable"))
 
     # ---------------- journals ----------------
 
@@ -90,7 +98,7 @@ class Session:
         self._journal_for(req.prov).append(ApprovalAsked(key=req.id, request=req.to_json()))
 
     def _journal_decision(self, req: ApprovalRequest, d: ApprovalDecision) -> None:
-        if d.by == "cancelled":
+        if d.by == DecidedBy.CANCELLED:
             return  # not a decision: the request stays pending in the journal and comes back after a restart
         self._journal_for(req.prov).append(ApprovalDecided(key=req.id, request=req.to_json(), decision=d.to_json()))
 
@@ -253,8 +261,29 @@ class Session:
         return self.broker.pending()
 
     def resolve_approval(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
-                         reason: str | None = None, remember: bool = False) -> ApprovalDecision:
-        return self.broker.resolve(request_id, approved=approved, payload=payload, reason=reason, remember=remember)
+                         reason: str | None = None, remember: bool = False,
+                         background: bool = False) -> ApprovalDecision:
+        """A person's decision. It is validated here (ValueError names what is wrong with an edit); with
+        `background` (the GUI thread) the journal write and fsync, then the release of the waiting work, happen on
+        the session's decisions thread, so the frame loop never waits for the disk."""
+        if not background:
+            return self.broker.resolve(request_id, approved=approved, payload=payload, reason=reason,
+                                       remember=remember)
+        decision = self.broker.decide(request_id, approved=approved, payload=payload, reason=reason,
+                                      remember=remember)
+        self._decisions.put(decision)
+        return decision
+
+    def _decision_writer(self) -> None:
+        while (decision := self._decisions.get()) is not None:
+            try:
+                self.broker.finish(decision)
+            except ApprovalError as exc:  # decided twice (a double click): the first one stands
+                self.events.post(Notice(prov=Provenance(), level="warning", message=f"not recorded again: {exc}"))
+            except OSError as exc:  # not journalled, so not decided: it stays pending, and the person is told
+                self.events.post(ErrorRaised(prov=Provenance(), error_type=type(exc).__name__,
+                                             message=f"the decision on {decision.request_id} could not be saved "
+                                                     f"({exc}); it is still pending"))
 
     def recover(self) -> list[str]:
         """After a restart: continue planning runs that were waiting for an approval. Returns the epic ids."""
@@ -270,6 +299,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self._decisions.put(None)
+        self._decision_thread.join(timeout)
         self.mcp.interrupt_startup()  # a worker waiting for a server to start must not hold up the engines
         for h in list(self.plans.values()):
             h.cancel.set()

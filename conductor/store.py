@@ -12,6 +12,7 @@ lines after its seq, drop a torn last line (and say so), move a corrupt file asi
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -19,7 +20,6 @@ import threading
 import time
 import tomllib
 import zlib
-import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,11 +28,20 @@ import tomli_w
 from pydantic import BaseModel
 
 from conductor import redact
-from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir, mkdirs_durable
 from conductor.errors import StoreError
 from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
-from conductor.records import (SINGLETON_KEYS, Record, RecordError, TrackCreated, apply, from_data, record_key,
-                               record_type, to_data, track_update)
+from conductor.records import (
+    SINGLETON_KEYS,
+    Record,
+    RecordError,
+    TrackCreated,
+    apply,
+    from_data,
+    record_key,
+    record_type,
+    to_data,
+)
 
 EPICS_DIR = "_epics"
 _SAFE = re.compile(r"[^a-z0-9]+")
@@ -56,7 +65,7 @@ class JournalEntry:
     """One verified journal line. `record` parses it into its typed record on first use (most lines are only
     indexed, never parsed, when a snapshot already covers them)."""
 
-    __slots__ = ("seq", "ts", "type", "_raw", "_data", "_key", "_record")
+    __slots__ = ("_data", "_key", "_raw", "_record", "seq", "ts", "type")
 
     def __init__(self, seq: int, ts: float, type_: str, data: dict[str, Any] | bytes, record: Record | None = None,
                  key: str | None = None) -> None:
@@ -199,9 +208,9 @@ class Journal:
             fd = self._open()
             ts = round(time.time(), 6)
             lines, entries = [], []
-            for i, (rec, type_, data) in enumerate(zip(recs, types, datas)):
+            for i, (rec, type_, data) in enumerate(zip(recs, types, datas, strict=True)):
                 seq = self._seq + 1 + i
-                body = f'{{"seq":{seq},"ts":{ts!r},"type":"{type_}","data":{data}}}'.encode("utf-8")
+                body = f'{{"seq":{seq},"ts":{ts!r},"type":"{type_}","data":{data}}}'.encode()
                 lines.append(body[:-1] + b',"crc":%d}\n' % zlib.crc32(body))
                 entries.append(JournalEntry(seq, ts, type_, {}, rec))
             blob = b"".join(lines)
@@ -215,7 +224,7 @@ class Journal:
             self._seq = entries[-1].seq
             self._unsynced = not sync
             self._entries.extend(entries)
-            for rec, entry in zip(recs, entries):
+            for rec, entry in zip(recs, entries, strict=True):
                 k = record_key(rec)
                 if k is not None:
                     self._index[(entry.type, k)] = entry
@@ -225,7 +234,7 @@ class Journal:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            mkdirs_durable(self.path.parent)
             new = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
@@ -507,7 +516,7 @@ class TrackStore:
         folder = self.track_dir(track.id)
         if (folder / "track.toml").exists():
             raise StoreError(f"track {track.id!r} already exists in {self.root}")
-        folder.mkdir(parents=True, exist_ok=True)
+        mkdirs_durable(folder)
         journal = self.journal(track.id)
         entry = journal.append(TrackCreated(track=track))
         track.journal_seq = entry.seq

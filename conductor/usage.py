@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, TypeVar, assert_never
 
 from conductor.config import BUILTIN_ENDPOINTS, BudgetConfig, Config, Price, split_model_ref
 from conductor.errors import BudgetExceeded
 from conductor.model import Usage
+
+K = TypeVar("K")
 
 
 class PriceTable:
@@ -65,7 +67,8 @@ class PriceTable:
             return None
         long_ctx = price.long_context_threshold is not None and usage.prompt_tokens > price.long_context_threshold
         inp = price.long_input_per_mtok if long_ctx and price.long_input_per_mtok is not None else price.input_per_mtok
-        out = price.long_output_per_mtok if long_ctx and price.long_output_per_mtok is not None else price.output_per_mtok
+        out = (price.long_output_per_mtok if long_ctx and price.long_output_per_mtok is not None
+               else price.output_per_mtok)
         cached = price.cached_per_mtok if price.cached_per_mtok is not None else inp
         write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else inp
         fresh_input = (max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
@@ -87,13 +90,13 @@ class UsageRecord:
     attempt: int = 0
     ts: float = 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"record_id": self.record_id, "tier": self.tier, "model": self.model, "track_id": self.track_id,
                 "ticket_id": self.ticket_id, "attempt": self.attempt, "ts": self.ts,
                 "usage": self.usage.model_dump(mode="json")}
 
     @classmethod
-    def from_json(cls, d: dict) -> UsageRecord:
+    def from_json(cls, d: dict[str, Any]) -> UsageRecord:
         return cls(record_id=d["record_id"], tier=d["tier"], model=d["model"], track_id=d.get("track_id"),
                    ticket_id=d.get("ticket_id"), attempt=d.get("attempt", 0), ts=d.get("ts", 0.0),
                    usage=Usage.model_validate(d["usage"]))
@@ -221,8 +224,8 @@ class UsageLedger:
         with self._lock:
             return list(self._records.values())
 
-    def _group(self, key) -> dict:  # type: ignore[no-untyped-def]
-        out: dict = {}
+    def _group(self, key: Callable[[UsageRecord], K]) -> dict[K, Totals]:
+        out: dict[K, Totals] = {}
         for r in self.records():
             out.setdefault(key(r), Totals()).add(r.usage)
         return out

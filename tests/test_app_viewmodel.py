@@ -275,5 +275,5 @@ def test_auto_approval_ticked_in_settings_applies_to_the_next_request(tmp_path: 
             assert c.approve(req.id) is None
     pump(c, lambda: all_done(c), decide=decide)
     assert seen == {"plan", "tickets"}, "tool calls were approved by the live policy"
-    assert any("by policy:config" in e.text for e in c.log)
+    assert any("by policy config" in e.text for e in c.log)
     c.session.shutdown(10)

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest, PendingApproval
+from conductor.approvals import (ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy,
+                                 PendingApproval)
 from conductor.errors import ApprovalError, Cancelled
 from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue, Provenance
 
@@ -49,7 +50,7 @@ def test_kinds_are_distinct_and_carried_on_requests_and_events() -> None:
 
     broker.resolve(pendings[ApprovalKind.SPAWN].request.id, approved=True)
     (resolved,) = [e for e in q.drain() if isinstance(e, ApprovalResolved)]
-    assert resolved.approval_kind == "spawn" and resolved.approved and resolved.by == "user"
+    assert resolved.approval_kind == "spawn" and resolved.approved and resolved.by == DecidedBy.PERSON
     assert [r.kind for r in broker.pending()] == [ApprovalKind.PLAN, ApprovalKind.TICKETS, ApprovalKind.TOOL]
     assert [r.kind for r in broker.pending(ApprovalKind.TOOL)] == [ApprovalKind.TOOL]
 
@@ -73,7 +74,7 @@ def test_auto_approve_policy_decides_only_its_kinds() -> None:
 
     tool = ask(broker, ApprovalKind.TOOL, payload={"cmd": "ls"})
     assert tool.done and tool.decision.approved and tool.decision.payload == {"cmd": "ls"}
-    assert tool.decision.by == "policy:auto:plan,tool"
+    assert (tool.decision.by, tool.decision.policy) == (DecidedBy.POLICY, "auto:plan,tool")
     assert tool.wait(timeout=1).approved
 
     spawn = ask(broker, ApprovalKind.SPAWN)
@@ -82,7 +83,7 @@ def test_auto_approve_policy_decides_only_its_kinds() -> None:
     assert [r.id for r in asked] == [spawn.request.id, tickets.request.id]  # only those reach a person
     assert {r.id for r in broker.pending()} == {spawn.request.id, tickets.request.id}
     resolved = [e for e in q.drain() if isinstance(e, ApprovalResolved)]
-    assert [(e.approval_kind, e.by) for e in resolved] == [("tool", "policy:auto:plan,tool")]
+    assert [(e.approval_kind, e.by, e.policy) for e in resolved] == [("tool", DecidedBy.POLICY, "auto:plan,tool")]
 
 
 def test_policies_are_asked_in_order_and_may_reject() -> None:
@@ -93,8 +94,9 @@ def test_policies_are_asked_in_order_and_may_reject() -> None:
     denied = ask(broker, payload={"cmd": "rm -rf x"})
     allowed = ask(broker, payload={"cmd": "ls"})
     assert denied.decision.approved is False and denied.decision.reason == "rm is never allowed"
-    assert denied.decision.by == "policy:deny-rm"
-    assert allowed.decision.approved and allowed.decision.by.startswith("policy:auto")
+    assert (denied.decision.by, denied.decision.policy) == (DecidedBy.POLICY, "deny-rm")
+    assert allowed.decision.approved and allowed.decision.by == DecidedBy.POLICY
+    assert (allowed.decision.policy or "").startswith("auto")
 
 
 # ---------------------------------------------------------------- validators, edits, rejections

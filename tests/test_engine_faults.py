@@ -205,3 +205,51 @@ def test_a_call_past_its_deadline_is_cut_and_retried_within_the_budget(workspace
         assert all(r.timeout_s == 0.2 for r in provider.calls())  # the deadline travels with the request
     finally:
         s.shutdown()
+
+
+def test_a_full_disk_stops_the_run_with_a_message_and_costs_no_attempt(workspace: Path, tmp_path: Path) -> None:
+    """Issue 9 class 9: the journal refusing a write (ENOSPC) used to leave join() hanging and charge the ticket
+    an attempt. Now the run stops at once with a message naming the journal; nothing after the last written
+    record took effect, and on resume the interrupted ticket continues the same attempt."""
+    import errno
+
+    from conductor.store import Journal
+
+    gate = threading.Event()
+
+    def slow_t1(req: ProviderRequest, n: int) -> Reply:
+        if req.tier == 3 and req.prov.ticket_id == "T1":
+            gate.wait(10)
+        return demo_reply(req, n)
+
+    s, tid = start(workspace, tmp_path, ScriptedProvider(fallback=slow_t1))
+    engine = s.engines[tid]
+    journal = s.store.journal(tid)
+    real = Journal.append_many
+
+    def full(self: Journal, recs: list, *, sync: bool = True):  # type: ignore[no-untyped-def,type-arg]
+        if self is journal:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, recs, sync=sync)
+
+    wait_for(lambda: engine.track.find("T1") is not None and engine.track.ticket("T1").status == "running")
+    Journal.append_many = full  # type: ignore[method-assign]
+    try:
+        gate.set()
+        t0 = time.monotonic()
+        try:
+            engine.join(timeout=20)
+            raise AssertionError("join() returned as if the run were fine")
+        except RuntimeError as exc:
+            assert "No space left" in str(exc.__cause__)
+        assert time.monotonic() - t0 < 15
+    finally:
+        Journal.append_many = real  # type: ignore[method-assign]
+    errors = [e.message for e in s.events.drain(10**6) if isinstance(e, ErrorRaised)]
+    assert any("refused a write" in m and "events.jsonl" in m for m in errors), errors
+    s.shutdown()
+    again = Session(fast_config(), workspace=workspace, tracks_dir=tmp_path / "tracks",
+                    provider=ScriptedProvider(), linger=False)
+    loaded = again.store.load_track(tid)
+    assert loaded.track.ticket("T1").attempts == 1, "the refused write cost no attempt"
+    again.shutdown()

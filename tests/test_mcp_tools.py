@@ -450,7 +450,7 @@ def test_a_streamable_http_server_is_approved_called_and_timed_out(tmp_path: Pat
 
 def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, workspace: Path,
                                                                  thread_baseline: set[int]) -> None:
-    from conductor.approvals import ApprovalDecision, ApprovalRequest
+    from conductor.approvals import ApprovalDecision, ApprovalRequest, DecidedBy
     from conductor.model import TicketStatus
     from conductor.providers.base import ProviderRequest
     from conductor.providers.scripted import Reply, ScriptedProvider
@@ -477,8 +477,8 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
             return ApprovalDecision(r.id, True, r.payload)
         asked.append(r)
         if r.payload["tool"] == "mcp:local/touch" and r.prov.ticket_id == "T2" and r.prov.attempt == 1:
-            return ApprovalDecision(r.id, False, reason="no marker for T2", by="policy:test")
-        return ApprovalDecision(r.id, True, r.payload, by="policy:test")
+            return ApprovalDecision(r.id, False, reason="no marker for T2", by=DecidedBy.POLICY)
+        return ApprovalDecision(r.id, True, r.payload, by=DecidedBy.POLICY)
 
     provider = ScriptedProvider({3: tier3})
     session = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)

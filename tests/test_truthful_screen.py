@@ -171,3 +171,35 @@ def test_the_demo_keeps_one_folder_and_its_tracks_across_starts(tmp_path: Path, 
     fresh_ws, fresh_tracks = demo_folders(home, fresh=True)
     assert not fresh_tracks.exists() and fresh_ws.is_dir()
     assert any(p.name.startswith("demo-home.old-") for p in tmp_path.iterdir()), "the old demo is set aside"
+
+
+def test_answering_approvals_never_fsyncs_on_the_gui_thread(tmp_path: Path, app_factory,
+                                                             monkeypatch: object) -> None:
+    """Issue 8: one approval path for every kind, and the journal's fsync happens off the GUI thread."""
+    import os
+
+    gui = threading.current_thread()
+    on_gui: list[str] = []
+    real = os.fsync
+
+    def watched(fd: int) -> None:
+        if threading.current_thread() is gui:
+            on_gui.append("fsync")
+        real(fd)
+
+    cfg = Config()
+    cfg.engine.step_mode = True  # plan, tickets, spawn and tool approvals all come through the dialogs
+    c = make_controller(make_session(tmp_path, cfg=cfg))
+    p = app_factory(c).pilot
+    plan(p)
+    monkeypatch.setattr(os, "fsync", watched)  # type: ignore[attr-defined]
+    answered: set[str] = set()
+
+    def count(p: object, req: object) -> None:
+        answered.add(req.kind.value)  # type: ignore[attr-defined]
+        assert c.approve(req.id) is None  # type: ignore[attr-defined]
+
+    answer_until(p, lambda: done(c), {(k, t): count for k in ("plan", "tickets") for t in (None,)}
+                 | {("spawn", "T1"): count, ("tool", "T1"): count})
+    assert answered == {"plan", "tickets", "spawn", "tool"}
+    assert on_gui == [], f"{len(on_gui)} fsync(s) on the GUI thread"

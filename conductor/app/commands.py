@@ -45,7 +45,8 @@ class Commands(ControllerState):
     def approve(self, request_id: str, payload: dict[str, Any] | None = None, remember: bool = False) -> str | None:
         """Approve (possibly with an edited payload). Returns the problem when the edit is refused."""
         try:
-            self.session.resolve_approval(request_id, approved=True, payload=payload, remember=remember)
+            self.session.resolve_approval(request_id, approved=True, payload=payload, remember=remember,
+                                          background=True)  # the journal write happens off the GUI thread
         except ValueError as exc:
             return f"Not approved: {exc}"
         except ApprovalError as exc:
@@ -57,7 +58,8 @@ class Commands(ControllerState):
 
     def reject(self, request_id: str, reason: str) -> str | None:
         try:
-            self.session.resolve_approval(request_id, approved=False, reason=reason.strip() or None)
+            self.session.resolve_approval(request_id, approved=False, reason=reason.strip() or None,
+                                          background=True)
         except (ValueError, ApprovalError) as exc:
             self.pending.pop(request_id, None)
             self._bump("approvals")

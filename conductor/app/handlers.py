@@ -13,7 +13,7 @@ from typing import Any
 from conductor.app.formatting import fmt_cost
 from conductor.app.state import ControllerState
 from conductor.app.streams import AGGREGATES
-from conductor.approvals import ApprovalRequest
+from conductor.approvals import ApprovalRequest, DecidedBy
 from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
                               RunFinished, StreamDelta, StreamReset, ToolCalled, ToolResulted, TrackLoaded,
                               UsageRecorded, ticket_stream_id)
@@ -111,7 +111,8 @@ class EventHandling(ControllerState):
     def _on_resolved(self, ev: ApprovalResolved) -> None:
         self.pending.pop(ev.request_id, None)
         verdict = "approved" + (" (edited)" if ev.edited else "") if ev.approved else f"rejected: {ev.reason}"
-        self._log(ev, "approval_resolved", "info", f"{ev.approval_kind} {ev.request_id} {verdict} by {ev.by}")
+        self._log(ev, "approval_resolved", "info", f"{ev.approval_kind} {ev.request_id} {verdict} by "
+                  f"{('policy ' + (ev.policy or '')) if ev.by == DecidedBy.POLICY else ev.by.value}")
         self._bump("approvals", "status")
 
     def _on_tool_called(self, ev: ToolCalled) -> None:

@@ -73,6 +73,7 @@ __all__ = [
     "HookRejected", "Hunk", "Identity", "JournalledAttempt", "KeptDirty", "MergeCheck", "MergeResult",
     "MergeStrategy", "Merged", "NeedsMerge", "NoChanges", "NotARepository", "NotMerged", "ReconcileReport",
     "RemoveResult", "Removed", "Repository", "Resolution", "RevertConflicts", "RevertResult", "Reverted", "Rewound",
-    "TrackBranch", "TrackCheckedOut", "TrackGit", "TrackMoved", "TrackSummary", "WorktreeEntry", "default_worktrees_root",
+    "TrackBranch", "TrackCheckedOut", "TrackGit", "TrackMoved", "TrackSummary", "WorktreeEntry",
+    "default_worktrees_root",
     "diff_commits", "init_repository", "open_repository", "parse_worktree_list", "reconcile", "slug",
 ]

@@ -21,8 +21,15 @@ from pydantic import BaseModel
 from conductor.errors import StreamInterrupted
 from conductor.messages import Message, ToolCall, ToolSpec
 from conductor.model import Usage
-from conductor.providers.base import (Finish, FinishReason, ProviderEvent, ProviderRequest, TextChunk, ToolCallChunk,
-                                      UsageChunk)
+from conductor.providers.base import (
+    Finish,
+    FinishReason,
+    ProviderEvent,
+    ProviderRequest,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from conductor.providers.gemini_mapping import synth_call_id
 from conductor.providers.openai_mapping import schema_instructions
 from conductor.providers.tool_names import WireNames, wire_name

@@ -23,8 +23,13 @@ from urllib.parse import urlsplit
 from conductor.errors import CallTimeout, Cancelled, ProviderError, StreamInterrupted
 from conductor.providers import anthropic_mapping as am
 from conductor.providers import openai_mapping as om
-from conductor.providers.base import (Provider, ProviderEvent, ProviderRequest, UsageChunk,
-                                      check_allow_real_model_requests)
+from conductor.providers.base import (
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    UsageChunk,
+    check_allow_real_model_requests,
+)
 from conductor.providers.compat import EndpointProfile, estimate_usage
 from conductor.providers.endpoints import NO_KEY, Endpoint
 from conductor.providers.gemini import _on_response, _Slot, _Watcher
@@ -103,7 +108,7 @@ class AnthropicProvider(Provider):
                     events.close()
             except (Cancelled, ProviderError):
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — the provider boundary: every SDK error is translated here, once
                 self._check_stop(cancel, slot, request, turn)
                 # A request refused before its stream (429, 5xx, 4xx) used no tokens: no usage, not even an estimate.
                 usage = self._usage_so_far(request, turn) if slot.started else None
@@ -138,7 +143,7 @@ class AnthropicProvider(Provider):
     def list_models(self) -> list[str]:
         try:
             return sorted(m.id for m in self._sdk().models.list())
-        except Exception as exc:  # listing is a nicety: never fail the caller
+        except Exception as exc:  # noqa: BLE001 — listing is a nicety: never fail the caller
             err = om.translate_exception(exc, who=self._who, key_env=self.endpoint.key_env, mid_stream=False,
                                          secrets=self._secrets())
             log.warning("could not list the models of %s (%s)", self.endpoint.describe(), err)

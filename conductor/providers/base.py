@@ -87,7 +87,7 @@ class Provider(ABC):
         """Models this provider can offer, beyond the config's list (empty when unknown)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — an optional hook: most providers hold nothing to close
         """Release connections. Called once at shutdown."""
 
 

@@ -118,7 +118,7 @@ def resolve_endpoint(cfg: Config, name: str, env: Mapping[str, str], *, cli_base
             f"base URL comes from the config file, and a key goes only to {OWN_HOSTS[kind]} or to this machine. "
             f"If you trust it, name it yourself: `export {_env_url_name(name)}={url}` (or --base-url)",
             key=f"endpoints.{name}.base_url")
-    needs_key = name in BUILTIN_ENDPOINTS and ep.api_key_env is None and not is_loopback(url) \
+    needs_key = (name in BUILTIN_ENDPOINTS and ep.api_key_env is None and not is_loopback(url)) \
         or ep.api_key_env is not None
     if key is None and needs_key and require_key:
         raise MissingApiKey(f"endpoint {name!r} needs an API key: set ${key_env} in the environment "

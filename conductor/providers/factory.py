@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping
 
 from conductor.config import Config, parse_config, split_model_ref
-from conductor.errors import ConfigError
 from conductor.providers.base import Provider
 
 PROVIDERS = ("gemini", "scripted", "openai", "anthropic")

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from conductor.config import Config
 from conductor.errors import CallTimeout, Cancelled, MissingApiKey, ProviderError
 from conductor.providers import gemini_mapping as gm
-from conductor.providers.base import (Provider, ProviderEvent, ProviderRequest, check_allow_real_model_requests)
+from conductor.providers.base import Provider, ProviderEvent, ProviderRequest, check_allow_real_model_requests
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class GeminiProvider(Provider):
                     chunks.close()
             except (Cancelled, ProviderError):
                 raise
-            except Exception as exc:  # the SDK and httpx2 raise many kinds; all are translated here
+            except Exception as exc:  # noqa: BLE001 — the SDK and httpx2 raise many kinds; all are translated here
                 self._check_stop(cancel, slot, request, turn)
                 failure = self._translate(exc, mid_stream=slot.started, usage=turn.partial_usage())
         if failure is not None:
@@ -315,7 +315,7 @@ class GeminiProvider(Provider):
                 if m.name and (not actions or "generateContent" in actions):
                     names.append(m.name.removeprefix("models/"))
             return names
-        except Exception as exc:  # listing is a nicety: never fail the caller
+        except Exception as exc:  # noqa: BLE001 — listing is a nicety: never fail the caller
             err = gm.translate_exception(exc, mid_stream=False, secrets=[self._key.reveal()])
             log.warning("could not list Gemini models (%s); offering the configured ones only", err)
             return []
@@ -329,6 +329,6 @@ class GeminiProvider(Provider):
             contents.insert(0, {"role": "user", "parts": [{"text": request.system}]})
         try:
             return int(client.models.count_tokens(model=request.model, contents=contents).total_tokens or 0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — the provider boundary: every SDK error is translated here, once
             failure = self._translate(exc, mid_stream=False, usage=None)
         raise failure

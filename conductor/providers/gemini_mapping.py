@@ -20,13 +20,19 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from conductor.errors import (BadRequest, CallTimeout, ProviderError, ProviderUnavailable, RateLimited,
-                              StreamInterrupted)
+from conductor.errors import BadRequest, CallTimeout, ProviderError, ProviderUnavailable, RateLimited, StreamInterrupted
 from conductor.events import Provenance
 from conductor.messages import Message, ToolCall, ToolResult, ToolSpec
 from conductor.model import Usage
-from conductor.providers.base import (Finish, FinishReason, ProviderEvent, ProviderRequest, TextChunk,
-                                      ToolCallChunk, UsageChunk)
+from conductor.providers.base import (
+    Finish,
+    FinishReason,
+    ProviderEvent,
+    ProviderRequest,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from conductor.providers.tool_names import WireNames, wire_name
 
 SAFETY_FINISHES = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY",

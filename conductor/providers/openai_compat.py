@@ -32,8 +32,13 @@ from urllib.parse import urlsplit
 
 from conductor.errors import BadRequest, CallTimeout, Cancelled, ProviderError, StreamInterrupted
 from conductor.providers import openai_mapping as om
-from conductor.providers.base import (Provider, ProviderEvent, ProviderRequest, UsageChunk,
-                                      check_allow_real_model_requests)
+from conductor.providers.base import (
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    UsageChunk,
+    check_allow_real_model_requests,
+)
 from conductor.providers.compat import EndpointProfile, estimate_usage
 from conductor.providers.endpoints import NO_KEY, OWN_HOSTS, Endpoint
 from conductor.providers.gemini import _on_response, _Slot, _Watcher
@@ -132,7 +137,7 @@ class OpenAICompatProvider(Provider):
                         body.close()
             except (Cancelled, ProviderError):
                 raise
-            except Exception as exc:  # the SDK and httpx2 raise many kinds; all are translated here
+            except Exception as exc:  # noqa: BLE001 — the SDK and httpx2 raise many kinds; all are translated here
                 self._check_stop(cancel, slot, request, turn)
                 # A request refused before its stream (429, 5xx, 4xx) used no tokens: no usage, not even an estimate.
                 usage = self._usage_so_far(request, turn) if slot.started else None
@@ -221,7 +226,7 @@ class OpenAICompatProvider(Provider):
         """Model ids the endpoint lists; [] (and a log line saying why) on any failure."""
         try:
             return sorted(m.id for m in self._sdk().models.list())
-        except Exception as exc:  # listing is a nicety: never fail the caller
+        except Exception as exc:  # noqa: BLE001 — listing is a nicety: never fail the caller
             err = om.translate_exception(exc, who=self._who, key_env=self.endpoint.key_env, mid_stream=False,
                                          secrets=self._secrets())
             log.warning("could not list the models of %s (%s)", self.endpoint.describe(), err)

@@ -21,12 +21,28 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from conductor.errors import (AuthFailed, BadRequest, CallTimeout, ContextTooLong, ProviderError, ProviderUnavailable,
-                              RateLimited, SafetyBlocked, StreamInterrupted)
+from conductor.errors import (
+    AuthFailed,
+    BadRequest,
+    CallTimeout,
+    ContextTooLong,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    SafetyBlocked,
+    StreamInterrupted,
+)
 from conductor.messages import Message, ToolCall, ToolSpec
 from conductor.model import Usage
-from conductor.providers.base import (Finish, FinishReason, ProviderEvent, ProviderRequest, TextChunk, ToolCallChunk,
-                                      UsageChunk)
+from conductor.providers.base import (
+    Finish,
+    FinishReason,
+    ProviderEvent,
+    ProviderRequest,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from conductor.providers.gemini_mapping import _parse_retry_after, redact, synth_call_id
 from conductor.providers.tool_names import WireNames, wire_name
 

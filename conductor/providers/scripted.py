@@ -25,8 +25,16 @@ from typing import Any
 from conductor.errors import CallTimeout, Cancelled, ProviderError, StreamInterrupted
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
-from conductor.providers.base import (Finish, FinishReason, Provider, ProviderEvent, ProviderRequest, TextChunk,
-                                      ToolCallChunk, UsageChunk)
+from conductor.providers.base import (
+    Finish,
+    FinishReason,
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 
 _THINKING_TOKENS = {"off": 0, "minimal": 8, "low": 24, "medium": 64, "high": 160}
 
@@ -113,9 +121,9 @@ class ScriptedProvider(Provider):
         responder = self.script.get(key, None)
         if responder is None:
             return self.fallback(req, n)
-        if callable(responder):
-            return responder(req, n)
-        return responder[min(n, len(responder) - 1)]
+        reply = responder(req, n) if callable(responder) else responder[min(n, len(responder) - 1)]
+        assert isinstance(reply, Reply), f"a script for {key!r} gave {type(reply).__name__}, not a Reply"
+        return reply
 
     def calls(self, tier: int | None = None) -> list[ProviderRequest]:
         with self._lock:

@@ -24,8 +24,14 @@ from typing import Any
 
 from conductor.testing.dialect_server import DialectServer, gemini_usage, illegal_function_name, text_pieces
 from conductor.testing.fake_gemini import _Handler
-from conductor.testing.gemini_script import (PipelineScript, RequestRecord, ResponseRecord, Script, ScriptSource,
-                                             classify_request)
+from conductor.testing.gemini_script import (
+    PipelineScript,
+    RequestRecord,
+    ResponseRecord,
+    Script,
+    ScriptSource,
+    classify_request,
+)
 
 DEFAULT_MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5")
 STOP = {"STOP": "end_turn", "MAX_TOKENS": "max_tokens", "SAFETY": "refusal", "PROHIBITED_CONTENT": "refusal"}
@@ -148,7 +154,8 @@ class FakeAnthropicServer(DialectServer):
         if self.models_status is not None:
             self._error(h, self.models_status, "model list unavailable", None)
             return
-        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in self.models]
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"}
+                for m in self.models]
         self._send_json(h, 200, {"data": data, "has_more": False, "first_id": self.models[0] if self.models else None,
                                  "last_id": self.models[-1] if self.models else None})
 

@@ -46,10 +46,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from conductor.testing.gemini_script import (PipelineScript, RequestRecord, Responder, ResponseRecord, Script,
-                                             ScriptSource, as_responder, build_events, camel, classify_request,
-                                             error_body, estimate_tokens, get_field, key_fingerprint,
-                                             merge_events, snake, with_usage)
+from conductor.testing.gemini_script import (
+    PipelineScript,
+    RequestRecord,
+    Responder,
+    ResponseRecord,
+    Script,
+    ScriptSource,
+    as_responder,
+    build_events,
+    camel,
+    classify_request,
+    error_body,
+    estimate_tokens,
+    get_field,
+    key_fingerprint,
+    merge_events,
+    snake,
+    with_usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10  # an idle keep-alive connection frees its thread after this long
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("fake gemini: " + format, *args)
 
     def do_GET(self) -> None:
@@ -146,7 +161,7 @@ class FakeGeminiServer:
         if self._httpd is None:
             raise RuntimeError("the fake Gemini server is not started")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     # -- scripting and inspection --
 
@@ -159,7 +174,7 @@ class FakeGeminiServer:
                 lambda r: (table[r.role], r.role) if r.role in table else (default, r.role))
         else:
             single = as_responder(script if script is not None else PipelineScript())
-            responder = lambda r: (single, "*")  # noqa: E731 - one request counts toward the global count
+            responder = lambda r: (single, "*")
         with self._lock:
             self._responder = responder
             self._counts = {}
@@ -390,7 +405,9 @@ class _PacedPipeline(PipelineScript):
         self.pace = {"latency_s": latency_s, "chunk_delay_s": chunk_delay_s, "chunk_chars": 12}
 
     def __call__(self, record: RequestRecord, n: int) -> Script:
-        return replace(super().__call__(record, n), **self.pace)
+        base = super().__call__(record, n)
+        return replace(base, latency_s=float(self.pace["latency_s"]), chunk_delay_s=float(self.pace["chunk_delay_s"]),
+                       chunk_chars=int(self.pace["chunk_chars"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -417,6 +434,21 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["FakeGeminiServer", "PipelineScript", "RequestRecord", "ResponseRecord", "Responder", "Script",
-           "ScriptSource", "build_events", "camel", "classify_request", "error_body", "get_field",
-           "key_fingerprint", "merge_events", "snake", "with_usage"]
+__all__ = [
+    "FakeGeminiServer",
+    "PipelineScript",
+    "RequestRecord",
+    "Responder",
+    "ResponseRecord",
+    "Script",
+    "ScriptSource",
+    "build_events",
+    "camel",
+    "classify_request",
+    "error_body",
+    "get_field",
+    "key_fingerprint",
+    "merge_events",
+    "snake",
+    "with_usage",
+]

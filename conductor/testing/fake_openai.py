@@ -32,8 +32,14 @@ from typing import Any, Literal
 
 from conductor.testing.dialect_server import DialectServer, gemini_usage, illegal_function_name, text_pieces
 from conductor.testing.fake_gemini import _Handler
-from conductor.testing.gemini_script import (PipelineScript, RequestRecord, ResponseRecord, Script, ScriptSource,
-                                             classify_request)
+from conductor.testing.gemini_script import (
+    PipelineScript,
+    RequestRecord,
+    ResponseRecord,
+    Script,
+    ScriptSource,
+    classify_request,
+)
 
 DEFAULT_MODELS = ("gpt-5", "gpt-5-mini", "llama3.1:8b")
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "PROHIBITED_CONTENT": "content_filter"}

@@ -98,7 +98,8 @@ class RequestRecord:
     @property
     def response_schema(self) -> dict[str, Any] | None:
         gc = self.generation_config
-        return get_field(gc, "response_schema") or get_field(gc, "response_json_schema")
+        schema = get_field(gc, "response_schema") or get_field(gc, "response_json_schema")
+        return dict(schema) if isinstance(schema, dict) else None
 
     @property
     def schema_fields(self) -> set[str]:
@@ -340,7 +341,7 @@ def merge_events(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if "candidates" in merged:
         parts = [p for e in events for c in e.get("candidates", [])[:1] for p in c["content"]["parts"]]
         merged["candidates"][0]["content"]["parts"] = parts
-    return merged
+    return dict(merged)
 
 
 def error_body(code: int, message: str, retry_delay: str | None = None) -> dict[str, Any]:

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from conductor.config import Config
-from conductor.errors import (Cancelled, CallTimeout, OutputTruncated, ProviderError, RateLimited, SafetyBlocked,
-                              TransientProviderError)
+from conductor.errors import (
+    CallTimeout,
+    Cancelled,
+    OutputTruncated,
+    ProviderError,
+    RateLimited,
+    SafetyBlocked,
+    TransientProviderError,
+)
 from conductor.events import EventQueue, Notice, Provenance, StreamDelta, StreamReset, UsageRecorded
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
@@ -67,7 +74,7 @@ def backoff_delay(retry: int, cfg: Config, rng: random.Random, hint_s: float | N
     delay = base * (1 - r.jitter * rng.random())
     if hint_s is not None:
         delay = max(delay, min(hint_s, max(r.max_delay_s, hint_s)))
-    return delay
+    return float(delay)
 
 
 def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage) -> Usage:

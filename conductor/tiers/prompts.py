@@ -50,8 +50,10 @@ def _bullets(items: list[str]) -> str:
     return "\n".join(f"- {i}" for i in items) if items else "- (none given)"
 
 
-def workspace_listing(workspace: Path, limit: int = 200, skip: tuple[str, ...] = (".git", "tracks", ".venv",
-                                                                                    "__pycache__", "node_modules")) -> str:
+LISTING_SKIP = (".git", "tracks", ".venv", "__pycache__", "node_modules")
+
+
+def workspace_listing(workspace: Path, limit: int = 200, skip: tuple[str, ...] = LISTING_SKIP) -> str:
     """A bounded, sorted list of the workspace's files, for planning context."""
     out: list[str] = []
     if not Path(workspace).is_dir():

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from conductor.tools.base import Tool, ToolContext, Toolbox, ToolSource
+from conductor.tools.base import Tool, Toolbox, ToolContext, ToolSource
 from conductor.tools.command import RunCommand
 from conductor.tools.edit import EditFile, WriteFile
 from conductor.tools.gate import ToolGate, idempotency_key
@@ -23,8 +23,18 @@ from conductor.tools.policy import CommandPolicy
 from conductor.tools.readonly import ListDir, ReadFile, readonly_tools
 from conductor.tools.search import Search
 
-__all__ = ["CommandPolicy", "Tool", "ToolContext", "ToolGate", "Toolbox", "idempotency_key", "readonly_tools",
-           "workspace_toolbox", "mutating_tools", "ToolSource"]
+__all__ = [
+    "CommandPolicy",
+    "Tool",
+    "ToolContext",
+    "ToolGate",
+    "ToolSource",
+    "Toolbox",
+    "idempotency_key",
+    "mutating_tools",
+    "readonly_tools",
+    "workspace_toolbox",
+]
 
 
 def mutating_tools(default_timeout_s: float | None = None) -> list[Tool]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence

@@ -23,11 +23,11 @@ Order for one call:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest
+from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy
 from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
 from conductor.records import ToolCallFinished, ToolCallStarted
@@ -58,9 +58,8 @@ def prov_json(ctx: ToolContext) -> dict[str, Any]:
 
 
 def decided_by_person(decision: ApprovalDecision) -> bool:
-    """A policy's decision says by='policy:<name>'; cancels and timeouts are never approvals."""
-    return decision.approved and not decision.by.startswith("policy:") and decision.by not in ("cancelled",
-                                                                                                 "timeout")
+    """Approved by a person: never by a policy, and cancels and timeouts are never approvals."""
+    return decision.approved and decision.by == DecidedBy.PERSON
 
 
 class ToolGate:
@@ -168,7 +167,7 @@ class ToolGate:
             return _error(call, str(exc))
         except (TypeError, KeyError, ValueError) as exc:
             return _error(call, f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # an unexpected preview failure must not hide the request: show it instead
+        except Exception as exc:  # noqa: BLE001 — an unexpected preview failure must not hide the request: show it instead
             preview = {"preview_error": f"{type(exc).__name__}: {exc}"}
         if self.allow(call, ctx):  # an exact rule; the policy itself never matches what only a person may run
             return call, ctx
@@ -190,7 +189,7 @@ class ToolGate:
         except TimeoutError:
             self.broker.cancel_where(lambda r: r.id == pending.request.id, "approval timed out")
             return _error(call, "not approved: the approval timed out")
-        if decision.by == "cancelled":
+        if decision.by == DecidedBy.CANCELLED:
             # Not an answer: the ticket or the app stopped. Nothing is recorded, so a resumed attempt asks again.
             raise Cancelled(f"tool approval {pending.request.id} withdrawn: {decision.reason}")
         self._log("approval", ctx, {"request_id": pending.request.id, **decision.to_json()})
@@ -214,7 +213,8 @@ class ToolGate:
         why = tool.requires_human(dict(approved.args))
         if why is not None and not human:
             return _error(call, f"not run: only a person can approve this {call.name} ({why}); "
-                                f"it was decided by {decision.by!r}. Use a plain argv without shell syntax, "
+                                f"it was decided by {decision.describe_decider()!r}. Use a plain argv without shell "
+                                "syntax, "
                                 "or ask the user to approve it.")
         if decision.remember and self.remember is not None:
             note = self.remember(approved, ctx, self.journal)

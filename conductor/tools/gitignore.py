@@ -70,9 +70,7 @@ def parse_line(line: str, base: str) -> Rule | None:
     if not line.endswith("\\ "):
         line = line.rstrip()
     negate = line.startswith("!")
-    if negate:
-        line = line[1:]
-    elif line.startswith(("\\#", "\\!")):
+    if negate or line.startswith(("\\#", "\\!")):
         line = line[1:]
     dir_only = line.endswith("/")
     line = line.rstrip("/")

@@ -187,8 +187,8 @@ def result_text(result: CallToolResult) -> str:
                 res = c.resource
                 text = getattr(res, "text", None)
                 parts.append(text if isinstance(text, str) else f"[binary resource {res.uri} not shown]")
-            case _:
-                parts.append(f"[{c.type} content not shown]")
+            case _:  # a content kind newer than this SDK version knows
+                parts.append(f"[{getattr(c, 'type', 'unknown')} content not shown]")  # type: ignore[unreachable]
     text = "\n".join(parts)
     if len(text) > MAX_TEXT_CHARS:
         text = text[:MAX_TEXT_CHARS] + f"\n[... {len(text) - MAX_TEXT_CHARS} more characters cut ...]"

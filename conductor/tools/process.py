@@ -257,7 +257,7 @@ def run_captured(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: 
     env = {**env, MARKER_ENV: marker, APP_ENV: str(os.getpid())}
     with _live_lock:
         _live_markers.add(marker)
-    out = open(spill, "wb") if spill is not None else None
+    out = open(spill, "wb") if spill is not None else None  # noqa: SIM115 — kept open past this block
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=write_fd,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from conductor.errors import SandboxViolation
@@ -142,7 +143,8 @@ def relative(root: Path, target: Path) -> str:
     return "." if rel == Path(".") else rel.as_posix()
 
 
-def walk_allowed(root: Path, start: Path, protected: tuple[Path, ...] = ()):  # noqa: ANN201 - generator
+def walk_allowed(root: Path, start: Path,
+                 protected: tuple[Path, ...] = ()) -> Iterator[tuple[Path, list[str], list[str]]]:
     """os.walk below `start` that never descends into denied folders or symlinked folders (which could lead
     outside). Yields (folder, dirnames, filenames) like os.walk; callers may prune dirnames."""
     for folder, dirs, files in os.walk(start, followlinks=False):

@@ -46,7 +46,7 @@ class Background(Generic[T]):
     def _run(self, fn: Callable[[], T]) -> None:
         try:
             self._value = fn()
-        except BaseException as exc:  # handed to the joining thread
+        except BaseException as exc:  # noqa: BLE001 — handed to the joining thread
             self._error = exc
 
     def result(self, timeout: float = 30.0) -> T:
