@@ -106,7 +106,8 @@ class AttemptResult:
 
 
 def run_attempt(bench: Workbench, track: Track, ticket: Ticket, model: str, *, prov: Provenance,
-                cancel: threading.Event, on_review: Callable[[], None], resolve_from: str | None = None) -> AttemptResult:
+                cancel: threading.Event, on_review: Callable[[], None],
+                resolve_from: str | None = None) -> AttemptResult:
     """Worker, then review; with git, in the attempt's own worktree, committed once between the two.
     Raises what the tiers raise."""
     git = bench.deps.git

@@ -54,6 +54,7 @@ def run_check(gate: ToolGate, ctx: ToolContext, command: str, timeout_s: float, 
     text = str(out.get("output", ""))
     code = out.get("exit_code")
     timed_out = out.get("timed_out") is True
-    show(text + ("\n" if text and not text.endswith("\n") else "") + f"(exit {code}{', timed out' if timed_out else ''})\n")
+    end = "\n" if text and not text.endswith("\n") else ""
+    show(f"{text}{end}(exit {code}{', timed out' if timed_out else ''})\n")
     return CheckRun(command, passed=code == 0 and not timed_out, ran=True,
                     exit_code=code if isinstance(code, int) else None, output=text)

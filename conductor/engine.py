@@ -174,6 +174,11 @@ class _Committer:
         self._queue.put(None)
         self._thread.join()
 
+    @property
+    def refused(self) -> bool:
+        """The journal refused a batch: nothing after it was (or will be) written."""
+        return self._error is not None
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -842,6 +847,8 @@ class Engine:
             self._flush()  # the snapshot must not include a record its journal does not have yet
         if self._committer is not None:
             self._committer.barrier()
+            if self._committer.refused:
+                return  # the track holds records the journal refused: a snapshot of it would persist them
         if self.journal is not None:
             self.track.journal_seq = self.journal.last_seq
         self.deps.store.save_snapshot(self.track)

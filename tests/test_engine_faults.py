@@ -15,6 +15,7 @@ from conductor.events import ErrorRaised, StreamReset
 from conductor.model import TicketStatus, TrackStatus
 from conductor.providers.base import ProviderRequest
 from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
+from conductor.records import TicketUpdated
 from conductor.engine import Resume, Retry
 from conductor.session import Session
 
@@ -232,7 +233,9 @@ def test_a_full_disk_stops_the_run_with_a_message_and_costs_no_attempt(workspace
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, recs, sync=sync)
 
-    wait_for(lambda: engine.track.find("T1") is not None and engine.track.ticket("T1").status == "running")
+    # running in the JOURNAL (the engine's own copy changes before its committer writes the batch)
+    wait_for(lambda: any(isinstance(r, TicketUpdated) and r.ticket_id == "T1" and r.fields.status == "running"
+                         for r in journal.records()))
     Journal.append_many = full  # type: ignore[method-assign]
     try:
         gate.set()
