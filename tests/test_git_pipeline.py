@@ -61,7 +61,8 @@ def writer(path: str, content_for_attempt: dict[int, str]):  # type: ignore[no-u
         if turns == 0:
             content = content_for_attempt[req.prov.attempt]
             return Reply(text=f"writing {path}", tool_calls=(
-                ToolCall(f"w{req.prov.ticket_id}{req.prov.attempt}", "write_file", {"path": path, "content": content}),))
+                ToolCall(f"w{req.prov.ticket_id}{req.prov.attempt}", "write_file",
+                         {"path": path, "content": content}),))
         return Reply(text=f"Work on {req.prov.ticket_id} is complete: {path} written.")
     return respond
 
@@ -241,7 +242,7 @@ def test_a_worker_cannot_reach_the_persons_checkout_from_its_worktree(tmp_path: 
         return Reply(text="Work on T1 is complete.")
 
     provider = ScriptedProvider({1: demo_reply, 4: demo_reply, 2: [plan(("T1", [], "a.py"))], (3, "T1"): worker})
-    session, tid = run(repo, tmp_path, provider, git_cfg(tmp_path, workers=1))
+    session, _ = run(repo, tmp_path, provider, git_cfg(tmp_path, workers=1))
     try:
         last = [r for r in provider.calls(3) if r.prov.ticket_id == "T1"][-1]
         results = [r for m in last.messages for r in m.tool_results]
