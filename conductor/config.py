@@ -79,12 +79,29 @@ class EngineConfig(_Section):
 
 
 class RetryConfig(_Section):
-    """Our retry layer for transient provider errors (the SDK's own covers only the initial request)."""
+    """The one retry budget of a model call: every HTTP request that fails transiently counts (the SDK's own
+    retries included). When a call spends it on a 429/503/cut stream, it stops retrying and waits, on the same
+    attempt and model, for the model's circuit to close (see LimitsConfig); other transient failures then
+    fail the attempt."""
 
     max_retries: int = Field(default=4, ge=0, le=20)
     initial_delay_s: float = Field(default=1.0, ge=0)
     max_delay_s: float = Field(default=30.0, ge=0)
     jitter: float = Field(default=0.5, ge=0, le=1)
+
+
+class LimitsConfig(_Section):
+    """The per-model gate every worker shares (conductor/limits.py): circuit breaker, rate, daily quota."""
+
+    breaker_failures: int = Field(default=5, ge=1, le=100)
+    """Consecutive failed requests to a model (over all workers) that open its circuit."""
+    open_s: float = Field(default=10.0, ge=0)
+    """How long an open circuit stays shut before one probe request; doubles on each re-open."""
+    max_open_s: float = Field(default=120.0, ge=0)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    """Spaces request starts per model; absent means no client-side rate limit."""
+    quota_hold_s: float = Field(default=900.0, ge=0)
+    """After a per-day quota error whose reset time is unknown, refuse calls for this long, then probe once."""
 
 
 class ApprovalsConfig(_Section):
@@ -188,8 +205,9 @@ class GeminiConfig(_Section):
     base_url: str | None = None
     """Only for tests and proxies; None uses Google's endpoint."""
     http_timeout_s: float = Field(default=120.0, gt=0)
-    sdk_retry_attempts: int = Field(default=3, ge=1, le=10)
-    """Attempts the SDK makes for the initial request (ours handle failures inside a stream)."""
+    sdk_retry_attempts: int = Field(default=1, ge=1, le=10)
+    """Attempts the SDK makes for the initial request. 1: Conductor makes every retry, through the shared
+    per-model gate; more: the SDK's extra requests still count against the one retry budget ([retry])."""
 
 
 EndpointKind = Literal["gemini", "openai", "anthropic"]
@@ -270,6 +288,8 @@ class GuiConfig(_Section):
     """Desktop notifications (notify-send) when an approval waits, a ticket fails or a run ends."""
     font_scale: float = Field(default=1.0, ge=0.5, le=4.0)
     """Text size (Ctrl +/− in the app; set 2.0 on a 4K screen). Remembered on exit with the layout."""
+    theme: Literal["dark", "light"] = "dark"
+    """Colour theme (switch it from the command palette, Ctrl+P). Remembered on exit with the layout."""
 
 
 class PathsConfig(_Section):
@@ -341,6 +361,7 @@ class Config(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     git: GitConfig = Field(default_factory=GitConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     gemini: GeminiConfig = Field(default_factory=GeminiConfig)

@@ -34,7 +34,7 @@ from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.git import AttemptKey, GitError, Merged, NeedsMerge, TrackMoved
 from conductor.gitwork import track_started
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
-                              SafetyBlocked, StoreError)
+                              QuotaExhausted, SafetyBlocked, StoreError, UserError)
 from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
 from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, GitAttemptMerged, GitMergeConflict, Record,
@@ -44,7 +44,8 @@ from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
 
 SNAPSHOT_EVERY = 2000
-"""Journal records between background snapshots of a running track."""
+"""Journal records between background snapshots of a running track (at least; see below)."""
+SNAPSHOT_RECORDS_PER_TICKET = 10
 
 
 # --- commands (from any thread) ---
@@ -164,6 +165,10 @@ class _Committer:
     def commit(self, batch: _Batch) -> None:
         self._queue.put(batch)
 
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
     def barrier(self) -> None:
         """Wait until every batch handed over so far is written (or refused)."""
         done = threading.Event()
@@ -173,11 +178,6 @@ class _Committer:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
-
-    @property
-    def refused(self) -> bool:
-        """The journal refused a batch: nothing after it was (or will be) written."""
-        return self._error is not None
 
     def _run(self) -> None:
         while True:
@@ -675,15 +675,19 @@ class Engine:
             self._set(t, TicketStatus.INTERRUPTED, reason="the app stopped; the attempt continues on resume")
         elif isinstance(exc, Cancelled) or (self._cancelled and isinstance(exc, ConductorError)):
             self._set(t, TicketStatus.CANCELLED)
-        elif isinstance(exc, BudgetExceeded):
-            self._resumed.add(t.id)  # not the ticket's fault: the same attempt continues after a resume
-            self._set(t, TicketStatus.READY)
+        elif isinstance(exc, (BudgetExceeded, QuotaExhausted)):
+            # Not the ticket's fault: the same attempt continues after a resume, also by a new engine (--resume)
+            self._set(t, TicketStatus.INTERRUPTED, reason=f"paused ({type(exc).__name__}); the attempt continues "
+                                                          "on resume")
             self._paused = True
             self._set_track(TrackStatus.PAUSED)
             self._post(ErrorRaised(prov=self._prov(t.id, msg.attempt), message=f"paused: {exc}",
-                                   error_type="BudgetExceeded"))
+                                   error_type=type(exc).__name__))
         elif isinstance(exc, SafetyBlocked):
             self._set(t, TicketStatus.BLOCKED, blocked_reason=f"safety: {exc} (a human must edit, retry or skip)")
+        elif isinstance(exc, OSError):  # the disk (journal, outputs) failed under the worker: not the ticket's fault
+            raise StoreError(f"ticket {t.id}, attempt {msg.attempt}: a write failed ({exc}); the run stopped and "
+                             "the attempt continues on resume; free space (or fix the disk) and resume") from exc
         elif isinstance(exc, BadRequest):
             self._set(t, TicketStatus.FAILED, failed_reason=f"{type(exc).__name__}: {exc}")
         elif isinstance(exc, (ProviderError, PlanInvalid)):
@@ -728,7 +732,7 @@ class Engine:
 
     def _cmd_cancel_ticket(self, ticket_id: str) -> None:
         if ticket_id not in self._active:
-            raise ValueError(f"ticket {ticket_id!r} is not running")
+            raise UserError(f"ticket {ticket_id!r} is not running")
         self._active[ticket_id][1].set()
         self.deps.broker.cancel_where(lambda r: r.prov.track_id == self.track.id and r.prov.ticket_id == ticket_id,
                                       "ticket cancelled")
@@ -749,7 +753,7 @@ class Engine:
         t = self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES)
         bad = set(fields) - EDITABLE_FIELDS
         if bad:
-            raise ValueError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
+            raise UserError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
         trial = [x.model_copy(update=fields) if x.id == ticket_id else x for x in self.track.tickets]
         dag.ensure_valid(trial)
         self._commit(ticket_update(ticket_id, reason="edited by the user", **fields))
@@ -759,9 +763,9 @@ class Engine:
     def _idle_ticket(self, ticket_id: str, allowed: set[TicketStatus]) -> Ticket:
         t = self._by_id.get(ticket_id)
         if t is None:
-            raise KeyError(f"track {self.track.id!r} has no ticket {ticket_id!r}")
+            raise UserError(f"track {self.track.id!r} has no ticket {ticket_id!r}")
         if t.id in self._active or t.status not in allowed:
-            raise ValueError(f"ticket {ticket_id!r} is {t.status.value}; this needs one of "
+            raise UserError(f"ticket {ticket_id!r} is {t.status.value}; this needs one of "
                              f"{sorted(s.value for s in allowed)}")
         return t
 
@@ -834,7 +838,10 @@ class Engine:
         per message: serialising a 1,000-ticket track costs more than replaying a thousand records."""
         self._since_snapshot += sum(1 for x in self._outbox if not isinstance(x, Event))
         store = self.deps.store
-        if store is None or self.journal is None or self._since_snapshot < SNAPSHOT_EVERY:
+        # Serialising costs in proportion to the track, replaying the tail too: snapshot every few records per
+        # ticket, so a 5,000-ticket track is not dumped (~1 s of CPU each time) every 2,000 records.
+        every = max(SNAPSHOT_EVERY, SNAPSHOT_RECORDS_PER_TICKET * len(self.track.tickets))
+        if store is None or self.journal is None or self._since_snapshot < every:
             return
         self._since_snapshot = 0
         data = self.track.model_dump(mode="json", exclude_none=True)  # the state with this batch's records
@@ -843,15 +850,15 @@ class Engine:
     def _snapshot(self, force: bool = False) -> None:
         if self.deps.store is None or not (self._dirty or force):
             return
+        if self._committer is not None and self._committer.failed:
+            return  # the state is ahead of a journal that refused writes: the journal stays the truth
         if self._outbox or self._launches or self._after:
             self._flush()  # the snapshot must not include a record its journal does not have yet
         if self._committer is not None:
             self._committer.barrier()
-            if self._committer.refused:
-                return  # the track holds records the journal refused: a snapshot of it would persist them
         if self.journal is not None:
             self.track.journal_seq = self.journal.last_seq
-        self.deps.store.save_snapshot(self.track)
+        self.deps.store.save_snapshot_later(self.track)  # written by the store's thread; close() waits for it
         self._dirty = False
 
 __all__ = ["Cancel", "CancelTicket", "Edit", "Engine", "EngineCommand", "EngineDeps", "EDITABLE_FIELDS", "Pause",

@@ -1,6 +1,7 @@
 """The app's own exception tree. Provider and library errors are translated into it once, at the boundary.
 
     ConductorError
+    ├── UserError                 a request that cannot be done as asked (names the ticket, track or state)
     ├── ConfigError               bad config.toml (names the file and the key)
     ├── PlanInvalid               a planning tier gave no valid plan after repairs (raw output kept)
     ├── DagInvalid                duplicate / unknown / self / cyclic dependencies (names the ids)
@@ -18,6 +19,7 @@
         │   ├── ProviderUnavailable   500 / 503 / 504, connection refused
         │   ├── StreamInterrupted     stream cut, error mid-stream, or no finish reason
         │   └── CallTimeout           the per-call deadline passed
+        ├── QuotaExhausted        a per-day quota is spent: the track pauses until it resets (not retried)
         └── PermanentProviderError    not retried, shown to the user
             ├── BadRequest            400 / 403 / 404
             │   ├── AuthFailed        401 / 403: the key is wrong, revoked or not allowed this model
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
 
 class ConductorError(Exception):
     """Root of every error the app raises on purpose."""
+
+
+class UserError(ConductorError, ValueError):
+    """The person asked for something that cannot be done as asked: a ticket that does not exist, a command for
+    the wrong state, an empty epic. The message says what and why; front ends show it, never a traceback.
+    (A ValueError too, so code that validates input keeps catching it.)"""
 
 
 class ConfigError(ConductorError):
@@ -92,6 +100,9 @@ class ProviderError(ConductorError):
     """A model call failed. `usage` holds the last counts seen (partial) when some were reported."""
 
     retryable = False
+    http_requests = 1
+    """HTTP requests the provider made for this failure (the SDK's own retries included); all count against
+    the one retry budget of a model call."""
 
     def __init__(self, message: str, *, usage: Usage | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -131,6 +142,20 @@ class StreamInterrupted(TransientProviderError):
 
 class CallTimeout(TransientProviderError):
     """The per-call deadline passed."""
+
+
+class QuotaExhausted(ProviderError):
+    """A per-day quota is spent (429 RESOURCE_EXHAUSTED naming a PerDay quota). Retrying before the reset only
+    burns requests: the call is not retried, the model's gate refuses further calls, and the engine pauses the
+    track. The message says which quota and when it resets (when known)."""
+
+    def __init__(self, message: str, *, model: str = "", quota_id: str = "", resets_at: float | None = None,
+                 usage: Usage | None = None, status: int | None = None) -> None:
+        super().__init__(message, usage=usage, status=status)
+        self.model = model
+        self.quota_id = quota_id
+        self.resets_at = resets_at
+        """Wall-clock time (epoch seconds) the quota resets, None when unknown."""
 
 
 class PermanentProviderError(ProviderError):

@@ -22,7 +22,7 @@ from conductor import dag
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, Validator
 from conductor.comms import CommsLog
 from conductor.config import Config
-from conductor.errors import Cancelled, StoreError
+from conductor.errors import Cancelled, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.model import Ticket, TicketPlan, TicketSpec, Track, TrackProposal, TrackSpec, TrackStatus
 from conductor.records import (ApprovalDecided, EpicCreated, PlanningStep, ProposalReceived, TicketProposalReceived,
@@ -74,7 +74,7 @@ class PlanningRun:
     @classmethod
     def create(cls, epic: str, deps: PlanningDeps) -> PlanningRun:
         if not epic.strip():
-            raise ValueError("the epic is empty: describe the work first")
+            raise UserError("the epic is empty: describe the work first")
         run = cls(new_epic_id(epic), deps)
         run.journal.append(EpicCreated(epic=epic, workspace=str(deps.workspace)))
         return run

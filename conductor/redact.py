@@ -23,6 +23,7 @@ The process-wide redactor (`current()`) follows the environment: it is rebuilt w
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -117,6 +118,9 @@ class Redactor:
         vals = sorted({v for v in values if v and len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
         self.values: tuple[str, ...] = tuple(vals)
         self._values_re = re.compile("|".join(re.escape(v) for v in vals)) if vals else None
+        # A value as it stands inside a JSON string (quotes, backslashes and control characters escaped).
+        escaped = sorted({json.dumps(v, ensure_ascii=False)[1:-1] for v in vals} | set(vals), key=len, reverse=True)
+        self._json_values_re = re.compile("|".join(re.escape(v) for v in escaped)) if vals else None
         self._values_bre = re.compile(b"|".join(re.escape(v.encode("utf-8")) for v in vals)) if vals else None
         self._patterns_b = tuple(re.compile(p.pattern.encode("ascii")) for p in SECRET_PATTERNS)
         self._url_b = re.compile(_URL_CREDS.pattern.encode("ascii"))
@@ -126,9 +130,10 @@ class Redactor:
     def from_environ(cls, env: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
         return cls([*secret_values(env), *extra])
 
-    def text(self, s: str) -> str:
-        if self._values_re is not None:
-            s = self._values_re.sub(REDACTED, s)
+    def text(self, s: str, *, _values: re.Pattern[str] | None = None) -> str:
+        values = _values or self._values_re
+        if values is not None:
+            s = values.sub(REDACTED, s)
         for pat, anchors in zip(SECRET_PATTERNS, _ANCHORS, strict=True):
             if any(a in s for a in anchors):
                 s = pat.sub(REDACTED, s)
@@ -142,6 +147,19 @@ class Redactor:
             if any(a in b for a in anchors):
                 b = pat.sub(red, b)
         return self._url_b.sub(lambda m: m.group(1) + red + b"@", b) if b"://" in b else b
+
+    def json_text(self, doc: str) -> str:
+        """A serialised JSON document, redacted in one pass over its text (what `data` does string by string,
+        at a fraction of the cost). If a replacement could have broken the document (a secret that spans JSON
+        syntax), the result is checked and the string-by-string walk is used instead."""
+        out = self.text(doc, _values=self._json_values_re)
+        if out == doc:
+            return doc
+        try:
+            json.loads(out)
+        except ValueError:
+            return json.dumps(self.data(json.loads(doc)), ensure_ascii=False, separators=(",", ":"))
+        return out
 
     def data(self, obj: object) -> object:
         """A redacted copy of JSON-like data (dict keys are redacted too: a key can be a secret)."""
@@ -215,6 +233,10 @@ def text(s: str) -> str:
 
 def data(obj: object) -> object:
     return current().data(obj)
+
+
+def json_text(doc: str) -> str:
+    return current().json_text(doc)
 
 
 def json_data(obj: dict[str, object]) -> dict[str, object]:

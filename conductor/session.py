@@ -18,20 +18,20 @@ from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalReques
 from conductor.comms import CommsLog
 from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
-from conductor.errors import ApprovalError, StoreError
-from conductor.gitwork import NoGit, open_git_work
+from conductor.errors import ApprovalError, ConductorError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
+from conductor.gitwork import NoGit, open_git_work
+from conductor.limits import ModelLimits
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
 from conductor.providers.base import Provider
-from conductor.records import (ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type,
-                               track_update)
+from conductor.records import ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type, track_update
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.tools.mcp_tools import McpServers
-from conductor.workspace_guard import check_track_workspace
 from conductor.usage import PriceTable, UsageLedger, UsageRecord
+from conductor.workspace_guard import check_track_workspace
 
 
 def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
@@ -49,7 +49,8 @@ def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
 class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
-                 linger: bool = True, force_workspace: bool = False) -> None:
+                 linger: bool = True, force_workspace: bool = False,
+                 limits: ModelLimits | None = None) -> None:
         self.cfg = cfg
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
@@ -57,6 +58,8 @@ class Session:
         self.events = events or EventQueue()
         self.broker = ApprovalBroker(self.events)
         self.ledger = UsageLedger(PriceTable.for_config(cfg))
+        self.limits = limits or ModelLimits.from_config(cfg)
+        """One gate per model for every call of this session (planning and all tracks' workers)."""
         self.mcp = McpServers.from_config(cfg.mcp, self.store.root / "_mcp",
                                           on_problem=self._mcp_problem)  # started on first Tier 3 use
         self.toolbox = toolbox or workspace_toolbox(self.workspace, sources=(self.mcp,) if self.mcp else ())
@@ -133,7 +136,8 @@ class Session:
                                            track_id=u.track_id, ticket_id=u.ticket_id, attempt=u.attempt, ts=u.ts))
 
     def call_deps(self) -> CallDeps:
-        return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg)
+        return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg,
+                        limits=self.limits)
 
     # ---------------- planning ----------------
 
@@ -215,6 +219,17 @@ class Session:
         asked = [rec.key for rec in journal.records() if isinstance(rec, ApprovalAsked)]
         return [k for k in dict.fromkeys(asked) if journal.find(ApprovalDecided, k) is None]
 
+    def in_background(self, what: str, fn: Callable[[], object]) -> threading.Thread:
+        """Run `fn` on a session thread (loading a track reads, and may repair, files: never on the GUI
+        thread); a failure is published as an error naming `what`, never raised into the caller's frame."""
+        def work() -> None:
+            try:
+                fn()
+            except (ConductorError, ValueError, OSError) as exc:
+                self.events.post(ErrorRaised(prov=Provenance(), error_type=type(exc).__name__,
+                                             message=f"Cannot {what}: {exc}"))
+        return self._spawn(f"conductor-{what.split()[0]}", work)
+
     def engine(self, track_id: str) -> Engine | None:
         return self.engines.get(track_id)
 
@@ -224,7 +239,7 @@ class Session:
         eng = self.engines.get(track_id)
         if eng is None or not eng.alive:
             if isinstance(command, (Pause, Cancel, CancelTicket)):
-                raise ValueError(f"track {track_id!r} is not running")
+                raise UserError(f"track {track_id!r} is not running")
             eng = self.run_track(track_id)
             if isinstance(command, Resume):
                 return
@@ -248,7 +263,7 @@ class Session:
     def archive_track(self, track_id: str) -> None:
         eng = self.engines.get(track_id)
         if eng is not None and eng.alive and eng.track.status == TrackStatus.RUNNING:
-            raise ValueError(f"track {track_id!r} is running; cancel it before archiving")
+            raise UserError(f"track {track_id!r} is running; cancel it before archiving")
         loaded = self.store.load_track(track_id)
         rec = track_update(status=TrackStatus.ARCHIVED, reason="archived by the user")
         loaded.journal.append(rec)

@@ -44,6 +44,8 @@ from conductor.records import (
 )
 
 EPICS_DIR = "_epics"
+OUTPUT_FDS = 64
+"""Output files kept open for appending (one per live stream; the oldest is closed past this)."""
 _SAFE = re.compile(r"[^a-z0-9]+")
 
 
@@ -203,7 +205,7 @@ class Journal:
             return []
         types = [record_type(type(r)) for r in recs]
         # redact: the one redaction point of the journal (every record's data): no secret reaches events.jsonl.
-        datas = [json.dumps(redact.json_data(to_data(r)), ensure_ascii=False, separators=(",", ":")) for r in recs]
+        datas = [redact.json_text(json.dumps(to_data(r), ensure_ascii=False, separators=(",", ":"))) for r in recs]
         with self._lock:
             fd = self._open()
             ts = round(time.time(), 6)
@@ -464,6 +466,7 @@ class TrackStore:
         self.root = Path(root)  # created by the first write, never by reading or listing
         self._journals: dict[str, Journal] = {}
         self._lock = threading.Lock()
+        self._out_fds: dict[Path, int] = {}
         self._snap_cond = threading.Condition()
         self._snap_queue: dict[str, dict[str, Any]] = {}
         self._snap_thread: threading.Thread | None = None
@@ -559,7 +562,8 @@ class TrackStore:
                 self.snapshot_errors.append(f"{self.track_dir(track_id) / 'track.toml'}: not written: {exc}")
 
     def _write_snapshot(self, track_id: str, data: dict[str, Any]) -> None:
-        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(redact.json_data(data)))
+        clean = json.loads(redact.json_text(json.dumps(data, ensure_ascii=False)))  # one pass, not per string
+        atomic_write_text(self.track_dir(track_id) / "track.toml", tomli_w.dumps(clean))
 
     def write_spec(self, track: Track) -> None:
         lines = [f"# {track.title}", "", f"**Goal.** {track.goal}", ""]
@@ -637,12 +641,31 @@ class TrackStore:
     # -- outputs --
 
     def append_output(self, path: Path, text: str) -> None:
+        """Append streamed text to an output file. The file stays open (O_APPEND, unbuffered: a kill loses
+        nothing written) for the next delta: a stream appends many times, and opening a file per delta was
+        most of a ticket's CPU."""
+        data = redact.text(text).encode("utf-8")
         with self._lock:
             lock = self._out_locks.setdefault(path, threading.Lock())
         with lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(redact.text(text))
+            fd = self._out_fds.get(path)
+            if fd is None:
+                path.parent.mkdir(parents=True, exist_ok=True)  # outputs are text, not state: no folder fsync
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                with self._lock:
+                    self._out_fds[path] = fd
+                    oldest = [p for p in self._out_fds if p != path][:max(0, len(self._out_fds) - OUTPUT_FDS)]
+                for victim in oldest:  # close the oldest idle ones; one being written to keeps its fd
+                    vlock = self._out_locks[victim]
+                    if vlock.acquire(blocking=False):
+                        try:
+                            with self._lock:
+                                vfd = self._out_fds.pop(victim, None)
+                            if vfd is not None:
+                                os.close(vfd)
+                        finally:
+                            vlock.release()
+            _write_all(fd, data)
 
     def read_output_tail(self, path: Path, max_chars: int) -> tuple[str, bool]:
         """The last `max_chars` of an output file, and whether that is only a tail."""
@@ -666,5 +689,8 @@ class TrackStore:
             self._snap_thread, self._snap_closing = None, False
         with self._lock:
             journals = list(self._journals.values())
+            fds, self._out_fds = list(self._out_fds.values()), {}
+        for fd in fds:
+            os.close(fd)
         for j in journals:
             j.close()

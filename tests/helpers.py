@@ -33,6 +33,8 @@ def fast_config():  # type: ignore[no-untyped-def]
     cfg = Config()
     cfg.retry.initial_delay_s = 0.01
     cfg.retry.max_delay_s = 0.05
+    cfg.limits.open_s = 0.05
+    cfg.limits.max_open_s = 0.2
     return cfg
 
 

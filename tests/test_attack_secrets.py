@@ -179,3 +179,24 @@ def test_log_records_are_redacted(planted: int, caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.INFO):
         logging.getLogger("conductor.test").info("connecting with %s", SECRETS["PGPASSWORD"])
     assert SECRETS["PGPASSWORD"] not in caplog.text and "[REDACTED]" in caplog.text
+
+
+@pytest.mark.parametrize("secret", ['pa"ss\\\\word-123', "quote\"s-and\\nnewline-456", 'x","k":"v-789', "plain-secret-0001"])
+def test_the_journal_redacts_secrets_whatever_json_does_to_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 secret: str) -> None:
+    """The journal redacts each line's text in one pass: a secret with quotes, backslashes or JSON syntax in
+    it is caught in its escaped form, and a line stays valid JSON that verifies."""
+    from conductor import redact
+    from conductor.records import ModelTurn
+    from conductor.store import Journal
+
+    monkeypatch.setenv("DB_PASSWORD", secret)
+    assert redact.text(secret) == "[REDACTED]"
+    j = Journal(tmp_path / "events.jsonl")
+    j.append(ModelTurn(key="k1", message={"text": f"the password is {secret}!", secret: [secret, {"n": secret}]}))
+    j.close()
+    raw = (tmp_path / "events.jsonl").read_text()
+    assert secret not in raw and json.dumps(secret)[1:-1] not in raw
+    again = Journal(tmp_path / "events.jsonl")
+    assert again.warnings == [] and [e.seq for e in again.entries()] == [1]
+    assert "[REDACTED]" in again.entries()[0].data["message"]["text"]

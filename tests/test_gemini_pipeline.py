@@ -212,11 +212,13 @@ def test_rate_limit_is_retried_after_the_server_delay(deps: CallDeps, server: Fa
     assert len(server.generate_requests()) == 2  # one 429 (the SDK leaves it to us), one success
 
 
-def test_persistent_503_fails_within_the_request_budget(deps: CallDeps, server: FakeGeminiServer) -> None:
-    server.set_script(Script.unavailable())
+def test_persistent_500_fails_within_the_one_request_budget(deps: CallDeps, server: FakeGeminiServer) -> None:
+    # The SDK's retries count in our budget (they used to multiply it). A 503 never fails the call: it waits
+    # for the model (tests/test_storms.py); a 500 may be the request's own fault, so it fails.
+    server.set_script(Script.unavailable(500))
     with pytest.raises(ProviderUnavailable):
         call(deps)
-    assert len(server.generate_requests()) == SDK_ATTEMPTS * (MAX_RETRIES + 1)
+    assert len(server.generate_requests()) <= MAX_RETRIES + SDK_ATTEMPTS
 
 
 @pytest.mark.parametrize("fault, error", [(Script.bad_request(400), BadRequest),

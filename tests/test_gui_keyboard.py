@@ -138,8 +138,7 @@ def test_palette_and_shortcut_sheet_come_from_the_keymap(tmp_path: Path, app_fac
     assert not p.shown(tags.palette_item("plan"))
     assert p.press("Enter") == "search", "Enter runs the first match"
     assert not p.shown(tags.PALETTE)
-    assert dpg.get_value(tags.MAIN_TABS) in (tags.LOG_TAB, dpg.get_alias_id(tags.LOG_TAB))
-    p.wait_until(lambda: p.focused() == tags.LOG_SEARCH, what="the cursor in the log search")
+    p.wait_until(lambda: p.focused() == tags.STREAM_FIND, what="the cursor in the streams' find bar (in front)")
 
     p.press("Escape")  # leaves the search field
     assert p.press("F1") == "help"
@@ -166,6 +165,8 @@ def test_zoom_and_search(tmp_path: Path, app_factory) -> None:
 
     c.fail("first problem: disk full")
     c.fail("second problem: key rejected")
+    p.press("Escape")
+    assert p.press("Ctrl+4") == "tab_log"
     assert p.press("Ctrl+F") == "search"
     p.type_here("KEY rej")
     p.wait_until(lambda: "key rejected" in p.value(tags.LOG_TEXT))

@@ -447,7 +447,9 @@ def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_
     from conductor.errors import ProviderUnavailable
     cfg = Config()
     cfg.retry.max_retries, cfg.retry.initial_delay_s, cfg.engine.max_attempts = 1, 0.0, 1
-    provider = ScriptedProvider({(3, "T1"): [Reply(fault=ProviderUnavailable("503 the model is overloaded"))]})
+    # a 500 (it may be the request's fault) fails the attempt; a 503 would wait for the model (test_storms.py)
+    provider = ScriptedProvider({(3, "T1"): [Reply(fault=ProviderUnavailable("500 the model is overloaded",
+                                                                             status=500))]})
     c = make_controller(make_session(tmp_path, provider, cfg))
     p = app_factory(c).pilot
     plan(p)

@@ -133,6 +133,8 @@ def test_visual_cancel_mid_stream_and_restart(tmp_path: Path, app_factory) -> No
     c2 = make_controller(make_session(tmp_path))
     p2 = app_factory(c2, render=True).pilot
     p2.click(tags.track_load(track_id))
+    p2.wait_until(lambda: c2.active_track == track_id, what="the track loaded (off the GUI thread)")
+    p2.frame(2)
     p2.wait_until(lambda: "streaming worker output" in p2.value(tags.pane_text(key())))
     shoot(p2, tmp_path / "artifacts", "restarted")
     p2.click(tags.track_resume(track_id))

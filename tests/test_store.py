@@ -504,3 +504,32 @@ def test_snapshot_temp_files_left_by_a_crash_are_removed_at_start(tmp_path: Path
     keep.write_text("x = 1\n")
     assert store.remove_stale_temp_files() == [stale]
     assert not stale.exists() and keep.exists()
+
+
+def test_many_concurrent_streams_each_get_exactly_their_own_text(tmp_path: Path) -> None:
+    """More live output streams than kept-open files: closing an idle file never hits one being written, and
+    no text lands in another stream's file (a closed and reused descriptor would put it there)."""
+    import threading
+
+    from conductor.store import OUTPUT_FDS
+
+    store = TrackStore(tmp_path)
+    paths = [tmp_path / "out" / f"s{i}.md" for i in range(OUTPUT_FDS * 3)]
+    errors: list[BaseException] = []
+
+    def writer(p: Path) -> None:
+        try:
+            for n in range(60):
+                store.append_output(p, f"{p.stem}:{n}\n")
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    assert errors == []
+    for p in paths:
+        assert p.read_text() == "".join(f"{p.stem}:{n}\n" for n in range(60))

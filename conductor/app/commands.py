@@ -130,10 +130,8 @@ class Commands(ControllerState):
         return self.ticket_command("edit", ticket_id, fields={"model_override": model or None})
 
     def load_track(self, track_id: str) -> str | None:
-        try:
-            self.session.load_track(track_id)
-        except (ConductorError, ValueError, OSError) as exc:
-            return self.fail(f"Cannot load {track_id}: {exc}")
+        """Load a track off the GUI thread; it arrives as TrackLoaded (or an error in the banner)."""
+        self.session.in_background(f"load {track_id}", lambda: self.session.load_track(track_id))
         return None
 
     def resume_track(self, track_id: str) -> str | None:

@@ -85,7 +85,7 @@ class AppController(EventHandling, Commands, DerivedViews):
     def needs_close_confirm(self) -> bool:
         return bool(self.pending)
 
-    def shutdown(self, timeout: float = 10.0, layout: dict[str, int | float] | None = None) -> list[str]:
+    def shutdown(self, timeout: float = 10.0, layout: dict[str, int | float | str] | None = None) -> list[str]:
         """Cancel and join all work, then save the layout. Returns problems (shown or printed by the caller)."""
         problems = []
         if self._models_thread is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from conductor.app.formatting import fmt_cost
 from conductor.app.state import ControllerState
+from conductor.stream_notes import tool_call_line, tool_result_line
 from conductor.app.streams import AGGREGATES
 from conductor.approvals import ApprovalRequest, DecidedBy
 from conductor.events import (ApprovalRequested, ApprovalResolved, ErrorRaised, Event, Notice, RecordApplied,
@@ -36,6 +37,7 @@ class EventHandling(ControllerState):
         key = ev.stream_id
         if ev.replayed and len(self.streams.get(key)):
             return  # a resumed attempt re-shows journalled turns the pane already holds
+        self.streams.begin_attempt(key, ev.tier, self._label(ev), ev.attempt, ev.ts)
         self.streams.add(key, ev.tier, self._label(ev), ev.text)
 
     def _label(self, ev: Event) -> str:
@@ -81,6 +83,10 @@ class EventHandling(ControllerState):
             return
         if isinstance(rec, TicketUpdated) and rec.fields.status is not None:
             new = rec.fields.status
+            self.clocks.observe(track.id, rec.ticket_id, new, ev.ts)
+            if new == TicketStatus.RUNNING and rec.fields.attempts:  # the moment the file gets its header too
+                self.streams.begin_attempt(ticket_stream_id(3, track.id, rec.ticket_id), 3, rec.ticket_id,
+                                           rec.fields.attempts, ev.ts)
             self._log(ev, "ticket_status", "error" if new == TicketStatus.FAILED else "info",
                       f"{rec.ticket_id}: {old.value if old else '-'} → {new.value}"
                       + (f" ({rec.reason})" if rec.reason else ""))
@@ -118,13 +124,15 @@ class EventHandling(ControllerState):
     def _on_tool_called(self, ev: ToolCalled) -> None:
         args = json.dumps(ev.args, ensure_ascii=False)
         self._log(ev, "tool_called", "info", f"{ev.name}({args[:160]})")
+        self.streams.begin_attempt(ev.prov.stream_id, ev.tier, self._label(ev), ev.attempt, ev.ts)
+        self.streams.note(ev.prov.stream_id, ev.tier, self._label(ev), tool_call_line(ev.name, ev.args))
 
     def _on_tool_result(self, ev: ToolResulted) -> None:
         self._log(ev, "tool_result", "info" if ev.ok else "warning",
                   f"{ev.name} {'ok' if ev.ok else 'failed'}{' (replayed)' if ev.replayed else ''}: {ev.summary}")
-        if not ev.ok:  # a rejection or a failure belongs in the ticket's own stream, where its effect is read
-            self.streams.note(ev.prov.stream_id, ev.tier, self._label(ev),
-                              f"[{ev.name} not done — {ev.summary}]")
+        # Every outcome goes in the ticket's own stream, where its effect is read; a refusal with its reason.
+        self.streams.note(ev.prov.stream_id, ev.tier, self._label(ev),
+                          tool_result_line(ev.name, ev.ok, ev.summary, replayed=ev.replayed))
 
     def _on_error(self, ev: ErrorRaised) -> None:
         self._log(ev, "error", "error", ev.message)
@@ -147,6 +155,7 @@ class EventHandling(ControllerState):
         if track.id in self._restored:
             return
         self._restored.add(track.id)
+        self._restore_clocks(track)
         store, tail = self.session.store, self.cfg.gui.stream_tail_chars
         folder = store.track_dir(track.id)
         sources = [("tier1", 1, store.output_path(folder, "tier1"), "Tier 1"),
@@ -160,9 +169,27 @@ class EventHandling(ControllerState):
                 continue  # live text is already there
             text, is_tail = store.read_output_tail(path, tail)
             if text:
-                self.streams.get(key).replace(text, is_tail)
+                self.streams.restore(key, text, is_tail)
                 if tier != 1:
                     self._restore_aggregate(tier, label, text)
+
+    def _restore_clocks(self, track: Track) -> None:
+        """Each ticket's elapsed time from the timestamps of its journalled status records."""
+        self.clocks.forget(track.id)
+        last = None
+        for entry in self.session.store.journal(track.id).entries():
+            if entry.seq > track.journal_seq:
+                break  # later records arrive as events (and are counted there)
+            last = entry.ts
+            if entry.type == "ticket_update":
+                try:
+                    rec = entry.record
+                except RecordError:
+                    continue  # a line this version cannot read: the load already warned about it
+                if isinstance(rec, TicketUpdated) and rec.fields.status is not None:
+                    self.clocks.observe(track.id, rec.ticket_id, rec.fields.status, entry.ts)
+        if last is not None and track.status != TrackStatus.RUNNING:
+            self.clocks.stop_all(track.id, last)  # interrupted: the time the app was closed is nobody's work
 
     def _restore_aggregate(self, tier: int, label: str, text: str) -> None:
         buf = self.streams.get(AGGREGATES[tier])

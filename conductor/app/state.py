@@ -11,8 +11,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from conductor.app.cost_estimate import CostEstimator
 from conductor.app.rows import LogEntry
 from conductor.app.streams import Streams
+from conductor.app.ticket_clock import TicketClocks
 from conductor.app.usage_view import UsageView
 from conductor.approvals import ApprovalRequest
 from conductor.config import Config
@@ -37,6 +39,9 @@ class ControllerState:
         self.provider_note = provider_note
         """Why the provider is limited (e.g. no API key), shown in the status bar."""
         self.streams = Streams(self.cfg.gui.stream_tail_chars)
+        self.clocks = TicketClocks()
+        self._estimator: CostEstimator | None = None
+        """Elapsed time per ticket, from the timestamps of its status records."""
         self.tracks: dict[str, Track] = {}
         self.active_track: str | None = None
         self.pending: dict[str, ApprovalRequest] = {}
@@ -69,7 +74,8 @@ class ControllerState:
         self._bump("tracks", "approvals", "usage")
         interrupted = sorted(t.id for t in self.tracks.values() if t.status == TrackStatus.INTERRUPTED)
         if interrupted:  # reopen where the person left off: the newest interrupted track, with what Resume does
-            self.session.load_track(interrupted[-1])
+            tid = interrupted[-1]
+            self.session.in_background(f"load {tid}", lambda: self.session.load_track(tid))
 
     @property
     def events(self) -> Any:

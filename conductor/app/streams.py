@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from conductor import redact
+from conductor.stream_notes import attempt_header, last_attempt
 from conductor.events import Event, StreamDelta
 
 AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
@@ -73,6 +74,8 @@ class Streams:
         self.buffers: dict[str, StreamBuffer] = {}
         self._partial: dict[str, str] = {}
         self._last_source: dict[str, str] = {}
+        self._attempt: dict[str, int] = {}
+        """The attempt whose header each pane shows last (live or read back from disk)."""
 
     def get(self, key: str) -> StreamBuffer:
         buf = self.buffers.get(key)
@@ -120,6 +123,28 @@ class Streams:
         """A line from the app itself (a retry notice) in the stream and its aggregate."""
         self.flush(key, tier, label)
         self.add(key, tier, label, f"\n{text}\n")
+
+    def restore(self, key: str, text: str, is_tail: bool) -> None:
+        """A pane filled from its output file: remembers the attempt its last header names, so the live header
+        of that attempt is not shown twice and the next one is."""
+        self.get(key).replace(text, is_tail)
+        self._attempt[key] = max(self._attempt.get(key, 0), last_attempt(text))
+
+    def begin_attempt(self, key: str, tier: int | None, label: str, attempt: int, ts: float) -> None:
+        """Show the attempt separator the output file has, once per attempt, before that attempt's first text."""
+        if attempt <= 0 or attempt <= self._attempt.get(key, 0):
+            return
+        self._attempt[key] = attempt
+        header = attempt_header(attempt, ts)
+        self.flush(key, tier, label)
+        self.get(key).append(header)  # byte for byte what the output file holds
+        agg = AGGREGATES.get(tier or 0)
+        if agg is None or agg == key:
+            return
+        if tier == 2:
+            self._add_with_header(agg, key, label, header)
+        else:
+            self.get(agg).append(f"[{label}] {header.strip()}\n")
 
 
 def coalesce(batch: Sequence[Event]) -> list[Event]:

@@ -3,9 +3,11 @@ the dashboard's numbers, filtered log lines)."""
 
 from __future__ import annotations
 
+from conductor.app.cost_estimate import CostEstimator
 from conductor.app.formatting import fmt_cost
 from conductor.app.rows import LogEntry, TicketRow, TrackRow
 from conductor.app.state import ControllerState
+from conductor.app.ticket_clock import fmt_elapsed
 from conductor.app.usage_view import UsageView, build_usage_view
 from conductor.approvals import ApprovalRequest
 from conductor.model import TicketStatus, TrackStatus
@@ -22,6 +24,19 @@ class DerivedViews(ControllerState):
         return [TicketRow(t.id, t.title, tuple(t.depends_on), t.status.value, t.attempts,
                           t.model_used or t.model_override or "", t.failed_reason or t.blocked_reason or "",
                           t.model_override) for t in track.tickets]
+
+    def cost_estimator(self) -> CostEstimator:
+        """Estimates for the ticket review (made once: the prices and tool declarations do not change)."""
+        if self._estimator is None:
+            s = self.session
+            protected = (s.store.root, *((self.config_path,) if self.config_path is not None else ()))
+            self._estimator = CostEstimator(s.workspace, protected, s.toolbox.specs())
+        return self._estimator
+
+    def ticket_elapsed(self, ticket_id: str, now: float) -> str:
+        """How long the ticket has worked (running or in review), '—' if never; `now` only moves a running
+        ticket's figure and comes from the caller's own thread."""
+        return fmt_elapsed(self.clocks.elapsed(self.active_track or "", ticket_id, now))
 
     def track_rows(self) -> list[TrackRow]:
         spent = self.session.ledger.by_track()

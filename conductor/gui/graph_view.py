@@ -9,7 +9,7 @@ from conductor.app import AppController
 from conductor.events import ticket_stream_id
 from conductor.app.dag_layout import GraphLayout, layout
 from conductor.gui import tags
-from conductor.gui.theme import DIM, ERROR, WARNING, Themes, status_colour
+from conductor.gui.theme import DIM, ERROR, WARNING, Themes, status_colour, text_rgb
 from conductor.gui.util import safe
 
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 18, 16
@@ -73,7 +73,7 @@ class GraphView:
             dpg.draw_text((x0 + 6, y0 + 3), f"{tid}  {status[tid].replace('_', ' ')}", parent=tags.GRAPH_DRAWING,
                           color=colour, size=14)
             title = titles[tid] if len(titles[tid]) <= 21 else titles[tid][:20] + "…"  # the full title is in the table
-            dpg.draw_text((x0 + 6, y0 + 21), title, parent=tags.GRAPH_DRAWING, color=(222, 224, 230), size=13)
+            dpg.draw_text((x0 + 6, y0 + 21), title, parent=tags.GRAPH_DRAWING, color=text_rgb(), size=13)
             if status[tid] == "failed":
                 dpg.draw_line((x0, y1), (x1, y1), parent=tags.GRAPH_DRAWING, color=ERROR, thickness=3)
 

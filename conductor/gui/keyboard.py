@@ -125,6 +125,7 @@ class Keyboard:
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),
             "demo": lambda: app.window._demo(),
+            "theme": lambda: app.set_theme("light" if app.themes.name == "dark" else "dark"),
         }
         missing = {b.action for b in KEYMAP} ^ set(self.actions)
         assert not missing, f"keymap and handlers disagree on {sorted(missing)}"
@@ -279,6 +280,11 @@ class Keyboard:
         self.app.dialogs.open(ids[index])
 
     def _search(self) -> None:
+        """Find in the stream panes while they are in front, else in the event log."""
+        front = dpg.get_value(tags.MAIN_TABS)
+        if front in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)) or front is None:
+            dpg.focus_item(tags.STREAM_FIND)
+            return
         dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB)
         self.deferred.append(lambda: dpg.focus_item(tags.LOG_SEARCH))  # the tab draws its widgets from next frame
 

@@ -83,7 +83,7 @@ KEYMAP: tuple[Binding, ...] = (
     _b("close", "Escape", "Close the topmost window; an approval is snoozed (it stays in the queue)"),
     _b("next_approval", "J", "Open the next pending approval"),
     _b("prev_approval", "K", "Open the previous pending approval"),
-    _b("search", "Ctrl+F", "Search the event log"),
+    _b("search", "Ctrl+F", "Find in the stream panes (Streams in front), else search the event log"),
     _b("palette", "Ctrl+P", "Command palette: every action, with its shortcut"),
     _b("zoom_in", "Ctrl+Plus", "Larger text"),
     _b("zoom_out", "Ctrl+Minus", "Smaller text"),
@@ -99,6 +99,7 @@ KEYMAP: tuple[Binding, ...] = (
     _b("tab_log", "Ctrl+4", "Show the event log"),
     _b("focus_epic", "Ctrl+E", "Put the cursor in the epic box"),
     _b("demo", "", "Open the offline demo"),
+    _b("theme", "", "Switch between the dark and the light theme"),
 )
 
 

@@ -30,7 +30,7 @@ from conductor.gui.dialogs.summary import SummaryDialog
 from conductor.gui.draft_keeper import DraftKeeper
 from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
-from conductor.gui.theme import Themes
+from conductor.gui.theme import Themes, ThemeName
 
 MAX_DRAIN_FACTOR = 3.0
 HEADLESS_WAIT_S = 0.005
@@ -88,6 +88,7 @@ class GuiApp:
         """Hooks run at the end of every frame (the bench measures latency here; the entry point prints the
         first-frame time)."""
         self.themes = _Process.ensure_context()
+        self.themes.apply(controller.cfg.gui.theme)  # themes outlive an app in one process: set this one's
         self.dialogs = DialogManager(controller, self.themes)
         self.settings = SettingsDialog(controller, self.themes)
         self.confirm = ConfirmCloseDialog(controller, self.themes, on_quit=self.quit)
@@ -169,6 +170,14 @@ class GuiApp:
         self.c.status_message = f"text size {round(scale * 100)}%"
         self.c.versions["status"] += 1
         self.window.layout(force=True)
+
+    def set_theme(self, name: ThemeName) -> None:
+        """Dark or light, now; remembered in config.toml [gui] theme on exit, with the layout."""
+        self.themes.apply(name)
+        if dpg.does_item_exist(tags.BANNER):  # the banner's tint is per theme
+            dpg.bind_item_theme(tags.BANNER, self.themes.banner.get(self.c.banner_level, self.themes.banner["error"]))
+        self.c.status_message = f"{name} theme"
+        self.c.versions["status"] += 1
 
     def _notify(self, events: list[Event]) -> None:
         """Desktop notifications, when the person asked for them in config.toml ([gui] notify)."""
@@ -254,7 +263,8 @@ class GuiApp:
             self.c.versions["status"] += 1
             self.refresh()
             dpg.render_dearpygui_frame()
-        layout = {**self.window.layout_state(), "font_scale": self.zoom} if self.render else None
+        layout: dict[str, int | float | str] | None = (
+            {**self.window.layout_state(), "font_scale": self.zoom, "theme": self.themes.name} if self.render else None)
         problems = self.drafts.close() + self.c.close_files()
         problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)

@@ -16,7 +16,7 @@ from conductor.gui.graph_view import GraphView
 from conductor.gui.left_panel import LeftPanel
 from conductor.gui.log_view import LogView
 from conductor.gui.streams import StreamsView
-from conductor.gui.theme import DEMO, DIM, WARNING, Themes
+from conductor.gui.theme import DEMO, DIM, THEMED, WARNING, Themes
 from conductor.gui.tickets import TicketsView
 from conductor.gui.util import safe, set_if_changed, viewport_size
 
@@ -246,7 +246,7 @@ class MainWindow:
         dpg.configure_item(tags.STATUS_PROVIDER, color=DEMO if self.c.demo else (WARNING if self.c.provider_note
                                                                                  else DIM))
         set_if_changed(tags.STATUS_COUNTS, self.c.status_text())
-        dpg.configure_item(tags.STATUS_COUNTS, color=WARNING if self.c.pending else (222, 224, 230))
+        dpg.configure_item(tags.STATUS_COUNTS, color=WARNING if self.c.pending else THEMED)
         set_if_changed(tags.STATUS_MESSAGE, self.c.status_message)
 
     def _toolbar_state(self) -> None:

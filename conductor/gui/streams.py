@@ -15,6 +15,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController, StreamBuffer
 from conductor.events import ticket_stream_id
 from conductor.gui import tags
+from conductor.gui.stream_find import FIND_BAR_H, StreamFind
 from conductor.gui.theme import ACCENT, DIM, Themes
 from conductor.gui.util import safe
 
@@ -152,8 +153,11 @@ class StreamsView:
         self.tier3: Tier3Tabs | None = None
         self._tickets_seen: tuple[int, str | None] | None = None
         self._round_robin = 0
+        self.find = StreamFind(controller, self.visible_keys,
+                               lambda key: p.scroll if (p := self.all_panes().get(key)) is not None else None)
 
     def build(self, parent: int | str) -> None:
+        self.find.build(parent)
         with dpg.table(parent=parent, header_row=False, resizable=True, borders_innerV=False,
                        policy=dpg.mvTable_SizingStretchProp, tag="streams_grid"):
             dpg.add_table_column(init_width_or_weight=0.55)
@@ -172,6 +176,7 @@ class StreamsView:
 
     def layout(self, height: float) -> None:
         """Split the available height between the two rows (the top row is planning: a little smaller)."""
+        height -= FIND_BAR_H
         top = max(int(height * 0.42), 90)
         bottom = max(int(height - top - 8), 120)
         for key in ("tier1", "tier2"):

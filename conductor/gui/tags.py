@@ -194,7 +194,7 @@ PLAN_ADD = "plan_add_track"
 
 
 def ticket_field(index: int, name: str) -> str:
-    """name: id | title | deps | files | step | model | drop"""
+    """name: id | title | deps | files | step | model | drop | estimate (shown, not typed)"""
     return f"review_ticket{index}:{name}"
 
 
@@ -203,11 +203,14 @@ TICKETS_DETAIL_SELECT = "review_detail_select"
 TICKETS_DESCRIPTION = "review_description"
 TICKETS_CRITERIA = "review_criteria"
 TICKETS_PROBLEMS = "review_problems"
+TICKETS_ESTIMATE = "review_estimate"
 
 SPAWN_MODEL = "spawn_model"
 SPAWN_PROMPT = "spawn_prompt"
 SPAWN_CONTEXT = "spawn_context"
 SPAWN_SYSTEM = "spawn_system"
+SPAWN_FILES = "spawn_files"
+SPAWN_BUDGET = "spawn_budget"
 
 TOOL_PREVIEW = "tool_preview"
 TOOL_ALWAYS = "tool_always"
@@ -272,3 +275,9 @@ RUN_SUMMARY = "run_summary"
 RUN_SUMMARY_HEADING = "run_summary_heading"
 RUN_SUMMARY_TEXT = "run_summary_text"
 RUN_SUMMARY_CLOSE = "run_summary_close"
+
+# --- the find bar over the stream panes
+STREAM_FIND = "stream_find"
+STREAM_FIND_NEXT = "stream_find_next"
+STREAM_FIND_PREV = "stream_find_prev"
+STREAM_FIND_RESULT = "stream_find_result"

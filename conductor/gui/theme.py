@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import dearpygui.dearpygui as dpg
 
@@ -79,35 +80,73 @@ def load_fonts() -> dict[str, int | str | None]:
     return fonts
 
 
-def global_theme() -> int | str:
-    """A calm dark theme with rounded frames and clear focus colours."""
+ThemeName = Literal["dark", "light"]
+THEME_NAMES: tuple[ThemeName, ...] = ("dark", "light")
+
+_DARK: dict[int, tuple[int, ...]] = {}
+_LIGHT: dict[int, tuple[int, ...]] = {}
+
+
+def palette(name: ThemeName) -> dict[int, tuple[int, ...]]:
+    """The theme colours by `mvThemeCol_*` (filled on first use: the constants need Dear PyGui loaded)."""
+    if not _DARK:
+        d = dpg
+        # Child windows draw no background of their own: on a software renderer (llvmpipe under Xvfb)
+        # every nested fill costs a full pass over its pixels; borders alone separate the panes.
+        _DARK.update({
+            d.mvThemeCol_WindowBg: (24, 26, 31), d.mvThemeCol_ChildBg: (0, 0, 0, 0),
+            d.mvThemeCol_PopupBg: (34, 37, 44), d.mvThemeCol_Border: (58, 62, 72),
+            d.mvThemeCol_FrameBg: (44, 48, 57), d.mvThemeCol_FrameBgHovered: (56, 62, 74),
+            d.mvThemeCol_FrameBgActive: (64, 72, 88), d.mvThemeCol_TitleBg: (36, 40, 50),
+            d.mvThemeCol_TitleBgActive: (46, 60, 92), d.mvThemeCol_Button: (52, 70, 110),
+            d.mvThemeCol_ButtonHovered: (68, 94, 150), d.mvThemeCol_ButtonActive: (80, 112, 180),
+            d.mvThemeCol_Header: (48, 60, 86), d.mvThemeCol_HeaderHovered: (60, 78, 116),
+            d.mvThemeCol_HeaderActive: (70, 92, 138), d.mvThemeCol_Tab: (40, 46, 58),
+            d.mvThemeCol_TabHovered: (68, 94, 150), d.mvThemeCol_TabActive: (56, 78, 124),
+            d.mvThemeCol_TableHeaderBg: (40, 44, 54), d.mvThemeCol_TableRowBgAlt: (34, 37, 44),
+            d.mvThemeCol_PlotHistogram: (90, 150, 255), d.mvThemeCol_Text: (222, 224, 230),
+            d.mvThemeCol_ScrollbarBg: (30, 32, 38), d.mvThemeCol_ScrollbarGrab: (70, 76, 90),
+            d.mvThemeCol_TextSelectedBg: (60, 90, 150),
+        })
+        # Light: the same structure on paper-white; status and accent colours stay (they are read on both).
+        _LIGHT.update({
+            d.mvThemeCol_WindowBg: (244, 245, 248), d.mvThemeCol_ChildBg: (0, 0, 0, 0),
+            d.mvThemeCol_PopupBg: (252, 252, 254), d.mvThemeCol_Border: (196, 200, 210),
+            d.mvThemeCol_FrameBg: (228, 231, 238), d.mvThemeCol_FrameBgHovered: (214, 221, 234),
+            d.mvThemeCol_FrameBgActive: (200, 212, 234), d.mvThemeCol_TitleBg: (222, 226, 234),
+            d.mvThemeCol_TitleBgActive: (186, 204, 238), d.mvThemeCol_Button: (196, 210, 238),
+            d.mvThemeCol_ButtonHovered: (172, 194, 238), d.mvThemeCol_ButtonActive: (148, 178, 234),
+            d.mvThemeCol_Header: (206, 218, 242), d.mvThemeCol_HeaderHovered: (186, 204, 240),
+            d.mvThemeCol_HeaderActive: (166, 190, 236), d.mvThemeCol_Tab: (218, 223, 233),
+            d.mvThemeCol_TabHovered: (172, 194, 238), d.mvThemeCol_TabActive: (192, 208, 240),
+            d.mvThemeCol_TableHeaderBg: (222, 226, 234), d.mvThemeCol_TableRowBgAlt: (236, 238, 243),
+            d.mvThemeCol_PlotHistogram: (60, 120, 220), d.mvThemeCol_Text: (28, 30, 36),
+            d.mvThemeCol_ScrollbarBg: (236, 238, 242), d.mvThemeCol_ScrollbarGrab: (184, 190, 202),
+            d.mvThemeCol_TextSelectedBg: (170, 196, 240),
+        })
+    return _DARK if name == "dark" else _LIGHT
+
+
+_active: list[ThemeName] = ["dark"]
+
+
+def text_rgb() -> RGB:
+    """The body text colour of the theme in use, for what is drawn rather than themed (graph labels)."""
+    r, g, b = palette(_active[0])[dpg.mvThemeCol_Text][:3]
+    return r, g, b
+
+
+THEMED = (-255, 0, 0, 255)
+"""Dear PyGui's 'no colour of its own' for a text: it takes the theme's text colour (set back to it after a
+highlight)."""
+
+
+def global_theme(name: ThemeName = "dark") -> int | str:
+    """A calm dark (or light) theme with rounded frames and clear focus colours."""
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvAll):
-            c = dpg.add_theme_color
-            c(dpg.mvThemeCol_WindowBg, (24, 26, 31))
-            # Child windows draw no background of their own: on a software renderer (llvmpipe under Xvfb)
-            # every nested fill costs a full pass over its pixels; borders alone separate the panes.
-            c(dpg.mvThemeCol_ChildBg, (0, 0, 0, 0))
-            c(dpg.mvThemeCol_PopupBg, (34, 37, 44))
-            c(dpg.mvThemeCol_Border, (58, 62, 72))
-            c(dpg.mvThemeCol_FrameBg, (44, 48, 57))
-            c(dpg.mvThemeCol_FrameBgHovered, (56, 62, 74))
-            c(dpg.mvThemeCol_FrameBgActive, (64, 72, 88))
-            c(dpg.mvThemeCol_TitleBg, (36, 40, 50))
-            c(dpg.mvThemeCol_TitleBgActive, (46, 60, 92))
-            c(dpg.mvThemeCol_Button, (52, 70, 110))
-            c(dpg.mvThemeCol_ButtonHovered, (68, 94, 150))
-            c(dpg.mvThemeCol_ButtonActive, (80, 112, 180))
-            c(dpg.mvThemeCol_Header, (48, 60, 86))
-            c(dpg.mvThemeCol_HeaderHovered, (60, 78, 116))
-            c(dpg.mvThemeCol_HeaderActive, (70, 92, 138))
-            c(dpg.mvThemeCol_Tab, (40, 46, 58))
-            c(dpg.mvThemeCol_TabHovered, (68, 94, 150))
-            c(dpg.mvThemeCol_TabActive, (56, 78, 124))
-            c(dpg.mvThemeCol_TableHeaderBg, (40, 44, 54))
-            c(dpg.mvThemeCol_TableRowBgAlt, (34, 37, 44))
-            c(dpg.mvThemeCol_PlotHistogram, (90, 150, 255))
-            c(dpg.mvThemeCol_Text, (222, 224, 230))
+            for target, rgb in palette(name).items():
+                dpg.add_theme_color(target, rgb)
             s = dpg.add_theme_style
             s(dpg.mvStyleVar_FrameRounding, 4)
             s(dpg.mvStyleVar_WindowRounding, 6)
@@ -148,12 +187,17 @@ def bar_theme(rgb: RGB) -> int | str:
     return theme
 
 
-def banner_theme(rgb: RGB) -> int | str:
+def banner_theme(rgb: RGB, name: ThemeName = "dark") -> int | str:
+    """A banner tinted by its level: a dark tint under light text, a pale one under dark text."""
     r, g, b = rgb
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvAll):
-            dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (r // 4, g // 5, b // 5))
-            dpg.add_theme_color(dpg.mvThemeCol_Border, (r // 2, g // 3, b // 3))
+            if name == "dark":
+                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (r // 4, g // 5, b // 5))
+                dpg.add_theme_color(dpg.mvThemeCol_Border, (r // 2, g // 3, b // 3))
+            else:
+                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, tuple(255 - (255 - x) // 5 for x in rgb))
+                dpg.add_theme_color(dpg.mvThemeCol_Border, tuple(int(x * 0.7) for x in rgb))
     return theme
 
 
@@ -162,7 +206,9 @@ class Themes:
 
     def __init__(self) -> None:
         self.fonts = load_fonts()
-        self.global_ = global_theme()
+        self.name: ThemeName = "dark"
+        self._globals: dict[ThemeName, int | str] = {"dark": global_theme("dark")}
+        self.global_ = self._globals["dark"]
         dpg.bind_theme(self.global_)
         self.kind = {k: button_theme(v) for k, v in KIND_COLOURS.items()}
         self.danger = button_theme((200, 70, 70))
@@ -172,7 +218,22 @@ class Themes:
         self.left_button = left_aligned_theme()
         self.bar_ok = bar_theme(ACCENT)
         self.bar_spent = bar_theme(ERROR)
-        self.banner = {"error": banner_theme(ERROR), "warning": banner_theme(WARNING), "info": banner_theme(ACCENT)}
+        self._banners: dict[ThemeName, dict[str, int | str]] = {"dark": self._banner_set("dark")}
+        self.banner = self._banners["dark"]
+
+    @staticmethod
+    def _banner_set(name: ThemeName) -> dict[str, int | str]:
+        return {"error": banner_theme(ERROR, name), "warning": banner_theme(WARNING, name),
+                "info": banner_theme(ACCENT, name)}
+
+    def apply(self, name: ThemeName) -> None:
+        """Switch the whole window to the dark or the light theme (each built once, then reused)."""
+        if name not in self._globals:
+            self._globals[name] = global_theme(name)
+            self._banners[name] = self._banner_set(name)
+        self.name, self.global_, self.banner = name, self._globals[name], self._banners[name]
+        _active[0] = name
+        dpg.bind_theme(self.global_)
 
     def mono(self, item: int | str) -> None:
         if self.fonts.get("mono") is not None:

@@ -6,6 +6,7 @@ Rows are rebuilt only when the set of tickets changes; a status change updates t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
@@ -31,6 +32,7 @@ class TicketsView:
         self.seen = -1
         self.signature: tuple = ()
         self.models_seen = -1
+        self.second_seen = -1
 
     def build(self, parent: int | str) -> None:
         dpg.add_text("No track loaded — plan an epic or load a track from the browser.", parent=parent,
@@ -40,14 +42,20 @@ class TicketsView:
                        scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1,
                        clipper=True):  # only the rows in view are laid out: a 256-ticket track costs what 8 do
             for label, weight in (("ID", 0.45), ("Title", 2.2), ("Deps", 0.7), ("Status", 1.3),
-                                  ("Att.", 0.4), ("Model", 2.4), ("Reason", 1.6), ("Actions", 2.2)):
+                                  ("Att.", 0.4), ("Time", 0.55), ("Model", 2.4), ("Reason", 1.6), ("Actions", 2.2)):
                 dpg.add_table_column(label=label, init_width_or_weight=weight)
 
     def refresh(self) -> None:
         c = self.c
+        now = time.time()  # this (the GUI) thread's clock moves a running ticket's elapsed time, once a second
         if self.seen == c.versions["tickets"] and self.models_seen == c.versions["models"]:
+            if int(now) != self.second_seen and c.clocks.ticking(c.active_track or ""):
+                self.second_seen = int(now)
+                for tid in (r.id for r in c.ticket_rows()):
+                    set_if_changed(tags.ticket_cell(tid, "elapsed"), c.ticket_elapsed(tid, now))
             return
         self.seen, self.models_seen = c.versions["tickets"], c.versions["models"]
+        self.second_seen = int(now)
         rows = c.ticket_rows()
         self._header(rows)
         signature = (c.active_track, tuple((r.id, r.title, r.depends_on) for r in rows), c.versions["models"])
@@ -56,6 +64,7 @@ class TicketsView:
             self.signature = signature
         for row in rows:
             self._update(row)
+            set_if_changed(tags.ticket_cell(row.id, "elapsed"), c.ticket_elapsed(row.id, now))
 
     def _header(self, rows: list[TicketRow]) -> None:
         track = self.c.tracks.get(self.c.active_track or "")
@@ -79,6 +88,7 @@ class TicketsView:
                 dpg.add_text(", ".join(row.depends_on) or "—", color=DIM)
                 dpg.add_text(row.status, tag=tags.ticket_cell(tid, "status"))
                 dpg.add_text("", tag=tags.ticket_cell(tid, "attempts"))
+                dpg.add_text("—", tag=tags.ticket_cell(tid, "elapsed"), color=DIM)
                 combo = dpg.add_combo(models, default_value=model_label(row), width=-1,
                                       tag=tags.ticket_action(tid, "model"), user_data=tid, callback=safe(self._override))
                 with dpg.tooltip(combo):  # a narrow column cuts the name: the tooltip shows all of it

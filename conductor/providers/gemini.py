@@ -8,9 +8,10 @@ temporary client would be closed under us). The SDK is imported lazily, inside m
 this module stays cheap. Requests and responses are translated by `gemini_mapping`; errors are
 translated once, here, at the boundary, and their messages never carry the API key.
 
-The SDK retries only the initial request (`HttpRetryOptions`, `cfg.gemini.sdk_retry_attempts`), and not
-on 429 by default: a rate limit goes straight to our retry layer, which honours the server's delay.
-Failures inside a stream are ours to retry (they raise StreamInterrupted).
+The SDK retries only the initial request (`HttpRetryOptions`, `cfg.gemini.sdk_retry_attempts`, 1 by default:
+no SDK retry), and not on 429: a rate limit goes straight to our retry layer and the shared per-model gate
+(conductor/limits.py), which honour the server's delay. Failures inside a stream are ours to retry (they
+raise StreamInterrupted). A failure carries `http_requests`, so the SDK's retries count in our one budget.
 
 Cancellation and deadlines: `cancel` is checked between chunks; a small watcher thread (alive only while
 streams are open) also cuts the socket of a stream whose `cancel` is set or whose deadline passed, so a
@@ -76,6 +77,8 @@ class _Slot:
     deadline: float | None
     response: Any = None
     status: int | None = None
+    requests: int = 0
+    """HTTP responses seen (the SDK's own retries included): each counts against the one retry budget."""
     cut: str | None = None
     """Why the watcher cut this stream's socket: "cancel" or "deadline"."""
 
@@ -97,6 +100,7 @@ def _on_response(response: Any) -> None:
     if slot is not None:
         slot.response = response
         slot.status = response.status_code
+        slot.requests += 1
 
 
 def _cut_socket(response: Any) -> None:
@@ -290,6 +294,7 @@ class GeminiProvider(Provider):
             except Exception as exc:  # noqa: BLE001 — the SDK and httpx2 raise many kinds; all are translated here
                 self._check_stop(cancel, slot, request, turn)
                 failure = self._translate(exc, mid_stream=slot.started, usage=turn.partial_usage())
+                failure.http_requests = max(slot.requests, 1)
         if failure is not None:
             raise failure  # outside the except: no __context__ chain to the SDK error (it holds the request)
         self._check_stop(cancel, slot, request, turn)

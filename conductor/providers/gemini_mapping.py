@@ -33,6 +33,7 @@ from conductor.providers.base import (
     ToolCallChunk,
     UsageChunk,
 )
+from conductor.providers.gemini_quota import daily_violation, quota_error
 from conductor.providers.tool_names import WireNames, wire_name
 
 SAFETY_FINISHES = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY",
@@ -328,6 +329,8 @@ def error_for_status(code: int | None, message: str, *, status: str | None = Non
         err: ProviderError = StreamInterrupted(f"the stream broke: {what}", usage=usage, status=code)
         err.retry_after_s = delay  # type: ignore[attr-defined]  # a hint for the retry layer, if it looks
         return err
+    if code == 429 and (daily := daily_violation(details)) is not None:
+        return quota_error(daily, message, now_epoch=time.time(), status=code)  # not retried: see gemini_quota
     if code == 429:
         return RateLimited(f"rate limited: {what}", retry_after_s=delay, usage=usage, status=code)
     if code == 408:

@@ -53,6 +53,7 @@ from conductor.testing.gemini_script import (
     ResponseRecord,
     Script,
     ScriptSource,
+    Storm,
     as_responder,
     build_events,
     camel,
@@ -305,7 +306,8 @@ class FakeGeminiServer:
     def _send_error(self, h: _Handler, script: Script) -> None:
         extra = {"Retry-After": script.retry_after} if script.retry_after else {}
         self._send_json(h, script.http_status or 500,
-                        error_body(script.http_status or 500, script.error_message, script.retry_delay), extra)
+                        error_body(script.http_status or 500, script.error_message, script.retry_delay,
+                                   script.quota_violations), extra)
 
     def _unary(self, h: _Handler, script: Script, events: list[dict[str, Any]], rec: ResponseRecord) -> None:
         if script.error_after is not None or script.cut_after is not None:
@@ -442,6 +444,7 @@ __all__ = [
     "ResponseRecord",
     "Script",
     "ScriptSource",
+    "Storm",
     "build_events",
     "camel",
     "classify_request",

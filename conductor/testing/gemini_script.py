@@ -181,6 +181,8 @@ class Script:
     """google.rpc.RetryInfo.retryDelay for an error ("2s")."""
     retry_after: str | None = None
     """A Retry-After header on an HTTP error."""
+    quota_violations: Sequence[Mapping[str, Any]] = ()
+    """google.rpc.QuotaFailure violations on an HTTP error (quotaId, quotaMetric, quotaDimensions, quotaValue)."""
     error_after: int | None = None
     """Send an error event after this many events, then end the stream."""
     error_code: int = 503
@@ -197,6 +199,24 @@ class Script:
     @classmethod
     def rate_limited(cls, retry_delay: str | None = "2s", **kw: Any) -> Script:
         return cls(http_status=429, retry_delay=retry_delay, error_message="Resource has been exhausted", **kw)
+
+    @classmethod
+    def quota_exhausted(cls, model: str = "gemini-3.5-flash-lite", per: str = "Day", limit: str = "250",
+                        retry_delay: str | None = "41s", **kw: Any) -> Script:
+        """A 429 as Gemini sends it for a spent quota: a QuotaFailure naming the per-`per` request quota (plus
+        the per-minute one, as real bodies list several), and a RetryInfo that is useless for a daily quota."""
+        dims = {"location": "global", "model": model}
+        violations = [{"quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model_per_day"
+                       if per == "Day" else "generativelanguage.googleapis.com/generate_requests_per_model",
+                       "quotaId": f"GenerateRequestsPer{per}PerProjectPerModel", "quotaDimensions": dims,
+                       "quotaValue": limit}]
+        if per == "Day":
+            violations.append({"quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model",
+                               "quotaId": "GenerateRequestsPerMinutePerProjectPerModel", "quotaDimensions": dims})
+        return cls(http_status=429, retry_delay=retry_delay, quota_violations=violations,
+                   error_message="You exceeded your current quota, please check your plan and billing details. "
+                                 "For more information on this error, head to: "
+                                 "https://ai.google.dev/gemini-api/docs/rate-limits.", **kw)
 
     @classmethod
     def unavailable(cls, status: int = 503, **kw: Any) -> Script:
@@ -344,13 +364,60 @@ def merge_events(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return dict(merged)
 
 
-def error_body(code: int, message: str, retry_delay: str | None = None) -> dict[str, Any]:
+def error_body(code: int, message: str, retry_delay: str | None = None,
+               quota_violations: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     status = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
               500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}.get(code, "UNKNOWN")
     err: dict[str, Any] = {"code": code, "message": message or status.lower(), "status": status}
+    details: list[dict[str, Any]] = []
+    if quota_violations:
+        details.append({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [dict(v) for v in quota_violations]})
+        details.append({"@type": "type.googleapis.com/google.rpc.Help", "links": [
+            {"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]})
     if retry_delay:
-        err["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay})
+    if details:
+        err["details"] = details
     return {"error": err}
+
+
+class Storm:
+    """A responder that fails every generate request with `fault` for `seconds`, then answers with `then` (the
+    pipeline by default). Only requests whose role is in `roles` (all when None) are failed; the storm starts
+    at the first of them for which `trigger` is true (e.g. once several workers run). `now` is the test's
+    clock, so a 150 s storm can pass in a second or two of real time. `refused` counts the failed requests."""
+
+    def __init__(self, now: Callable[[], float], seconds: float, fault: Script | None = None,
+                 then: Responder | None = None, roles: set[str] | None = None,
+                 trigger: Callable[[RequestRecord], bool] | None = None) -> None:
+        self.now = now
+        self.seconds = seconds
+        self.fault = fault or Script.rate_limited(retry_delay="10s")
+        self.then = then or PipelineScript()
+        self.roles = roles
+        self.trigger = trigger
+        self._lock = threading.Lock()
+        self.started: float | None = None
+        self.refused = 0
+        self.refused_by_role: dict[str, int] = {}
+
+    @property
+    def over(self) -> bool:
+        with self._lock:
+            return self.started is not None and self.now() >= self.started + self.seconds
+
+    def __call__(self, record: RequestRecord, n: int) -> Script:
+        with self._lock:
+            now = self.now()
+            hit = self.roles is None or record.role in self.roles
+            if self.started is None and hit and (self.trigger is None or self.trigger(record)):
+                self.started = now
+            if self.started is not None and now < self.started + self.seconds and hit:
+                self.refused += 1
+                self.refused_by_role[record.role] = self.refused_by_role.get(record.role, 0) + 1
+                return self.fault
+        return self.then(record, n)
 
 
 # --- the ready-made pipeline script ---

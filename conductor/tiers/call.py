@@ -1,18 +1,18 @@
 """One model call, done properly: budget check, streaming to the pane and the output file, usage recorded
-exactly once per provider attempt, our own retry with backoff for transient failures (including those inside
-a stream, which the SDK does not retry), and finish reasons turned into errors where they mean one.
+exactly once per provider attempt, one retry budget for transient failures (including those inside a stream,
+which the SDK does not retry) through the model's shared gate (conductor/limits.py: cooldowns, circuit
+breaker, daily quota), and finish reasons turned into errors where they mean one.
 
 Every tier goes through `call_model`; nothing else talks to a provider.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from conductor.config import Config
@@ -21,11 +21,12 @@ from conductor.errors import (
     Cancelled,
     OutputTruncated,
     ProviderError,
-    RateLimited,
+    QuotaExhausted,
     SafetyBlocked,
     TransientProviderError,
 )
 from conductor.events import EventQueue, Notice, Provenance, StreamDelta, StreamReset, UsageRecorded
+from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import Finish, Provider, ProviderRequest, TextChunk, ToolCallChunk, UsageChunk
@@ -51,7 +52,18 @@ class CallDeps:
     comms: CommsSink | None = None
     sink: Callable[[str], None] | None = None
     """Receives the streamed text (the ticket's output file)."""
-    rng: random.Random = field(default_factory=random.Random)
+    limits: ModelLimits | None = None
+    """The per-model gates. One per session (every worker and planning call shares it); None makes one from
+    `cfg` (a CallDeps on its own, as in tests)."""
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = ModelLimits.from_config(self.cfg)
+
+    @property
+    def gates(self) -> ModelLimits:
+        assert self.limits is not None  # set in __post_init__
+        return self.limits
 
     def with_(self, **kw: Any) -> CallDeps:
         return CallDeps(**{**self.__dict__, **kw})
@@ -65,16 +77,6 @@ class CallResult:
     usage: Usage
     finish: str
     retries: int
-
-
-def backoff_delay(retry: int, cfg: Config, rng: random.Random, hint_s: float | None = None) -> float:
-    """Exponential backoff with jitter for retry n (1-based), capped; a server hint wins when it is longer."""
-    r = cfg.retry
-    base = min(r.initial_delay_s * (2 ** (retry - 1)), r.max_delay_s)
-    delay = base * (1 - r.jitter * rng.random())
-    if hint_s is not None:
-        delay = max(delay, min(hint_s, max(r.max_delay_s, hint_s)))
-    return float(delay)
 
 
 def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage) -> Usage:
@@ -94,31 +96,67 @@ def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage)
 
 def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event, call_no: int = 1,
                stream_id: str | None = None) -> CallResult:
-    """Run one model call with retries. Raises ProviderError subclasses (after retries), BudgetExceeded,
-    Cancelled, OutputTruncated (MAX_TOKENS) or SafetyBlocked."""
+    """Run one model call through the model's shared gate, with one retry budget.
+
+    Every request first passes `deps.limits` (rate, cooldown after a 429, circuit breaker). Each failed HTTP
+    request (the SDK's own retries included) spends the budget, `cfg.retry.max_retries`. A call that spends
+    it on an outage (429, 503, a cut stream: never the ticket's fault) does not fail: it trips the model's
+    circuit and waits, on the same attempt and model, until a probe gets through. Other transient failures
+    (500, deadline) raise once the budget is spent. Raises ProviderError subclasses, QuotaExhausted (a daily
+    quota: not retried), BudgetExceeded, Cancelled, OutputTruncated (MAX_TOKENS) or SafetyBlocked."""
     prov = req.prov
     stream_id = stream_id or prov.stream_id
+    budget = deps.cfg.retry.max_retries
+    failed = 0
     retries = 0
+    parked = False
     while True:
         deps.ledger.check_budget(deps.cfg.budget, req.model, track_id=prov.track_id)
+        go = deps.gates.acquire(req.model, cancel, on_wait=lambda w: _tell_wait(deps, prov, req.model, w))
         record_id = f"{stream_id}#a{prov.attempt}.c{call_no}.r{retries}.{uuid.uuid4().hex[:6]}"
         try:
-            return _one_attempt(req, deps, cancel, stream_id, record_id, retries)
+            result = _one_attempt(req, deps, cancel, stream_id, record_id, retries)
+        except QuotaExhausted as exc:
+            deps.gates.exhausted(req.model, go, exc)
+            raise
         except TransientProviderError as exc:
             if exc.usage is not None:
                 record_usage(deps, prov, record_id, exc.usage.model_copy(update={"partial": True}))
+            deps.gates.failed(req.model, go, exc)
+            failed += max(exc.http_requests, 1)
             retries += 1
-            if retries > deps.cfg.retry.max_retries:
-                raise
-            hint = exc.retry_after_s if isinstance(exc, RateLimited) else None
-            delay = backoff_delay(retries, deps.cfg, deps.rng, hint)
+            if failed > budget:
+                if not is_outage(exc):
+                    raise
+                deps.gates.trip(req.model)  # from now on only the model's probe requests go out
+                if not parked:
+                    parked = True
+                    deps.events.post(Notice(prov=prov, level="warning", message=(
+                        f"{req.model} is unavailable ({type(exc).__name__}: {exc}); retry budget spent, so "
+                        f"{prov.describe() or 'this call'} waits on the same attempt and model until a probe "
+                        "gets through (not counted as a failed attempt)")))
             deps.events.post(StreamReset(prov=prov, stream_id=stream_id,
-                                         reason=f"{type(exc).__name__}: {exc}; retry {retries} of "
-                                                f"{deps.cfg.retry.max_retries} in {delay:.1f}s"))
+                                         reason=f"{type(exc).__name__}: {exc}; "
+                                                + (f"retry {retries} of {budget}" if failed <= budget
+                                                   else "waiting for the model to recover")))
             if deps.sink is not None:
                 deps.sink(f"\n\n[discarded: {type(exc).__name__}: {exc}; retrying]\n\n")
-            if cancel.wait(delay):
-                raise Cancelled(f"cancelled while backing off after {type(exc).__name__}") from None
+        except Cancelled:
+            deps.gates.released(req.model, go)
+            raise
+        except ProviderError:
+            deps.gates.succeeded(req.model, go)  # the model answered (a 400, a safety block...): it is up
+            raise
+        except BaseException:
+            deps.gates.released(req.model, go)
+            raise
+        else:
+            deps.gates.succeeded(req.model, go)
+            return result
+
+
+def _tell_wait(deps: CallDeps, prov: Provenance, model: str, wait: Wait) -> None:
+    deps.events.post(Notice(prov=prov, message=f"waiting for {model}: {wait.reason}"))
 
 
 def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, stream_id: str, record_id: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from conductor import redact
 from conductor.errors import ProviderError
 from conductor.events import Provenance, StreamDelta, ToolCalled, ToolResulted
 from conductor.messages import Message, user
@@ -18,6 +19,7 @@ from conductor.model import Ticket, Track
 from conductor.providers.base import ProviderRequest
 from conductor.records import ModelTurn
 from conductor.store import Journal
+from conductor.stream_notes import tool_call_line, tool_result_line
 from conductor.tiers import prompts
 from conductor.tiers.call import CallDeps, call_model
 from conductor.tools.base import ToolContext
@@ -85,6 +87,9 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
             result, replayed = gate.run(call, tool_ctx)
             deps.events.post(ToolResulted(prov=prov, call_id=call.id, name=call.name, ok=result.ok,
                                           summary=result.summary(), replayed=replayed))
+            if deps.sink is not None and not replayed:  # the output file reads as the live pane does
+                deps.sink(redact.text(f"\n{tool_call_line(call.name, dict(call.args))}\n"
+                                      f"\n{tool_result_line(call.name, result.ok, result.summary())}\n"))
             actions.append(action_line(call.name, dict(call.args), result.ok, result.error))
             results.append(result)
         messages.append(Message(role="tool", tool_results=tuple(results)))

@@ -8,9 +8,11 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 
 from conductor.app import split_lines
+from conductor.app.context_budget import WARN_SHARE, context_budget
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
+from conductor.gui.theme import DIM, ERROR, WARNING
 from conductor.gui.util import safe
 
 
@@ -44,6 +46,8 @@ class SpawnDialog(ApprovalDialog):
         label("Context files (one per line)")
         dpg.add_input_text(tag=tags.SPAWN_CONTEXT, default_value=draft["context"], multiline=True, height=56,
                            width=-1, user_data="context", callback=safe(self._edited))
+        dpg.add_text("", tag=tags.SPAWN_FILES, wrap=0, color=DIM)
+        dpg.add_text("", tag=tags.SPAWN_BUDGET, wrap=0)
         label("Prompt (exactly what the worker receives; edit freely)")
         prompt = dpg.add_input_text(tag=tags.SPAWN_PROMPT, default_value=draft["prompt"], multiline=True,
                                     height=300, width=-1, user_data="prompt", callback=safe(self._edited))
@@ -56,6 +60,20 @@ class SpawnDialog(ApprovalDialog):
     def _edited(self, _sender: object, value: Any, name: str) -> None:
         if self.request is not None:
             self.drafts[self.request.id][name] = value
+            self.validate()
+
+    def validate(self) -> None:
+        """The context files with their sizes, and the first request against the model's window, as edited."""
+        if self.request is None or self.request.id not in self.drafts or not dpg.does_item_exist(tags.SPAWN_BUDGET):
+            return
+        draft = self.drafts[self.request.id]
+        budget = context_budget(self.c.cost_estimator(), draft["model"], draft["prompt"],
+                                str(self.request.payload.get("system", "")), split_lines(draft["context"]))
+        dpg.set_value(tags.SPAWN_FILES, "Context: " + budget.files_line())
+        dpg.set_value(tags.SPAWN_BUDGET, budget.summary(draft["model"]))
+        share = budget.share
+        dpg.configure_item(tags.SPAWN_BUDGET, color=ERROR if budget.too_big else
+                           WARNING if share is not None and share > WARN_SHARE else DIM)
 
     def save_draft(self) -> None:
         if self.request is None or self.request.id not in self.drafts:

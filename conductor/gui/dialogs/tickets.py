@@ -11,10 +11,11 @@ import dearpygui.dearpygui as dpg
 
 from conductor import dag
 from conductor.app import split_ids, split_lines
+from conductor.app.cost_estimate import TicketEstimate, TicketText, summary
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
-from conductor.gui.theme import ERROR, OK
+from conductor.gui.theme import DIM, ERROR, OK
 from conductor.gui.util import safe
 from conductor.model import TicketSpec
 
@@ -47,11 +48,17 @@ class TicketsDialog(ApprovalDialog):
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
         dpg.add_text("", tag=tags.TICKETS_PROBLEMS, wrap=0)
+        est = dpg.add_text("", tag=tags.TICKETS_ESTIMATE, wrap=0, color=DIM)
+        with dpg.tooltip(est):
+            dpg.add_text("An estimate, before anything is spent: each ticket's prompt (system prompt, its text, its\n"
+                         "target files as the worker receives them, the tool declarations) at ~4 characters a token,\n"
+                         "sent over a few worker turns, plus a typical output and one Tier 4 review; priced for the\n"
+                         "model each tier will use on the first attempt. 'unknown' when a model has no price.")
         height = min(34 + 29 * len(draft["rows"]), 300)
         with dpg.table(header_row=True, borders_innerH=True, row_background=True, resizable=True,
                        policy=dpg.mvTable_SizingStretchProp, scrollY=True, height=height):
-            for name, w in (("ID", 0.6), ("Title", 2.4), ("Depends on", 1.1), ("Target files", 1.8),
-                            ("Step", 0.4), ("Model override", 1.6), ("Drop", 0.4)):
+            for name, w in (("ID", 0.6), ("Title", 2.1), ("Depends on", 1.0), ("Target files", 1.7),
+                            ("Step", 0.4), ("Model override", 1.6), ("Est. tokens · cost", 1.5), ("Drop", 0.4)):
                 dpg.add_table_column(label=name, init_width_or_weight=w)
             for i, row in enumerate(draft["rows"]):
                 self._row(i, row)
@@ -86,6 +93,7 @@ class TicketsDialog(ApprovalDialog):
                              callback=cb)
             dpg.add_combo(models, tag=tags.ticket_field(i, "model"), default_value=row["model"], width=-1,
                           user_data=(i, "model"), callback=cb)
+            dpg.add_text("", tag=tags.ticket_field(i, "estimate"), color=DIM)
             dpg.add_checkbox(tag=tags.ticket_field(i, "drop"), default_value=row["drop"], user_data=(i, "drop"),
                              callback=cb)
 
@@ -112,6 +120,7 @@ class TicketsDialog(ApprovalDialog):
         draft = self._draft()
         if draft is not None and draft["rows"]:
             draft["rows"][draft["selected"]][name] = value
+            self._estimate(draft)  # a longer description is a longer prompt
 
     def _select(self, _sender: object, value: str, _u: object) -> None:
         draft = self._draft()
@@ -177,6 +186,31 @@ class TicketsDialog(ApprovalDialog):
             dpg.configure_item(tags.TICKETS_PROBLEMS, color=OK)
         dpg.set_value(tags.TICKETS_PROBLEMS, text)
         dpg.configure_item(self.part("approve"), enabled=not problems)
+        self._estimate(draft)
+
+    def estimates(self, draft: dict[str, Any]) -> list[tuple[int, TicketEstimate]]:
+        """(row, estimate) for each ticket kept, as the rows read now."""
+        est = self.c.cost_estimator()
+        out = []
+        for i, r in enumerate(draft["rows"]):
+            if r["drop"]:
+                continue
+            files = split_ids(r["files"])
+            text = TicketText(r["id"].strip(), r["title"], r["description"], r["criteria"],
+                              None if r["model"] in (AUTO, "") else r["model"], est.context_chars(files))
+            out.append((i, est.estimate(text, self.c.cfg)))
+        return out
+
+    def _estimate(self, draft: dict[str, Any]) -> None:
+        found = self.estimates(draft)
+        for i, e in found:
+            tag = tags.ticket_field(i, "estimate")
+            if dpg.does_item_exist(tag):
+                dpg.set_value(tag, e.label())
+        for i, r in enumerate(draft["rows"]):
+            if r["drop"] and dpg.does_item_exist(tag := tags.ticket_field(i, "estimate")):
+                dpg.set_value(tag, "dropped")
+        dpg.set_value(tags.TICKETS_ESTIMATE, summary([e for _, e in found]))
 
     def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
         problems = self.problems(draft)
