@@ -11,13 +11,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from conductor.approvals import ApprovalBroker
+from conductor.checks import run_check
 from conductor.config import Config
-from conductor.events import Provenance
+from conductor.events import Notice, Provenance
+from conductor.git import AttemptWorktree, Committed, GitError, HookRejected, KeptDirty, NoChanges
+from conductor.gitwork import GitWork, attempt_started
+from conductor.records import GitAttemptCommitted
 from conductor.model import Ticket, Track
 from conductor.store import Journal, TrackStore
 from conductor.tiers.call import CallDeps
@@ -39,6 +43,10 @@ class EngineDeps:
     comms_for: Callable[[str], Any] | None = None
     """track id → comms log (or None)."""
     protected: tuple[Path, ...] = ()
+    git: GitWork | None = None
+    """The track's git (a worktree per attempt, merges by the engine); None: work in `workspace` itself."""
+    max_workers: int | None = None
+    """Overrides the configured worker count (1 when the workspace is a shared tree without git)."""
 
 
 class Workbench:
@@ -61,16 +69,26 @@ class Workbench:
             sink = lambda text, p=path: store.append_output(p, text)  # noqa: E731
         return self.deps.call.with_(journal=self.journal, sink=sink, comms=self.comms())
 
-    def tool_ctx(self, prov: Provenance, cancel: threading.Event) -> ToolContext:
+    def tool_ctx(self, prov: Provenance, cancel: threading.Event, *, workspace: Path | None = None,
+                 protected: tuple[Path, ...] | None = None) -> ToolContext:
+        """Tools rooted at `workspace` (an attempt's worktree) or else the track's workspace."""
         spill = None
         if self.deps.store is not None and prov.ticket_id:
             spill = self.deps.store.ticket_output(self.track_id, prov.ticket_id).with_name(f"a{prov.attempt}.cmd.log")
-        return ToolContext(workspace=self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
-                           protected=self.deps.protected)
+        return ToolContext(workspace=workspace or self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
+                           protected=self.deps.protected if protected is None else protected)
 
     def gate(self) -> ToolGate:
         return ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,
                         approval_timeout_s=self.deps.cfg.approvals.timeout_s or None, comms=self.comms())
+
+    def qa_pane(self, ticket_id: str) -> Callable[[str], None]:
+        """Appends text to the ticket's QA output (what its Tier 4 pane shows)."""
+        store = self.deps.store
+        if store is None:
+            return lambda text: None
+        path = store.ticket_output(self.track_id, ticket_id, 4)
+        return lambda text: store.append_output(path, text)
 
     def raw_dir(self) -> Path:
         """Where a tier's unparseable answers are kept."""
@@ -79,13 +97,101 @@ class Workbench:
         return Path(tempfile.gettempdir())
 
 
+@dataclass(frozen=True)
+class AttemptResult:
+    hint: str | None
+    """None: QA passed; else why it failed (the hint for the next attempt)."""
+    commit: str | None = None
+    """With git: the attempt's commit, for the engine to merge (None: the attempt changed nothing)."""
+
+
 def run_attempt(bench: Workbench, track: Track, ticket: Ticket, model: str, *, prov: Provenance,
-                cancel: threading.Event, on_review: Callable[[], None]) -> str | None:
-    """Worker, then review. Returns None on pass, or the QA hint on fail; raises what the tiers raise."""
+                cancel: threading.Event, on_review: Callable[[], None],
+                resolve_from: str | None = None) -> AttemptResult:
+    """Worker, then review; with git, in the attempt's own worktree, committed once between the two.
+    Raises what the tiers raise."""
+    git = bench.deps.git
+    if git is None:
+        return AttemptResult(_work_and_review(bench, track, ticket, model, bench.tool_ctx(prov, cancel), prov=prov,
+                                              cancel=cancel, on_review=on_review))
+    return _run_in_worktree(bench, git, track, ticket, model, prov=prov, cancel=cancel, on_review=on_review,
+                            resolve_from=resolve_from)
+
+
+def _work_and_review(bench: Workbench, track: Track, ticket: Ticket, model: str, ctx: ToolContext, *,
+                     prov: Provenance, cancel: threading.Event, on_review: Callable[[], None]) -> str | None:
     report = run_worker(track, ticket, model, bench.call_deps(ticket.id, tier=3, attempt=prov.attempt),
-                        bench.gate(), bench.tool_ctx(prov, cancel), prov=prov, cancel=cancel, journal=bench.journal)
+                        bench.gate(), ctx, prov=prov, cancel=cancel, journal=bench.journal)
     on_review()
-    review = review_ticket(ticket, report.text, report.actions,
-                           bench.call_deps(ticket.id, tier=4, attempt=prov.attempt), prov=prov, cancel=cancel,
-                           raw_dir=bench.raw_dir())
+    return _review(bench, ticket, report.text, report.actions, ctx, prov=prov, cancel=cancel)
+
+
+def _review(bench: Workbench, ticket: Ticket, text: str, actions: list[str], ctx: ToolContext, *,
+            prov: Provenance, cancel: threading.Event) -> str | None:
+    """Tier 4: the workspace's checks first (in the tree the worker changed), then the review."""
+    deps = bench.call_deps(ticket.id, tier=4, attempt=prov.attempt)  # writes the attempt header to the QA pane
+    git_cfg = bench.deps.cfg.git
+    if git_cfg.check_command.strip():
+        check = run_check(bench.gate(), replace(ctx, prov=prov.with_(tier=4)), git_cfg.check_command.strip(),
+                          git_cfg.check_timeout_s, show=bench.qa_pane(ticket.id))
+        if check.ran and not check.passed:
+            return check.hint()
+        text += check.for_review()
+    review = review_ticket(ticket, text, actions, deps, prov=prov, cancel=cancel, raw_dir=bench.raw_dir())
     return None if review.verdict == "pass" else (review.hint or "QA failed the ticket without a hint")
+
+
+def _run_in_worktree(bench: Workbench, git: GitWork, track: Track, ticket: Ticket, model: str, *, prov: Provenance,
+                     cancel: threading.Event, on_review: Callable[[], None], resolve_from: str | None) -> AttemptResult:
+    wt = git.begin(ticket.id, prov.attempt, start_point=resolve_from)
+    if bench.journal is not None:  # journalled before anything works in it: reconcile finds it after a kill
+        bench.journal.append(attempt_started(ticket.id, prov.attempt, wt))
+    settled = False
+    """The worker's work is committed (or it made none): what is left in the tree came from the checks."""
+    try:
+        ctx = bench.tool_ctx(prov, cancel, workspace=wt.workspace, protected=git.protected(wt))
+        commit = git.attempt_commit(ticket.id, prov.attempt)
+        if commit is not None:  # committed before a restart: its work is in the commit, never redone
+            settled = True
+            on_review()
+            text = f"(resumed) The attempt's work was committed before a restart as {commit[:12]}."
+            return AttemptResult(_review(bench, ticket, text, [], ctx, prov=prov, cancel=cancel), commit)
+        if resolve_from is not None and not wt.resumed:
+            res = git.begin_resolution(wt)
+            ticket = ticket.model_copy(update={"last_hint": (
+                f"Your work merged with the track branch ({res.track_tip[:12]}) conflicts in: {', '.join(res.files)}. "
+                "Those files hold git conflict markers (<<<<<<< ======= >>>>>>>): edit them so both changes are "
+                "kept and no marker remains.")})
+        report = run_worker(track, ticket, model, bench.call_deps(ticket.id, tier=3, attempt=prov.attempt),
+                            bench.gate(), ctx, prov=prov, cancel=cancel, journal=bench.journal)
+        result = git.commit(wt, model=model, title=ticket.title)
+        match result:
+            case Committed(sha=sha, files=files):
+                commit = sha
+                if bench.journal is not None:
+                    bench.journal.append(GitAttemptCommitted(key=wt.key.text, ticket_id=ticket.id,
+                                                             attempt=prov.attempt, sha=sha, files=list(files)))
+            case NoChanges():
+                commit = None
+            case HookRejected(output=output):  # the tree keeps the uncommitted work: released as dirty (kept)
+                return AttemptResult(f"a commit hook refused the attempt's commit:\n{output[-2000:]}")
+            case _:
+                assert_never(result)
+        settled = True
+        on_review()
+        return AttemptResult(_review(bench, ticket, report.text, report.actions, ctx, prov=prov, cancel=cancel), commit)
+    finally:
+        # once the work is committed, whatever the checks left (caches, reports) is not work: force it away
+        _release(bench, git, wt, prov, force=settled and bool(bench.deps.cfg.git.check_command.strip()))
+
+
+def _release(bench: Workbench, git: GitWork, wt: AttemptWorktree, prov: Provenance, *, force: bool) -> None:
+    try:
+        gone = git.release(wt, force=force)
+    except GitError as exc:
+        bench.deps.call.events.post(Notice(prov=prov, level="warning",
+                                           message=f"the worktree {wt.path} was not released: {exc}"))
+        return
+    if isinstance(gone, KeptDirty):
+        bench.deps.call.events.post(Notice(prov=prov, level="warning", message=(
+            f"the worktree {wt.path} has uncommitted changes ({', '.join(gone.changes[:5])}); it is kept")))

@@ -337,10 +337,29 @@ class McpServerConfig(_Section):
         return None
 
 
+class GitConfig(_Section):
+    """How a track uses a workspace that is a git repository (conductor/gitwork.py)."""
+
+    enabled: bool = True
+    """False: work in the workspace itself even when it is a repository (one worker at a time)."""
+    track_branch: str = "conductor/{track}"
+    ticket_branch: str = "conductor/{track}--{ticket}"
+    base_ref: str = "HEAD"
+    """Where a new track branch starts (the person's current HEAD by default)."""
+    merge_strategy: Literal["merge", "squash"] = "merge"
+    worktrees_root: str | None = None
+    """Where attempt worktrees go (outside the repository); None: the user's state folder."""
+    check_command: str = ""
+    """The workspace's checks (e.g. `pytest -q`), run by QA in each ticket's worktree through the command
+    policy; a failing check fails the ticket with its output as the hint."""
+    check_timeout_s: float = Field(default=600.0, gt=0)
+
+
 class Config(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     thinking: ThinkingConfig = Field(default_factory=ThinkingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    git: GitConfig = Field(default_factory=GitConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)

@@ -31,12 +31,14 @@ from typing import Any, TypeAlias, assert_never
 from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
+from conductor.git import AttemptKey, GitError, Merged, NeedsMerge, TrackMoved
+from conductor.gitwork import track_started
 from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
                               QuotaExhausted, SafetyBlocked, StoreError, UserError)
 from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
-from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, Record, TicketUpdated, apply, ticket_update,
-                               track_update, trusted_ticket_update)
+from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, GitAttemptMerged, GitMergeConflict, Record,
+                               TicketUpdated, apply, ticket_update, track_update, trusted_ticket_update)
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
@@ -116,6 +118,8 @@ class _WorkerDone:
     """pass | fail | error"""
     hint: str = ""
     error: BaseException | None = None
+    commit: str | None = None
+    """With git: the attempt's commit, merged by the engine before the ticket is done."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,9 @@ class _CommitFailed:
     error: OSError
 
 
-_Batch = tuple[list[Event | Record], list[tuple[Ticket, int, str, threading.Event]], list[Callable[[int], None]]]
+_Launch = tuple[Ticket, int, str, threading.Event, str | None]
+"""(ticket snapshot, attempt, model, cancel, commit a resolve attempt starts from)."""
+_Batch = tuple[list[Event | Record], list[_Launch], list[Callable[[int], None]]]
 
 
 class _Committer:
@@ -197,8 +203,8 @@ class _Committer:
         for x in items:
             self._post(x if isinstance(x, Event) else RecordApplied(prov=self._prov(x), record=x,
                                                                       journal_seq=next(seqs)))
-        for t, attempt, model, cancel in launches:
-            self._submit(t, attempt, model, cancel)
+        for launch in launches:
+            self._submit(*launch)
         for fn in after:
             fn(self.journal.last_seq)
 
@@ -234,7 +240,7 @@ class Engine:
         self._starts: dict[str, float] = {}
         self._outbox: list[Event | Record] = []
         """Records and events of the current batch: journalled (one write, one fsync) and then published."""
-        self._launches: list[tuple[Ticket, int, str, threading.Event]] = []
+        self._launches: list[_Launch] = []
         """Attempts waiting for the batch's fsync before they start."""
         self._after: list[Callable[[int], None]] = []
         """Called with the journal's last seq once the batch is written (snapshots, Snapshot replies)."""
@@ -245,8 +251,11 @@ class Engine:
         self._since_snapshot = 0
         """CPU seconds the engine thread itself used (benchmarks)."""
         self._bench = Workbench(track.id, deps, journal)
+        self._max_workers = deps.max_workers or self.cfg.engine.max_workers
+        self._resolve: dict[str, str] = {}
+        """Tickets in needs_merge → the conflicting commit their resolve attempt starts from."""
         self._index()
-        self._pool = ThreadPoolExecutor(max_workers=self.cfg.engine.max_workers,
+        self._pool = ThreadPoolExecutor(max_workers=self._max_workers,
                                         thread_name_prefix=f"conductor-worker-{track.id[:12]}")
         self._committer: _Committer | None = None
         self._thread = threading.Thread(target=self._main, name=f"conductor-engine-{track.id[:12]}", daemon=True)
@@ -370,6 +379,12 @@ class Engine:
         finally:
             self.cpu_s = time.thread_time() - cpu0
             self._pool.shutdown(wait=True, cancel_futures=True)
+            if self.deps.git is not None:
+                try:
+                    self.deps.git.close()  # the parked worktrees (clean, no work in them)
+                except GitError as exc:
+                    self.deps.call.events.post(Notice(prov=self._prov(), level="warning",
+                                                      message=f"parked worktrees were not removed: {exc}"))
             try:
                 self._snapshot(force=True)
             finally:
@@ -384,9 +399,62 @@ class Engine:
             if t.status in (TicketStatus.INTERRUPTED, TicketStatus.CANCELLED):
                 self._resumed.add(t.id)
                 self._set(t, TicketStatus.READY, reason=f"resumed: continues its {t.status.value} attempt")
+        self._start_git()
         self._set_track(TrackStatus.RUNNING)
         self._outbox.append(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
-                                                              f"{self.cfg.engine.max_workers} workers"))
+                                                              f"{self._max_workers} workers"))
+
+    def _start_git(self) -> None:
+        """Reconcile the journalled attempts with git, then create (or find) the track branch; a GitError stops
+        the run with its message (a ConductorError)."""
+        git = self.deps.git
+        if git is None:
+            return
+        records = self.journal.records() if self.journal is not None else []
+        tb, report = git.start_track(records)
+        self._commit(track_started(tb))
+        for line in report.lines():
+            if not line.startswith(("ok:", "absent:", "parked:", "released:")):
+                self._post(Notice(prov=self._prov(), level="warning", message=f"git reconcile: {line}"))
+        for rec in records:  # tickets waiting in needs_merge resolve from their conflicting commit
+            if isinstance(rec, GitMergeConflict):
+                t = self._by_id.get(rec.ticket_id)
+                if t is not None and t.status == TicketStatus.NEEDS_MERGE:
+                    self._resolve[t.id] = rec.ticket_commit
+        verb = "created" if tb.created else "continues on"
+        self._post(Notice(prov=self._prov(), message=f"track branch {tb.branch} {verb} (base {tb.base_sha[:12]}); "
+                                                     "each ticket attempt works in its own worktree"))
+
+    def _merge(self, t: Ticket, attempt: int, commit: str) -> bool:
+        """Merge a passed attempt into the track branch (here only: one at a time). True when merged."""
+        git = self.deps.git
+        assert git is not None
+        try:
+            result = git.merge(t.id, attempt, commit, t.title)
+        except GitError as exc:
+            self._set(t, TicketStatus.BLOCKED, blocked_reason=f"merge failed: {exc} (fix it, then retry)")
+            return False
+        match result:
+            case Merged():
+                self._commit(GitAttemptMerged(key=AttemptKey(self.track.id, t.id, attempt).text, ticket_id=t.id,
+                                              attempt=attempt, commit=result.commit,
+                                              ticket_commit=result.ticket_commit))
+                return True
+            case NeedsMerge(files=files):
+                self._commit(GitMergeConflict(key=AttemptKey(self.track.id, t.id, attempt).text, ticket_id=t.id,
+                                              attempt=attempt, files=list(files), ticket_commit=result.ticket_commit,
+                                              track_tip=result.track_tip))
+                self._resolve[t.id] = result.ticket_commit
+                self._set(t, TicketStatus.NEEDS_MERGE, failed_reason=None, blocked_reason=(
+                    f"merge conflict with {git.branch} in: {', '.join(files)}; retry starts a resolve attempt from "
+                    f"commit {result.ticket_commit[:12]} with the track merged in, for a worker to resolve"))
+                return False
+            case TrackMoved():
+                self._set(t, TicketStatus.BLOCKED, blocked_reason=(
+                    f"merge failed: {git.branch} kept moving under the conductor (something else writes it); retry"))
+                return False
+            case _:
+                assert_never(result)
 
     def _flush(self) -> None:
         """Group commit: hand the batch's records, events and launches to the committer (journal, then publish,
@@ -404,13 +472,13 @@ class Engine:
         items, launches, after = batch
         for x in items:
             self.deps.call.events.post(x if isinstance(x, Event) else RecordApplied(prov=self._rec_prov(x), record=x))
-        for t, attempt, model, cancel in launches:
-            self._submit(t, attempt, model, cancel)
+        for launch in launches:
+            self._submit(*launch)
         for fn in after:
             fn(0)
 
-    def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> None:
-        self._pool.submit(self._worker_job, t, attempt, model, cancel)
+    def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None) -> None:
+        self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve)
 
     def _settled(self) -> bool:
         if self._active:
@@ -489,7 +557,7 @@ class Engine:
     def _dispatch(self) -> None:
         if self._paused or self._cancelled:
             return
-        while self._ready and len(self._launched) < self.cfg.engine.max_workers:
+        while self._ready and len(self._launched) < self._max_workers:
             t = self._by_id[self._ready.first() or ""]
             attempt = t.attempts if (t.id in self._resumed and t.attempts > 0) else t.attempts + 1
             limit = t.attempt_limit or self.cfg.engine.max_attempts
@@ -566,16 +634,18 @@ class Engine:
         self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
         self._starts[t.id] = time.monotonic()
         snapshot = t.model_copy()  # shallow is enough: records replace fields, never mutate them in place
-        self._launches.append((snapshot, attempt, model, cancel))  # starts after the batch's fsync
+        resolve = self._resolve.pop(t.id, None)
+        self._launches.append((snapshot, attempt, model, cancel, resolve))  # starts after the batch's fsync
 
     # -- worker thread --
 
-    def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event) -> None:
+    def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None) -> None:
         try:
-            hint_or_none = run_attempt(self._bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
-                                       cancel=cancel, on_review=lambda: self._inbox.put(
-                                           _Progress(t.id, attempt, TicketStatus.REVIEW)))
-            outcome = _WorkerDone(t.id, attempt, "pass" if hint_or_none is None else "fail", hint_or_none or "")
+            res = run_attempt(self._bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
+                              cancel=cancel, on_review=lambda: self._inbox.put(
+                                  _Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
+            outcome = _WorkerDone(t.id, attempt, "pass" if res.hint is None else "fail", res.hint or "",
+                                  commit=res.commit)
         except BaseException as exc:  # reported to the engine, which decides; never lost in the pool
             outcome = _WorkerDone(t.id, attempt, "error", error=exc)
         self._inbox.put(outcome)
@@ -592,6 +662,8 @@ class Engine:
         t = self._by_id[msg.ticket_id]
         limit = t.attempt_limit or self.cfg.engine.max_attempts
         if msg.outcome == "pass":
+            if msg.commit is not None and self.deps.git is not None and not self._merge(t, msg.attempt, msg.commit):
+                return
             self._set(t, TicketStatus.DONE, failed_reason=None, blocked_reason=None)
             return
         if msg.outcome == "fail":
@@ -667,7 +739,7 @@ class Engine:
 
     def _cmd_retry(self, ticket_id: str) -> None:
         t = self._idle_ticket(ticket_id, {TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.CANCELLED,
-                                          TicketStatus.SKIPPED})
+                                          TicketStatus.SKIPPED, TicketStatus.NEEDS_MERGE})
         self._set(t, TicketStatus.TODO, failed_reason=None, blocked_reason=None, reason="retry requested",
                   attempt_limit=t.attempts + self.cfg.engine.max_attempts)
         self._resume_after_user_action()

@@ -42,6 +42,9 @@ class TicketStatus(StrEnum):
     """Stopped by the user while running; resumable."""
     INTERRUPTED = "interrupted"
     """The app stopped while this ticket was in flight; it continues its attempt when the track resumes."""
+    NEEDS_MERGE = "needs_merge"
+    """Passed QA, but its commit conflicts with the track branch (`blocked_reason` names the files): a retry
+    starts a resolve attempt from that commit."""
 
 
 TERMINAL_STATUSES = frozenset({TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.BLOCKED, TicketStatus.SKIPPED,

@@ -176,6 +176,66 @@ class ApprovalDecided(_Record):
         return self.decision.get("approved") is True
 
 
+# ---------------------------------------------------------------- git (conductor/gitwork.py): keyed, no track state
+
+class GitTrackStarted(_Record):
+    """The track's integration branch exists (created now, or found on a resume): 'changes so far' compare
+    against `base_sha`."""
+
+    type: Literal["git_track"] = "git_track"
+    key: str
+    """The branch name."""
+    branch: str
+    base_ref: str
+    base_sha: str
+    created: bool
+
+
+class GitAttemptStarted(_Record):
+    """An attempt's worktree, journalled before its worker uses it (reconcile reads these on start)."""
+
+    type: Literal["git_attempt"] = "git_attempt"
+    key: str
+    """The attempt key (`<track>/<ticket>/a<n>`)."""
+    ticket_id: str
+    attempt: int
+    branch: str
+    path: str
+    base_sha: str
+
+
+class GitAttemptCommitted(_Record):
+    type: Literal["git_commit"] = "git_commit"
+    key: str
+    ticket_id: str
+    attempt: int
+    sha: str
+    files: list[str]
+
+
+class GitAttemptMerged(_Record):
+    """The engine merged an attempt's commit into the track branch (`commit` is the new track tip)."""
+
+    type: Literal["git_merge"] = "git_merge"
+    key: str
+    ticket_id: str
+    attempt: int
+    commit: str
+    ticket_commit: str
+
+
+class GitMergeConflict(_Record):
+    """An attempt's commit conflicts with the track branch: the ticket waits in needs_merge."""
+
+    type: Literal["git_conflict"] = "git_conflict"
+    key: str
+    ticket_id: str
+    attempt: int
+    files: list[str]
+    ticket_commit: str
+    track_tip: str
+
+
 # ---------------------------------------------------------------- planning (epic journal, then track journal)
 
 class EpicCreated(_Record):
@@ -217,11 +277,13 @@ class PlanningStep(_Record):
 Record: TypeAlias = Annotated[
     TrackCreated | TicketsSet | TicketUpdated | TrackUpdated | UsageLogged | ModelTurn | ToolCallStarted
     | ToolCallFinished | AllowRuleAdded | UnattendedWrite | ApprovalAsked | ApprovalDecided | EpicCreated
-    | ProposalReceived | TracksCreated | TicketProposalReceived | PlanningStep,
+    | ProposalReceived | TracksCreated | TicketProposalReceived | PlanningStep | GitTrackStarted | GitAttemptStarted
+    | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict,
     Field(discriminator="type")]
 
 KeyedRecord: TypeAlias = (UsageLogged | ModelTurn | ToolCallStarted | ToolCallFinished | AllowRuleAdded
-                          | UnattendedWrite | ApprovalAsked | ApprovalDecided)
+                          | UnattendedWrite | ApprovalAsked | ApprovalDecided | GitTrackStarted | GitAttemptStarted
+                          | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict)
 
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
@@ -305,7 +367,8 @@ def apply(track: Track, rec: Record) -> bool:
             return True
         case (UsageLogged() | ModelTurn() | ToolCallStarted() | ToolCallFinished() | AllowRuleAdded()
               | UnattendedWrite() | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived() | TracksCreated()
-              | TicketProposalReceived() | PlanningStep()):
+              | TicketProposalReceived() | PlanningStep() | GitTrackStarted() | GitAttemptStarted()
+              | GitAttemptCommitted() | GitAttemptMerged() | GitMergeConflict()):
             return False
         case _:
             assert_never(rec)

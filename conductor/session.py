@@ -20,6 +20,7 @@ from conductor.config import Config
 from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
 from conductor.errors import ApprovalError, ConductorError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
+from conductor.gitwork import NoGit, open_git_work
 from conductor.limits import ModelLimits
 from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
@@ -190,9 +191,17 @@ class Session:
                                     message=f"resuming: {', '.join(loaded.interrupted)} were interrupted and "
                                             "continue from their journal"))
         self._publish_loaded(loaded)
+        git = open_git_work(self.workspace, track_id, self.cfg.git, self.store.root)
+        # TODO(issue 10): offer `init_repository` (asked, never on its own) when NotARepository.can_init.
+        if isinstance(git, NoGit):  # never parallel workers in one shared tree: they would overwrite each other
+            self.events.post(Notice(prov=Provenance(track_id=track_id), level="warning", message=(
+                f"{git.reason}: the track runs ONE worker at a time in the workspace itself, with no branch, no "
+                "per-ticket commit and no undo. Initialise a repository (git init, one commit) to get a branch per "
+                "track and a worktree per ticket.")))
         deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
-                          protected=(self.store.root,))
+                          protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
+                          max_workers=1 if isinstance(git, NoGit) else None)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine

@@ -20,6 +20,7 @@ STATUS_COLOURS: dict[str, RGB] = {
     "blocked": (255, 140, 60),
     "skipped": (120, 120, 128),
     "cancelled": (200, 120, 120),
+    "needs_merge": (255, 120, 200),
     # track statuses
     "planned": (150, 150, 158),
     "paused": (255, 190, 70),

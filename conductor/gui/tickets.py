@@ -18,8 +18,8 @@ from conductor.gui.util import safe, set_if_changed
 
 AUTO_MODEL = "auto (ladder)"
 AUTO_PREFIX = "auto: "
-RETRYABLE = {"failed", "blocked", "cancelled", "skipped"}
-SKIPPABLE = {"todo", "ready", "failed", "blocked", "cancelled"}
+RETRYABLE = {"failed", "blocked", "cancelled", "skipped", "needs_merge"}
+SKIPPABLE = {"todo", "ready", "failed", "blocked", "cancelled", "needs_merge"}
 EDITABLE = {"todo", "ready", "failed", "blocked", "cancelled", "skipped", "done"}
 CANCELLABLE = {"running", "review", "awaiting_approval"}
 
