@@ -21,13 +21,13 @@ from conductor.config import Config
 from conductor.events import Notice, Provenance
 from conductor.git import AttemptWorktree, Committed, GitError, HookRejected, KeptDirty, NoChanges
 from conductor.gitwork import GitWork, attempt_started
-from conductor.records import GitAttemptCommitted
 from conductor.model import Ticket, Track
+from conductor.records import GitAttemptCommitted
 from conductor.store import Journal, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tiers.reviewer import review_ticket
 from conductor.tiers.worker import run_worker
-from conductor.tools.base import ToolContext, Toolbox
+from conductor.tools.base import Toolbox, ToolContext
 from conductor.tools.gate import AllowPolicy, ToolGate
 
 
@@ -66,7 +66,7 @@ class Workbench:
         if store is not None:
             path = store.ticket_output(self.track_id, ticket_id, tier)
             store.append_output(path, f"\n\n## attempt {attempt} · {time.strftime('%H:%M:%S')}\n\n")
-            sink = lambda text, p=path: store.append_output(p, text)  # noqa: E731
+            sink = lambda text, p=path: store.append_output(p, text)
         return self.deps.call.with_(journal=self.journal, sink=sink, comms=self.comms())
 
     def tool_ctx(self, prov: Provenance, cancel: threading.Event, *, workspace: Path | None = None,

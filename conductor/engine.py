@@ -31,14 +31,34 @@ from typing import Any, TypeAlias, assert_never
 from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
+from conductor.errors import (
+    BadRequest,
+    BudgetExceeded,
+    Cancelled,
+    ConductorError,
+    PlanInvalid,
+    ProviderError,
+    QuotaExhausted,
+    SafetyBlocked,
+    StoreError,
+    UserError,
+)
+from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished
 from conductor.git import AttemptKey, GitError, Merged, NeedsMerge, TrackMoved
 from conductor.gitwork import track_started
-from conductor.errors import (BadRequest, BudgetExceeded, Cancelled, ConductorError, PlanInvalid, ProviderError,
-                              QuotaExhausted, SafetyBlocked, StoreError, UserError)
-from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished, TrackLoaded
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
-from conductor.records import (EDITABLE_FIELDS, ApprovalDecided, GitAttemptMerged, GitMergeConflict, Record,
-                               TicketUpdated, apply, ticket_update, track_update, trusted_ticket_update)
+from conductor.records import (
+    EDITABLE_FIELDS,
+    ApprovalDecided,
+    GitAttemptMerged,
+    GitMergeConflict,
+    Record,
+    TicketUpdated,
+    apply,
+    ticket_update,
+    track_update,
+    trusted_ticket_update,
+)
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
@@ -363,7 +383,7 @@ class Engine:
                     except queue.Empty:
                         break
                     self._handle(msg)
-        except BaseException as exc:  # a bug in the engine: make it visible, never hang the joiner
+        except BaseException as exc:  # noqa: BLE001 — a bug in the engine: make it visible, never hang the joiner
             self._crash = exc
             text = (f"the run stopped: {exc}" if isinstance(exc, ConductorError)  # a known condition, said plainly
                     else f"engine crashed: {exc!r}\n{traceback.format_exc()}")
@@ -617,7 +637,8 @@ class Engine:
             return
         if d.edited and d.payload is not None:
             fields: dict[str, Any] = {}
-            if d.payload.get("prompt") != worker_prompt(self.track, t, self._bench.tool_ctx(self._prov(), threading.Event())):
+            generated = worker_prompt(self.track, t, self._bench.tool_ctx(self._prov(), threading.Event()))
+            if d.payload.get("prompt") != generated:
                 fields["spawn_prompt"] = d.payload["prompt"]
             if d.payload.get("model"):
                 fields["model_override"] = d.payload["model"]
@@ -646,7 +667,7 @@ class Engine:
                                   _Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
             outcome = _WorkerDone(t.id, attempt, "pass" if res.hint is None else "fail", res.hint or "",
                                   commit=res.commit)
-        except BaseException as exc:  # reported to the engine, which decides; never lost in the pool
+        except BaseException as exc:  # noqa: BLE001 — reported to the engine, which decides; never lost in the pool
             outcome = _WorkerDone(t.id, attempt, "error", error=exc)
         self._inbox.put(outcome)
 
@@ -750,7 +771,7 @@ class Engine:
         self._resume_after_user_action()
 
     def _cmd_edit(self, ticket_id: str, fields: dict[str, Any]) -> None:
-        t = self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES)
+        self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES)  # refuses a ticket in flight
         bad = set(fields) - EDITABLE_FIELDS
         if bad:
             raise UserError(f"cannot edit {sorted(bad)} of ticket {ticket_id!r}; editable: {sorted(EDITABLE_FIELDS)}")
@@ -861,5 +882,18 @@ class Engine:
         self.deps.store.save_snapshot_later(self.track)  # written by the store's thread; close() waits for it
         self._dirty = False
 
-__all__ = ["Cancel", "CancelTicket", "Edit", "Engine", "EngineCommand", "EngineDeps", "EDITABLE_FIELDS", "Pause",
-           "Resume", "Retry", "Shutdown", "Skip", "Snapshot"]
+__all__ = [
+    "EDITABLE_FIELDS",
+    "Cancel",
+    "CancelTicket",
+    "Edit",
+    "Engine",
+    "EngineCommand",
+    "EngineDeps",
+    "Pause",
+    "Resume",
+    "Retry",
+    "Shutdown",
+    "Skip",
+    "Snapshot",
+]

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 Tier = Literal[1, 2, 3, 4]
-TIER_NAMES: dict[int, str] = {1: "Tier 1 · Orchestrator", 2: "Tier 2 · Tech lead", 3: "Tier 3 · Worker", 4: "Tier 4 · QA"}
+TIER_NAMES: dict[int, str] = {1: "Tier 1 · Orchestrator", 2: "Tier 2 · Tech lead", 3: "Tier 3 · Worker",
+                              4: "Tier 4 · QA"}
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def utc_now() -> str:
     """An ISO-8601 UTC timestamp, second precision: the one time format on disk."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 class TicketStatus(StrEnum):
@@ -106,7 +107,8 @@ class TicketSpec(BaseModel):
     @classmethod
     def _id_is_safe(cls, v: str) -> str:
         if not _ID_RE.match(v):
-            raise ValueError(f"ticket id {v!r} must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
+            raise ValueError(f"ticket id {v!r} must be 1-64 letters, digits, '-', '_' or '.', starting with a letter "
+                             "or digit")
         return v
 
 

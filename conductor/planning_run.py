@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from conductor import dag
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, Validator
 from conductor.comms import CommsLog
@@ -25,8 +27,17 @@ from conductor.config import Config
 from conductor.errors import Cancelled, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.model import Ticket, TicketPlan, TicketSpec, Track, TrackProposal, TrackSpec, TrackStatus
-from conductor.records import (ApprovalDecided, EpicCreated, PlanningStep, ProposalReceived, TicketProposalReceived,
-                               TicketsSet, TracksCreated, apply, track_update)
+from conductor.records import (
+    ApprovalDecided,
+    EpicCreated,
+    PlanningStep,
+    ProposalReceived,
+    TicketProposalReceived,
+    TicketsSet,
+    TracksCreated,
+    apply,
+    track_update,
+)
 from conductor.store import Journal, TrackStore, slug
 from conductor.tiers.call import CallDeps
 from conductor.tiers.planning import propose_tickets, propose_tracks
@@ -91,7 +102,7 @@ class PlanningRun:
             self._step("finished", f"planning finished: {len(approved)} track(s) ready" if approved
                        else "planning finished: nothing approved")
             self.handle.future.set_result(approved)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 — the actor's end, whatever it is, is reported and handed on
             # A shutdown (Cancelled) is not an end: the run resumes on the next start. Anything else is.
             self._step("stopped", f"planning stopped: {exc}", journal=not isinstance(exc, Cancelled))
             self.deps.events.post(ErrorRaised(prov=self._prov(1), message=f"planning stopped: {exc}",
@@ -265,14 +276,14 @@ def _finished(store: TrackStore, epic_id: str, journal: Journal) -> bool:
 def validate_plan(payload: dict[str, Any]) -> None:
     try:
         TrackProposal.model_validate({"tracks": payload.get("tracks")})
-    except Exception as exc:
+    except ValidationError as exc:
         raise ValueError(f"invalid plan: {exc}") from None
 
 
 def validate_tickets(payload: dict[str, Any]) -> None:
     try:
         plan = TicketPlan.model_validate({"tickets": payload.get("tickets")})
-    except Exception as exc:
+    except ValidationError as exc:
         raise ValueError(f"invalid tickets: {exc}") from None
     problems = dag.problems(plan.tickets)
     if problems:

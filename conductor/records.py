@@ -20,8 +20,7 @@ from typing import Annotated, Any, Literal, TypeAlias, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
-from conductor.model import (Ticket, TicketPlan, TicketStatus, Track, TrackProposal, TrackStatus, Usage,
-                             utc_now)
+from conductor.model import Ticket, TicketPlan, TicketStatus, Track, TrackProposal, TrackStatus, Usage, utc_now
 
 
 class _Record(BaseModel):
@@ -310,9 +309,7 @@ def record_key(rec: Record) -> str | None:
 def to_data(rec: Record) -> dict[str, Any]:
     """The record's journal `data` (its fields but the type), JSON-ready."""
     data = rec.model_dump(mode="json", exclude={"type"}, exclude_unset=False)
-    if isinstance(rec, TicketUpdated):
-        data["fields"] = rec.fields.model_dump(mode="json", exclude_unset=True)
-    elif isinstance(rec, TrackUpdated):
+    if isinstance(rec, TicketUpdated | TrackUpdated):
         data["fields"] = rec.fields.model_dump(mode="json", exclude_unset=True)
     return data
 
@@ -366,8 +363,8 @@ def apply(track: Track, rec: Record) -> bool:
                 setattr(track, k, v)
             return True
         case (UsageLogged() | ModelTurn() | ToolCallStarted() | ToolCallFinished() | AllowRuleAdded()
-              | UnattendedWrite() | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived() | TracksCreated()
-              | TicketProposalReceived() | PlanningStep() | GitTrackStarted() | GitAttemptStarted()
+              | UnattendedWrite() | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived()
+              | TracksCreated() | TicketProposalReceived() | PlanningStep() | GitTrackStarted() | GitAttemptStarted()
               | GitAttemptCommitted() | GitAttemptMerged() | GitMergeConflict()):
             return False
         case _:
