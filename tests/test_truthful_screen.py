@@ -151,6 +151,7 @@ def test_the_demo_keeps_one_folder_and_its_tracks_across_starts(tmp_path: Path, 
     home = tmp_path / "demo-home"
     ws, tracks = demo_folders(home)
     assert demo_folders(home) == (ws, tracks), "the second start reuses the same folders"
+    assert (ws / ".git").is_dir(), "the demo's own project is a git repository (a branch per track)"
     own = tmp_path / "mine"
     own.mkdir()
     assert demo_folders(home, own)[0] == own.resolve(), "--demo honours --workspace"

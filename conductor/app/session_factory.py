@@ -4,6 +4,8 @@ folders of the offline demo (one demo folder reused across starts, so its tracks
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from conductor.errors import ConfigError, MissingApiKey
 from conductor.providers.base import Provider, ProviderRequest
 from conductor.providers.endpoints import missing_keys
 from conductor.providers.factory import make_provider
+from conductor.redact import scrubbed_env
 from conductor.session import Session
 
 
@@ -47,7 +50,19 @@ def demo_folders(home: Path, workspace: Path | None = None, *, fresh: bool = Fal
         (ws / "src").mkdir(parents=True)
         (ws / "README.md").write_text("# Demo project\n\nA tiny project for the offline demo.\n", "utf-8")
         (ws / "src" / "app.py").write_text("def greet(name):\n    return f'hello {name}'\n", "utf-8")
+        _init_demo_repository(ws)
     return ws, home / "tracks"
+
+
+def _init_demo_repository(ws: Path) -> None:
+    """The demo's own project is a git repository, so the demo shows a branch per track and a worktree per
+    ticket. Without git it stays a plain folder (the app then says it runs one worker at a time)."""
+    git = shutil.which("git")
+    if git is None:
+        return
+    ident = ["-c", "user.name=Conductor demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false"]
+    for argv in ([git, "init", "-q"], [git, "add", "-A"], [git, *ident, "commit", "-q", "-m", "The demo project"]):
+        subprocess.run(argv, cwd=ws, check=True, capture_output=True, timeout=30, env=scrubbed_env())
 
 
 def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_name: str, demo: bool = False,
