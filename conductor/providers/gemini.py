@@ -36,6 +36,7 @@ from conductor.config import Config
 from conductor.errors import CallTimeout, Cancelled, MissingApiKey, ProviderError
 from conductor.providers import gemini_mapping as gm
 from conductor.providers.base import Provider, ProviderEvent, ProviderRequest, check_allow_real_model_requests
+from conductor.providers.endpoints import Secret
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +48,6 @@ SDK_RETRY_CODES = (408, 500, 502, 503, 504)
 MISSING_KEY_HELP = ("no Gemini API key: set one in the environment, e.g. `export GEMINI_API_KEY=...` "
                     "(GOOGLE_API_KEY also works and wins when both are set); or run offline with "
                     "`--provider scripted`")
-
-
-class _Secret:
-    """Holds the API key; its repr and str never show it, and it refuses to be pickled."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("the API key cannot be pickled")
 
 
 # --- per-stream tracking of the HTTP response (for cancel, deadlines and "did the stream start?") ---
@@ -186,7 +167,7 @@ class GeminiProvider(Provider):
         if not api_key or not api_key.strip():
             raise MissingApiKey(MISSING_KEY_HELP)
         self.cfg = cfg
-        self._key = _Secret(api_key.strip())
+        self._key = Secret(api_key.strip())
         self.base_url = base_url or cfg.gemini.base_url or GOOGLE_ENDPOINT
         self.offline = _is_loopback(self.base_url)
         self.sdk_retry = (sdk_retry_initial_delay_s, sdk_retry_max_delay_s, tuple(sdk_retry_codes))
