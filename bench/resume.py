@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conductor.config import Config  # noqa: E402
 from conductor.model import Ticket, TicketStatus, Track, TrackStatus, Usage  # noqa: E402
 from conductor.providers.scripted import ScriptedProvider  # noqa: E402
-from conductor.records import (ModelTurn, Record, ToolCallFinished, UsageData, UsageLogged, apply,  # noqa: E402
+from conductor.records import (ModelTurn, Record, ToolCallFinished, UsageLogged, apply,  # noqa: E402
                                trusted_ticket_update, track_update)
 from conductor.session import Session  # noqa: E402
 from conductor.store import TrackStore  # noqa: E402
+from conductor.usage import UsageRecord  # noqa: E402
 
 TRACK = "20261127-resume-bench"
 
@@ -56,7 +57,7 @@ def write_track(root: Path, tickets: int, lines: int, seed: int) -> None:
             rec = trusted_ticket_update(t.id, None, {"status": rnd.choice(statuses), "attempts": rnd.randint(1, 3)})
         elif kind < 0.8:
             key = f"tier3:{TRACK}/{t.id}#{written}"
-            rec = UsageLogged(key=key, record=UsageData(record_id=key, tier=3, model="gemini-3.5-flash-lite",
+            rec = UsageLogged(key=key, record=UsageRecord(record_id=key, tier=3, model="gemini-3.5-flash-lite",
                                                         usage=Usage(model="gemini-3.5-flash-lite",
                                                                     prompt_tokens=rnd.randint(100, 9000),
                                                                     output_tokens=rnd.randint(10, 900)),

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal, TypeAlias, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
-from conductor.model import Ticket, TicketPlan, TicketStatus, Track, TrackProposal, TrackStatus, Usage, utc_now
+from conductor.model import Ticket, TicketPlan, TicketStatus, Track, TrackProposal, TrackStatus, utc_now
+from conductor.usage import UsageRecord
 
 
 class _Record(BaseModel):
@@ -94,21 +95,10 @@ class TrackUpdated(_Record):
 
 # ---------------------------------------------------------------- what the tiers did (keyed: idempotency)
 
-class UsageData(_Record):
-    record_id: str
-    tier: int
-    model: str
-    usage: Usage
-    track_id: str | None = None
-    ticket_id: str | None = None
-    attempt: int = 0
-    ts: float = 0.0
-
-
 class UsageLogged(_Record):
     type: Literal["usage"] = "usage"
     key: str
-    record: UsageData
+    record: UsageRecord
 
 
 class ModelTurn(_Record):

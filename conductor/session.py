@@ -30,7 +30,7 @@ from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.tools.mcp_tools import McpServers
-from conductor.usage import PriceTable, UsageLedger, UsageRecord
+from conductor.usage import PriceTable, UsageLedger
 from conductor.workspace_guard import check_track_workspace
 
 
@@ -131,9 +131,7 @@ class Session:
                                         message=f"{journal.path}: seq {entry.seq} skipped: {exc}"))
                 continue
             assert isinstance(rec, UsageLogged)
-            u = rec.record
-            self.ledger.record(UsageRecord(record_id=u.record_id, tier=u.tier, model=u.model, usage=u.usage,
-                                           track_id=u.track_id, ticket_id=u.ticket_id, attempt=u.attempt, ts=u.ts))
+            self.ledger.record(rec.record)
 
     def call_deps(self) -> CallDeps:
         return CallDeps(provider=self.provider, events=self.events, ledger=self.ledger, cfg=self.cfg,

@@ -30,7 +30,7 @@ from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import Finish, Provider, ProviderRequest, TextChunk, ToolCallChunk, UsageChunk
-from conductor.records import UsageData, UsageLogged
+from conductor.records import UsageLogged
 from conductor.store import Journal
 from conductor.usage import UsageLedger, UsageRecord
 
@@ -88,7 +88,7 @@ def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage)
         if deps.journal is not None:
             # Not fsynced on its own: the next synced line of this journal (the engine's batch, a tool intent)
             # makes it durable; a kill -9 loses nothing written, only a power cut could lose the last few.
-            deps.journal.append(UsageLogged(key=record_id, record=UsageData.model_validate(rec.to_json())),
+            deps.journal.append(UsageLogged(key=record_id, record=rec),
                                 sync=False)
         deps.events.post(UsageRecorded(prov=prov, record_id=record_id, usage=priced))
     return priced
