@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 extra=()
 if [ -z "${GEMINI_API_KEY:-}${GOOGLE_API_KEY:-}" ]; then
-    echo "No GEMINI_API_KEY set: opening the OFFLINE DEMO (scripted models, scratch workspace)."
+    echo "No GEMINI_API_KEY set: opening the OFFLINE DEMO (scripted models; its own small git project, kept across starts)."
     extra+=(--demo)
 fi
 if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
