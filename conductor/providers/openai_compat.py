@@ -33,68 +33,32 @@ from urllib.parse import urlsplit
 from conductor.errors import BadRequest, CallTimeout, Cancelled, ProviderError, StreamInterrupted
 from conductor.providers import openai_mapping as om
 from conductor.providers.base import (
-    Provider,
     ProviderEvent,
     ProviderRequest,
     UsageChunk,
-    check_allow_real_model_requests,
 )
 from conductor.providers.compat import EndpointProfile, estimate_usage
-from conductor.providers.endpoints import NO_KEY, OWN_HOSTS, Endpoint
-from conductor.providers.gemini import _on_response, _Slot, _Watcher
+from conductor.providers.endpoint_provider import EndpointProvider
+from conductor.providers.endpoints import OWN_HOSTS, Endpoint
+from conductor.providers.gemini import _on_response, _Slot
 
 log = logging.getLogger(__name__)
 
 
-class OpenAICompatProvider(Provider):
+class OpenAICompatProvider(EndpointProvider):
     """One OpenAI-compatible endpoint. Safe to use from several worker threads at once."""
 
     def __init__(self, endpoint: Endpoint, *, http_timeout_s: float = 120.0,
                  profile: EndpointProfile | None = None) -> None:
-        self.endpoint = endpoint
-        self.name = f"openai:{endpoint.name}" if endpoint.name != "openai" else "openai"
-        self.base_url = endpoint.base_url
-        self.offline = endpoint.local
-        self.http_timeout_s = http_timeout_s
-        self.profile = profile or EndpointProfile.from_config(endpoint.name, endpoint.compat)
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-        self._watcher = _Watcher()
-        self._who = f"{endpoint.name} ({urlsplit(endpoint.base_url).hostname})"
+        name = f"openai:{endpoint.name}" if endpoint.name != "openai" else "openai"
+        super().__init__(endpoint, name=name, http_timeout_s=http_timeout_s, profile=profile)
 
-    def __repr__(self) -> str:
-        return f"OpenAICompatProvider({self.endpoint.name!r}, base_url={self.base_url!r})"
+    def _new_client(self, key: str) -> Any:
+        import openai
 
-    # -- the SDK client, created once, on first use --
-
-    def _sdk(self) -> Any:
-        if not self.endpoint.local:
-            check_allow_real_model_requests(urlsplit(self.base_url).hostname or self.base_url)
-        with self._client_lock:
-            if self._client is None:
-                import openai
-
-                key = self.endpoint.key.reveal() if self.endpoint.key is not None else NO_KEY
-                self._client = openai.OpenAI(
-                    api_key=key, base_url=self.base_url, max_retries=0, timeout=self.http_timeout_s,
-                    http_client=openai.DefaultHttpxClient(event_hooks={"response": [_on_response]}))
-            return self._client
-
-    def close(self) -> None:
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        self._watcher.join()
-
-    def _secrets(self) -> list[str]:
-        return [self.endpoint.key.reveal()] if self.endpoint.key is not None else []
-
-    def _translate(self, exc: BaseException, *, mid_stream: bool, usage: Any) -> ProviderError:
-        err = om.translate_exception(exc, who=self._who, key_env=self.endpoint.key_env, mid_stream=mid_stream,
-                                     usage=usage, secrets=self._secrets())
-        log.info("%s call failed: %s", self.name, err)
-        return err
+        return openai.OpenAI(
+            api_key=key, base_url=self.base_url, max_retries=0, timeout=self.http_timeout_s,
+            http_client=openai.DefaultHttpxClient(event_hooks={"response": [_on_response]}))
 
     # -- what the profile says for this request --
 
