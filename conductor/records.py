@@ -270,10 +270,6 @@ Record: TypeAlias = Annotated[
     | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict,
     Field(discriminator="type")]
 
-KeyedRecord: TypeAlias = (UsageLogged | ModelTurn | ToolCallStarted | ToolCallFinished | AllowRuleAdded
-                          | UnattendedWrite | ApprovalAsked | ApprovalDecided | GitTrackStarted | GitAttemptStarted
-                          | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict)
-
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 SINGLETON_KEYS: dict[type[BaseModel], str] = {EpicCreated: "epic", ProposalReceived: "proposal",

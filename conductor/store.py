@@ -125,7 +125,8 @@ class JournalRead:
 
 class Journal:
     """Append-only JSONL of typed records, with seq and CRC per line. `append` returns once the line is fsynced
-    (or, with sync=False, once written: call `sync` before anything depends on it — the engine's group commit)."""
+    (or, with sync=False, once written: the next synced append of this journal makes it durable too; the engine
+    writes each batch with one synced `append_many`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -133,7 +134,6 @@ class Journal:
         self._fd: int | None = None
         self._size = 0
         self._seq = 0
-        self._unsynced = False
         self._index: dict[tuple[str, str], JournalEntry] = {}
         self.warnings: list[str] = []
         self._entries: list[JournalEntry] = []
@@ -224,7 +224,6 @@ class Journal:
                 raise
             self._size = start + len(blob)
             self._seq = entries[-1].seq
-            self._unsynced = not sync
             self._entries.extend(entries)
             for rec, entry in zip(recs, entries, strict=True):
                 k = record_key(rec)
@@ -257,15 +256,6 @@ class Journal:
                     del self._entries[-len(entries):]
                     self._seq = entries[0].seq - 1
             raise
-
-    def sync(self) -> None:
-        """Make every line appended so far durable (one fsync for a batch of unsynced appends)."""
-        with self._lock:
-            if self._fd is None or not self._unsynced:
-                return
-            fd, size = self._fd, self._size
-            self._unsynced = False
-        self._fsync(fd, size, size, [])
 
     def _abandon_handle(self, start: int, end: int) -> None:
         fd, self._fd = self._fd, None
