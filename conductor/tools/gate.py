@@ -33,6 +33,7 @@ from conductor.messages import ToolCall, ToolResult
 from conductor.records import ToolCallFinished, ToolCallStarted
 from conductor.store import Journal
 from conductor.tools.base import Tool, Toolbox, ToolContext, file_sha256
+from conductor.tools.previews import PREVIEWS
 from conductor.tools.sandbox import resolve_write
 from conductor.tools.schema import problems
 
@@ -184,11 +185,14 @@ class ToolGate:
             title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
         pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload,
                                       validator=_validator(tool, payload), human_only=person_only is not None)
+        PREVIEWS.register(pending.request.id, tool, ctx)  # an edit of the arguments is previewed again from here
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)
         except TimeoutError:
             self.broker.cancel_where(lambda r: r.id == pending.request.id, "approval timed out")
             return _error(call, "not approved: the approval timed out")
+        finally:
+            PREVIEWS.forget(pending.request.id)
         if decision.by == DecidedBy.CANCELLED:
             # Not an answer: the ticket or the app stopped. Nothing is recorded, so a resumed attempt asks again.
             raise Cancelled(f"tool approval {pending.request.id} withdrawn: {decision.reason}")
