@@ -93,3 +93,14 @@ class GitInitOffered(Event):
     files: int
     """How many files the first commit would hold (what .gitignore leaves)."""
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckRan(Event):
+    """QA ran the workspace's check command in a ticket's tree (conductor/checks.py): counted in the summary."""
+
+    kind: ClassVar[str] = "check_ran"
+    command: str
+    ran: bool
+    passed: bool
+    exit_code: int | None = None

@@ -202,7 +202,7 @@ class Session:
                                             "continue from their journal"))
         self._publish_loaded(loaded)
         git = open_git_work(self.workspace, track_id, self.cfg.git, self.store.root)
-        if isinstance(git, NoGit) and git.can_init and self.offer_git_init is not None \
+        if isinstance(git, NoGit) and git.can_init and self.offer_git_init is not None and self.cfg.git.offer_init \
                 and self.workspace not in self.git_init_answered:
             self.offer_git_init(track_id, git.reason)  # asked; never initialised on its own
             raise AwaitingGitInit(f"{self.workspace} is not a git repository: answer whether to initialise one "
