@@ -850,8 +850,8 @@ class Engine:
         git = self._git_or_refuse(f"reverting {ticket_id}")
         t = self._idle_ticket(ticket_id, {TicketStatus.DONE})
         reverted = self._revert(git, t)
-        self._set(t, TicketStatus.SKIPPED, reason=f"reverted by you: revert commit {reverted.commit[:12]} on "
-                                                  f"{git.branch}; retry runs the ticket again")
+        why = f"reverted by you: revert commit {reverted.commit[:12]} on {git.branch}; retry runs the ticket again"
+        self._set(t, TicketStatus.SKIPPED, reason=why, blocked_reason=why)
 
     def _revert(self, git: GitWork, t: Ticket) -> Reverted:
         """Revert the ticket's newest merge; a refusal (conflicts, a moving branch) names why, changing nothing."""

@@ -37,6 +37,17 @@ def file_label(f: FileDiff) -> str:
     return f"{f.status:<9} {name}   {counts}"
 
 
+COMPACT_THEME = "diff_compact_theme"
+
+
+def compact(item: int | str) -> None:
+    """Diff lines sit close together, as in a terminal (the default item spacing doubles their height)."""
+    if not dpg.does_item_exist(COMPACT_THEME):
+        with dpg.theme(tag=COMPACT_THEME), dpg.theme_component(dpg.mvAll):
+            dpg.add_theme_style(dpg.mvStyleVar_ItemSpacing, 8, 1, category=dpg.mvThemeCat_Core)
+    dpg.bind_item_theme(item, COMPACT_THEME)
+
+
 def colour_unified(parent: int | str, text: str, themes: Themes, max_lines: int = 600) -> int:
     """Draw a unified diff (as difflib or git print it) into `parent`, one coloured line per row. Returns the
     number of lines left out."""
@@ -75,7 +86,7 @@ class DiffWindow:
                         height=SIZE[1], no_saved_settings=True):
             dpg.add_text("", tag=tags.DIFF_TITLE, color=ACCENT, wrap=0)
             dpg.add_text("", tag=tags.DIFF_NOTE, color=WARNING, wrap=0)
-            dpg.add_child_window(tag=tags.DIFF_BODY, border=True, height=-40, horizontal_scrollbar=True)
+            compact(dpg.add_child_window(tag=tags.DIFF_BODY, border=True, height=-40, horizontal_scrollbar=True))
             dpg.add_button(label="Close  [Esc]", tag=tags.DIFF_CLOSE, width=140, callback=safe(lambda *_: self.close()))
 
     def open_waiting(self, what: str) -> None:

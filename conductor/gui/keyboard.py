@@ -258,11 +258,14 @@ class Keyboard:
             dpg.focus_item(field)
 
     def close_top(self) -> None:
-        for tag in (tags.PALETTE, tags.HELP, tags.RUN_SUMMARY):
+        for tag in (tags.PALETTE, tags.HELP):
             if self.shown(tag):
                 dpg.configure_item(tag, show=False)
                 return
-        if self.app.git.close_top():
+        if self.app.git.close_top():  # the git question, then the diff window (opened over the summary)
+            return
+        if self.shown(tags.RUN_SUMMARY):
+            dpg.configure_item(tags.RUN_SUMMARY, show=False)
             return
         if self.shown(tags.CONFIRM_CLOSE):
             self.app.confirm._no()

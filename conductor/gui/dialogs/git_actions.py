@@ -66,9 +66,9 @@ class GitConfirmDialog:
                 dpg.add_text("", tag=tags.GIT_CONFIRM_TEXT, wrap=0)
             dpg.add_text("", tag=tags.GIT_CONFIRM_ERROR, color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
-                b = dpg.add_button(label="Yes", tag=tags.GIT_CONFIRM_YES, width=240, callback=safe(self._yes))
+                b = dpg.add_button(label="Yes", tag=tags.GIT_CONFIRM_YES, width=300, callback=safe(self._yes))
                 dpg.bind_item_theme(b, self.themes.danger)
-                dpg.add_button(label="No, keep it as it is  [Esc]", tag=tags.GIT_CONFIRM_NO, width=240,
+                dpg.add_button(label="No, keep it as it is  [Esc]", tag=tags.GIT_CONFIRM_NO, width=300,
                                callback=safe(self._no))
 
     @property
@@ -99,7 +99,7 @@ class GitConfirmDialog:
                 files = "the files could not be counted" if offer.files < 0 else (
                     f"{offer.files} file{'s' if offer.files != 1 else ''} (what .gitignore leaves)")
                 self._fill("Initialise a git repository?", (
-                    f"{offer.workspace} is not a git repository ({offer.reason}).\n\n"
+                    f"{offer.workspace}: {offer.reason}.\n\n"
                     f"Yes: Conductor runs `git init` there and makes a first commit of {files}, so each track gets "
                     "its own branch, each ticket its own worktree and commit, and every change can be reviewed and "
                     "undone.\n\nNo: the track runs ONE worker at a time in the folder itself, with no branch, no "
@@ -116,7 +116,7 @@ class GitConfirmDialog:
         dpg.set_value(tags.GIT_CONFIRM_HEADING, heading)
         dpg.set_value(tags.GIT_CONFIRM_TEXT, text)
         dpg.set_value(tags.GIT_CONFIRM_ERROR, error)
-        dpg.configure_item(tags.GIT_CONFIRM_YES, label=yes or "Yes", enabled=yes is not None)
+        dpg.configure_item(tags.GIT_CONFIRM_YES, label=yes or "Yes", enabled=yes is not None, show=yes is not None)
         dpg.configure_item(tags.GIT_CONFIRM_NO, label="No, keep it as it is  [Esc]")
 
     def _revert_text(self, tid: str) -> None:

@@ -13,7 +13,7 @@ from conductor import redact
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
-from conductor.gui.diff_view import colour_unified
+from conductor.gui.diff_view import colour_unified, compact
 from conductor.gui.theme import WARNING
 from conductor.gui.util import safe
 
@@ -67,9 +67,9 @@ class ToolDialog(ApprovalDialog):
             label("Diff" + (" (new file)" if p.get("new_file") else "") + " — recomputed when you edit the arguments")
             dpg.add_text("", tag=tags.TOOL_PREVIEW_NOTE, color=WARNING, wrap=0)
             diff = str(p["diff"] or "(no change)")  # shown, never edited: colour_unified redacts each line
-            lines = diff.count("\n") + 1
-            dpg.add_child_window(tag=tags.TOOL_PREVIEW, height=min(24 + 17 * lines, 260), width=-1, border=True,
-                                 horizontal_scrollbar=True)
+            lines = max(diff.count("\n") + 1, 8)  # room for an edit that makes the diff longer
+            compact(dpg.add_child_window(tag=tags.TOOL_PREVIEW, height=min(24 + 18 * lines, 260), width=-1,
+                                         border=True, horizontal_scrollbar=True))
             colour_unified(tags.TOOL_PREVIEW, diff, self.themes)
             self._preview_seen = None
         elif "command" in p:
