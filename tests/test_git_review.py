@@ -37,6 +37,7 @@ from conductor.providers.base import ProviderRequest
 from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
 from conductor.records import GitBaseMerged, GitTicketReverted, GitTicketRewound
 from conductor.session import AwaitingGitInit, Session
+from conductor.tools.previews import PREVIEWS
 from tests.git_support import make_person_busy, make_repo, person_state, sh_git
 from tests.helpers import wait_for
 from tests.test_git_pipeline import git_cfg, plan, run, writer
@@ -267,6 +268,7 @@ def test_tool_approval_preview_is_recomputed_for_edited_arguments_off_the_gui_th
         ev = _wait_event(session.events, ToolPreviewReady)
         assert ev.diff is None and ev.error, "an edit the sandbox refuses is shown as the preview's error"
         session.resolve_approval(req.id, approved=True)
+        wait_for(lambda: PREVIEWS.get(req.id) is None, 20, "the gate to forget the decided request")
         review.preview_tool(req.id, {"path": "a.py", "content": "late"}, revision=3)
         assert "no longer be previewed" in (_wait_event(session.events, ToolPreviewReady).error or "")
     finally:
