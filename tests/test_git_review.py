@@ -337,3 +337,27 @@ def test_a_plain_folder_is_offered_git_init_and_never_initialised_unasked(tmp_pa
     finally:
         review.close()
         session.shutdown()
+
+
+def test_the_run_summary_counts_the_checks_and_names_the_branch() -> None:
+    from conductor.app.run_summary import RunSummaries, RunSummary
+    from conductor.events import Provenance, RunFinished
+    from conductor.git.results import TrackSummary
+    from conductor.git_events import CheckRan
+    from conductor.usage import PriceTable, UsageLedger
+
+    prov = Provenance(track_id="t1", ticket_id="T1", tier=4, attempt=1)
+    sums = RunSummaries()
+    ledger = UsageLedger(PriceTable.for_config(Config()))
+    for ran, passed in ((True, False), (True, True), (False, False)):
+        assert sums.see(CheckRan(prov=prov, command="pytest -q", ran=ran, passed=passed), ledger) is None
+    summary = sums.see(RunFinished(prov=Provenance(track_id="t1"), status="done", counts={"done": 1}), ledger)
+    assert summary is not None and (summary.checks_run, summary.checks_passed) == (2, 1)
+    assert "Checks run: 2, passed 1" in summary.lines()
+    git = TrackSummary("conductor/t1", "a" * 40, "b" * 40, ("t1/T1/a2", "t1/T2/a1"), ("t1/T2/a1",), 3, ("x.py",))
+    assert RunSummary.git_lines(git) == [
+        "Branch: conductor/t1 — ready for a pull request (nothing was pushed)",
+        f"Commits: 3 on the branch since its base {'a' * 12} (1 ticket merge, 1 reverted)",
+        "Files changed against the base: 1"]
+    assert RunSummary.git_lines(None, "the workspace is not a git repository") == [
+        "Git: the workspace is not a git repository"]

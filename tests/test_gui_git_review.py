@@ -116,6 +116,11 @@ def test_diffs_revert_asked_and_done_and_merge_into_base_asked(tmp_path: Path, a
     branch = f"conductor/{track}"
     assert sh_git(ws, "show", f"{branch}:a.py") == "A = 'edited by the person'\n", "the edited call ran"
     before = person_state(ws)
+    # the end-of-run summary names the branch, its commits and files, and the checks
+    p.wait_until(lambda: "Branch: " + branch in p.value(tags.RUN_SUMMARY_TEXT), what="the git summary")
+    summary = p.value(tags.RUN_SUMMARY_TEXT)
+    assert "Commits: 2 on the branch" in summary and "Files changed against the base: 2" in summary
+    assert "Checks run: 0, passed 0" in summary and p.shown(tags.RUN_SUMMARY_MERGE)
 
     # a ticket's diff, coloured, per file
     p.wait_until(lambda: p.shown(tags.ticket_action("A", "diff")), what="the Diff action")
@@ -208,3 +213,30 @@ def test_a_plain_folder_is_offered_git_init_and_yes_runs_the_track_on_a_branch(t
     (track,) = list(c.session.engines)
     assert sh_git(ws, "show", f"conductor/{track}:b.py") == "B = 'by B'\n"
     assert not (ws / "b.py").exists(), "the work is on the track branch, the folder keeps its own files"
+
+
+def test_a_big_diff_is_cut_with_a_marker_and_a_binary_file_is_named(tmp_path: Path, app_factory) -> None:  # noqa: F811
+    from conductor.events import Provenance
+    from conductor.git.diffs import Diff, DiffLine, FileDiff, Hunk
+    from conductor.git_events import DiffReady, TrackDiffOf
+    from conductor.gui.diff_view import MAX_LINES
+
+    _repo(tmp_path)
+    c = make_controller(make_session(tmp_path, _provider(), _cfg(tmp_path)))
+    p = app_factory(c).pilot
+    lines = tuple(DiffLine("add", f"row {i}", None, i + 1) for i in range(MAX_LINES + 250))
+    big = FileDiff("big.txt", None, "added", hunks=(Hunk("@@ -0,0 +1,4250 @@", 0, 0, 1, len(lines), lines),),
+                   added=len(lines))
+    logo = FileDiff("logo.png", None, "added", binary=True)
+    later = FileDiff("later.py", None, "modified")
+    diff = Diff("a" * 40, "b" * 40, (logo, big, later), truncated=True)
+    p.app.git.diff.open_waiting("the track")  # as Ctrl+D does; the answer below stands in for git's
+    c.diff_wanted = TrackDiffOf().key
+    c.session.events.post(DiffReady(prov=Provenance(track_id="t"), subject=TrackDiffOf(), title="synthetic", diff=diff))
+    p.wait_until(lambda: p.value(tags.DIFF_TITLE) == "synthetic", what="the synthetic diff drawn")
+    texts = [t for t, _ in _texts(tags.DIFF_BODY)]
+    assert "binary file: its contents are not shown" in texts
+    assert "not shown: the patch was cut before this file" in texts
+    assert any(t.startswith("[… diff truncated here: 250 more lines") for t in texts), texts[-3:]
+    assert p.app.git.diff.lines_drawn == MAX_LINES
+    assert "the patch is larger than 2 MB" in p.value(tags.DIFF_NOTE)
