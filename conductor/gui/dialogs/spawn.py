@@ -46,6 +46,8 @@ class SpawnDialog(ApprovalDialog):
         label("Context files (one per line)")
         dpg.add_input_text(tag=tags.SPAWN_CONTEXT, default_value=draft["context"], multiline=True, height=56,
                            width=-1, user_data="context", callback=safe(self._edited))
+        if req.payload.get("context_source"):  # with git: the track branch the worktree starts from
+            dpg.add_text(f"The prompt's files were read from {req.payload['context_source']}", wrap=0, color=DIM)
         dpg.add_text("", tag=tags.SPAWN_FILES, wrap=0, color=DIM)
         dpg.add_text("", tag=tags.SPAWN_BUDGET, wrap=0)
         label("Prompt (exactly what the worker receives; edit freely)")
