@@ -240,3 +240,40 @@ def test_a_big_diff_is_cut_with_a_marker_and_a_binary_file_is_named(tmp_path: Pa
     assert any(t.startswith("[… diff truncated here: 250 more lines") for t in texts), texts[-3:]
     assert p.app.git.diff.lines_drawn == MAX_LINES
     assert "the patch is larger than 2 MB" in p.value(tags.DIFF_NOTE)
+
+
+def test_rewind_is_asked_with_the_earlier_attempts_and_done(tmp_path: Path, app_factory) -> None:  # noqa: F811
+    ws = _repo(tmp_path)
+    provider = _provider()
+
+    def writer_by_attempt(req: ProviderRequest, n: int) -> Reply:
+        if sum(1 for m in req.messages if m.role == "model") == 0:
+            content = f"A = 'attempt {req.prov.attempt}'\n"
+            call = ToolCall(f"wA{req.prov.attempt}", "write_file", {"path": "a.py", "content": content})
+            return Reply(text="writing a.py", tool_calls=(call,))
+        return Reply(text="Work on A is complete.")
+
+    def qa(req: ProviderRequest, n: int) -> Reply:  # A's first attempt fails review, everything else passes
+        fail = req.prov.ticket_id == "A" and req.prov.attempt == 1
+        return Reply(text=json.dumps({"verdict": "fail" if fail else "pass", "hint": "do it again"}))
+    provider.script[(3, "A")] = writer_by_attempt
+    provider.script[4] = qa
+    c = make_controller(make_session(tmp_path, provider, _cfg(tmp_path)))
+    p = app_factory(c, render=display_ok()).pilot
+    plan(p)
+    answer_until(p, lambda: done(c), timeout=60)
+    (track,) = list(c.session.engines)
+    branch = f"conductor/{track}"
+    assert sh_git(ws, "show", f"{branch}:a.py") == "A = 'attempt 2'\n"
+    p.wait_until(lambda: p.shown(tags.ticket_action("A", "rewind")), what="Rewind offered for A (2 attempts)")
+    assert not p.shown(tags.ticket_action("B", "rewind")), "B had one attempt: nothing to rewind to"
+    p.click(tags.ticket_action("A", "rewind"))
+    assert p.value(tags.GIT_CONFIRM_HEADING) == "Rewind ticket A to an earlier attempt?"
+    assert p.value(tags.GIT_CONFIRM_CHOICE) == "1" and "reverted" not in p.value(tags.GIT_CONFIRM_ERROR)
+    _shot(p, tmp_path, "rewind-asked")
+    tip = sh_git(ws, "rev-parse", branch).strip()
+    p.click(tags.GIT_CONFIRM_YES)
+    p.wait_until(lambda: sh_git(ws, "show", f"{branch}:a.py") == "A = 'attempt 1'\n", what="A rewound")
+    assert sh_git(ws, "show", f"{branch}:b.py") == "B = 'by B'\n"
+    assert sh_git(ws, "merge-base", "--is-ancestor", tip, branch) == "", "the track moved forward, nothing rewritten"
+    p.wait_until(lambda: p.value(tags.ticket_cell("A", "status")) == "done", what="A done again")
