@@ -8,7 +8,6 @@ GUI, and nothing here moves a branch: reverts, rewinds and the merge into base a
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +35,17 @@ class GitReview:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conductor-git-review")
-        """One thread: answers arrive in the order asked, and a burst of edits never runs git in parallel."""
 
     def _post(self, ev: Event) -> None:
         self.session.events.post(ev)
 
     def _submit(self, fn: Callable[[], None]) -> None:
-        self._pool.submit(fn)
+        """On a session thread (joined by the session's shutdown). Answers may overtake each other: each carries
+        what it answers (a subject, a revision), and the view-model keeps only the one it still waits for."""
+        self.session.in_background("git review", fn)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Nothing of its own to stop: its threads are the session's."""
 
     # -- the track's git, whether or not its engine runs --
 

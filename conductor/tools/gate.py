@@ -183,9 +183,14 @@ class ToolGate:
         title = f"{call.name}: {_short(call.args)}"
         if preview.get("target"):  # a write through a symlink: name the file that really changes
             title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
-        pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload,
-                                      validator=_validator(tool, payload), human_only=person_only is not None)
-        PREVIEWS.register(pending.request.id, tool, ctx)  # an edit of the arguments is previewed again from here
+        request_id = self.broker.new_id(ApprovalKind.TOOL)
+        PREVIEWS.register(request_id, tool, ctx)  # before anyone sees the request: an edit is previewed from here
+        try:
+            pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload, request_id=request_id,
+                                          validator=_validator(tool, payload), human_only=person_only is not None)
+        except BaseException:
+            PREVIEWS.forget(request_id)
+            raise
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)
         except TimeoutError:
