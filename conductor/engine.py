@@ -885,13 +885,9 @@ class Engine:
             earlier = git.tg.find_merge(key)
         except GitError as exc:
             raise UserError(f"cannot rewind {t.id}: {exc}") from exc
-        if earlier is not None and t.status == TicketStatus.DONE:
-            live = git.tg.find_merge(AttemptKey(self.track.id, t.id, t.attempts))
-            if live is not None and live.sha == earlier.sha:
-                raise UserError(f"{t.id} already holds attempt {to_attempt}'s work on {git.branch}")
-        if earlier is not None:
-            raise UserError(f"cannot rewind {t.id} to attempt {to_attempt}: that attempt was merged once and "
-                            "reverted; retry the ticket instead")
+        if earlier is not None:  # merged before: it is the ticket's work now, or it was reverted since
+            raise UserError(f"cannot rewind {t.id} to attempt {to_attempt}: that attempt was merged before (commit "
+                            f"{earlier.sha[:12]}); it is on {git.branch} already or was reverted: retry instead")
         reverted = self._revert(git, t).commit if t.status == TicketStatus.DONE else None
         if self._merge(t, to_attempt, commit):
             self._commit(GitTicketRewound(key=key.text, ticket_id=t.id, to_attempt=to_attempt, ticket_commit=commit,
