@@ -136,7 +136,7 @@ def test_diffs_revert_asked_and_done_and_merge_into_base_asked(tmp_path: Path, a
 
     # the track's changes so far, by keyboard
     assert p.press("Ctrl+D") == "track_diff"
-    p.wait_until(lambda: "changes so far" in p.value(tags.DIFF_TITLE), what="the track's diff")
+    p.wait_until(lambda: "changes so far against its base" in p.value(tags.DIFF_TITLE), what="the track's diff")
     assert [dpg.get_item_label(tags.diff_file(i)).split()[1] for i in range(2)] == ["a.py", "b.py"]
     assert "2 files changed, +2 -2" in p.value(tags.DIFF_NOTE)
     _shot(p, tmp_path, "track-diff")
