@@ -67,6 +67,7 @@ from conductor.records import (
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
+from conductor.tools.base import ToolContext
 
 SNAPSHOT_EVERY = 2000
 """Journal records between background snapshots of a running track (at least; see below)."""
@@ -255,6 +256,12 @@ class _Committer:
             self._submit(*launch)
         for fn in after:
             fn(self.journal.last_seq)
+
+
+def _sizes(ctx: ToolContext, files: list[str]) -> dict[str, int]:
+    """Characters each context file adds to a worker's first prompt (path and text, as read_context sends it)."""
+    read = prompts.read_context(ctx.workspace, list(files), protected=ctx.protected)
+    return {p: len(p) + len(read[p]) if p in read else 0 for p in files}  # 0: not there (the worker sees none)
 
 
 def _answer_snapshot(reply: Future[tuple[int, Track]], copy: Track, seq: int) -> None:
@@ -642,10 +649,15 @@ class Engine:
     def _ask_spawn(self, t: Ticket, attempt: int) -> None:
         model = self.cfg.model_for_attempt(attempt, t.model_override)
         prov = self._prov(t.id, attempt, tier=3)
-        prompt, source = self._spawn_prompt(t, prov)
+        try:
+            prompt, source, sizes = self._spawn_prompt(t, prov)
+        except UserError as exc:  # the track branch cannot be read: say so on the ticket, never crash the run
+            self._set(t, TicketStatus.BLOCKED, blocked_reason=f"{exc} (fix it, then retry)")
+            return
         self._spawn_prompts[(t.id, attempt)] = prompt
         payload = {"ticket_id": t.id, "attempt": attempt, "model": model, "system": prompts.TIER3_SYSTEM,
-                   "prompt": prompt, "context_files": list(t.target_files), "context_source": source}
+                   "prompt": prompt, "context_files": list(t.target_files), "context_source": source,
+                   "context_chars": sizes}
 
         def check(edited: dict[str, Any]) -> None:
             if edited.get("ticket_id") != t.id or edited.get("attempt") != attempt:
@@ -659,23 +671,23 @@ class Engine:
                                            validator=check, request_id=self._spawn_id(t, attempt))
         pending.add_done_callback(lambda d: self._inbox.put(_SpawnDecided(t.id, attempt, d)))
 
-    def _spawn_prompt(self, t: Ticket, prov: Provenance) -> tuple[str, str]:
-        """The prompt a worker would start with, and where its files were read. With git the files come from the
-        track branch (what the attempt's worktree will hold: its dependencies' work), never the person's
-        checkout, whose uncommitted edits the worker would not see."""
+    def _spawn_prompt(self, t: Ticket, prov: Provenance) -> tuple[str, str, dict[str, int]]:
+        """The prompt a worker would start with, where its files were read, and each file's size as sent. With
+        git the files come from the track branch (what the attempt's worktree will hold: its dependencies' work),
+        never the person's checkout, whose uncommitted edits the worker would not see."""
         git = self.deps.git
-        if git is None or t.spawn_prompt:
-            return worker_prompt(self.track, t, self._bench.tool_ctx(prov, threading.Event())), \
-                str(self.deps.workspace)
+        if git is None:
+            ctx = self._bench.tool_ctx(prov, threading.Event())
+            return worker_prompt(self.track, t, ctx), str(self.deps.workspace), _sizes(ctx, t.target_files)
         try:
             snapshot = git.context_snapshot(t.target_files)
+            tip = git.tg.tip()
         except GitError as exc:
             raise UserError(f"cannot prepare the spawn approval of {t.id}: {exc}") from exc
         with snapshot as folder:
             ctx = self._bench.tool_ctx(prov, threading.Event(), workspace=Path(folder),
                                        protected=git.protected_for_context())
-            prompt = worker_prompt(self.track, t, ctx)
-        return prompt, f"{git.branch} at {git.tg.tip()[:12]}"
+            return worker_prompt(self.track, t, ctx), f"{git.branch} at {tip[:12]}", _sizes(ctx, t.target_files)
 
     def _on_spawn(self, msg: _SpawnDecided) -> None:
         if self._active.get(msg.ticket_id, (None,))[0] != msg.attempt:
@@ -695,7 +707,10 @@ class Engine:
             fields: dict[str, Any] = {}
             generated = self._spawn_prompts.pop((t.id, msg.attempt), None)
             if generated is None:  # asked before a restart: the same prompt, built the same way
-                generated = self._spawn_prompt(t, self._prov(t.id, msg.attempt, tier=3))[0]
+                try:
+                    generated = self._spawn_prompt(t, self._prov(t.id, msg.attempt, tier=3))[0]
+                except UserError:
+                    generated = None  # unreadable now: the approved prompt is kept as the person's
             if d.payload.get("prompt") != generated:
                 fields["spawn_prompt"] = d.payload["prompt"]
             if d.payload.get("model"):

@@ -288,10 +288,12 @@ def test_step_mode_spawn_context_comes_from_the_track_branch_not_the_persons_che
     session.broker.auto_approve({"plan", "tickets", "tool"})
     (repo / "a.py").write_text("A = 'the person's uncommitted edit'\n")
     prompts: dict[str, str] = {}
+    sizes: dict[str, Any] = {}
 
     def person(req: Any) -> None:
         if req.kind.value == "spawn":
             prompts[req.prov.ticket_id] = req.payload["prompt"]
+            sizes[req.prov.ticket_id] = (req.payload["context_source"], req.payload["context_chars"])
             threading.Thread(target=session.broker.resolve, args=(req.id,), kwargs={"approved": True}).start()
     session.broker.on_requested.append(person)
     try:
@@ -300,6 +302,9 @@ def test_step_mode_spawn_context_comes_from_the_track_branch_not_the_persons_che
         assert "A = 1" in prompts["A"], "A starts from the track branch (the committed base)"
         assert "uncommitted" not in prompts["A"] and "uncommitted" not in prompts["B"]
         assert "written by ticket A" in prompts["B"], "B's context holds its dependency's merged work"
+        source, chars = sizes["B"]
+        assert source.startswith(f"conductor/{tid} at ") and chars == {"a.py": len("a.py") + len(
+            "A = 'written by ticket A'\n")}, "the dialog's sizes are the branch's, not the person's files"
     finally:
         session.shutdown()
 
