@@ -20,6 +20,7 @@ from conductor.checks import run_check
 from conductor.config import Config
 from conductor.events import Notice, Provenance
 from conductor.git import AttemptWorktree, Committed, GitError, HookRejected, KeptDirty, NoChanges
+from conductor.git_events import CheckRan
 from conductor.gitwork import GitWork, attempt_started
 from conductor.model import Ticket, Track
 from conductor.records import GitAttemptCommitted
@@ -134,6 +135,8 @@ def _review(bench: Workbench, ticket: Ticket, text: str, actions: list[str], ctx
     if git_cfg.check_command.strip():
         check = run_check(bench.gate(), replace(ctx, prov=prov.with_(tier=4)), git_cfg.check_command.strip(),
                           git_cfg.check_timeout_s, show=bench.qa_pane(ticket.id))
+        bench.deps.call.events.post(CheckRan(prov=prov.with_(tier=4), command=check.command, ran=check.ran,
+                                             passed=check.passed, exit_code=check.exit_code))
         if check.ran and not check.passed:
             return check.hint()
         text += check.for_review()

@@ -228,6 +228,9 @@ class Commands(ControllerState):
         except (ConductorError, ValueError, OSError) as exc:
             return self.fail(f"Cannot open {ws} with {provider}: {exc}")
         self.session, self.provider_name, self.provider_note, self.demo = new, provider, note, demo
+        wire = getattr(self, "wire_git", None)  # the git part of the controller asks the new session's questions
+        if wire is not None:
+            wire()
         self.tracks.clear()
         self.pending.clear()
         self._restored.clear()

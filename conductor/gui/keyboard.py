@@ -124,6 +124,11 @@ class Keyboard:
             "tab_dashboard": lambda: dpg.set_value(tags.MAIN_TABS, tags.DASHBOARD_TAB),
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),
+            "track_diff": lambda: app.git.track_diff(),
+            "ticket_diff": lambda: app.git.ticket_diff(),
+            "revert_ticket": lambda: app.git.revert(),
+            "rewind_ticket": lambda: app.git.rewind(),
+            "merge_base": lambda: app.git.merge_base(),
             "demo": lambda: app.window._demo(),
             "theme": lambda: app.set_theme("light" if app.themes.name == "dark" else "dark"),
         }
@@ -225,7 +230,7 @@ class Keyboard:
 
     def modal_open(self) -> bool:
         return any(self.shown(t) for t in (tags.PALETTE, tags.HELP, tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE,
-                                           tags.EDIT_TICKET))
+                                           tags.EDIT_TICKET, tags.GIT_CONFIRM))
 
     def approval_open(self) -> bool:
         d = self.app.dialogs.current()
@@ -253,10 +258,15 @@ class Keyboard:
             dpg.focus_item(field)
 
     def close_top(self) -> None:
-        for tag in (tags.PALETTE, tags.HELP, tags.RUN_SUMMARY):
+        for tag in (tags.PALETTE, tags.HELP):
             if self.shown(tag):
                 dpg.configure_item(tag, show=False)
                 return
+        if self.app.git.close_top():  # the git question, then the diff window (opened over the summary)
+            return
+        if self.shown(tags.RUN_SUMMARY):
+            dpg.configure_item(tags.RUN_SUMMARY, show=False)
+            return
         if self.shown(tags.CONFIRM_CLOSE):
             self.app.confirm._no()
         elif self.shown(tags.EDIT_TICKET):

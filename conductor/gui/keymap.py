@@ -98,6 +98,12 @@ KEYMAP: tuple[Binding, ...] = (
     _b("tab_dashboard", "Ctrl+3", "Show tokens & cost"),
     _b("tab_log", "Ctrl+4", "Show the event log"),
     _b("focus_epic", "Ctrl+E", "Put the cursor in the epic box"),
+    _b("track_diff", "Ctrl+D", "Show the track's changes so far against its base (coloured, per file)"),
+    _b("ticket_diff", "Ctrl+Shift+D", "Show a ticket's diff: its commit against its base (the one on screen, else "
+                                      "the last that ran)"),
+    _b("revert_ticket", "Ctrl+Shift+R", "Revert a merged ticket… (asks first, naming the tickets that depend on it)"),
+    _b("rewind_ticket", "Ctrl+Shift+W", "Rewind a ticket to an earlier attempt's commit… (asks first)"),
+    _b("merge_base", "Ctrl+Shift+M", "Merge the finished track into its base… (asks first, with the diff stat)"),
     _b("demo", "", "Open the offline demo"),
     _b("theme", "", "Switch between the dark and the light theme"),
 )
