@@ -47,6 +47,12 @@ class EngineDeps:
     """The track's git (a worktree per attempt, merges by the engine); None: work in `workspace` itself."""
     max_workers: int | None = None
     """Overrides the configured worker count (1 when the workspace is a shared tree without git)."""
+    check_command: str | None = None
+    """Overrides `[git] check_command` for this workspace (the demo's own project); None: the config's."""
+
+    def checks(self) -> str:
+        """The command QA runs in each ticket's tree ('' when none)."""
+        return (self.check_command if self.check_command is not None else self.cfg.git.check_command).strip()
 
 
 class Workbench:
@@ -130,10 +136,9 @@ def _review(bench: Workbench, ticket: Ticket, text: str, actions: list[str], ctx
             prov: Provenance, cancel: threading.Event) -> str | None:
     """Tier 4: the workspace's checks first (in the tree the worker changed), then the review."""
     deps = bench.call_deps(ticket.id, tier=4, attempt=prov.attempt)  # writes the attempt header to the QA pane
-    git_cfg = bench.deps.cfg.git
-    if git_cfg.check_command.strip():
-        check = run_check(bench.gate(), replace(ctx, prov=prov.with_(tier=4)), git_cfg.check_command.strip(),
-                          git_cfg.check_timeout_s, show=bench.qa_pane(ticket.id))
+    if command := bench.deps.checks():
+        check = run_check(bench.gate(), replace(ctx, prov=prov.with_(tier=4)), command,
+                          bench.deps.cfg.git.check_timeout_s, show=bench.qa_pane(ticket.id))
         if check.ran and not check.passed:
             return check.hint()
         text += check.for_review()
@@ -182,7 +187,7 @@ def _run_in_worktree(bench: Workbench, git: GitWork, track: Track, ticket: Ticke
         return AttemptResult(_review(bench, ticket, report.text, report.actions, ctx, prov=prov, cancel=cancel), commit)
     finally:
         # once the work is committed, whatever the checks left (caches, reports) is not work: force it away
-        _release(bench, git, wt, prov, force=settled and bool(bench.deps.cfg.git.check_command.strip()))
+        _release(bench, git, wt, prov, force=settled and bool(bench.deps.checks()))
 
 
 def _release(bench: Workbench, git: GitWork, wt: AttemptWorktree, prov: Provenance, *, force: bool) -> None:
