@@ -18,7 +18,7 @@ from typing import Any, assert_never
 from conductor.approvals import ApprovalBroker
 from conductor.checks import run_check
 from conductor.config import Config
-from conductor.events import Notice, Provenance
+from conductor.events import Notice, Provenance, StreamDelta
 from conductor.git import AttemptWorktree, Committed, GitError, HookRejected, KeptDirty, NoChanges
 from conductor.gitwork import GitWork, attempt_started
 from conductor.model import Ticket, Track
@@ -88,13 +88,17 @@ class Workbench:
         return ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,
                         approval_timeout_s=self.deps.cfg.approvals.timeout_s or None, comms=self.comms())
 
-    def qa_pane(self, ticket_id: str) -> Callable[[str], None]:
-        """Appends text to the ticket's QA output (what its Tier 4 pane shows)."""
-        store = self.deps.store
-        if store is None:
-            return lambda text: None
-        path = store.ticket_output(self.track_id, ticket_id, 4)
-        return lambda text: store.append_output(path, text)
+    def qa_pane(self, ticket_id: str, prov: Provenance | None = None) -> Callable[[str], None]:
+        """Appends text to the ticket's QA output file and, given the QA provenance, to its live Tier 4 pane."""
+        store, events = self.deps.store, self.deps.call.events
+        path = store.ticket_output(self.track_id, ticket_id, 4) if store is not None else None
+
+        def show(text: str) -> None:
+            if store is not None and path is not None:
+                store.append_output(path, text)
+            if prov is not None:
+                events.post(StreamDelta(prov=prov, stream_id=prov.stream_id, text=text))
+        return show
 
     def raw_dir(self) -> Path:
         """Where a tier's unparseable answers are kept."""
@@ -137,8 +141,9 @@ def _review(bench: Workbench, ticket: Ticket, text: str, actions: list[str], ctx
     """Tier 4: the workspace's checks first (in the tree the worker changed), then the review."""
     deps = bench.call_deps(ticket.id, tier=4, attempt=prov.attempt)  # writes the attempt header to the QA pane
     if command := bench.deps.checks():
-        check = run_check(bench.gate(), replace(ctx, prov=prov.with_(tier=4)), command,
-                          bench.deps.cfg.git.check_timeout_s, show=bench.qa_pane(ticket.id))
+        qa = prov.with_(tier=4)  # the output streams live into the ticket's QA pane, and into its output file
+        check = run_check(bench.gate(), replace(ctx, prov=qa), command, bench.deps.cfg.git.check_timeout_s,
+                          show=bench.qa_pane(ticket.id, qa))
         if check.ran and not check.passed:
             return check.hint()
         text += check.for_review()

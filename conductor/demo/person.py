@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from conductor.approvals import ApprovalRequest
 from conductor.demo.project import CHECK_COMMAND
 
-README_REJECTION = "Keep the README and its usage list: add a link to the changelog instead of rewriting it."
+README_REJECTION = "Keep the README: add a link."
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ FILES: dict[str, str] = {
         "- `greet(name)` returns a greeting.\n"),
     "pyproject.toml": (
         '[project]\nname = "greeter"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n\n'
-        '[tool.pytest.ini_options]\npythonpath = ["."]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n'),
+        '[tool.pytest.ini_options]\npythonpath = ["."]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n'
+        'console_output_style = "classic"\n'),  # no padded [100%]: narrow panes wrap it into a column of dots
     ".gitignore": "__pycache__/\n.pytest_cache/\n",
     "greeter/__init__.py": (
         '"""greeter: say hello."""\n\nfrom greeter.core import greet\n\n__all__ = ["greet"]\n'),

@@ -227,13 +227,13 @@ def test_version_matches_pyproject() -> None:
 
 OLD_GREETING = 'return f"Hello, {name}!"'
 NEW_GREETING = 'return f"Hi there, {name}!"'
-_PYTEST_ASSERT = re.compile(r"^E\s+AssertionError: assert (['\"])(.*?)\1 == (['\"])(.*?)\3\s*$", re.M)
+_PYTEST_ASSERT = re.compile(r"^E\s+(?:AssertionError: )?assert (['\"])(.*?)\1 == (['\"])(.*?)\3\s*$", re.M)
 _PYTEST_WHERE = re.compile(r"^(\S+\.py):\d+: AssertionError\s*$", re.M)
 
 
 def failed_assertion(hint: str) -> tuple[str, str, str] | None:
     """(test file, what the code gave, what the test expected) from a failing check's pytest output: the
-    `E   AssertionError: assert 'got' == 'expected'` line and the `path.py:N: AssertionError` under it."""
+    `E   [AssertionError: ]assert 'got' == 'expected'` line and the `path.py:N: AssertionError` under it."""
     what, where = _PYTEST_ASSERT.search(hint), _PYTEST_WHERE.search(hint)
     return (where.group(1), what.group(2), what.group(4)) if what and where else None
 
