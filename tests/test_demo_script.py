@@ -126,3 +126,16 @@ def test_a_long_reason_shows_its_first_line_in_the_cell() -> None:
     assert reason_line("merge conflict in: README.md") == "merge conflict in: README.md"
     assert reason_line("x" * 500).endswith("…") and len(reason_line("x" * 500)) == 201
     assert reason_line("") == ""
+
+
+def test_a_demo_folder_from_an_older_version_is_set_aside_not_reused(tmp_path: Path) -> None:
+    from conductor.app.session_factory import demo_folders
+    home = tmp_path / "demo"
+    (home / "workspace" / "src").mkdir(parents=True)
+    (home / "workspace" / "src" / "app.py").write_text("def greet(name):\n    return f'hello {name}'\n")
+    (home / "tracks" / "old-track").mkdir(parents=True)
+    ws, tracks = demo_folders(home)
+    assert (ws / "greeter" / "core.py").is_file() and not tracks.exists()
+    (old,) = [p for p in tmp_path.iterdir() if p.name.startswith("demo.old-")]
+    assert (old / "workspace" / "src" / "app.py").is_file() and (old / "tracks" / "old-track").is_dir()
+    assert demo_folders(home) == (ws, tracks), "the new project is reused from then on"

@@ -42,10 +42,13 @@ def demo_home() -> Path:
 def demo_folders(home: Path, workspace: Path | None = None, *, fresh: bool = False) -> tuple[Path, Path]:
     """The demo's workspace and tracks folder, reused across starts. `workspace` (from --workspace) is used as
     it is; otherwise the demo's own project inside `home` (created once: a small Python package with a pytest
-    suite, in git). `fresh` sets the previous demo folder aside (renamed, never deleted) and starts an empty one."""
-    if fresh and home.exists():
+    suite, in git). `fresh` sets the previous demo folder aside (renamed, never deleted) and starts an empty one;
+    so does a demo folder made by an older version (its project is not the one the demo's team works on)."""
+    own = home / "workspace"
+    outdated = workspace is None and own.is_dir() and not (own / "greeter").is_dir()  # an older version's project
+    if (fresh or outdated) and home.exists():
         os.replace(home, home.with_name(f"{home.name}.old-{time.strftime('%Y%m%dT%H%M%S')}"))
-    ws = workspace.resolve() if workspace is not None else home / "workspace"
+    ws = workspace.resolve() if workspace is not None else own
     if workspace is None and not ws.is_dir():  # built aside, then renamed: a kill never leaves half a project
         part = home / f"workspace.part-{os.getpid()}"
         shutil.rmtree(part, ignore_errors=True)  # ours (this pid) from an earlier failed try in this process
