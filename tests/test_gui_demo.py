@@ -1,6 +1,7 @@
 """The offline demo in the real window, driven by the keyboard alone from the prefilled epic to its end-of-run
-summary: Ctrl+Enter plans, A approves, Shift+A always allows QA's check, R rejects with a reason, Ctrl+M starts
-the resolve attempt of the ticket left in "needs merge". The person answers as the demo's tips say
+summary: Ctrl+Enter plans, A approves, E edits a worker's command before it runs, Shift+A always allows QA's
+check, R rejects with a reason, Ctrl+M starts the resolve attempt of the ticket left in "needs merge". The
+person answers as the demo's tips say
 (conductor/demo/person.py); the screen must then tell the story: the failed check in the QA pane, the rule,
 the escalation, the failed shelf, and a summary that says what waits for the person.
 """
@@ -19,9 +20,12 @@ from conductor.demo.person import README_REJECTION, answer
 from conductor.gui import tags
 from conductor.gui.pilot import Pilot
 from conductor.providers.scripted import ScriptedProvider
-from conductor.records import AllowRuleAdded, ApprovalDecided, GitMergeConflict
+from conductor.records import AllowRuleAdded, ApprovalDecided, GitMergeConflict, ToolCallFinished
 
 pytestmark = [pytest.mark.gui, needs_display]
+
+WORKER_COMMAND = "pytest -q tests/test_version.py"
+EDITED_COMMAND = "pytest -q tests"
 
 
 def answer_by_keyboard(p: Pilot) -> str:
@@ -29,6 +33,14 @@ def answer_by_keyboard(p: Pilot) -> str:
     d = p.app.dialogs.current()
     assert d is not None and d.request is not None
     req, a = d.request, answer(d.request)
+    if req.payload.get("args") == {"command": WORKER_COMMAND}:  # the person edits a call before approving it
+        assert p.press("E") == "edit" and p.focused() == tags.tool_arg("command")
+        p.type_here(EDITED_COMMAND)
+        p.press("Enter")
+        assert p.press("A") == "approve"
+        p.wait_until(lambda: (cur := p.app.dialogs.current()) is None or cur.request is None
+                     or cur.request.id != req.id, timeout=30, what="the edited approval to close")
+        return "E"
     if a.remember:
         assert p.press("Shift+A") == "always"
     elif a.approve:
@@ -77,6 +89,7 @@ def test_the_demo_by_keyboard_to_its_summary(tmp_path: Path, app_factory) -> Non
             p.wait_until(lambda: settled() and p.shown(tags.RUN_SUMMARY), timeout=90, what="the end-of-run summary")
 
     assert resolved and pressed.count("Shift+A") == 1 and pressed.count("R") == 1 and pressed.count("A") >= 12
+    assert pressed.count("E") == 1
     heading, text = p.value(tags.RUN_SUMMARY_HEADING), p.value(tags.RUN_SUMMARY_TEXT)
     assert heading.endswith(": stalled")
     assert "Tickets: 5 done, 1 failed" in text
@@ -100,5 +113,10 @@ def test_the_demo_by_keyboard_to_its_summary(tmp_path: Path, app_factory) -> Non
     assert [r.decision["reason"] for r in recs if isinstance(r, ApprovalDecided) and not r.decision["approved"]] \
         == [README_REJECTION], "R with a typed reason rejected the README rewrite"
     assert len([r for r in recs if isinstance(r, GitMergeConflict)]) == 1
+    (edited,) = [r for r in recs if isinstance(r, ApprovalDecided) and r.decision.get("edited")]
+    assert isinstance(edited.decision["payload"], dict) and edited.decision["payload"]["args"] == {
+        "command": EDITED_COMMAND}, "E, then typing, changed what ran"
+    ran = [r.result for r in recs if isinstance(r, ToolCallFinished) and r.key.endswith("/T1-a1-run")]
+    assert len(ran) == 1 and isinstance(ran[0]["output"], dict) and ran[0]["output"]["command"] == EDITED_COMMAND
 
     assert p.press("Escape") == "close" and not p.shown(tags.RUN_SUMMARY)
