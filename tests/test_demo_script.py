@@ -90,10 +90,28 @@ def test_use_own_pytest_puts_the_interpreters_folder_first_once() -> None:
     here = str(Path(sys.executable).parent)
     env = {"PATH": os.pathsep.join(["/usr/bin", here, "/bin"])}
     assert use_own_pytest(env) is None
-    assert env["PATH"].split(os.pathsep) == [here, "/usr/bin", "/bin"]
-    assert use_own_pytest(env) is None and env["PATH"].split(os.pathsep) == [here, "/usr/bin", "/bin"]
+    assert env["PATH"].split(os.pathsep) == [here, "/usr/bin", here, "/bin"]
+    assert use_own_pytest(env) is None and env["PATH"].split(os.pathsep) == [here, "/usr/bin", here, "/bin"]
     empty: dict[str, str] = {}
     assert use_own_pytest(empty) is None and empty["PATH"] == here
+
+
+def test_leaving_the_demo_gives_the_path_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A person who opens the demo, then their own repository: its `pytest` is theirs again, not Conductor's."""
+    person = os.pathsep.join(["/usr/local/bin", "/usr/bin"])
+    monkeypatch.setenv("PATH", person)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    from conductor.app.session_factory import demo_folders, demo_home, open_session
+    from conductor.config import Config
+    ws, tracks = demo_folders(demo_home())
+    demo, _ = open_session(Config(), workspace=ws, tracks_dir=tracks, provider_name="scripted", demo=True)
+    demo.shutdown()
+    assert os.environ["PATH"] == os.pathsep.join([str(Path(sys.executable).parent), person])
+    own = tmp_path / "mine"
+    own.mkdir()
+    real, _ = open_session(Config(), workspace=own, tracks_dir=tmp_path / "t", provider_name="gemini")
+    real.shutdown()
+    assert os.environ["PATH"] == person
 
 
 def test_use_own_pytest_says_when_no_pytest_can_be_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

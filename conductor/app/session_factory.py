@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conductor.config import Config
-from conductor.demo import CHECK_COMMAND, create_project, demo_team_reply, use_own_pytest
+from conductor.demo import CHECK_COMMAND, create_project, demo_team_reply, leave_own_pytest, use_own_pytest
 from conductor.errors import ConfigError, MissingApiKey
 from conductor.providers.base import Provider, ProviderRequest
 from conductor.providers.endpoints import missing_keys
@@ -69,7 +69,10 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
 
     With no API key the app still opens: the provider is replaced by one that explains what is missing."""
     note, check_command = "", None
-    if provider_name == "scripted" and demo and is_demo_project(workspace):
+    own_project = provider_name == "scripted" and demo and is_demo_project(workspace)
+    if not own_project:
+        leave_own_pytest()  # out of the demo: a workspace's commands find their own tools on PATH again
+    if own_project:
         # The demo's team works on its own project, whose QA runs the project's tests (a session setting, never
         # saved to the person's config); it streams at a human pace so the panes visibly fill.
         provider: Provider = ScriptedProvider(latency_s=0.25, chunk_delay_s=0.03, fallback=demo_team_reply)

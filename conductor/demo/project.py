@@ -61,10 +61,14 @@ def create_project(ws: Path) -> None:
         subprocess.run(argv, cwd=ws, check=True, capture_output=True, timeout=30, env=scrubbed_env())
 
 
+_ADDED: list[str] = []
+"""The PATH entry use_own_pytest put in front (so leaving the demo takes out exactly that one)."""
+
+
 def use_own_pytest(environ: MutableMapping[str, str] | None = None) -> str | None:
     """Put the folder of the app's own interpreter first on PATH when it holds `pytest`, so the demo's check
     (`pytest -q`, looked up on PATH like any command) runs the pytest installed beside Conductor, not another
-    Python's or none. Returns why the check cannot run, or None."""
+    Python's or none. Returns why the check cannot run, or None. `leave_own_pytest` undoes it."""
     env = os.environ if environ is None else environ
     here = Path(sys.executable).parent  # not resolved: a venv's bin/ holds the venv's pytest
     if not here.is_absolute() or not (here / "pytest").is_file():
@@ -73,5 +77,17 @@ def use_own_pytest(environ: MutableMapping[str, str] | None = None) -> str | Non
                                    f"`{CHECK_COMMAND}` will not run (pip install pytest)")
     entries = [e for e in env.get("PATH", "").split(os.pathsep) if e]
     if not entries or entries[0] != str(here):
-        env["PATH"] = os.pathsep.join([str(here), *(e for e in entries if e != str(here))])
+        env["PATH"] = os.pathsep.join([str(here), *entries])
+        if environ is None:
+            _ADDED.append(str(here))
     return None
+
+
+def leave_own_pytest() -> None:
+    """Take out of PATH the entry use_own_pytest put in front (a real workspace's commands find their own tools
+    as before); an entry the person's PATH already had elsewhere stays."""
+    while _ADDED:
+        added = _ADDED.pop()
+        entries = os.environ.get("PATH", "").split(os.pathsep)
+        if entries and entries[0] == added:
+            os.environ["PATH"] = os.pathsep.join(entries[1:])
