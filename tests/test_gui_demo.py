@@ -33,7 +33,8 @@ def answer_by_keyboard(p: Pilot) -> str:
     d = p.app.dialogs.current()
     assert d is not None and d.request is not None
     req, a = d.request, answer(d.request)
-    if req.payload.get("args") == {"command": WORKER_COMMAND}:  # the person edits a call before approving it
+    payload = req.to_json()["payload"]
+    if isinstance(payload, dict) and payload.get("args") == {"command": WORKER_COMMAND}:  # edited before approving
         assert p.press("E") == "edit" and p.focused() == tags.tool_arg("command")
         p.type_here(EDITED_COMMAND)
         p.press("Enter")
