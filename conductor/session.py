@@ -54,8 +54,11 @@ class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
                  linger: bool = True, force_workspace: bool = False,
-                 limits: ModelLimits | None = None) -> None:
+                 limits: ModelLimits | None = None, check_command: str | None = None) -> None:
         self.cfg = cfg
+        self.check_command = check_command
+        """This workspace's checks, instead of `[git] check_command` (the offline demo's own project: its pytest
+        suite), kept out of the config so saving Settings never writes it; None: the config's."""
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
         self.provider = provider
@@ -215,7 +218,7 @@ class Session:
         deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
-                          max_workers=1 if isinstance(git, NoGit) else None)
+                          max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine

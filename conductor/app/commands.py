@@ -15,7 +15,7 @@ from conductor.app.streams import Streams
 from conductor.config import parse_config, save_config
 from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
 from conductor.errors import ApprovalError, ConductorError, ConfigError
-from conductor.model import TrackStatus
+from conductor.model import TicketStatus, TrackStatus
 from conductor.usage import BudgetScope, PriceTable
 
 TrackCommandName = Literal["pause", "resume", "cancel"]
@@ -138,6 +138,22 @@ class Commands(ControllerState):
             self.session.run_track(track_id)
         except (ConductorError, ValueError, OSError) as exc:
             return self.fail(f"Cannot resume {track_id}: {exc}")
+        return None
+
+    def resolve_merges(self) -> str | None:
+        """Retry every ticket of the active track waiting in "needs merge": each gets a resolve attempt (its
+        commit with the track merged in, conflict markers and all), whose changes are asked like any work."""
+        track = self.tracks.get(self.active_track or "")
+        waiting = [t.id for t in track.tickets if t.status == TicketStatus.NEEDS_MERGE] if track is not None else []
+        if not waiting:
+            self.status_message = "no ticket of the active track needs a merge"
+            self._bump("status")
+            return self.status_message
+        for ticket_id in waiting:
+            if (problem := self.ticket_command("retry", ticket_id)) is not None:
+                return problem
+        self.status_message = f"resolve attempt started for {', '.join(waiting)}"
+        self._bump("status")
         return None
 
     def archive_track(self, track_id: str) -> str | None:

@@ -11,6 +11,7 @@ from conductor.app.formatting import fmt_cost
 from conductor.events import Event, RunFinished, ToolCalled, ToolResulted
 from conductor.git.results import TrackSummary
 from conductor.git_events import CheckRan
+from conductor.model import TicketStatus, Track
 from conductor.usage import UsageLedger
 
 FILE_TOOLS = ("write_file", "edit_file")
@@ -45,6 +46,8 @@ class RunSummary:
     finished: float = 0.0
     checks_run: int = 0
     checks_passed: int = 0
+    waiting: list[str] = field(default_factory=list)
+    """Tickets the run left for the person, each with what can be done about it."""
 
     @staticmethod
     def git_lines(git: TrackSummary | None, error: str | None = None) -> list[str]:
@@ -72,7 +75,18 @@ class RunSummary:
                 f"Commands run: {self.commands_ok} ok, {self.commands_failed} failed",
                 f"Checks run: {self.checks_run}, passed {self.checks_passed}",
                 f"Spent: {self.cost} ({self.tokens:,} tokens) on this track so far",
-                f"Duration: {minutes} min {seconds:02d} s"]
+                f"Duration: {minutes} min {seconds:02d} s",
+                *([f"Waiting for you: {'; '.join(self.waiting)}"] if self.waiting else [])]
+
+
+WHAT_NEXT = {TicketStatus.NEEDS_MERGE: "needs merge (Retry starts a resolve attempt)",
+             TicketStatus.FAILED: "failed (Retry, Edit or Skip it)",
+             TicketStatus.BLOCKED: "blocked (see its reason; Retry or Skip it)"}
+
+
+def waiting_for_person(track: Track) -> list[str]:
+    """`T3 needs merge (Retry starts a resolve attempt)` for each ticket only the person can move on."""
+    return [f"{t.id} {WHAT_NEXT[t.status]}" for t in track.tickets if t.status in WHAT_NEXT]
 
 
 class RunSummaries:
@@ -87,7 +101,9 @@ class RunSummaries:
         self._checks: dict[str, list[int]] = {}
         """Per track: [checks run, checks passed] (QA's check command, conductor/checks.py)."""
 
-    def see(self, ev: Event, ledger: UsageLedger, title: str = "") -> RunSummary | None:
+    def see(self, ev: Event, ledger: UsageLedger, title: str = "",
+            track_now: Track | None = None) -> RunSummary | None:
+        """`track_now`: the track as the screen has it (says which tickets wait for the person)."""
         track = ev.track_id
         if not track:
             return None
@@ -113,7 +129,8 @@ class RunSummaries:
                 summary = RunSummary(track, title, ev.status, dict(ev.counts), list(self._files.pop(track, {})),
                                      ok, failed, fmt_cost(spent.cost_usd) if spent else fmt_cost(0.0),
                                      spent.total_tokens if spent else 0, self._started.pop(track), ev.ts,
-                                     checks_run=run, checks_passed=passed)
+                                     checks_run=run, checks_passed=passed,
+                                     waiting=waiting_for_person(track_now) if track_now is not None else [])
                 return summary
             case _:
                 pass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from conductor.gui import keymap, tags
+from conductor.gui.dialogs.tool import ToolDialog
 from conductor.gui.keymap import KEYMAP, Binding, Chord
 from conductor.gui.theme import ACCENT, DIM
 from conductor.gui.util import centre, safe
@@ -104,6 +105,7 @@ class Keyboard:
         self.actions: dict[str, Callable[[], None]] = {
             "plan": lambda: app.window.left.plan(),
             "approve": self._approve,
+            "always": self._approve_always,
             "reject": self._reject,
             "edit": self._edit,
             "close": self.close_top,
@@ -118,6 +120,7 @@ class Keyboard:
             "resume": lambda: self._track("resume"),
             "pause": lambda: self._track("pause"),
             "cancel": lambda: self._track("cancel"),
+            "resolve": self._resolve_merges,
             "settings": lambda: app.settings.open(),
             "tab_streams": lambda: dpg.set_value(tags.MAIN_TABS, tags.STREAMS_TAB),
             "tab_graph": lambda: dpg.set_value(tags.MAIN_TABS, tags.GRAPH_TAB),
@@ -246,6 +249,18 @@ class Keyboard:
             d.show_error("Approve is off until the problems listed above are fixed (or reject with R).")
             return
         d.approve()
+
+    def _approve_always(self) -> None:
+        d = self.app.dialogs.current()
+        if d is None or not self.approval_open():
+            return
+        if not isinstance(d, ToolDialog) or not d.always_allow():
+            d.show_error("Only an exact command can be always allowed; A approves just this one.")
+            return
+        self._approve()
+
+    def _resolve_merges(self) -> None:
+        self.app.c.resolve_merges()  # says what it did (or that nothing waits) in the status bar
 
     def _reject(self) -> None:
         d = self.app.dialogs.current()

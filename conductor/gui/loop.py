@@ -205,7 +205,7 @@ class GuiApp:
             if ev.track_id is None:
                 continue
             track = self.c.tracks.get(ev.track_id)
-            summary = self.summaries.see(ev, self.c.session.ledger, track.title if track is not None else "")
+            summary = self.summaries.see(ev, self.c.session.ledger, track.title if track is not None else "", track)
             if summary is not None:
                 self.summary.open(summary)
 

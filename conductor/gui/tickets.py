@@ -115,7 +115,9 @@ class TicketsView:
                                       tag=tags.ticket_action(tid, "model"), callback=safe(self._override))
                 with dpg.tooltip(combo):  # a narrow column cuts the name: the tooltip shows all of it
                     dpg.add_text(model_label(row), tag=tags.model_tooltip(f"ticket:{tid}"))
-                dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
+                reason = dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
+                with dpg.tooltip(reason):  # a check's whole output can be the reason: the cell shows its first line
+                    dpg.add_text("", tag=tags.ticket_cell(tid, "reason_full"), wrap=640)
                 with dpg.group(horizontal=True, horizontal_spacing=4):
                     for action, label in (("retry", "Retry"), ("skip", "Skip"), ("edit", "Edit"),
                                           ("cancel", "Cancel"), *GIT_ACTIONS):
@@ -132,7 +134,8 @@ class TicketsView:
         set_if_changed(status_tag, row.status.replace("_", " "))
         dpg.configure_item(status_tag, color=status_colour(row.status))
         set_if_changed(tags.ticket_cell(tid, "attempts"), str(row.attempts) if row.attempts else "—")
-        set_if_changed(tags.ticket_cell(tid, "reason"), row.reason)
+        set_if_changed(tags.ticket_cell(tid, "reason"), reason_line(row.reason))
+        set_if_changed(tags.ticket_cell(tid, "reason_full"), row.reason[-REASON_TOOLTIP_CHARS:])
         set_if_changed(tags.ticket_action(tid, "model"), model_label(row))
         set_if_changed(tags.model_tooltip(f"ticket:{tid}"), model_label(row))
         for action, allowed in (("retry", RETRYABLE), ("skip", SKIPPABLE), ("edit", EDITABLE),
@@ -173,6 +176,20 @@ class TicketsView:
 
     def _override(self, _s: object, model: str, tid: str) -> None:
         self.c.set_model_override(tid, None if model == AUTO_MODEL or model.startswith(AUTO_PREFIX) else model)
+
+
+REASON_LINE_CHARS = 200
+REASON_TOOLTIP_CHARS = 3000
+
+
+def reason_line(reason: str) -> str:
+    """The cell's text: the reason's first line (a failed check's output follows it; the tooltip has it all)."""
+    first, _, rest = reason.strip().partition("\n")
+    if len(first) > REASON_LINE_CHARS:
+        first = first[:REASON_LINE_CHARS] + "…"
+    if rest.strip():  # 'its output ends:' and the output: the tooltip holds it
+        first = first.rstrip(":").rstrip() + " (hover for the rest)"
+    return first
 
 
 def model_label(row: TicketRow) -> str:

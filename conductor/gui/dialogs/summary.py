@@ -31,7 +31,7 @@ class SummaryDialog:
     def build(self) -> None:
         with dpg.window(tag=tags.RUN_SUMMARY, label="Run finished", show=False, no_collapse=True,
                         width=SIZE[0], height=SIZE[1], no_saved_settings=True):
-            heading = dpg.add_text("", tag=tags.RUN_SUMMARY_HEADING, color=ACCENT)
+            heading = dpg.add_text("", tag=tags.RUN_SUMMARY_HEADING, color=ACCENT, wrap=0)  # a long title wraps
             self.themes.big(heading)
             with dpg.child_window(border=False, height=-40):
                 dpg.add_text("", tag=tags.RUN_SUMMARY_TEXT, wrap=0)

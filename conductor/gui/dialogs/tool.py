@@ -14,7 +14,7 @@ from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
 from conductor.gui.diff_view import colour_unified, compact
-from conductor.gui.theme import WARNING
+from conductor.gui.theme import DIM, WARNING
 from conductor.gui.util import safe
 
 
@@ -43,6 +43,9 @@ class ToolDialog(ApprovalDialog):
                 "raw": {k: not isinstance(v, str) for k, v in args.items()}, "always": False}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
+        if req.prov.tier == 4 and req.payload.get("tool") == "run_command":  # not a worker's: QA's own check
+            dpg.add_text(f"QA runs the workspace's check command in ticket {req.prov.ticket_id}'s worktree: a failure "
+                         "fails the attempt, and its output becomes the hint for the next one.", wrap=0)
         self._preview(req.payload)
         label("Arguments (edit before approving; an edited call runs as edited)")
         for name, value in draft["args"].items():
@@ -79,7 +82,11 @@ class ToolDialog(ApprovalDialog):
             self.themes.mono(box)
             dpg.add_text(f"argv: {json.dumps(p.get('argv'))}", wrap=0)
             dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
-            if p.get("needs_person"):
+            if p.get("needs_person") and p.get("can_remember"):  # a plain command: a rule may let it run
+                dpg.add_text("Commands always ask you unless an exact allow rule matches: tick 'Always allow' below "
+                             "(or press Shift+A) and this exact command runs without asking for the rest of the "
+                             "track.", color=DIM, wrap=0)
+            elif p.get("needs_person"):
                 dpg.add_text(f"Only a person may approve this: {p['needs_person']}", color=WARNING, wrap=0)
         elif "mcp_server" in p:  # a third-party server runs this call: say which, and how it is reached
             label("MCP server tool")
@@ -121,6 +128,14 @@ class ToolDialog(ApprovalDialog):
     def _always(self, _sender: object, value: bool, _u: object) -> None:
         if self.request is not None:
             self.drafts[self.request.id]["always"] = bool(value)
+
+    def always_allow(self) -> bool:
+        """Tick 'Always allow' (Shift+A). False when this call cannot be remembered (not an exact command)."""
+        if self.request is None or not dpg.does_item_exist(tags.TOOL_ALWAYS) or not dpg.is_item_shown(tags.TOOL_ALWAYS):
+            return False
+        dpg.set_value(tags.TOOL_ALWAYS, True)
+        self.drafts[self.request.id]["always"] = True
+        return True
 
     def save_draft(self) -> None:
         if self.request is None or self.request.id not in self.drafts:
