@@ -54,9 +54,12 @@ class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
                  linger: bool = True, force_workspace: bool = False,
-                 limits: ModelLimits | None = None, check_command: str | None = None) -> None:
+                 limits: ModelLimits | None = None, check_command: str | None = None,
+                 path_first: tuple[str, ...] = ()) -> None:
         self.cfg = cfg
         self.check_command = check_command
+        self.path_first = path_first
+        """Folders this session's commands search before PATH (the demo's interpreter folder, for its pytest)."""
         """This workspace's checks, instead of `[git] check_command` (the offline demo's own project: its pytest
         suite), kept out of the config so saving Settings never writes it; None: the config's."""
         self.workspace = Path(workspace).resolve()
@@ -218,7 +221,8 @@ class Session:
         deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
-                          max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command)
+                          max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command,
+                          path_first=self.path_first)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine

@@ -32,6 +32,10 @@ class ToolContext:
     """Where a command's full output goes when it is longer than what the model is shown."""
     protected: tuple[Path, ...] = ()
     """Extra folders inside the workspace that tools must not touch (e.g. the tracks folder)."""
+    path_first: tuple[str, ...] = ()
+    """Folders searched before PATH for a command's program, for this session only (the offline demo's own
+    interpreter folder, so its check finds the pytest beside Conductor). Never from the workspace: the same
+    filter as PATH applies, and the process's own PATH is never changed."""
     human_approved: bool = False
     """Set by the gate, on a per-call copy, when a person (not a policy) approved this exact call. Commands
     that only a person may approve (shell syntax) refuse to run without it: a second lock behind the gate."""
