@@ -564,7 +564,7 @@ class TrackStore:
         self._journals: dict[str, Journal] = {}
         self._lock = threading.Lock()
         self._outputs = _OutputWriter()
-        self._ticket_outputs: dict[tuple[str, str, int], Path] = {}
+        self._tickets_roots: dict[str, Path] = {}
         self._snap_cond = threading.Condition()
         self._snap_queue: dict[str, dict[str, Any]] = {}
         self._snap_thread: threading.Thread | None = None
@@ -593,12 +593,10 @@ class TrackStore:
     def ticket_output(self, track_id: str, ticket_id: str, tier: int = 3) -> Path:
         # One folder per ticket (outputs/tickets/<id>/tier3.md, tier4.md, a<n>.cmd.log): no ticket id can
         # name another ticket's file or the planning outputs (a ticket "tier2" or "T1.tier4" used to).
-        key = (track_id, ticket_id, tier)
-        path = self._ticket_outputs.get(key)
-        if path is None:  # built once: five path joins were ~25 µs per call, several calls per attempt
-            path = self.track_dir(track_id) / "outputs" / "tickets" / ticket_id / f"tier{tier}.md"
-            self._ticket_outputs[key] = path
-        return path
+        root = self._tickets_roots.get(track_id)
+        if root is None:  # built once per track: each pathlib join is ~5 µs, and attempts ask several times
+            root = self._tickets_roots[track_id] = self.track_dir(track_id) / "outputs" / "tickets"
+        return root / ticket_id / f"tier{tier}.md"
 
     def journal(self, folder_id: str, *, epic: bool = False) -> Journal:
         key = f"{EPICS_DIR}/{folder_id}" if epic else folder_id
