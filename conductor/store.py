@@ -13,6 +13,7 @@ lines after its seq, drop a torn last line (and say so), move a corrupt file asi
 from __future__ import annotations
 
 import bisect
+import errno
 import json
 import os
 import queue
@@ -325,12 +326,13 @@ class _OutputWriter:
 
     def flush(self) -> None:
         with self._lock:
-            running = self._thread is not None
+            thread = self._thread
             done = threading.Event()
-            if running:
+            if thread is not None:
                 self._queue.put(done)
-        if running:
-            done.wait()
+        while thread is not None and not done.wait(0.5):
+            if not thread.is_alive():  # a bug killed it: say so instead of waiting forever
+                raise OSError(errno.EIO, "the output writer thread stopped; output files may be incomplete")
         self._raise_error()
 
     def close(self) -> None:
@@ -376,7 +378,10 @@ class _OutputWriter:
                 done.set()
             if stop:
                 for fd in self._fds.values():
-                    os.close(fd)
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass  # every byte was written above; a failing close loses nothing more
                 self._fds.clear()
                 return
 
@@ -390,8 +395,11 @@ class _OutputWriter:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._fds[key] = fd
-            if len(self._fds) > OUTPUT_FDS:
-                os.close(self._fds.pop(next(iter(self._fds))))  # the oldest opened: its stream is likely done
+            if len(self._fds) > OUTPUT_FDS:  # close the oldest opened: its stream is likely done
+                try:
+                    os.close(self._fds.pop(next(iter(self._fds))))
+                except OSError:
+                    pass  # what it held is written; reopening appends after it
         return fd
 
 
