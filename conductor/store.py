@@ -302,6 +302,8 @@ class _OutputWriter:
     ~2 ms of wall time per ticket on a busy ext4 disk (0.45 ms of it CPU in the kernel), on its critical path.
 
     Text is redacted by the caller before it is queued (nothing unredacted waits in memory for the disk).
+    Outputs are text, not state (the journal holds every model turn): a kill -9 can lose the deltas still
+    queued, the last milliseconds of a stream, where a synchronous write lost none.
     Writes to one file keep their order; queued deltas of a file are joined into one write. Files stay open
     (O_APPEND, unbuffered) for the next delta, at most OUTPUT_FDS of them. A write that fails is kept and
     raised to the next caller of `append` or `flush` (the worker, which stops the run as a failed write did
