@@ -8,13 +8,18 @@ Shared machines are noisy, so a figure means something only next to its baseline
 The earlier revision is checked out with `git worktree add --detach` into a temporary folder (removed
 afterwards) and its own copy of the bench runs against its own code; then this tree's does. Arguments after
 `--` go to both; `--old-args` / `--new-args` add arguments to one side only (a flag the old bench lacks).
+
+With `--repeat N` the two sides alternate N times (old, new, old, new, ...), so a burst of load on a shared
+machine hits both, and every "label: number" line the bench prints is summarised as a median per side.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rev", required=True, help="the earlier revision (a commit, tag or branch)")
     ap.add_argument("--old-args", default="", help="extra arguments for the earlier revision's bench only")
     ap.add_argument("--new-args", default="", help="extra arguments for this tree's bench only")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the two sides this many times; print medians")
     opts = ap.parse_args(argv[:cut])
     script, *common = argv[cut + 1:]
+    befores: list[str] = []
+    afters: list[str] = []
     with tempfile.TemporaryDirectory(prefix="conductor-bench-") as tmp:
         old = Path(tmp) / "old"
         subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", "--quiet", str(old), opts.rev],
@@ -51,14 +59,43 @@ def main(argv: list[str] | None = None) -> int:
             if not (old / "bench" / script).exists():
                 print(f"{script} does not exist at {opts.rev}", file=sys.stderr)
                 return 2
-            before = run(old, script, [*common, *shlex.split(opts.old_args)])
+            for _ in range(max(1, opts.repeat)):
+                befores.append(run(old, script, [*common, *shlex.split(opts.old_args)]))
+                afters.append(run(HERE, script, [*common, *shlex.split(opts.new_args)]))
         finally:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)], check=False)
-    after = run(HERE, script, [*common, *shlex.split(opts.new_args)])
     rule = "=" * 100
-    print(f"{rule}\n{script} at {opts.rev} {' '.join(common)} {opts.old_args}\n{rule}\n{before}\n")
-    print(f"{rule}\n{script} at this tree {' '.join(common)} {opts.new_args}\n{rule}\n{after}")
+    for i, (before, after) in enumerate(zip(befores, afters, strict=True)):
+        run_no = f" (run {i + 1} of {len(befores)})" if len(befores) > 1 else ""
+        print(f"{rule}\n{script} at {opts.rev} {' '.join(common)} {opts.old_args}{run_no}\n{rule}\n{before}\n")
+        print(f"{rule}\n{script} at this tree {' '.join(common)} {opts.new_args}{run_no}\n{rule}\n{after}\n")
+    if len(befores) > 1:
+        print(f"{rule}\nmedians over {len(befores)} alternating runs\n{rule}")
+        old_figs, new_figs = _figures(befores), _figures(afters)
+        width = max((len(k) for k in old_figs | new_figs), default=10)
+        print(f"{'':{width}}  {opts.rev:>12} {'this tree':>12}")
+        for key in [k for k in new_figs if k in old_figs]:
+            print(f"{key:{width}}  {statistics.median(old_figs[key]):>12.3f} {statistics.median(new_figs[key]):>12.3f}"
+                  f"   (old {_runs(old_figs[key])}; new {_runs(new_figs[key])})")
     return 0
+
+
+_FIGURE = re.compile(r"^([A-Za-z][^:]{0,80} [^:]{0,80}):\s+(-?[0-9]+(?:\.[0-9]+)?)")
+
+
+def _figures(outputs: list[str]) -> dict[str, list[float]]:
+    """Every `label: number` line of each run (the first number after the colon), by label."""
+    out: dict[str, list[float]] = {}
+    for text in outputs:
+        for line in text.splitlines():
+            m = _FIGURE.match(line)
+            if m:
+                out.setdefault(m.group(1), []).append(float(m.group(2)))
+    return out
+
+
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.3f}" for v in values)
 
 
 if __name__ == "__main__":

@@ -230,32 +230,51 @@ class _Committer:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
+            items = [self._queue.get()]
+            while True:  # everything queued meanwhile: its batches share one write and one fsync
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batches: list[_Batch] = []
+            for item in items:
+                if isinstance(item, tuple):
+                    batches.append(item)
+                    continue
+                self._write(batches)  # a barrier or the end waits for the batches before it
+                batches = []
+                if item is None:
+                    return
                 item.set()
-                continue
-            self._write(item)
+            self._write(batches)
 
-    def _write(self, batch: _Batch) -> None:
-        items, launches, after = batch
-        if self._error is not None:
+    def _write(self, batches: list[_Batch]) -> None:
+        """Group commit: the batches' records in one append (one fsync), then each batch's events, launches and
+        callbacks in batch order. With the disk busy, the engine hands over a batch per message it handled;
+        one fsync per batch made fsyncs (~1.5 ms each beside the output files' metadata) a third of the time
+        from a worker's end to the next start at 1,000 tickets / 8 workers."""
+        if not batches or self._error is not None:
             return  # the journal is refusing writes: nothing after the failure may take effect either
-        records = [x for x in items if not isinstance(x, Event)]
+        records = [x for items, _, _ in batches for x in items if not isinstance(x, Event)]
         try:
-            seqs = iter([e.seq for e in self.journal.append_many(records)] if records else [])
+            entries = self.journal.append_many(records) if records else []
         except OSError as exc:
             self._error = exc
             self._failed(exc)
             return
-        for x in items:
-            self._post(x if isinstance(x, Event) else RecordApplied(prov=self._prov(x), record=x,
-                                                                      journal_seq=next(seqs)))
-        for launch in launches:
-            self._submit(*launch)
-        for fn in after:
-            fn(self.journal.last_seq)
+        seqs = iter([e.seq for e in entries])
+        last = entries[0].seq - 1 if entries else self.journal.last_seq
+        for items, launches, after in batches:
+            for x in items:
+                if isinstance(x, Event):
+                    self._post(x)
+                else:
+                    last = next(seqs)
+                    self._post(RecordApplied(prov=self._prov(x), record=x, journal_seq=last))
+            for launch in launches:
+                self._submit(*launch)
+            for fn in after:
+                fn(last)  # the seq of this batch's last record: a snapshot dumped with it includes no later one
 
 
 def _sizes(ctx: ToolContext, files: list[str]) -> dict[str, int]:
@@ -408,6 +427,8 @@ class Engine:
                 self._flush()
                 if settled:
                     self._snapshot(force=True)
+                    if self.deps.store is not None:
+                        self.deps.store.flush_outputs()  # whoever joins reads complete output files
                     self._idle.set()
                     if not self.linger or self._stopping:
                         break
@@ -443,7 +464,9 @@ class Engine:
                     self.deps.call.events.post(Notice(prov=self._prov(), level="warning",
                                                       message=f"parked worktrees were not removed: {exc}"))
             try:
-                self._snapshot(force=True)
+                # Only if something changed since the snapshot the settled run took: a second dump of a 5,000-ticket
+                # track cost ~1 s of CPU on the snapshot thread for nothing.
+                self._snapshot()
             finally:
                 if self._committer is not None:
                     self._committer.close()

@@ -11,7 +11,7 @@ import itertools
 import queue
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from conductor.approval_types import ApprovalRequest, DecidedBy
@@ -173,6 +173,15 @@ class RunFinished(Event):
 E = TypeVar("E", bound=Event)
 
 
+def _with_seq(event: E, seq: int) -> E:
+    """`replace(event, seq=seq)` at a fifth of the cost (no __init__ re-run: the fields are already checked);
+    every event a run posts (~9 per ticket) is stamped here."""
+    stamped = object.__new__(type(event))
+    stamped.__dict__.update(event.__dict__)
+    stamped.__dict__["seq"] = seq
+    return stamped
+
+
 class EventQueue:
     """The one channel from background threads to the GUI. `post` from any thread; one consumer drains."""
 
@@ -185,7 +194,7 @@ class EventQueue:
     def post(self, event: E) -> E:
         """Stamp the next seq on `event`, enqueue it and return the stamped copy."""
         with self._lock:
-            stamped = replace(event, seq=next(self._seq))
+            stamped = _with_seq(event, next(self._seq))
             self._q.put(stamped)
         return stamped
 

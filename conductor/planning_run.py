@@ -179,6 +179,7 @@ class PlanningRun:
                       workspace=str(self.deps.workspace))
         store.create_track(track)
         tier1 = store.output_path(store.epic_dir(self.epic_id), "tier1")
+        store.flush_outputs()  # outputs are written by the store's thread: read the whole file
         if tier1.exists():
             store.append_output(store.output_path(store.track_dir(track.id), "tier1"), tier1.read_text("utf-8"))
         self.deps.events.post(TrackLoaded(prov=Provenance(trace_id=self.epic_id, track_id=track.id),
