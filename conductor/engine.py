@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
-from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
+from conductor.approval_payloads import SpawnPayload
+from conductor.approvals import ApprovalDecision, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
 from conductor.errors import (
     BadRequest,
@@ -606,18 +607,18 @@ class Engine:
         model = self.cfg.model_for_attempt(attempt, t.model_override)
         prov = self._prov(t.id, attempt, tier=3)
         ctx = self._bench.tool_ctx(prov, threading.Event())
-        payload = {"ticket_id": t.id, "attempt": attempt, "model": model, "system": prompts.TIER3_SYSTEM,
-                   "prompt": worker_prompt(self.track, t, ctx), "context_files": list(t.target_files)}
+        payload = SpawnPayload(ticket_id=t.id, attempt=attempt, model=model, system=prompts.TIER3_SYSTEM,
+                               prompt=worker_prompt(self.track, t, ctx), context_files=tuple(t.target_files))
 
-        def check(edited: dict[str, Any]) -> None:
-            if edited.get("ticket_id") != t.id or edited.get("attempt") != attempt:
+        def check(edited: SpawnPayload) -> None:
+            if edited.ticket_id != t.id or edited.attempt != attempt:
                 raise ValueError("a spawn approval is bound to its ticket and attempt")
-            if not str(edited.get("prompt", "")).strip():
+            if not edited.prompt.strip():
                 raise ValueError("the prompt is empty")
 
         self._set(t, TicketStatus.AWAITING_APPROVAL)
         self._active[t.id] = (attempt, threading.Event())
-        pending = self.deps.broker.request(ApprovalKind.SPAWN, prov, f"Start worker for {t.id}: {t.title}", payload,
+        pending = self.deps.broker.request(prov, f"Start worker for {t.id}: {t.title}", payload,
                                            validator=check, request_id=self._spawn_id(t, attempt))
         pending.add_done_callback(lambda d: self._inbox.put(_SpawnDecided(t.id, attempt, d)))
 
@@ -635,13 +636,13 @@ class Engine:
             else:
                 self._set(t, TicketStatus.BLOCKED, blocked_reason=f"spawn rejected: {d.reason}")
             return
-        if d.edited and d.payload is not None:
+        if d.edited and isinstance(d.payload, SpawnPayload):  # the broker keeps an edit to its request's kind
             fields: dict[str, Any] = {}
             generated = worker_prompt(self.track, t, self._bench.tool_ctx(self._prov(), threading.Event()))
-            if d.payload.get("prompt") != generated:
-                fields["spawn_prompt"] = d.payload["prompt"]
-            if d.payload.get("model"):
-                fields["model_override"] = d.payload["model"]
+            if d.payload.prompt != generated:
+                fields["spawn_prompt"] = d.payload.prompt
+            if d.payload.model:
+                fields["model_override"] = d.payload.model
             self._update(t, **fields)
         self._spawn_ok.add((t.id, msg.attempt))
         self._set(t, TicketStatus.READY)

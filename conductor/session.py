@@ -12,8 +12,8 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
 from conductor.comms import CommsLog
 from conductor.config import Config
@@ -76,7 +76,7 @@ class Session:
         self._comms_for = _comms_factory(self.store)
         self._allow = CommandPolicy.from_config(cfg)
         # Read at each request, so kinds ticked or unticked in Settings apply at once.
-        self.broker.add_policy("config", lambda r: ApprovalDecision(r.id, True, r.payload)
+        self.broker.add_policy("config", lambda r: ApprovalDecision(request_id=r.id, approved=True, payload=r.payload)
                                if r.kind.value in self.cfg.approvals.auto else None)
         self._decisions: queue.SimpleQueue[ApprovalDecision | None] = queue.SimpleQueue()
         self._decision_thread = threading.Thread(target=self._decision_writer, name="conductor-decisions",
@@ -98,12 +98,12 @@ class Session:
         return self.store.journal(prov.trace_id or "unknown", epic=True)
 
     def _journal_request(self, req: ApprovalRequest) -> None:
-        self._journal_for(req.prov).append(ApprovalAsked(key=req.id, request=req.to_json()))
+        self._journal_for(req.prov).append(ApprovalAsked(key=req.id, request=req))
 
     def _journal_decision(self, req: ApprovalRequest, d: ApprovalDecision) -> None:
         if d.by == DecidedBy.CANCELLED:
             return  # not a decision: the request stays pending in the journal and comes back after a restart
-        self._journal_for(req.prov).append(ApprovalDecided(key=req.id, request=req.to_json(), decision=d.to_json()))
+        self._journal_for(req.prov).append(ApprovalDecided(key=req.id, request=req, decision=d))
 
     def _load_usage(self) -> None:
         """Rebuild the ledger from every journal (usage survives a restart, each record counted once)."""
@@ -153,8 +153,8 @@ class Session:
         self.plans[run.epic_id] = run.handle
         return run.start()
 
-    def _spawn(self, name: str, fn: Any, *args: Any) -> threading.Thread:
-        th = threading.Thread(target=fn, args=args, name=name, daemon=True)
+    def _spawn(self, name: str, fn: Callable[[], None]) -> threading.Thread:
+        th = threading.Thread(target=fn, name=name, daemon=True)
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(th)
@@ -273,7 +273,7 @@ class Session:
     def pending_approvals(self) -> list[ApprovalRequest]:
         return self.broker.pending()
 
-    def resolve_approval(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
+    def resolve_approval(self, request_id: str, *, approved: bool, payload: ApprovalPayload | None = None,
                          reason: str | None = None, remember: bool = False,
                          background: bool = False) -> ApprovalDecision:
         """A person's decision. It is validated here (ValueError names what is wrong with an edit); with

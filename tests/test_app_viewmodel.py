@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gui_support import make_controller, make_session
 
+from conductor.approval_payloads import TicketsPayload
 from conductor.events import ticket_stream_id
 from conductor.app import (AppController, StreamBuffer, Streams, UnavailableProvider, fmt_cost, fmt_tokens,
                            )
@@ -132,9 +133,10 @@ def test_several_approvals_at_once_are_all_kept_and_bad_edits_are_refused(tmp_pa
         assert c.approve(req.id) is None
     pump(c, lambda: c.pending_list("tickets"))
     req = c.pending_list("tickets")[0]
-    tickets = [dict(t) for t in req.payload["tickets"]]
-    tickets[0]["depends_on"] = ["T6"]  # T1 -> T6 -> ... -> T1: a cycle
-    err = c.approve(req.id, {**req.payload, "tickets": tickets})
+    assert isinstance(req.payload, TicketsPayload)
+    tickets = list(req.payload.tickets)
+    tickets[0] = tickets[0].model_copy(update={"depends_on": ["T6"]})  # T1 -> T6 -> ... -> T1: a cycle
+    err = c.approve(req.id, req.payload.model_copy(update={"tickets": tuple(tickets)}))
     assert err is not None and "cycle" in err and "T1" in err
     assert req.id in c.pending, "a refused edit leaves the request pending"
     assert c.reject(req.id, "not now") is None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from helpers import fast_config, wait_for
 
+from conductor.approval_payloads import SpawnPayload
 from conductor.config import Config
 from conductor.errors import BadRequest, ProviderUnavailable, RateLimited
 from conductor.events import ErrorRaised, StreamReset
@@ -178,8 +179,8 @@ def test_step_mode_runs_the_edited_spawn_prompt(workspace: Path, tmp_path: Path)
         approved: set[str] = set()
         while len(approved) < 6:  # T2 and T3 ask at the same time: approvals queue up, none is lost
             for req in wait_for(lambda: s.broker.pending(), 10, "a spawn approval"):
-                assert req.kind.value == "spawn" and req.payload["prompt"].startswith("TICKET:")
-                payload = dict(req.payload, prompt=req.payload["prompt"] + "\nEXTRA: keep it short")
+                assert isinstance(req.payload, SpawnPayload) and req.payload.prompt.startswith("TICKET:")
+                payload = req.payload.model_copy(update={"prompt": req.payload.prompt + "\nEXTRA: keep it short"})
                 s.resolve_approval(req.id, approved=True, payload=payload if req.prov.ticket_id == "T1" else None)
                 approved.add(req.prov.ticket_id or "")
         assert approved == {"T1", "T2", "T3", "T4", "T5", "T6"}

@@ -29,7 +29,7 @@ from conductor.records import (
 )
 from conductor.session import Session
 from tests.git_support import make_person_busy, make_repo, person_state, sh_git
-from tests.helpers import wait_for
+from tests.helpers import tool_of, wait_for
 
 
 def git_cfg(tmp: Path, workers: int = 3) -> Config:
@@ -200,7 +200,7 @@ def test_qa_runs_the_checks_a_broken_test_fails_with_its_output_as_hint_then_pas
 
     def person(req: Any) -> None:  # the person approves the worker's writes (so the allow rule still holds)
         if req.kind.value == "tool":
-            asked.append(f"{req.payload.get('tool')} {json.dumps(req.payload.get('args'))}")
+            asked.append(f"{tool_of(req).tool} {json.dumps(tool_of(req).args)}")
         threading.Thread(target=session.broker.resolve, args=(req.id,), kwargs={"approved": True}).start()
 
     session.broker.on_requested.append(person)

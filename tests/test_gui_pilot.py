@@ -11,6 +11,7 @@ import pytest
 from gui_support import (AppHandle, answer_until, app_factory, assert_dashboard_is_the_ledger,  # noqa: F401
                          done, make_controller, make_session, plan)
 
+from conductor.approval_payloads import PlanPayload
 from conductor.events import ticket_stream_id
 from conductor.config import Config, load_config, save_config
 from conductor.errors import BadRequest
@@ -334,7 +335,8 @@ def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app
     c2 = make_controller(make_session(tmp_path, cfg=cfg))
     p2 = app_factory(c2).pilot
     c2.recover()
-    assert p2.wait_for_approval("plan").payload["epic"] == "Second epic"
+    again = p2.wait_for_approval("plan").payload
+    assert isinstance(again, PlanPayload) and again.epic == "Second epic"
     p2.app.dialogs.current().dismiss()                     # look at the main window first
     assert c2.session.ledger.total().total_tokens == tokens
     p2.wait_until(lambda: p2.shown(tags.track_load(track_id)))
@@ -414,14 +416,18 @@ def test_pause_resume_and_archive_from_the_toolbar_and_browser(tmp_path: Path, a
 
 
 def test_a_bug_while_drawing_is_shown_and_the_app_keeps_running(tmp_path: Path, app_factory) -> None:
-    from conductor.approvals import ApprovalKind, ApprovalRequest
+    from conductor.approval_payloads import ToolPayload
+    from conductor.approvals import ApprovalRequest
     from conductor.events import ApprovalRequested, Provenance
     from conductor.gui import util
     c = make_controller(make_session(tmp_path))
     p = app_factory(c).pilot
     util.STRICT = False  # as in the real app
-    bad = ApprovalRequest("tool-bad", ApprovalKind.TOOL, Provenance(tier=3), "bad payload",
-                          {"tool": "write_file", "call_id": "c1", "args": ["not", "a", "dict"]})
+    # A bug: a payload built without validation (args not a dict), as only a bug in our own code could make.
+    broken = ToolPayload.model_construct(tool="write_file", call_id="c1", args=["not", "a", "dict"],
+                                         provenance=Provenance(tier=3))
+    bad = ApprovalRequest.model_construct(id="tool-bad", prov=Provenance(tier=3), title="bad payload",
+                                          payload=broken, created=0.0)
     c.apply(ApprovalRequested(prov=bad.prov, request=bad))
     p.frame(3)
     assert "Internal error while drawing" in p.value(tags.BANNER_TEXT)

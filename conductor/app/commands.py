@@ -12,6 +12,7 @@ from conductor.app.budget_resets import BudgetResetFile
 from conductor.app.session_factory import UnavailableProvider, demo_folders, demo_home, open_session
 from conductor.app.state import ControllerState
 from conductor.app.streams import Streams
+from conductor.approval_payloads import ApprovalPayload
 from conductor.config import parse_config, save_config
 from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
 from conductor.errors import ApprovalError, ConductorError, ConfigError
@@ -41,7 +42,7 @@ class Commands(ControllerState):
         self._bump("status")
         return None
 
-    def approve(self, request_id: str, payload: dict[str, Any] | None = None, remember: bool = False) -> str | None:
+    def approve(self, request_id: str, payload: ApprovalPayload | None = None, remember: bool = False) -> str | None:
         """Approve (possibly with an edited payload). Returns the problem when the edit is refused."""
         try:
             self.session.resolve_approval(request_id, approved=True, payload=payload, remember=remember,

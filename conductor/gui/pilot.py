@@ -21,6 +21,7 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import keymap, tags, util
 from conductor.gui.keyboard import active_field, typing_now
@@ -149,7 +150,7 @@ class Pilot:
             raise PilotError(f"the {kind} dialog did not open for {req.id}")
         return dialog
 
-    def approve(self, kind: str, id: str | None = None, payload: dict[str, Any] | None = None) -> str | None:
+    def approve(self, kind: str, id: str | None = None, payload: ApprovalPayload | None = None) -> str | None:
         """Approve through the dialog (replacing its draft with `payload` first, when given). Returns the
         dialog's error line ('' when it closed), so a test can assert a refusal."""
         dialog = self.open_approval(kind, id)

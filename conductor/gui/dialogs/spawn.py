@@ -9,6 +9,7 @@ import dearpygui.dearpygui as dpg
 
 from conductor.app import split_lines
 from conductor.app.context_budget import WARN_SHARE, context_budget
+from conductor.approval_payloads import SpawnPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
@@ -16,24 +17,26 @@ from conductor.gui.theme import DIM, ERROR, WARNING
 from conductor.gui.util import safe
 
 
-class SpawnDialog(ApprovalDialog):
+class SpawnDialog(ApprovalDialog[SpawnPayload]):
     kind = "spawn"
     tag = tags.SPAWN_DIALOG
     title = "Spawn approval"
     approve_label = "Approve and start worker"
     size = (940, 680)
 
+    def payload_type(self) -> type[SpawnPayload]:
+        return SpawnPayload
+
     def first_field(self) -> str | None:
         return tags.SPAWN_PROMPT
 
     def heading(self, req: ApprovalRequest) -> str:
-        p = req.payload
-        return f"Start a worker on {p.get('ticket_id')} (attempt {p.get('attempt')})"
+        p = self.typed(req)
+        return f"Start a worker on {p.ticket_id} (attempt {p.attempt})"
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
-        p = req.payload
-        return {"model": p.get("model", ""), "prompt": p.get("prompt", ""),
-                "context": "\n".join(p.get("context_files", []))}
+        p = self.typed(req)
+        return {"model": p.model, "prompt": p.prompt, "context": "\n".join(p.context_files)}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
         models = self.c.offered_models()
@@ -53,7 +56,7 @@ class SpawnDialog(ApprovalDialog):
                                     height=300, width=-1, user_data="prompt", callback=safe(self._edited))
         self.themes.mono(prompt)
         with dpg.collapsing_header(label="System instruction (read-only)", default_open=False):
-            system = dpg.add_input_text(tag=tags.SPAWN_SYSTEM, default_value=req.payload.get("system", ""),
+            system = dpg.add_input_text(tag=tags.SPAWN_SYSTEM, default_value=self.typed(req).system,
                                         multiline=True, readonly=True, height=140, width=-1)
             self.themes.mono(system)
 
@@ -68,7 +71,7 @@ class SpawnDialog(ApprovalDialog):
             return
         draft = self.drafts[self.request.id]
         budget = context_budget(self.c.cost_estimator(), draft["model"], draft["prompt"],
-                                str(self.request.payload.get("system", "")), split_lines(draft["context"]))
+                                self.typed(self.request).system, split_lines(draft["context"]))
         dpg.set_value(tags.SPAWN_FILES, "Context: " + budget.files_line())
         dpg.set_value(tags.SPAWN_BUDGET, budget.summary(draft["model"]))
         share = budget.share
@@ -83,8 +86,8 @@ class SpawnDialog(ApprovalDialog):
             if dpg.does_item_exist(tag):
                 draft[name] = dpg.get_value(tag)
 
-    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> SpawnPayload:
         if not draft["prompt"].strip():
             raise ValueError("The prompt is empty: the worker needs instructions.")
-        return {**req.payload, "model": draft["model"], "prompt": draft["prompt"],
-                "context_files": split_lines(draft["context"])}
+        return self.typed(req).model_copy(update={"model": draft["model"], "prompt": draft["prompt"],
+                                                  "context_files": tuple(split_lines(draft["context"]))})

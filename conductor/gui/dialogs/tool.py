@@ -5,11 +5,21 @@ approve, reject with a reason, or always allow this exact form for the track."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, assert_never
 
 import dearpygui.dearpygui as dpg
+from pydantic import JsonValue
 
 from conductor import redact
+from conductor.approval_payloads import (
+    CommandPreview,
+    FileChangePreview,
+    McpCallPreview,
+    NoPreview,
+    PreviewFailed,
+    ToolPayload,
+    ToolPreview,
+)
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
@@ -17,31 +27,34 @@ from conductor.gui.theme import WARNING
 from conductor.gui.util import safe
 
 
-class ToolDialog(ApprovalDialog):
+class ToolDialog(ApprovalDialog[ToolPayload]):
     kind = "tool"
     tag = tags.TOOL_DIALOG
     title = "Tool approval"
     approve_label = "Approve tool call"
     size = (940, 680)
 
+    def payload_type(self) -> type[ToolPayload]:
+        return ToolPayload
+
     def first_field(self) -> str | None:
         args = self.drafts.get(self.request.id, {}).get("args", {}) if self.request is not None else {}
         return tags.tool_arg(next(iter(args))) if args else None
 
     def heading(self, req: ApprovalRequest) -> str:
-        p = req.payload
-        target = p.get("path") or p.get("command") or ""
-        if p.get("target"):  # a write through a symlink: name the file that really changes
-            target = f"{p['target']} (through the symlink {p.get('path')})"
-        return f"{p.get('tool')}  {target}".strip()
+        p = self.typed(req)
+        return f"{p.tool}  {_what(p.preview)}".strip()
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
-        args = req.payload.get("args", {})
+        args = self.typed(req).args
         return {"args": {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in args.items()},
                 "raw": {k: not isinstance(v, str) for k, v in args.items()}, "always": False}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
-        self._preview(req.payload)
+        p = self.typed(req)
+        if p.interrupted:
+            dpg.add_text(f"Asked again after a restart: {p.interrupted}", color=WARNING, wrap=0)
+        self._preview(p)
         label("Arguments (edit before approving; an edited call runs as edited)")
         for name, value in draft["args"].items():
             long = "\n" in value or len(value) > 70
@@ -56,31 +69,36 @@ class ToolDialog(ApprovalDialog):
         # Only an exact command form can be remembered; writes and shell syntax always ask (the gate says which).
         dpg.add_checkbox(label="Always allow this exact command for this track (no more questions for it)",
                          tag=tags.TOOL_ALWAYS, default_value=draft["always"], callback=safe(self._always),
-                         show=bool(req.payload.get("can_remember", req.payload.get("tool") == "run_command")))
+                         show=p.can_remember)
 
-    def _preview(self, p: dict[str, Any]) -> None:
-        if p.get("preview_error"):
-            dpg.add_text(f"Preview failed: {p['preview_error']}", color=WARNING, wrap=0)
-        if "diff" in p:
-            label("Diff" + (" (new file)" if p.get("new_file") else ""))
-            diff = redact.text(p["diff"] or "(no change)")  # shown, never edited: safe to redact
-            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=diff, multiline=True, readonly=True,
-                                     height=min(24 + 17 * diff.count("\n"), 260), width=-1)
-            self.themes.mono(box)
-        elif "command" in p:
-            label("Command")
-            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=redact.text(str(p["command"])), readonly=True,
-                                     width=-1)
-            self.themes.mono(box)
-            dpg.add_text(f"argv: {json.dumps(p.get('argv'))}", wrap=0)
-            dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
-            if p.get("needs_person"):
-                dpg.add_text(f"Only a person may approve this: {p['needs_person']}", color=WARNING, wrap=0)
-        elif "mcp_server" in p:  # a third-party server runs this call: say which, and how it is reached
-            label("MCP server tool")
-            dpg.add_text(f"server: {p['mcp_server']}    tool: {p.get('mcp_tool')}    timeout: {p.get('timeout_s')} s",
-                         tag=tags.TOOL_MCP, wrap=0)
-            dpg.add_text(f"runs: {p.get('mcp_transport')}", wrap=0)
+    def _preview(self, p: ToolPayload) -> None:
+        match p.preview:
+            case PreviewFailed(error=error):
+                dpg.add_text(f"Preview failed: {error}", color=WARNING, wrap=0)
+            case FileChangePreview() as f:
+                label("Diff" + (" (new file)" if f.new_file else ""))
+                diff = redact.text(f.diff or "(no change)")  # shown, never edited: safe to redact
+                box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=diff, multiline=True, readonly=True,
+                                         height=min(24 + 17 * diff.count("\n"), 260), width=-1)
+                self.themes.mono(box)
+            case CommandPreview() as c:
+                label("Command")
+                box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=redact.text(c.command), readonly=True,
+                                         width=-1)
+                self.themes.mono(box)
+                dpg.add_text(f"argv: {json.dumps(list(c.argv))}", wrap=0)
+                dpg.add_text(f"working folder: {c.cwd}    timeout: {c.timeout_s} s", wrap=0)
+            case McpCallPreview() as m:  # a third-party server runs this call: say which, and how it is reached
+                label("MCP server tool")
+                dpg.add_text(f"server: {m.server}    tool: {m.tool}    timeout: {m.timeout_s} s", tag=tags.TOOL_MCP,
+                             wrap=0)
+                dpg.add_text(f"runs: {m.transport}", wrap=0)
+            case NoPreview():
+                pass
+            case _:
+                assert_never(p.preview)
+        if p.needs_person:
+            dpg.add_text(f"Only a person may approve this: {p.needs_person}", color=WARNING, wrap=0)
         dpg.add_spacer(height=4)
 
     def _edited(self, _sender: object, value: str, name: str) -> None:
@@ -106,8 +124,8 @@ class ToolDialog(ApprovalDialog):
             return False
         return bool(self.drafts.get(self.request.id, {}).get("always"))
 
-    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
-        args: dict[str, Any] = {}
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> ToolPayload:
+        args: dict[str, JsonValue] = {}
         for name, text in draft["args"].items():
             if draft["raw"][name]:
                 try:
@@ -116,5 +134,23 @@ class ToolDialog(ApprovalDialog):
                     raise ValueError(f"Argument {name!r} is not valid JSON: {exc.msg} at column {exc.colno}.") from None
             else:
                 args[name] = text
-        return {**req.payload, "args": args}
+        return self.typed(req).with_args(args)
+
+
+def _what(preview: ToolPreview) -> str:
+    """What the call touches, for the heading: the file (the one really written, through a symlink), the
+    command, the MCP server's tool."""
+    match preview:
+        case FileChangePreview(path=path, target=None):
+            return path
+        case FileChangePreview(path=path, target=target):
+            return f"{target} (through the symlink {path})"
+        case CommandPreview(command=command):
+            return command
+        case McpCallPreview(server=server, tool=tool):
+            return f"{server}/{tool}"
+        case PreviewFailed() | NoPreview():
+            return ""
+        case _:
+            assert_never(preview)
 
