@@ -156,9 +156,9 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
     try:
         kinds = _kinds(args.approve)
         if args.step:
-            cfg.engine.step_mode = True
+            cfg = cfg.updated({"engine": {"step_mode": True}}, source="--step")
         if args.workers:
-            cfg.engine.max_workers = args.workers
+            cfg = cfg.updated({"engine": {"max_workers": args.workers}}, source="--workers")
         workspace = choose_workspace(args, tracks_dir)
         if not workspace.is_dir():
             raise ConfigError(f"workspace {str(workspace)!r} is not a folder")

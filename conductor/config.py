@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,8 +29,9 @@ _SECRET_KEYS = {"api_key", "apikey", "gemini_api_key", "google_api_key", "key", 
 
 class _Section(BaseModel):
     # strict: "no" is not a boolean and "3" is not a number; a typo in a security setting must stop the app,
-    # not be coerced into something the person did not write.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+    # not be coerced into something the person did not write. frozen: the loaded config is a value; a change is
+    # a new value (`Config.updated`), swapped in by the session's ApplySettings (conductor/settings.py).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ModelsConfig(_Section):
@@ -428,6 +430,11 @@ class Config(_Section):
         raise ConfigError(f"no endpoint named {name!r} (known: {', '.join(sorted(self.endpoint_names()))})",
                           key=f"endpoints.{name}")
 
+    def updated(self, values: Mapping[str, object], *, source: str = "settings") -> Config:
+        """A new config: this one with the nested `values` set (a None value clears an optional setting),
+        validated whole. Raises ConfigError naming the key (`source` names where the values came from)."""
+        return parse_config(_merged(self.model_dump(mode="python"), values), source=source)
+
     def model_for_attempt(self, attempt: int, override: str | None = None) -> str:
         """Tier 3's model for attempt n (1-based): the override or tier3 first, then up the ladder."""
         if attempt <= 1:
@@ -435,6 +442,17 @@ class Config(_Section):
         ladder = self.models.ladder
         start = ladder.index(override or self.models.tier3) if (override or self.models.tier3) in ladder else 0
         return ladder[min(start + attempt - 1, len(ladder) - 1)]
+
+
+def _merged(base: Mapping[str, object], over: Mapping[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in over.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = _merged(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 def _walk_keys(data: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:

@@ -25,13 +25,14 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
 from conductor.approval_payloads import SpawnPayload
 from conductor.approvals import ApprovalDecision, DecidedBy
 from conductor.attempt import EngineDeps, Workbench, run_attempt
+from conductor.config import Config
 from conductor.errors import (
     BadRequest,
     BudgetExceeded,
@@ -121,7 +122,16 @@ class Edit:
     """Editable ticket fields only (records.EDITABLE_FIELDS); anything else is refused with its name."""
 
 
-EngineCommand: TypeAlias = Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit | Snapshot
+@dataclass(frozen=True)
+class ReplaceConfig:
+    """The person applied new settings (conductor/settings.py): attempts launched from now on use `cfg`; an
+    attempt already running keeps the config it started with."""
+
+    cfg: Config
+
+
+EngineCommand: TypeAlias = (Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit | Snapshot
+                            | ReplaceConfig)
 
 
 def command_name(cmd: EngineCommand) -> str:
@@ -164,7 +174,7 @@ class _CommitFailed:
     error: OSError
 
 
-_Launch = tuple[Ticket, int, str, threading.Event, str | None]
+_Launch = tuple[Ticket, int, str, threading.Event, str | None, Workbench]
 """(ticket snapshot, attempt, model, cancel, commit a resolve attempt starts from)."""
 _Batch = tuple[list[Event | Record], list[_Launch], list[Callable[[int], None]]]
 
@@ -498,8 +508,9 @@ class Engine:
         for fn in after:
             fn(0)
 
-    def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None) -> None:
-        self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve)
+    def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None,
+                bench: Workbench) -> None:
+        self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve, bench)
 
     def _settled(self) -> bool:
         if self._active:
@@ -540,7 +551,8 @@ class Engine:
                     self._set(self._by_id[msg.ticket_id], msg.status)
             case _SpawnDecided():
                 self._on_spawn(msg)
-            case Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit() | Snapshot():
+            case (Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit() | Snapshot()
+                  | ReplaceConfig()):
                 try:
                     self._command(msg)
                 except (KeyError, ValueError, ConductorError) as exc:
@@ -570,8 +582,17 @@ class Engine:
                 self._cmd_edit(tid, fields)
             case Snapshot(reply=reply):
                 self._replies.append(reply)  # copied at the end of this batch, answered once it is written
+            case ReplaceConfig(cfg=cfg):
+                self._replace_config(cfg)
             case _:
                 assert_never(cmd)
+
+    def _replace_config(self, cfg: Config) -> None:
+        """New settings for what starts from now on: a running attempt holds its own Workbench (and so its own
+        config) from launch to its end."""
+        self.cfg = cfg
+        self.deps = replace(self.deps, cfg=cfg, call=self.deps.call.with_(cfg=cfg))
+        self._bench = Workbench(self.track.id, self.deps, self.journal)
 
     # -- dispatch --
 
@@ -657,13 +678,15 @@ class Engine:
         self._starts[t.id] = time.monotonic()
         snapshot = t.model_copy()  # shallow is enough: records replace fields, never mutate them in place
         resolve = self._resolve.pop(t.id, None)
-        self._launches.append((snapshot, attempt, model, cancel, resolve))  # starts after the batch's fsync
+        # starts after the batch's fsync, with the config (in the Workbench) this launch chose its model from
+        self._launches.append((snapshot, attempt, model, cancel, resolve, self._bench))
 
     # -- worker thread --
 
-    def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None) -> None:
+    def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None,
+                    bench: Workbench) -> None:
         try:
-            res = run_attempt(self._bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
+            res = run_attempt(bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
                               cancel=cancel, on_review=lambda: self._inbox.put(
                                   _Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
             outcome = _WorkerDone(t.id, attempt, "pass" if res.hint is None else "fail", res.hint or "",
@@ -892,6 +915,7 @@ __all__ = [
     "EngineCommand",
     "EngineDeps",
     "Pause",
+    "ReplaceConfig",
     "Resume",
     "Retry",
     "Shutdown",

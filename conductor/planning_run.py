@@ -57,7 +57,8 @@ class PlanHandle:
 
 @dataclass
 class PlanningDeps:
-    cfg: Config
+    config: Callable[[], Config]
+    """The current config, read at each step (a Settings change applies from the next step on)."""
     store: TrackStore
     broker: ApprovalBroker
     events: EventQueue
@@ -174,7 +175,7 @@ class PlanningRun:
         if done is not None:
             return done.decision
         pending = self.deps.broker.request(prov, title, payload, validator=validator, request_id=request_id)
-        return pending.wait(self.handle.cancel, self.deps.cfg.approvals.timeout_s or None)
+        return pending.wait(self.handle.cancel, self.deps.config().approvals.timeout_s or None)
 
     def _create_track(self, epic: str, spec: TrackSpec) -> str:
         store = self.deps.store

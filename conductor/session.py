@@ -17,7 +17,7 @@ from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
 from conductor.comms import CommsLog
 from conductor.config import Config
-from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
+from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, ReplaceConfig, Resume
 from conductor.errors import ApprovalError, ConductorError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.gitwork import NoGit, open_git_work
@@ -26,6 +26,7 @@ from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
 from conductor.providers.base import Provider
 from conductor.records import ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type, track_update
+from conductor.settings import ApplySettings, settled_config
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
@@ -51,7 +52,7 @@ class Session:
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
                  linger: bool = True, force_workspace: bool = False,
                  limits: ModelLimits | None = None) -> None:
-        self.cfg = cfg
+        self._cfg = cfg
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
         self.provider = provider
@@ -72,6 +73,7 @@ class Session:
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._settings_lock = threading.Lock()
         self._closed = False
         self._comms_for = _comms_factory(self.store)
         self._allow = CommandPolicy.from_config(cfg)
@@ -86,6 +88,26 @@ class Session:
         self.broker.on_resolved.append(self._journal_decision)
         self.store.remove_stale_temp_files()
         self._load_usage()
+
+    @property
+    def cfg(self) -> Config:
+        """The current config: an immutable value, replaced only by `apply_settings`."""
+        return self._cfg
+
+    def apply_settings(self, cmd: ApplySettings) -> Config:
+        """Handle a Settings change: validate (ConfigError names the key), write the file when asked, then swap
+        the new value in — for the session's readers, the price table, the allow rules, and each running engine
+        (attempts launched from now on; a running attempt keeps its config). Nothing changes when it fails."""
+        with self._settings_lock:  # two changes at once: one after the other, each over the last
+            new = settled_config(self._cfg, cmd)
+            self._cfg = new
+            self.ledger.prices = PriceTable.for_config(new)
+            self._allow.set_config_rules(new.approvals.allow_commands)
+            with self._lock:  # every engine, started or not: one registered now still gets it at its start
+                engines = list(self.engines.values())
+            for eng in engines:
+                eng.send(ReplaceConfig(new))
+        return new
 
     def _mcp_problem(self, message: str) -> None:
         self.events.post(ErrorRaised(prov=Provenance(), message=message, error_type="McpUnavailable"))
@@ -140,7 +162,7 @@ class Session:
     # ---------------- planning ----------------
 
     def _planning_deps(self) -> PlanningDeps:
-        return PlanningDeps(cfg=self.cfg, store=self.store, broker=self.broker, events=self.events,
+        return PlanningDeps(config=lambda: self.cfg, store=self.store, broker=self.broker, events=self.events,
                             workspace=self.workspace, call_deps=self.call_deps, comms_for=self._comms_for,
                             spawn=self._spawn, on_tickets_approved=self._tickets_approved)
 
@@ -196,13 +218,16 @@ class Session:
                 f"{git.reason}: the track runs ONE worker at a time in the workspace itself, with no branch, no "
                 "per-ticket commit and no undo. Initialise a repository (git init, one commit) to get a branch per "
                 "track and a worktree per ticket.")))
-        deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
+        cfg = self._cfg  # one value for the whole set-up; a change after this reaches the engine below
+        deps = EngineDeps(cfg=cfg, call=self.call_deps().with_(cfg=cfg), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
                           max_workers=1 if isinstance(git, NoGit) else None)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine
+            if self._cfg is not cfg:  # Settings changed while it was being set up: apply_settings may not see it
+                engine.send(ReplaceConfig(self._cfg))
         return engine.start()
 
     def _publish_loaded(self, loaded: LoadedTrack) -> None:

@@ -30,12 +30,8 @@ def wait_for(fn: Callable[[], T], timeout: float = 10.0, what: str = "condition"
 
 def fast_config():  # type: ignore[no-untyped-def]
     from conductor.config import Config
-    cfg = Config()
-    cfg.retry.initial_delay_s = 0.01
-    cfg.retry.max_delay_s = 0.05
-    cfg.limits.open_s = 0.05
-    cfg.limits.max_open_s = 0.2
-    return cfg
+    return Config().updated({"retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05},
+                             "limits": {"open_s": 0.05, "max_open_s": 0.2}})
 
 
 def journal_lines(*paths: Path) -> list[dict]:

@@ -111,8 +111,8 @@ def test_demo_flow_fills_every_pane_and_the_dashboard_matches_the_ledger(tmp_pat
 
 def test_unknown_cost_is_shown_as_unknown_never_free(tmp_path: Path) -> None:
     cfg = Config()
-    cfg.models.tier3 = "mystery-model-without-a-price"
-    cfg.models.ladder = ["mystery-model-without-a-price"]
+    cfg = cfg.updated({"models": {"tier3": "mystery-model-without-a-price"}})
+    cfg = cfg.updated({"models": {"ladder": ["mystery-model-without-a-price"]}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     c.plan("Tiny epic")
     pump(c, lambda: all_done(c), decide=approve_all)
@@ -249,7 +249,7 @@ def test_restart_restores_tracks_panes_and_usage(tmp_path: Path) -> None:
 @pytest.mark.parametrize("limit", [1000])
 def test_restored_long_output_says_it_is_a_tail(tmp_path: Path, limit: int) -> None:
     cfg = Config()
-    cfg.gui.stream_tail_chars = limit
+    cfg = cfg.updated({"gui": {"stream_tail_chars": limit}})
     c = make_controller(make_session(tmp_path, ScriptedProvider({3: [Reply(text="x" * 5000)]}), cfg))
     c.plan("Long output")
     pump(c, lambda: all_done(c), decide=approve_all)

@@ -20,7 +20,7 @@ GOOD_TRACKS = json.dumps(demo_tracks("Add OAuth login"))
 
 def make_session(workspace: Path, tmp_path: Path, provider: ScriptedProvider, repairs: int = 2) -> Session:
     cfg = Config()
-    cfg.engine.repair_attempts = repairs
+    cfg = cfg.updated({"engine": {"repair_attempts": repairs}})
     s = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
     s.broker.auto_approve({"plan", "tickets", "spawn", "tool"})
     return s

@@ -66,11 +66,11 @@ def test_default_config_round_trips(tmp_path: Path) -> None:
 
 def test_changed_config_round_trips_including_prices_and_nones(tmp_path: Path) -> None:
     cfg = Config()
-    cfg.engine.max_workers = 9
-    cfg.budget.max_cost_usd = 2.5
-    cfg.gemini.base_url = "http://127.0.0.1:9"
-    cfg.approvals.allow_commands = ["pytest -q"]
-    cfg.prices = cfg.prices[:2]
+    cfg = cfg.updated({"engine": {"max_workers": 9}})
+    cfg = cfg.updated({"budget": {"max_cost_usd": 2.5}})
+    cfg = cfg.updated({"gemini": {"base_url": "http://127.0.0.1:9"}})
+    cfg = cfg.updated({"approvals": {"allow_commands": ["pytest -q"]}})
+    cfg = cfg.updated({"prices": [p.model_dump() for p in cfg.prices[:2]]})
     p = tmp_path / "config.toml"
     save_config(cfg, p)
     back = load_config(p)
@@ -184,7 +184,7 @@ def test_save_writes_atomically_and_leaves_no_temp_files(tmp_path: Path) -> None
     p = tmp_path / "config.toml"
     save_config(Config(), p)
     cfg = Config()
-    cfg.engine.max_workers = 11
+    cfg = cfg.updated({"engine": {"max_workers": 11}})
     save_config(cfg, p)
     assert load_config(p).engine.max_workers == 11
     assert sorted(x.name for x in tmp_path.iterdir()) == ["config.toml"]
@@ -201,7 +201,7 @@ def test_failed_save_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(atomic.os, stage, boom)
     cfg = Config()
-    cfg.engine.max_workers = 12
+    cfg = cfg.updated({"engine": {"max_workers": 12}})
     with pytest.raises(OSError, match="No space"):
         save_config(cfg, p)
     monkeypatch.undo()

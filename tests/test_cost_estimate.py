@@ -98,7 +98,7 @@ def test_context_windows_are_known_only_where_published() -> None:
 def test_the_spawn_dialog_weighs_the_context_against_the_window(tmp_path: Path, app_factory) -> None:  # noqa: F811
     from gui_support import make_workspace
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     ws = make_workspace(tmp_path)
     (ws / "notes").mkdir()
     (ws / "notes" / "survey.md").write_text("# survey\n" + "word " * 8000, "utf-8")

@@ -23,7 +23,7 @@ from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
 
 def test_lifecycle_through_every_dialog(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     provider = ScriptedProvider()
     c = make_controller(make_session(tmp_path, provider, cfg))
     p = app_factory(c).pilot
@@ -221,7 +221,7 @@ def test_malformed_plan_is_shown(tmp_path: Path, app_factory) -> None:
 
 def test_budget_exceeded_pauses_the_run_with_the_message(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.budget.max_tokens = 600
+    cfg = cfg.updated({"budget": {"max_tokens": 600}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     p = app_factory(c).pilot
     plan(p)
@@ -317,7 +317,7 @@ def test_step_mode_and_tier_models_apply_live(tmp_path: Path, app_factory) -> No
 
 def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     h = app_factory(c)
     p = h.pilot
@@ -452,7 +452,7 @@ def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_
                                                                                        app_factory) -> None:
     from conductor.errors import ProviderUnavailable
     cfg = Config()
-    cfg.retry.max_retries, cfg.retry.initial_delay_s, cfg.engine.max_attempts = 1, 0.0, 1
+    cfg = cfg.updated({"retry": {"max_retries": 1, "initial_delay_s": 0.0}, "engine": {"max_attempts": 1}})
     # a 500 (it may be the request's fault) fails the attempt; a 503 would wait for the model (test_storms.py)
     provider = ScriptedProvider({(3, "T1"): [Reply(fault=ProviderUnavailable("500 the model is overloaded",
                                                                              status=500))]})
@@ -498,7 +498,7 @@ def test_settings_save_keeps_the_shipped_config_and_toggles_stay_in_the_session(
 def test_a_track_budget_pauses_that_track_shows_its_spend_and_resets(tmp_path: Path, app_factory) -> None:
     from conductor.app.budget_resets import BudgetResetFile
     cfg = Config()
-    cfg.budget.max_tokens_per_track = 1_500   # planning (no track yet) is not counted; the workers are
+    cfg = cfg.updated({"budget": {"max_tokens_per_track": 1_500}})   # planning (no track yet) is not counted; the workers are
     c = make_controller(make_session(tmp_path, cfg=cfg))
     h = app_factory(c)
     p = h.pilot

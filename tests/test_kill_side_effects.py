@@ -40,8 +40,8 @@ _CHILD = textwrap.dedent('''
     root, bump = Path(sys.argv[1]), sys.argv[2]
     ws = root / "ws"
     cfg = Config()
-    cfg.engine.max_workers = 3
-    cfg.approvals.auto = ["plan", "tickets", "tool"]   # writes and edits; every command waits for a person
+    cfg = cfg.updated({"engine": {"max_workers": 3}})
+    cfg = cfg.updated({"approvals": {"auto": ["plan", "tickets", "tool"]}})   # writes and edits; every command waits for a person
 
     def script(req, n):
         if req.tier != 3:

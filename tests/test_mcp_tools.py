@@ -465,7 +465,7 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
     markers = tmp_path / "markers"
     markers.mkdir()
     cfg = Config(mcp={"local": stdio_config("--marker-dir", str(markers))})
-    cfg.engine.max_workers = 2
+    cfg = cfg.updated({"engine": {"max_workers": 2}})
 
     def tier3(req: ProviderRequest, n: int) -> Reply:
         ticket = req.prov.ticket_id

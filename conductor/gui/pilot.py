@@ -24,6 +24,7 @@ import dearpygui.dearpygui as dpg
 from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import keymap, tags, util
+from conductor.gui.dialogs.manager import AnyDialog
 from conductor.gui.keyboard import active_field, typing_now
 from conductor.gui.loop import GuiApp
 
@@ -139,7 +140,7 @@ class Pilot:
         assert isinstance(req, ApprovalRequest)
         return req
 
-    def open_approval(self, kind: str, id: str | None = None) -> Any:
+    def open_approval(self, kind: str, id: str | None = None) -> AnyDialog:
         """Open the dialog of the given (or oldest) pending approval of `kind` by clicking its queue entry."""
         req = self.wait_for_approval(kind) if id is None else self.controller.pending[id]
         cur = self.app.dialogs.current()
