@@ -32,7 +32,7 @@ def test_defaults_load() -> None:
     cfg = load_config(None)
     assert cfg == Config()
     assert cfg.engine.max_workers == 4 and cfg.engine.max_attempts == 3
-    assert cfg.approvals.auto == []  # nothing is approved without asking by default
+    assert cfg.approvals.auto == ()  # nothing is approved without asking by default
     assert cfg.models.ladder[0] == cfg.models.tier3
     assert any(p.model == "gemini-3.8-flash" for p in cfg.prices)
 
@@ -53,7 +53,7 @@ def test_values_from_the_file_are_used(tmp_path: Path) -> None:
                         '[models]\ntier3 = "gemini-2.5-flash"\n')
     cfg = load_config(p)
     assert cfg.engine.max_workers == 7 and cfg.engine.step_mode is True
-    assert cfg.approvals.auto == ["plan"]
+    assert cfg.approvals.auto == ("plan",)
     assert cfg.models.tier3 == "gemini-2.5-flash"
     assert cfg.retry == Config().retry  # untouched sections keep their defaults
 

@@ -92,7 +92,7 @@ def test_failing_review_escalates_then_lands_on_the_failed_shelf(workspace: Path
         assert "dependency 'T4' is blocked: dependency 'T2' failed" in (track.ticket("T5").blocked_reason or "")
         assert track.status == TrackStatus.STALLED
         t2_calls = [r for r in provider.calls(tier=3) if r.prov.ticket_id == "T2" and len(r.messages) == 1]
-        assert [r.model for r in t2_calls] == cfg.models.ladder  # each attempt one rung up
+        assert [r.model for r in t2_calls] == list(cfg.models.ladder)  # each attempt one rung up
         assert "QA HINT FROM THE LAST ATTEMPT: add a test for the error path" in t2_calls[1].messages[0].text
         assert provider.calls(tier=3) and not [r for r in provider.calls(tier=3) if r.prov.ticket_id == "T4"]
     finally:

@@ -276,7 +276,7 @@ def test_settings_dialog_refuses_invalid_values_and_saves_atomically(tmp_path: P
     assert not p.shown(tags.SETTINGS_DIALOG)
     saved = load_config(path)
     assert (saved.engine.max_workers, saved.budget.max_cost_usd, saved.approvals.auto, saved.models.tier3) == (
-        3, 1.5, ["plan"], "gemini-2.5-flash")
+        3, 1.5, ("plan",), "gemini-2.5-flash")
     assert c.cfg.engine.max_workers == 3, "applied live"
     assert p.value(tags.model_combo(3)) == "gemini-2.5-flash"
 

