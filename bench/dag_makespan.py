@@ -109,7 +109,7 @@ class _ProfiledEngine(Engine):
 def run_engine(tickets: list[Ticket], workers: int, latency: float, profile_top: int = 0,
                journal: bool = True) -> EngineRun:
     cfg = Config()
-    cfg.engine.max_workers = workers
+    cfg = cfg.updated({"engine": {"max_workers": workers}})
     events = EventQueue()
     provider = ScriptedProvider({3: [TIER3_REPLY], 4: [TIER4_REPLY]}, latency_s=latency)
     call = CallDeps(provider=provider, events=events, ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg)

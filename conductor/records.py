@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar, assert_never
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError, model_validator
 
+from conductor.approval_payloads import legacy_payload
+from conductor.approval_types import ApprovalDecision, ApprovalRequest
 from conductor.model import Ticket, TicketPlan, TicketStatus, Track, TrackProposal, TrackStatus, utc_now
 from conductor.usage import UsageRecord
 
@@ -151,18 +153,32 @@ class UnattendedWrite(_Record):
 class ApprovalAsked(_Record):
     type: Literal["approval_requested"] = "approval_requested"
     key: str
-    request: dict[str, JsonValue]
+    request: ApprovalRequest
+    """Its payload is typed by kind (conductor.approval_payloads)."""
 
 
 class ApprovalDecided(_Record):
     type: Literal["approval_resolved"] = "approval_resolved"
     key: str
-    request: dict[str, JsonValue]
-    decision: dict[str, JsonValue]
+    request: ApprovalRequest
+    decision: ApprovalDecision
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        """A decision journalled before typed payloads carried a plain dict payload without its kind: the
+        request's kind types it."""
+        if isinstance(data, dict) and isinstance(data.get("request"), dict) and isinstance(data.get("decision"), dict):
+            request, decision = data["request"], data["decision"]
+            payload = request.get("payload")
+            kind = request.get("kind") or (payload.get("kind") if isinstance(payload, dict) else None)
+            if isinstance(decision.get("payload"), dict) and kind is not None:
+                data = {**data, "decision": {**decision, "payload": legacy_payload(str(kind), decision["payload"])}}
+        return data
 
     @property
     def approved(self) -> bool:
-        return self.decision.get("approved") is True
+        return self.decision.approved
 
 
 # ---------------------------------------------------------------- git (conductor/gitwork.py): keyed, no track state
@@ -292,12 +308,15 @@ class TicketProposalReceived(_Record):
     plan: TicketPlan
 
 
+StepName: TypeAlias = Literal["tier1", "plan_review", "tracks_created", "tier2", "tickets_review", "finished",
+                              "rejected", "stopped"]
+
+
 class PlanningStep(_Record):
     """Where a planning run is, in words the status bar shows (and whether it has ended)."""
 
     type: Literal["planning_step"] = "planning_step"
-    step: Literal["tier1", "plan_review", "tracks_created", "tier2", "tickets_review", "finished", "rejected",
-                  "stopped"]
+    step: StepName
     detail: str = ""
     track_id: str | None = None
 

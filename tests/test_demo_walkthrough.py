@@ -70,8 +70,7 @@ def run_demo(home: Path) -> tuple[Session, ScriptedProvider, str, Track, Path]:
     path_first, problem = own_pytest_path()
     assert problem is None, "the demo's check needs pytest beside the interpreter"
     ws, tracks = demo_folders(home)
-    cfg = Config()
-    cfg.git.worktrees_root = str(home / "worktrees")
+    cfg = Config().updated({"git": {"worktrees_root": str(home / "worktrees")}})
     provider = ScriptedProvider(fallback=demo_team_reply)  # the demo's script at test speed (no latency)
     session = Session(cfg, workspace=ws, tracks_dir=tracks, provider=provider, check_command=CHECK_COMMAND,
                       path_first=path_first)

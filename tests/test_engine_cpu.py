@@ -41,8 +41,7 @@ def _random_dag(n: int, seed: int) -> list[Ticket]:
 
 
 def _run(tmp: Path, tickets: list[Ticket], workers: int = 8) -> tuple[Engine, Track, TrackStore, EventQueue]:
-    cfg = Config()
-    cfg.engine.max_workers = workers
+    cfg = Config().updated({"engine": {"max_workers": workers}})
     events = EventQueue()
     provider = ScriptedProvider({3: [Reply(text="done")], 4: [Reply(text='{"verdict":"pass","hint":""}')]})
     call = CallDeps(provider=provider, events=events, ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg)

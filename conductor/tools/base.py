@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from conductor.approval_payloads import NoPreview, ToolPreview
 from conductor.errors import ToolError
 from conductor.events import Provenance
 from conductor.messages import ToolCall, ToolResult, ToolSpec
@@ -48,9 +49,9 @@ class Tool(ABC):
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         """Do the work and return the structured output. Raise ToolError on failure."""
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> ToolPreview:
         """What an approval shows for this call (a diff, the exact command). Mutating tools override it."""
-        return {}
+        return NoPreview()
 
     def requires_human(self, args: dict[str, Any]) -> str | None:
         """Why only a person may approve this call (no policy, no auto-approval); None when a policy may."""

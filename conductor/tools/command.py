@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from conductor.approval_payloads import CommandPreview
 from conductor.errors import Cancelled, SandboxViolation, ToolError
 from conductor.messages import ToolSpec
 from conductor.redact import scrubbed_env
@@ -139,11 +140,11 @@ class RunCommand(Tool):
         except ValueError:
             return False
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> CommandPreview:
         form = cmdline.from_args(args)
         root = workspace_root(ctx.workspace)
-        return {"command": form.text, "argv": resolved_argv(form, root, ctx.path_first), "shell": form.argv is None,
-                "cwd": str(root), "timeout_s": self._timeout(args), "needs_person": cmdline.rule_problem(form)}
+        return CommandPreview(command=form.text, argv=tuple(resolved_argv(form, root, ctx.path_first)),
+                              shell=form.argv is None, cwd=str(root), timeout_s=self._timeout(args))
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         return Intent(command=cmdline.from_args(args).text)
