@@ -308,7 +308,10 @@ class Engine:
         self.trace_id = trace_id or track.trace_id
         self.linger = linger
         """Keep the thread alive after the run settles (GUI: the user may retry or edit); False for the CLI."""
-        self._resumed = set(resumed or ())
+        self._resumed = set(resumed or ()) | {t.id for t in track.tickets
+                                              if t.continues_attempt and t.status == TicketStatus.READY}
+        """Tickets whose next launch continues their last attempt: interrupted ones read back, and ready ones
+        whose `continues_attempt` says a resume already put them back (then a second kill came first)."""
         self._inbox: queue.SimpleQueue[EngineCommand | _WorkerDone | _Progress | _SpawnDecided | _CommitFailed] = \
             queue.SimpleQueue()
         self._active: dict[str, tuple[int, threading.Event]] = {}
@@ -489,7 +492,8 @@ class Engine:
         for t in self.track.tickets:  # starting a run resumes it: stopped attempts continue from their journal
             if t.status in (TicketStatus.INTERRUPTED, TicketStatus.CANCELLED):
                 self._resumed.add(t.id)
-                self._set(t, TicketStatus.READY, reason=f"resumed: continues its {t.status.value} attempt")
+                self._set(t, TicketStatus.READY, reason=f"resumed: continues its {t.status.value} attempt",
+                          continues_attempt=t.attempts > 0)
         self._start_git()
         self._set_track(TrackStatus.RUNNING)
         self._outbox.append(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
@@ -769,7 +773,7 @@ class Engine:
         self._active[t.id] = (attempt, cancel)
         self._launched.add(t.id)
         self._resumed.discard(t.id)
-        self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
+        self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)  # clears continues_attempt
         self._starts[t.id] = time.monotonic()
         snapshot = t.model_copy()  # shallow is enough: records replace fields, never mutate them in place
         resolve = self._resolve.pop(t.id, None)
@@ -859,7 +863,7 @@ class Engine:
         for t in self.track.tickets:  # cancelled attempts continue where their journal left off
             if t.status in (TicketStatus.CANCELLED, TicketStatus.INTERRUPTED) and t.id not in self._active:
                 self._resumed.add(t.id)
-                self._set(t, TicketStatus.READY, reason="resumed")
+                self._set(t, TicketStatus.READY, reason="resumed", continues_attempt=t.attempts > 0)
         self._set_track(TrackStatus.RUNNING)
 
     def _cmd_cancel(self) -> None:
@@ -1038,6 +1042,8 @@ class Engine:
 
     def _set(self, t: Ticket, status: TicketStatus, reason: str | None = None, **fields: Any) -> None:
         old = t.status
+        if t.continues_attempt and status != TicketStatus.READY and "continues_attempt" not in fields:
+            fields["continues_attempt"] = False  # it left the queue another way (launched, skipped, cancelled)
         why = reason or fields.get("failed_reason") or fields.get("blocked_reason")
         self._commit(trusted_ticket_update(t.id, why, {"status": status, **fields}))
         self._ready.update(t.id, status)

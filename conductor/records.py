@@ -40,6 +40,7 @@ class TicketPatch(BaseModel):
     status: TicketStatus | None = None
     attempts: int | None = None
     attempt_limit: int | None = None
+    continues_attempt: bool | None = None
     blocked_reason: str | None = None
     failed_reason: str | None = None
     last_hint: str | None = None
