@@ -154,6 +154,9 @@ class Dispatcher:
         import dramatiq
 
         job = out.job
+        with self._lock:
+            if self._out.get(out.rid) is not out:
+                return  # it ended meanwhile (a result raced a reassignment): nothing to send
         if out.message is None:
             tip = job.git.tg.tip()
             resolve = (resolve_ref(out.rid), job.resolve_from) if job.resolve_from else None
@@ -232,8 +235,10 @@ class Dispatcher:
                 continue
             with self._lock:
                 out = self._out.get(ev.request_id)
-            if out is None:
-                continue  # an attempt this desktop no longer waits for (finished, or from before a restart)
+            if out is None:  # an attempt this desktop no longer waits for (finished, or from before a restart)
+                if isinstance(ev.payload, Started | AskApproval):  # still running somewhere: stop it
+                    self.client.set(self.keys.cancel(ev.request_id), "1", ex=24 * 3600)
+                continue
             k = (ev.request_id, ev.dispatch)
             if ev.seq <= max(out.last_seq.get(ev.dispatch, 0), batch_seen.get(k, 0)):
                 continue  # a duplicate (a redelivered entry, a retried write)
@@ -384,7 +389,11 @@ class Dispatcher:
                 continue
             if not out.started or out.parked or out.dead:
                 continue
-            if self.client.exists(self.keys.lease(out.rid)):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.exists(self.keys.lease(out.rid))
+            pipe.exists(self.keys.result(out.rid, out.dispatch))
+            pipe.exists(self.keys.parked(out.rid))
+            if any(pipe.execute()):  # alive, or ended (its result or parked state is on the way here)
                 continue
             if out.reassigned >= 1:
                 self._finish(out, RemoteError(f"{out.rid}: its worker went offline (three missed beats) twice"))
@@ -393,6 +402,7 @@ class Dispatcher:
                 out.reassigned += 1
                 out.started = False
             self.reassigned.append(out.rid)
+            log.warning("%s dispatch %d: lease expired; reassigning", out.rid, out.dispatch)
             self.events.post(Notice(prov=out.job.prov, level="warning", message=(
                 f"the worker of {out.rid} went silent (three missed beats): reassigned; its late result, if any, "
                 "will be rejected")))

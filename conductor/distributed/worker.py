@@ -228,13 +228,16 @@ class WorkerRuntime:
                 pipe.zadd(self.keys.leases, {rid: now + ttl_ms / 1000})
             for rid in running:
                 pipe.exists(self.keys.cancel(rid))
+                pipe.get(self.keys.dispatch(rid))
             replies = pipe.execute()
         except (redis_mod.ConnectionError, redis_mod.TimeoutError, OSError) as exc:
             log.warning("heartbeat not written (%s); the broker is unreachable", type(exc).__name__)
             return
-        for rid, cancelled in zip(running, replies[2 + 2 * len(running):], strict=True):
-            if cancelled:
-                running[rid].cancel.set()
+        checks = replies[2 + 2 * len(running):]
+        for i, r in enumerate(running.values()):
+            cancelled, current = checks[2 * i], checks[2 * i + 1]
+            if cancelled or (current is not None and int(current) > r.message.dispatch):
+                r.cancel.set()  # cancelled by the person, or reassigned while this worker was silent
 
     # -- one message -----------------------------------------------------------------------------------------
 
@@ -272,6 +275,7 @@ class WorkerRuntime:
         if not claimed:
             log.info("dropping %s dispatch %d: already claimed (a duplicate or a redelivery)", rid, d)
             return
+        log.info("running %s dispatch %d (delivery %d)", rid, d, n)
         running = _Running(msg, acquired=now)
         with self._lock:
             self.current[rid] = running
@@ -286,6 +290,7 @@ class WorkerRuntime:
             except BaseException as exc:  # noqa: BLE001 — every failure is the attempt's result, for the engine
                 outcome = Finished(None, None, None, type(exc).__name__, redact.text(str(exc)))
             chan.send(outcome, wait=True)  # written before Dramatiq acks the message
+            log.info("%s dispatch %d: %s", rid, d, outcome)
             if isinstance(outcome, Finished):
                 self.client.set(self.keys.result(rid, d), json.dumps({"worker": self.name, "commit": outcome.commit,
                                                                        "hint": outcome.hint}), nx=True, ex=KEEP_S)
@@ -452,6 +457,7 @@ class WorkerRuntime:
         if raw is None:
             raise WireError(f"resume of {msg.request_id}: no parked state in {self.keys.parked(msg.request_id)}")
         state = json.loads(raw)
+        self.client.delete(self.keys.parked(msg.request_id))  # resumed: the lease guards it from here on
         journal_path.parent.mkdir(parents=True, exist_ok=True)
         journal_path.write_text(state["journal"], "utf-8")
         wt = git.begin(key.ticket, key.attempt)
