@@ -228,3 +228,71 @@ def test_killed_worker_ticket_completes_once_elsewhere(redis_server: RedisServer
     finally:
         rescuer.stop()
         victim.stop()
+
+
+def _lease_holder(client, keys: Keys) -> str | None:  # type: ignore[no-untyped-def]
+    from conductor.distributed.schema import Lease
+    for key in client.keys(keys.lease("*")):
+        raw = client.get(key)
+        if raw is not None:
+            return Lease.model_validate_json(raw).worker
+    return None
+
+
+def test_stopped_worker_goes_offline_its_ticket_is_reassigned_and_its_late_result_rejected(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from conductor.distributed.schema import WorkerInfo
+    cfg = dist_config(tmp_path)
+    desk, repo = desk_factory(redis_server.url, cfg, 2)
+    keys = Keys(cfg.distributed.namespace)
+    client = redis.Redis.from_url(redis_server.url)
+    sleepy = WorkerProcess(redis_server.url, "sleepy", tmp_path, namespace=cfg.distributed.namespace, threads=2,
+                           latency=0.6)
+    rescuer = None
+    try:
+        (track_id,) = desk.session.plan_epic("Build two files").wait(timeout=30)
+        wait_for(lambda: _lease_holder(client, keys) == "sleepy", timeout=60, what="sleepy holding a lease")
+        sleepy.signal(signal.SIGSTOP)
+        rescuer = WorkerProcess(redis_server.url, "rescuer", tmp_path, namespace=cfg.distributed.namespace)
+        dispatcher = desk.dist.closers[1]
+        wait_for(lambda: dispatcher.reassigned, timeout=60, what="a reassignment")  # type: ignore[attr-defined]
+        info = WorkerInfo.model_validate_json(client.get(keys.worker("sleepy")))
+        assert info.offline() and info.heartbeat_age() > 3 * info.beat_interval_s
+        desk.session.engines[track_id].join(timeout=120)
+        track = desk.session.engines[track_id].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        sleepy.signal(signal.SIGCONT)
+        wait_for(lambda: dispatcher.rejected, timeout=60, what="the late result rejected")  # type: ignore[attr-defined]
+        assert {rid for rid, _ in dispatcher.rejected} <= set(dispatcher.reassigned)  # type: ignore[attr-defined]
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1, "T2": 1}
+    finally:
+        sleepy.stop()
+        if rescuer is not None:
+            rescuer.stop()
+
+
+def test_broker_killed_mid_run_and_restarted_loses_nothing(redis_server: RedisServer, tmp_path: Path,
+                                                           desk_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = dist_config(tmp_path, beat=0.5)
+    desk, repo = desk_factory(redis_server.url, cfg, 8)
+    workers = [WorkerProcess(redis_server.url, f"w{i}", tmp_path, namespace=cfg.distributed.namespace,
+                             latency=0.15) for i in (1, 2)]
+    try:
+        (track_id,) = desk.session.plan_epic("Build eight files").wait(timeout=30)
+        engine = desk.session.engines[track_id]
+        wait_for(lambda: sum(t.status == TicketStatus.DONE for t in engine.track.tickets) >= 2, timeout=90,
+                 what="two tickets done")
+        redis_server.kill()
+        # down until every worker has noticed (their logs say so), then back on the same append-only file
+        wait_for(lambda: all("unreachable" in w.output() or "Consumer encountered a connection error" in w.output()
+                             for w in workers), timeout=60, what="the workers noticing the broker is gone")
+        redis_server.start()
+        engine.join(timeout=150)
+        track = engine.track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {f"T{i}": 1 for i in range(1, 9)}
+    finally:
+        for w in workers:
+            w.stop()

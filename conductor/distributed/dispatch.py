@@ -54,7 +54,7 @@ from conductor.distributed.wire import (
 )
 from conductor.distributed.worker import ACTOR
 from conductor.errors import Cancelled, ConductorError
-from conductor.events import EventQueue, Notice, StreamDelta
+from conductor.events import EventQueue, Notice, Provenance, StreamDelta
 from conductor.git import GitError
 from conductor.records import Record, UsageLogged
 from conductor.store import Journal
@@ -104,6 +104,8 @@ class Dispatcher:
         self.rejected: list[tuple[str, int]] = []
         """(request id, dispatch) of late results refused (tests and the log)."""
         self.reassigned: list[str] = []
+        self._ended: dict[str, int] = {}
+        """Request id → the dispatch whose outcome the engine got (later results of others are rejected)."""
         bus.broker.declare_queue(self.dcfg.queue)
         self._ensure_group()
         self._threads = [threading.Thread(target=fn, name=f"conductor-remote-{name}", daemon=True)
@@ -238,6 +240,9 @@ class Dispatcher:
             if out is None:  # an attempt this desktop no longer waits for (finished, or from before a restart)
                 if isinstance(ev.payload, Started | AskApproval):  # still running somewhere: stop it
                     self.client.set(self.keys.cancel(ev.request_id), "1", ex=24 * 3600)
+                ended = self._ended.get(ev.request_id)
+                if isinstance(ev.payload, Finished) and ended is not None and ended != ev.dispatch:
+                    self._reject(ev, ended, None)
                 continue
             k = (ev.request_id, ev.dispatch)
             if ev.seq <= max(out.last_seq.get(ev.dispatch, 0), batch_seen.get(k, 0)):
@@ -279,10 +284,7 @@ class Dispatcher:
                     job.on_review()
             case Finished() as f:
                 if not current:
-                    self.rejected.append((out.rid, ev.dispatch))
-                    self.events.post(Notice(prov=job.prov, level="warning", message=(
-                        f"late result of {out.rid} (dispatch {ev.dispatch}, from {ev.worker}) rejected: the attempt "
-                        f"was reassigned as dispatch {out.dispatch}")))
+                    self._reject(ev, out.dispatch, job.prov)
                     return
                 self._result(out, f)
             case Parked(call_id=call_id):
@@ -295,6 +297,13 @@ class Dispatcher:
                     self.events.post(Notice(prov=job.prov, level="error", message=(
                         f"{out.rid} is in the dead-letter queue: {reason}. Retry or discard it there (discard "
                         "fails the attempt, and the engine retries the ticket as usual).")))
+
+    def _reject(self, ev: BusEvent, current: int, prov: Provenance | None) -> None:
+        """A late result (a worker that was silent, then came back): never merged, only said."""
+        self.rejected.append((ev.request_id, ev.dispatch))
+        self.events.post(Notice(prov=prov or Provenance(trace_id=ev.trace_id), level="warning", message=(
+            f"late result of {ev.request_id} (dispatch {ev.dispatch}, from {ev.worker}) rejected: the attempt was "
+            f"reassigned as dispatch {current}")))
 
     def _result(self, out: _Outstanding, f: Finished) -> None:
         if f.error_type is not None:
@@ -314,6 +323,7 @@ class Dispatcher:
             if self._out.get(out.rid) is not out:
                 return
             del self._out[out.rid]
+            self._ended[out.rid] = out.dispatch
         out.job.on_done(outcome)
 
     # -- approvals -------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conductor import redact
 from conductor.approval_types import ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy
@@ -79,18 +79,21 @@ if TYPE_CHECKING:
     from dramatiq import Worker as DramatiqWorker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTOR = "conductor_attempt"
 KEEP_S = 7 * 24 * 3600
 """How long claims, results and delivery counts are kept (Dramatiq's own dead-message TTL)."""
 
 _CLAIM = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[4])
-  redis.call('zadd', KEYS[3], ARGV[5], ARGV[6])
-  return 1
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
 end
-return 0
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('zadd', KEYS[3], ARGV[5], ARGV[6])
+return 1
 """
 
 
@@ -256,22 +259,24 @@ class WorkerRuntime:
             self._dead_letter(raw, why, msg, notify=False)
             return
         rid, d = msg.request_id, msg.dispatch
-        n = int(self.client.incr(self.keys.deliveries(rid)))
-        self.client.expire(self.keys.deliveries(rid), KEEP_S)
+        n = int(self._retry(lambda: self.client.incr(self.keys.deliveries(rid))))
+        self._retry(lambda: self.client.expire(self.keys.deliveries(rid), KEEP_S))
         limit = msg.config.distributed.max_deliveries
         if n > limit:
             self._dead_letter(raw, f"delivered {n} times (max {limit}): a poison attempt (it keeps killing or "
                                    "losing its worker)", msg, deliveries=n)
             return
-        current = self.client.get(self.keys.dispatch(rid))
+        current = self._retry(lambda: self.client.get(self.keys.dispatch(rid)))
         if current is not None and int(current) > d:
             log.info("dropping %s dispatch %d: reassigned as dispatch %s", rid, d, int(current))
             return
         ttl_ms = int(self.beat_interval_s * MISSED_BEATS_OFFLINE * 1000)
         now = time.time()
         lease = Lease(request_id=rid, dispatch=d, worker=self.name, acquired=now, renewed=now, ttl_s=ttl_ms / 1000)
-        claimed = self._claim(keys=[self.keys.claim(rid, d), self.keys.lease(rid), self.keys.leases],
-                              args=[self.name, KEEP_S, lease.model_dump_json(), ttl_ms, now + ttl_ms / 1000, rid])
+        token = f"{self.name}:{uuid.uuid4().hex}"  # ours: a claim retried after a lost reply is still ours
+        claimed = self._retry(lambda: self._claim(
+            keys=[self.keys.claim(rid, d), self.keys.lease(rid), self.keys.leases],
+            args=[token, KEEP_S, lease.model_dump_json(), ttl_ms, now + ttl_ms / 1000, rid]))
         if not claimed:
             log.info("dropping %s dispatch %d: already claimed (a duplicate or a redelivery)", rid, d)
             return
@@ -292,8 +297,8 @@ class WorkerRuntime:
             chan.send(outcome, wait=True)  # written before Dramatiq acks the message
             log.info("%s dispatch %d: %s", rid, d, outcome)
             if isinstance(outcome, Finished):
-                self.client.set(self.keys.result(rid, d), json.dumps({"worker": self.name, "commit": outcome.commit,
-                                                                       "hint": outcome.hint}), nx=True, ex=KEEP_S)
+                result = json.dumps({"worker": self.name, "commit": outcome.commit, "hint": outcome.hint})
+                self._retry(lambda: self.client.set(self.keys.result(rid, d), result, nx=True, ex=KEEP_S))
         finally:
             with self._lock:
                 self.current.pop(rid, None)
@@ -301,15 +306,27 @@ class WorkerRuntime:
             try:
                 self.client.delete(self.keys.lease(rid))
                 self.client.zrem(self.keys.leases, rid)
-            except OSError:
+            except (OSError, redis_errors()):
                 pass  # the lease expires on its own
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """`fn()`, retried while Redis is unreachable (a restart): the actor must not fail a message for that,
+        or Dramatiq would dead-letter a perfectly good attempt."""
+        import redis as redis_mod
+
+        while True:
+            try:
+                return fn()
+            except (redis_mod.ConnectionError, redis_mod.TimeoutError) as exc:
+                log.warning("broker unreachable (%s); retrying", type(exc).__name__)
+                self._stop.wait(0.3)
 
     def _foreign(self, msg: AttemptMessage) -> str | None:
         if msg.namespace != self.keys.ns:
             return (f"sent for namespace {msg.namespace!r} but read from {self.keys.ns!r}: the desktop and this "
                     "worker use different namespaces")
         if self.desktop is not None and msg.bus_id != self.desktop.bus_id:
-            self.desktop = desktop_of(self.bus)  # the desktop may have re-advertised since this worker started
+            self.desktop = self._retry(lambda: desktop_of(self.bus))  # it may have re-advertised since
             if msg.bus_id != self.desktop.bus_id:
                 return (f"sent through another broker (bus {msg.bus_id[:8]}, this one is {self.desktop.bus_id[:8]}): "
                         "the desktop and this worker are pointed at different Redis servers")
@@ -343,7 +360,7 @@ class WorkerRuntime:
                            reason=reason, payload=raw, deliveries=deliveries, time=time.time(),
                            message_id=current.message_id if current is not None else "", request_id=rid,
                            trace_id=trace, worker=self.name)
-        self.client.hset(self.keys.dlq, entry.entry_id, entry.model_dump_json())
+        self._retry(lambda: self.client.hset(self.keys.dlq, entry.entry_id, entry.model_dump_json()))
         log.warning("dead-lettered %s: %s", rid or "a message", reason)
 
     # -- the attempt -----------------------------------------------------------------------------------------
@@ -446,7 +463,7 @@ class WorkerRuntime:
         tg.repo.run("branch", "-D", tg.attempt_branch(key), ok=(0, 1))
         state = {"journal": journal_path.read_text("utf-8") if journal_path.exists() else "",
                  "diff": base64.b64encode(diff).decode(), "base": base, "request": req.to_json()}
-        self.client.set(self.keys.parked(msg.request_id), json.dumps(state), ex=KEEP_S)
+        self._retry(lambda: self.client.set(self.keys.parked(msg.request_id), json.dumps(state), ex=KEEP_S))
         journal_path.unlink(missing_ok=True)
 
     def _load_parked(self, msg: AttemptMessage, journal_path: Path, git: GitWork,
@@ -483,6 +500,12 @@ def _answer_parked(req: ApprovalRequest, decision: ApprovalDecision) -> Callable
                                 decision.edited)
 
     return policy
+
+
+def redis_errors() -> type[Exception]:
+    import redis as redis_mod
+
+    return redis_mod.RedisError
 
 
 def default_name() -> str:
