@@ -296,3 +296,71 @@ def test_broker_killed_mid_run_and_restarted_loses_nothing(redis_server: RedisSe
     finally:
         for w in workers:
             w.stop()
+
+
+def test_a_long_approval_wait_parks_the_attempt_and_the_answer_resumes_it(redis_server: RedisServer,
+                                                                          tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]
+    """Nobody answers within approval_wait_s: the worker saves the attempt (journal + worktree changes), acks
+    and frees its thread; the person's later answer resumes it on a worker, where the write then happens."""
+    from conductor.events import Notice
+    cfg = dist_config(tmp_path)
+    cfg.distributed.approval_wait_s = 0.5
+    desk, repo = desk_factory(redis_server.url, cfg, 1)
+    desk.person.stop()  # this person answers late, by hand, below
+    desk.session.broker.on_requested.clear()
+    w = WorkerProcess(redis_server.url, "w1", tmp_path, namespace=cfg.distributed.namespace, threads=1)
+    try:
+        (track_id,) = desk.session.plan_epic("Build one file").wait(timeout=30)
+        wait_for(lambda: any(isinstance(e, Notice) and "parked" in e.message for e in desk.events), timeout=60,
+                 what="the attempt parking")
+        client = __import__("redis").Redis.from_url(redis_server.url)
+        wait_for(lambda: json.loads(client.get(Keys(cfg.distributed.namespace).worker("w1")))["current"] == [],
+                 timeout=10, what="the worker holding no attempt while the person thinks")
+        (req,) = desk.session.pending_approvals()
+        desk.session.resolve_approval(req.id, approved=True)
+        desk.session.engines[track_id].join(timeout=60)
+        track = desk.session.engines[track_id].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert track.tickets[0].attempts == 1
+        assert "T1" in sh_git(repo, "show", f"conductor/{track_id}:src/t1.py")
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1}
+    finally:
+        w.stop()
+
+
+def test_broker_password_only_from_the_environment_and_never_shown(redis_server: RedisServer, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    import redis
+
+    from conductor.config import parse_config
+    from conductor.distributed.bus import advertise, open_bus
+    from conductor.errors import ConfigError
+    secret = "s3cr3t-broker-pass"
+    cfg = dist_config(tmp_path)
+    bus = open_bus(redis_server.url, cfg.distributed)
+    advertise(bus)
+    bus.close()
+    redis.Redis.from_url(redis_server.url).config_set("requirepass", secret)
+    with_pw = f"unix://:{secret}@{redis_server.sock}"
+    with pytest.raises(ConfigError, match="carries a password"):
+        parse_config({"distributed": {"broker_url": with_pw}})
+    argv = [sys.executable, "-m", "conductor.cli", "--config", str(tmp_path / "c.toml"), "worker", "--provider",
+            "scripted", "--namespace", cfg.distributed.namespace, "--workdir", str(tmp_path / "wd")]
+    (tmp_path / "c.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "CONDUCTOR_BROKER_URL"}
+    refused = subprocess.run([*argv, "--broker", with_pw], capture_output=True, text=True, timeout=60, env=env,
+                             check=False)
+    assert refused.returncode == 2 and "environment variable CONDUCTOR_BROKER_URL" in refused.stderr
+    assert secret not in refused.stderr + refused.stdout
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**env, "CONDUCTOR_BROKER_URL": with_pw})
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+        assert first.startswith("worker ") and "thread(s) on queue" in first, first
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, first + out
+    assert secret not in first + out
