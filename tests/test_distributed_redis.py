@@ -364,3 +364,63 @@ def test_broker_password_only_from_the_environment_and_never_shown(redis_server:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, first + out
     assert secret not in first + out
+
+
+def test_local_and_remote_workers_serve_one_track(redis_server: RedisServer, tmp_path: Path,
+                                                  desk_factory) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from conductor.distributed.schema import WorkerInfo
+    cfg = dist_config(tmp_path)
+    cfg.distributed.local_threads = 1
+    desk, repo = desk_factory(redis_server.url, cfg, 8, latency=0.05)
+    client = redis.Redis.from_url(redis_server.url)
+    keys = Keys(cfg.distributed.namespace)
+    remote = WorkerProcess(redis_server.url, "far", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                           latency=0.05)
+    try:
+        track_id = run_epic(desk)
+        assert desk.session.engines[track_id].track.status == TrackStatus.DONE
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {f"T{i}": 1 for i in range(1, 9)}
+        infos = [WorkerInfo.model_validate_json(client.get(keys.worker(n.decode())))
+                 for n in client.zrange(keys.workers, 0, -1)]
+        done = {i.name: i.done for i in infos}
+        assert done.get("far", 0) >= 1 and any(n.endswith("-desktop") and d >= 1 for n, d in done.items()), done
+    finally:
+        remote.stop()
+
+
+def test_poison_attempt_is_dead_lettered_and_a_retry_from_the_queue_completes_it(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]
+    """max_deliveries = 1: the worker killed mid-ticket makes the reassigned delivery the second one, so it is
+    dead-lettered (the desktop says so); a monitor's `retry` action re-queues it and it completes."""
+    import redis
+
+    from conductor.distributed.schema import dlq_action_json
+    cfg = dist_config(tmp_path)
+    cfg.distributed.max_deliveries = 1
+    desk, repo = desk_factory(redis_server.url, cfg, 1)
+    keys = Keys(cfg.distributed.namespace)
+    client = redis.Redis.from_url(redis_server.url)
+    victim = WorkerProcess(redis_server.url, "victim", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                           latency=0.5)
+    rescuer = None
+    try:
+        (track_id,) = desk.session.plan_epic("Build one file").wait(timeout=30)
+        wait_for(lambda: _lease_holder(client, keys) == "victim", timeout=60, what="the victim holding a lease")
+        victim.signal(signal.SIGKILL)
+        victim.proc.wait()
+        rescuer = WorkerProcess(redis_server.url, "rescuer", tmp_path, namespace=cfg.distributed.namespace)
+        entries = wait_for(lambda: client.hgetall(keys.dlq), timeout=60, what="the poison attempt dead-lettered")
+        (entry_id, raw) = next(iter(entries.items()))
+        assert "delivered 2 times (max 1)" in json.loads(raw)["reason"]
+        assert desk.session.engines[track_id].track.tickets[0].status == TicketStatus.RUNNING  # waits for you
+        client.lpush(keys.dlq_actions, dlq_action_json("retry", entry_id.decode()))
+        desk.session.engines[track_id].join(timeout=60)
+        assert desk.session.engines[track_id].track.status == TrackStatus.DONE
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1}
+        assert client.hlen(keys.dlq) == 0
+    finally:
+        victim.stop()
+        if rescuer is not None:
+            rescuer.stop()
