@@ -145,7 +145,7 @@ def test_two_workers_run_a_20_ticket_dag_with_desktop_approvals(redis_server: Re
     assert (calls, tokens) == (sum(c for c, _ in reported), sum(t for _, t in reported))
 
 
-def test_duplicate_request_runs_once_and_malformed_goes_to_the_dlq(redis_server: RedisServer,
+def test_a_real_worker_dead_letters_a_malformed_message(redis_server: RedisServer,
                                                                     tmp_path: Path) -> None:
     import dramatiq
     import redis

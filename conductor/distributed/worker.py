@@ -7,9 +7,9 @@ by BLPOP, and the commit is pushed instead of merged.
 
 Per message, in order (each step makes at-least-once delivery harmless):
   1. parse and check it (malformed, or from another broker/namespace → dead-letter queue with the reason);
-  2. count the delivery (INCR; a SIGKILL redelivery is no Dramatiq retry) → more than `max_deliveries`: poison,
+  2. drop it when the desktop has since reassigned the request (a newer dispatch number);
+  3. count the delivery (INCR; a SIGKILL redelivery is no Dramatiq retry) → more than `max_deliveries`: poison,
      dead-lettered, and the desktop told;
-  3. drop it when the desktop has since reassigned the request (a newer dispatch number);
   4. claim the dispatch with its lease in one step (SET NX) → a duplicate is dropped;
   5. run, with the lease refreshed every beat; a long approval wait parks the attempt (state saved, acked);
   6. publish the result (written before Dramatiq acks) and SET NX the result key.
@@ -97,6 +97,27 @@ return 1
 """
 
 
+_REFRESH = """
+local held = redis.call('get', KEYS[1])
+if held and cjson.decode(held)['dispatch'] > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+"""A lease is refreshed only by its own dispatch or an older one's lapse: a worker back from a SIGSTOP never
+takes the lease of the dispatch that replaced it."""
+
+_RELEASE = """
+local held = redis.call('get', KEYS[1])
+if held and cjson.decode(held)['dispatch'] == tonumber(ARGV[1]) then
+  redis.call('del', KEYS[1])
+  redis.call('zrem', KEYS[2], ARGV[2])
+end
+return 0
+"""
+
+
 class ParkRequested(Cancelled):
     """The attempt waits on a person longer than the worker holds a thread: it stops here and resumes later."""
 
@@ -170,6 +191,8 @@ class WorkerRuntime:
         self._stop = threading.Event()
         self.publisher = EventPublisher(self.client, self.keys.events, stopped=self._stop.is_set)
         self._claim = self.client.register_script(_CLAIM)
+        self._refresh = self.client.register_script(_REFRESH)
+        self._release = self.client.register_script(_RELEASE)
         self._beats: threading.Thread | None = None
         self.dramatiq: DramatiqWorker | None = None
         import dramatiq
@@ -227,7 +250,8 @@ class WorkerRuntime:
             for rid, r in running.items():
                 lease = Lease(request_id=rid, dispatch=r.message.dispatch, worker=self.name, acquired=r.acquired,
                               renewed=now, ttl_s=ttl_ms / 1000)
-                pipe.set(self.keys.lease(rid), lease.model_dump_json(), px=ttl_ms)
+                self._refresh(keys=[self.keys.lease(rid)], args=[lease.model_dump_json(), r.message.dispatch, ttl_ms],
+                              client=pipe)
                 pipe.zadd(self.keys.leases, {rid: now + ttl_ms / 1000})
             for rid in running:
                 pipe.exists(self.keys.cancel(rid))
@@ -259,16 +283,17 @@ class WorkerRuntime:
             self._dead_letter(raw, why, msg, notify=False)
             return
         rid, d = msg.request_id, msg.dispatch
+        # a stale dispatch is dropped before it is counted: only deliveries of the live one make a poison attempt
+        current = self._retry(lambda: self.client.get(self.keys.dispatch(rid)))
+        if current is not None and int(current) > d:
+            log.info("dropping %s dispatch %d: reassigned as dispatch %s", rid, d, int(current))
+            return
         n = int(self._retry(lambda: self.client.incr(self.keys.deliveries(rid))))
         self._retry(lambda: self.client.expire(self.keys.deliveries(rid), KEEP_S))
         limit = msg.config.distributed.max_deliveries
         if n > limit:
             self._dead_letter(raw, f"delivered {n} times (max {limit}): a poison attempt (it keeps killing or "
                                    "losing its worker)", msg, deliveries=n)
-            return
-        current = self._retry(lambda: self.client.get(self.keys.dispatch(rid)))
-        if current is not None and int(current) > d:
-            log.info("dropping %s dispatch %d: reassigned as dispatch %s", rid, d, int(current))
             return
         ttl_ms = int(self.beat_interval_s * MISSED_BEATS_OFFLINE * 1000)
         now = time.time()
@@ -304,8 +329,7 @@ class WorkerRuntime:
                 self.current.pop(rid, None)
                 self.done += 1
             try:
-                self.client.delete(self.keys.lease(rid))
-                self.client.zrem(self.keys.leases, rid)
+                self._release(keys=[self.keys.lease(rid), self.keys.leases], args=[d, rid])
             except (OSError, redis_errors()):
                 pass  # the lease expires on its own
 
