@@ -424,3 +424,30 @@ def test_poison_attempt_is_dead_lettered_and_a_retry_from_the_queue_completes_it
         victim.stop()
         if rescuer is not None:
             rescuer.stop()
+
+
+def test_cli_run_with_broker_and_remote(redis_server: RedisServer, tmp_path: Path) -> None:
+    """`conductor run --broker URL --remote GIT_URL` end to end, as a person types it, with one worker."""
+    import sys
+    repo = make_repo(tmp_path)
+    remote = tmp_path / "remote.git"
+    sh_git(tmp_path, "init", "-q", "--bare", str(remote))
+    ns = "cli" + tmp_path.name[-8:].replace("_", "")
+    (tmp_path / "desk.toml").write_text(f'[distributed]\nnamespace = "{ns}"\nbeat_interval_s = 0.3\n'
+                                        f'[git]\nworktrees_root = "{tmp_path / "wt"}"\n')
+    desk = subprocess.Popen(
+        [sys.executable, "-m", "conductor.cli", "--config", str(tmp_path / "desk.toml"), "--tracks-dir",
+         str(tmp_path / "tracks"), "run", "--epic", "Add a greeting", "--workspace", str(repo), "--provider",
+         "scripted", "--approve", "all", "--broker", redis_server.url, "--remote", str(remote)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    import redis
+    client = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: client.exists(Keys(ns).desktop), timeout=60, what="the desktop advertising its namespace")
+    worker = WorkerProcess(redis_server.url, "w1", tmp_path, namespace=ns)
+    try:
+        out, _ = desk.communicate(timeout=120)
+    finally:
+        worker.stop()
+    assert desk.returncode == 0, out[-3000:]
+    assert "run finished: done" in out
+    assert "running" in worker.output() and "Finished(hint=None" in worker.output()

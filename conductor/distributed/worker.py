@@ -408,7 +408,7 @@ class WorkerRuntime:
             raise WireError(f"the track branch is {msg.track_branch!r} on the desktop but {tg.branch!r} here")
         git = GitWork(tg, cfg.git, self.workdir / "tracks")
         key = AttemptKey(track_id, ticket_id, attempt)
-        journal_path = self.workdir / "journals" / f"{_safe(msg.request_id)}.jsonl"
+        journal_path = self.workdir / "journals" / f"{_safe(msg.request_id)}-d{msg.dispatch}.jsonl"
         parked = self._load_parked(msg, journal_path, git, key)
         journal = _ForwardingJournal(journal_path, chan)
         abroker = ApprovalBroker(None)
