@@ -142,3 +142,51 @@ def test_a_reassigned_request_drops_its_stale_dispatch(stub) -> None:  # type: i
     assert results(client) == []
     send(broker, attempt(remote, tip_of(remote), dispatch=2))
     assert results(client) == ["trk/T1/1#2"]
+
+
+def test_events_round_trip_and_hostile_events_are_refused() -> None:
+    from conductor.approval_types import ApprovalKind, ApprovalRequest
+    from conductor.distributed.wire import (
+        AskApproval,
+        BusEvent,
+        DeadLettered,
+        Finished,
+        Forwarded,
+        Journalled,
+        Parked,
+        Reviewing,
+        Started,
+        WireError,
+        encode,
+        error_from_wire,
+    )
+    from conductor.errors import ProviderUnavailable, SafetyBlocked
+    from conductor.events import Provenance, StreamDelta, UsageRecorded
+    from conductor.model import Usage
+    from conductor.records import UsageLogged
+    from conductor.usage import UsageRecord
+    prov = Provenance(trace_id="tr", track_id="trk", ticket_id="T1", tier=3, attempt=1)
+    usage = Usage(model="m", prompt_tokens=3, output_tokens=4)
+    payloads = [Started("w"), Forwarded(StreamDelta(prov=prov, stream_id="s", text="hi")),
+                Forwarded(UsageRecorded(prov=prov, record_id="r1", usage=usage)),
+                Journalled(UsageLogged(key="r1", record=UsageRecord(record_id="r1", tier=3, model="m", usage=usage,
+                                                                    track_id="trk", ticket_id="T1", attempt=1,
+                                                                    ts=1.0))),
+                AskApproval(ApprovalRequest("tool-1", ApprovalKind.TOOL, prov, "write", {"args": {"path": "a"}})),
+                Reviewing(), Finished(None, "abc", "b"), Finished("hint", None, None, "SafetyBlocked", "no"),
+                Parked("tool-1"), DeadLettered("why")]
+    for i, p in enumerate(payloads, 1):
+        ev = BusEvent("trk/T1/1", "tr", 2, i, "w", p)
+        back = decode(encode(ev))
+        assert (back.request_id, back.trace_id, back.dispatch, back.seq, back.worker) == ("trk/T1/1", "tr", 2, i, "w")
+        assert type(back.payload) is type(p)
+    for bad in ["", "[]", '{"rid": 1}', '{"rid":"a","trace":"t","dispatch":1,"seq":1,"worker":"w","kind":"event",'
+                '"body":{"type":"track_loaded","event":{}}}',
+                '{"rid":"a","trace":"t","dispatch":"x","seq":1,"worker":"w","kind":"review","body":{}}',
+                '{"rid":"a","trace":"t","dispatch":1,"seq":1,"worker":"w","kind":"rm -rf","body":{}}']:
+        with pytest.raises(WireError):
+            decode(bad)
+    assert isinstance(error_from_wire("SafetyBlocked", "x"), SafetyBlocked)
+    assert isinstance(error_from_wire("ProviderUnavailable", "x"), ProviderUnavailable)
+    assert type(error_from_wire("KeyError", "x")).__name__ == "RemoteError"
+    assert type(error_from_wire("__class__", "x")).__name__ == "RemoteError"

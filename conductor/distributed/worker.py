@@ -464,12 +464,23 @@ class WorkerRuntime:
             if item is None:
                 continue
             try:
-                decision = decision_from_wire(json.loads(item[1]))
-                abroker.finish(ApprovalDecision(req.id, decision.approved, decision.payload, decision.reason,
-                                                decision.remember, decision.by, decision.edited, decision.policy))
-            except (WireError, ValueError, ApprovalError) as exc:
+                answer = decision_from_wire(json.loads(item[1]))
+            except (WireError, ValueError) as exc:
                 log.warning("approval answer for %s not usable: %s", req.id, exc)
                 continue
+            try:  # an edit made on the desktop is validated HERE, by the tool it is for, before anything runs
+                decision = abroker.decide(req.id, approved=answer.approved, payload=answer.payload,
+                                          reason=answer.reason, remember=answer.remember, by=answer.by)
+            except ApprovalError as exc:  # settled meanwhile (a cancel): nothing left to answer
+                log.info("approval %s already settled: %s", req.id, exc)
+                return
+            except ValueError as exc:
+                decision = ApprovalDecision(req.id, False, None, f"the edited request was refused here: {exc}",
+                                            by=answer.by)
+            try:
+                abroker.finish(decision)
+            except ApprovalError as exc:
+                log.warning("approval %s already settled: %s", req.id, exc)
             return
 
     def _park(self, msg: AttemptMessage, req: ApprovalRequest, journal_path: Path, git: GitWork,
