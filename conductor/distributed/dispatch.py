@@ -22,7 +22,6 @@ import queue
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -99,7 +98,8 @@ class Dispatcher:
         self.ledger = ledger
         self.desktop = advertise(bus)
         self.remote = DesktopRemote(workspace, git_remote)
-        self.consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.consumer = f"desktop-{socket.gethostname()}"
+        """Stable across restarts: after a kill the restarted desktop re-reads what it was handed but never acked."""
         self._out: dict[str, _Outstanding] = {}
         self._lock = threading.RLock()
         self._todo: queue.SimpleQueue[tuple[_Outstanding, dict[str, object] | None] | None] = queue.SimpleQueue()
