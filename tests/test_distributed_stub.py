@@ -190,3 +190,62 @@ def test_events_round_trip_and_hostile_events_are_refused() -> None:
     assert isinstance(error_from_wire("ProviderUnavailable", "x"), ProviderUnavailable)
     assert type(error_from_wire("KeyError", "x")).__name__ == "RemoteError"
     assert type(error_from_wire("__class__", "x")).__name__ == "RemoteError"
+
+
+def test_an_edit_made_on_the_desktop_is_validated_by_the_worker_before_the_tool_runs(
+        redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
+    """The desktop cannot validate an edit (it has no tool); the worker does, with the tool's own validator: an
+    answer edited beyond the call's args is refused there and nothing runs."""
+    import threading
+
+    from conductor.distributed.wire import AskApproval
+    from conductor.messages import ToolCall
+    from tests.helpers import wait_for
+    client = redis.Redis.from_url(redis_server.url)
+    keys = Keys(NS)
+    client.set(keys.desktop, DesktopInfo(namespace=NS, bus_id="bus-1", host="h", pid=1, started=0).model_dump_json())
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+
+    def t3(req, n):  # type: ignore[no-untyped-def]
+        if not any(m.role == "model" for m in req.messages):
+            return Reply(text="writing", tool_calls=(ToolCall("c1", "write_file", {"path": "x.txt", "content": "x"}),))
+        return Reply(text="done")
+    runtime = WorkerRuntime(Bus(redis_server.url, keys, client, broker), name="w", threads=1, workdir=tmp_path / "wd",
+                            provider=ScriptedProvider({(3, "T1"): t3}), beat_interval_s=0.2)
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    repo = make_repo(tmp_path)
+    remote = tmp_path / "remote.git"
+    sh_git(tmp_path, "init", "-q", "--bare", str(remote))
+    sh_git(repo, "push", "-q", str(remote), "HEAD:refs/heads/conductor/trk")
+    try:
+        broker.enqueue(dramatiq.Message(queue_name="conductor-attempts", actor_name=ACTOR,
+                                        args=(attempt(remote, tip_of(remote)),), kwargs={}, options={}))
+
+        def asked() -> list[object]:
+            evs = [decode(f[b"e"].decode()).payload for _i, f in client.xrange(keys.events)]
+            return [p for p in evs if isinstance(p, AskApproval)]
+        (ask,) = wait_for(asked, timeout=60, what="the approval request")
+        req = ask.request  # type: ignore[attr-defined]
+        # args that fit the tool, but a field the gate does not look at is changed too: only the tool's validator,
+        # which runs on the worker, refuses it (an edit may change args and nothing else)
+        edited = {**req.payload, "can_remember": not req.payload.get("can_remember"),
+                  "args": {"path": "pwned.txt", "content": "x"}}
+        client.lpush(keys.approval(req.id), json.dumps({"request_id": req.id, "approved": True, "payload": edited,
+                                                        "by": "person"}))
+        threading.Thread(target=broker.join, args=("conductor-attempts",), kwargs={"timeout": 60_000}).run()
+        assert results(client) == ["trk/T1/1#1"]
+        finished = [decode(f[b"e"].decode()).payload for _i, f in client.xrange(keys.events)][-1]
+        assert finished.commit is None  # type: ignore[attr-defined]  # nothing was written, nothing ran
+        assert not list((tmp_path / "wd").rglob("pwned.txt")) and not list((tmp_path / "wd").rglob("x.txt"))
+        from conductor.distributed.wire import Forwarded
+        from conductor.events import ToolResulted
+        summaries = [p.event.summary for _i, f in client.xrange(keys.events)
+                     if isinstance(p := decode(f[b"e"].decode()).payload, Forwarded)
+                     and isinstance(p.event, ToolResulted)]
+        assert any("refused here: only 'args' can be edited" in x for x in summaries), summaries
+    finally:
+        worker.stop()
+        runtime.publisher.close()
+        client.close()
