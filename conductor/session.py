@@ -74,6 +74,8 @@ class Session:
         self.engines: dict[str, Engine] = {}
         self.remote: RemoteAttempts | None = None
         """Set (conductor.distributed) when a broker is configured: Tier 3 attempts go to remote workers."""
+        self.closers: list[Callable[[], None]] = []
+        """Called last on shutdown, after the engines stopped (the distributed dispatcher and its bus)."""
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -331,6 +333,8 @@ class Session:
             if th.is_alive():
                 raise TimeoutError(f"thread {th.name} did not stop within {timeout}s")
         self.mcp.close()
+        for close in self.closers:
+            close()
         self.provider.close()
         self.store.close()
 

@@ -101,8 +101,13 @@ class Distributed:
     """What `run --broker` attached to a session; `close` after the session shut down."""
 
     closers: list[object] = field(default_factory=list)
+    closed: bool = False
 
     def close(self) -> None:
+        """Idempotent (the session's shutdown calls it, and so may its owner)."""
+        if self.closed:
+            return
+        self.closed = True
         for c in reversed(self.closers):
             stop = getattr(c, "stop", None) or getattr(c, "close", None)
             if callable(stop):
@@ -132,6 +137,7 @@ def attach(session: Session, cfg: Config, *, broker: str | None, remote: str | N
                             ledger=session.ledger, workspace=session.workspace)
     out.closers.append(dispatcher)
     session.remote = dispatcher
+    session.closers.append(out.close)
     if dcfg.local_threads:
         runtime = WorkerRuntime(bus, name=f"{default_name()}-desktop", threads=dcfg.local_threads,
                                 workdir=workdir or session.store.root / "_worker", provider=session.provider,

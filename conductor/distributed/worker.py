@@ -65,7 +65,15 @@ from conductor.distributed.wire import (
 )
 from conductor.errors import Cancelled
 from conductor.events import E, EventQueue, Provenance
-from conductor.git import AttemptKey, BranchNaming, GitSettings, TrackGit, open_repository
+from conductor.git import (
+    AttemptKey,
+    AttemptWorktree,
+    BranchNaming,
+    GitSettings,
+    RemoveResult,
+    TrackGit,
+    open_repository,
+)
 from conductor.gitwork import GitWork
 from conductor.limits import ModelLimits
 from conductor.providers.base import Provider
@@ -160,6 +168,22 @@ class _ForwardingJournal(Journal):
         return entries
 
 
+class _SerialGitWork(GitWork):
+    """Worktree creation and removal one at a time in this process: `git worktree list` run while another
+    thread's `git worktree add` is half done fails ("failed to read .git/worktrees/…/commondir"), seen with
+    several attempts of one track starting at once on a worker."""
+
+    _worktrees = threading.Lock()
+
+    def begin(self, ticket: str, attempt: int, *, start_point: str | None = None) -> AttemptWorktree:
+        with self._worktrees:
+            return super().begin(ticket, attempt, start_point=start_point)
+
+    def release(self, wt: AttemptWorktree, *, force: bool = False) -> RemoveResult:
+        with self._worktrees:
+            return super().release(wt, force=force)
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
@@ -184,6 +208,7 @@ class WorkerRuntime:
         self.clones = WorkerClones(workdir / "repos")
         self.ledger = UsageLedger(PriceTable.for_config(Config()))
         self._limits: ModelLimits | None = None
+        self._gits: dict[tuple[str, str, str, str, str], GitWork] = {}
         self.current: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self.done = 0
@@ -389,6 +414,21 @@ class WorkerRuntime:
 
     # -- the attempt -----------------------------------------------------------------------------------------
 
+    def _git_for(self, clone: Path, track_id: str, cfg: Config) -> GitWork:
+        """One GitWork per track and clone in this process, as on the desktop: its attempts share the locks that
+        keep two threads from taking the same parked worktree."""
+        key = (str(clone), track_id, cfg.git.track_branch, cfg.git.ticket_branch, cfg.git.merge_strategy)
+        with self._lock:
+            git = self._gits.get(key)
+            if git is None:
+                naming = BranchNaming(track=cfg.git.track_branch, ticket=cfg.git.ticket_branch)
+                settings = GitSettings(naming=naming, merge_strategy=cfg.git.merge_strategy,
+                                       worktrees_root=self.workdir / "worktrees" / clone.name)
+                git = _SerialGitWork(TrackGit(open_repository(clone), track_id, settings), cfg.git,
+                                     self.workdir / "tracks")
+                self._gits[key] = git
+            return git
+
     def _limits_for(self, cfg: Config) -> ModelLimits:
         with self._lock:
             if self._limits is None:
@@ -400,13 +440,10 @@ class WorkerRuntime:
         track_id, ticket_id, attempt = msg.ids()
         resolve = (msg.resolve_ref, msg.resolve_from) if msg.resolve_from and msg.resolve_ref else None
         clone = self.clones.prepare(msg.git_remote, msg.track_branch, msg.track_tip, resolve)
-        naming = BranchNaming(track=cfg.git.track_branch, ticket=cfg.git.ticket_branch)
-        settings = GitSettings(naming=naming, merge_strategy=cfg.git.merge_strategy,
-                               worktrees_root=self.workdir / "worktrees" / clone.name)
-        tg = TrackGit(open_repository(clone), track_id, settings)
+        git = self._git_for(clone, track_id, cfg)
+        tg = git.tg
         if tg.branch != msg.track_branch:
             raise WireError(f"the track branch is {msg.track_branch!r} on the desktop but {tg.branch!r} here")
-        git = GitWork(tg, cfg.git, self.workdir / "tracks")
         key = AttemptKey(track_id, ticket_id, attempt)
         journal_path = self.workdir / "journals" / f"{_safe(msg.request_id)}-d{msg.dispatch}.jsonl"
         parked = self._load_parked(msg, journal_path, git, key)
@@ -494,7 +531,8 @@ class WorkerRuntime:
         if entry is not None:
             tg.repo.git.run(entry.path, "add", "--all")
             diff = tg.repo.git.run(entry.path, "diff", "--cached", "--binary", base).stdout
-            tg.repo.run("worktree", "remove", "--force", str(entry.path))
+            with _SerialGitWork._worktrees:
+                tg.repo.run("worktree", "remove", "--force", str(entry.path))
         tg.repo.run("branch", "-D", tg.attempt_branch(key), ok=(0, 1))
         state = {"journal": journal_path.read_text("utf-8") if journal_path.exists() else "",
                  "diff": base64.b64encode(diff).decode(), "base": base, "request": req.to_json()}
