@@ -44,13 +44,9 @@ def dag_plan(n: int) -> Reply:
 
 
 def dist_config(tmp: Path, *, beat: float = 0.3) -> Config:
-    cfg = Config()
-    cfg.engine.max_workers = 8
-    cfg.git.worktrees_root = str(tmp / "desk-worktrees")
-    cfg.distributed.beat_interval_s = beat
-    cfg.distributed.heartbeat_timeout_ms = 1500
-    cfg.distributed.namespace = "t" + tmp.name[-12:].replace("_", "")
-    return cfg
+    return Config().updated({"engine": {"max_workers": 8}, "git": {"worktrees_root": str(tmp / "desk-worktrees")},
+                             "distributed": {"beat_interval_s": beat, "heartbeat_timeout_ms": 1500,
+                                             "namespace": "t" + tmp.name[-12:].replace("_", "")}})
 
 
 @dataclass
@@ -304,8 +300,7 @@ def test_a_long_approval_wait_parks_the_attempt_and_the_answer_resumes_it(redis_
     """Nobody answers within approval_wait_s: the worker saves the attempt (journal + worktree changes), acks
     and frees its thread; the person's later answer resumes it on a worker, where the write then happens."""
     from conductor.events import Notice
-    cfg = dist_config(tmp_path)
-    cfg.distributed.approval_wait_s = 0.5
+    cfg = dist_config(tmp_path).updated({"distributed": {"approval_wait_s": 0.5}})
     desk, repo = desk_factory(redis_server.url, cfg, 1)
     desk.person.stop()  # this person answers late, by hand, below
     desk.session.broker.on_requested.clear()
@@ -372,8 +367,7 @@ def test_local_and_remote_workers_serve_one_track(redis_server: RedisServer, tmp
     import redis
 
     from conductor.distributed.schema import WorkerInfo
-    cfg = dist_config(tmp_path)
-    cfg.distributed.local_threads = 1
+    cfg = dist_config(tmp_path).updated({"distributed": {"local_threads": 1}})
     desk, repo = desk_factory(redis_server.url, cfg, 8, latency=0.05)
     client = redis.Redis.from_url(redis_server.url)
     keys = Keys(cfg.distributed.namespace)
@@ -398,8 +392,7 @@ def test_poison_attempt_is_dead_lettered_and_a_retry_from_the_queue_completes_it
     import redis
 
     from conductor.distributed.schema import dlq_action_json
-    cfg = dist_config(tmp_path)
-    cfg.distributed.max_deliveries = 1
+    cfg = dist_config(tmp_path).updated({"distributed": {"max_deliveries": 1}})
     desk, repo = desk_factory(redis_server.url, cfg, 1)
     keys = Keys(cfg.distributed.namespace)
     client = redis.Redis.from_url(redis_server.url)
@@ -460,15 +453,14 @@ def test_the_desktop_app_session_follows_the_distributed_config(redis_server: Re
     from conductor.app.session_factory import open_session
     from conductor.distributed.dispatch import Dispatcher
     repo = make_repo(tmp_path)
-    cfg = dist_config(tmp_path)
-    cfg.distributed.broker_url = redis_server.url
-    cfg.distributed.remote = str(tmp_path / "remote.git")
+    cfg = dist_config(tmp_path).updated({"distributed": {"broker_url": redis_server.url,
+                                                         "remote": str(tmp_path / "remote.git")}})
     session, note = open_session(cfg, workspace=repo, tracks_dir=tmp_path / "tracks", provider_name="scripted")
     assert isinstance(session.remote, Dispatcher) and note == ""
     threads = session.remote._threads  # type: ignore[attr-defined]
     session.shutdown()
     assert not any(t.is_alive() for t in threads)
-    cfg.distributed.broker_url = f"unix://{tmp_path}/nothing-here.sock"
+    cfg = cfg.updated({"distributed": {"broker_url": f"unix://{tmp_path}/nothing-here.sock"}})
     session, note = open_session(cfg, workspace=repo, tracks_dir=tmp_path / "tracks2", provider_name="scripted")
     try:
         assert session.remote is None and "Tier 3 runs locally: cannot reach the broker" in note

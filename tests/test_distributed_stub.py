@@ -53,8 +53,7 @@ def stub(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[WorkerRunt
 
 
 def attempt(remote: Path, tip: str, *, dispatch: int = 1, bus_id: str = "bus-1", max_deliveries: int = 4) -> str:
-    cfg = Config()
-    cfg.distributed.max_deliveries = max_deliveries
+    cfg = Config().updated({"distributed": {"max_deliveries": max_deliveries}})
     ticket = Ticket(id="T1", title="Do nothing")
     track = Track(id="trk", title="t", goal="g", tickets=[ticket])
     return AttemptMessage(namespace=NS, bus_id=bus_id, trace_id="trace-1", request_id=request_id("trk", "T1", 1),
@@ -145,7 +144,8 @@ def test_a_reassigned_request_drops_its_stale_dispatch(stub) -> None:  # type: i
 
 
 def test_events_round_trip_and_hostile_events_are_refused() -> None:
-    from conductor.approval_types import ApprovalKind, ApprovalRequest
+    from conductor.approval_payloads import ToolPayload
+    from conductor.approval_types import ApprovalRequest
     from conductor.distributed.wire import (
         AskApproval,
         BusEvent,
@@ -172,7 +172,8 @@ def test_events_round_trip_and_hostile_events_are_refused() -> None:
                 Journalled(UsageLogged(key="r1", record=UsageRecord(record_id="r1", tier=3, model="m", usage=usage,
                                                                     track_id="trk", ticket_id="T1", attempt=1,
                                                                     ts=1.0))),
-                AskApproval(ApprovalRequest("tool-1", ApprovalKind.TOOL, prov, "write", {"args": {"path": "a"}})),
+                AskApproval(ApprovalRequest(id="tool-1", prov=prov, title="write", payload=ToolPayload(
+                    tool="write_file", call_id="c1", args={"path": "a"}, provenance=prov))),
                 Reviewing(), Finished(None, "abc", "b"), Finished("hint", None, None, "SafetyBlocked", "no"),
                 Parked("tool-1"), DeadLettered("why")]
     for i, p in enumerate(payloads, 1):
@@ -230,8 +231,8 @@ def test_an_edit_made_on_the_desktop_is_validated_by_the_worker_before_the_tool_
         req = ask.request  # type: ignore[attr-defined]
         # args that fit the tool, but a field the gate does not look at is changed too: only the tool's validator,
         # which runs on the worker, refuses it (an edit may change args and nothing else)
-        edited = {**req.payload, "can_remember": not req.payload.get("can_remember"),
-                  "args": {"path": "pwned.txt", "content": "x"}}
+        asked = req.payload.model_dump(mode="json")
+        edited = {**asked, "can_remember": not asked.get("can_remember"), "args": {"path": "pwned.txt", "content": "x"}}
         client.lpush(keys.approval(req.id), json.dumps({"request_id": req.id, "approved": True, "payload": edited,
                                                         "by": "person"}))
         threading.Thread(target=broker.join, args=("conductor-attempts",), kwargs={"timeout": 60_000}).run()
