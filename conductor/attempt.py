@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from conductor.approvals import ApprovalBroker
 from conductor.checks import run_check
@@ -29,6 +29,9 @@ from conductor.tiers.reviewer import review_ticket
 from conductor.tiers.worker import run_worker
 from conductor.tools.base import Toolbox, ToolContext
 from conductor.tools.gate import AllowPolicy, ToolGate
+
+if TYPE_CHECKING:
+    from conductor.distributed.api import RemoteAttempts
 
 
 @dataclass
@@ -47,6 +50,8 @@ class EngineDeps:
     """The track's git (a worktree per attempt, merges by the engine); None: work in `workspace` itself."""
     max_workers: int | None = None
     """Overrides the configured worker count (1 when the workspace is a shared tree without git)."""
+    remote: RemoteAttempts | None = None
+    """With a broker configured (and git): attempts run on `conductor worker` processes instead of local threads."""
 
 
 class Workbench:

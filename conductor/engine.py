@@ -30,7 +30,7 @@ from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
 from conductor.approvals import ApprovalDecision, ApprovalKind, DecidedBy
-from conductor.attempt import EngineDeps, Workbench, run_attempt
+from conductor.attempt import AttemptResult, EngineDeps, Workbench, run_attempt
 from conductor.errors import (
     BadRequest,
     BudgetExceeded,
@@ -140,6 +140,13 @@ class _WorkerDone:
     error: BaseException | None = None
     commit: str | None = None
     """With git: the attempt's commit, merged by the engine before the ticket is done."""
+
+
+def _outcome(ticket_id: str, attempt: int, res: AttemptResult | BaseException) -> _WorkerDone:
+    """An attempt's end as the engine's inbox takes it (from a local worker thread or a remote worker)."""
+    if isinstance(res, BaseException):
+        return _WorkerDone(ticket_id, attempt, "error", error=res)
+    return _WorkerDone(ticket_id, attempt, "pass" if res.hint is None else "fail", res.hint or "", commit=res.commit)
 
 
 @dataclass(frozen=True)
@@ -498,6 +505,14 @@ class Engine:
             fn(0)
 
     def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None) -> None:
+        if self.deps.remote is not None and self.deps.git is not None:  # a broker: a `conductor worker` runs it
+            from conductor.distributed.api import RemoteJob
+            self.deps.remote.submit(RemoteJob(
+                self.track, t, attempt, model, self._prov(t.id, attempt, tier=3), cancel, resolve, self.deps.git,
+                self.journal, self.deps.store, on_review=lambda: self._inbox.put(
+                    _Progress(t.id, attempt, TicketStatus.REVIEW)),
+                on_done=lambda res: self._inbox.put(_outcome(t.id, attempt, res))))
+            return
         self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve)
 
     def _settled(self) -> bool:
@@ -662,14 +677,12 @@ class Engine:
 
     def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None) -> None:
         try:
-            res = run_attempt(self._bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
-                              cancel=cancel, on_review=lambda: self._inbox.put(
-                                  _Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
-            outcome = _WorkerDone(t.id, attempt, "pass" if res.hint is None else "fail", res.hint or "",
-                                  commit=res.commit)
+            res: AttemptResult | BaseException = run_attempt(
+                self._bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3), cancel=cancel,
+                on_review=lambda: self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
         except BaseException as exc:  # noqa: BLE001 — reported to the engine, which decides; never lost in the pool
-            outcome = _WorkerDone(t.id, attempt, "error", error=exc)
-        self._inbox.put(outcome)
+            res = exc
+        self._inbox.put(_outcome(t.id, attempt, res))
 
     # -- results --
 

@@ -12,7 +12,7 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
 from conductor.comms import CommsLog
@@ -32,6 +32,9 @@ from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.tools.mcp_tools import McpServers
 from conductor.usage import PriceTable, UsageLedger
 from conductor.workspace_guard import check_track_workspace
+
+if TYPE_CHECKING:
+    from conductor.distributed.api import RemoteAttempts
 
 
 def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
@@ -69,6 +72,8 @@ class Session:
         self.force_workspace = force_workspace
         """Run resumed tracks here although they recorded another workspace (the person said so)."""
         self.engines: dict[str, Engine] = {}
+        self.remote: RemoteAttempts | None = None
+        """Set (conductor.distributed) when a broker is configured: Tier 3 attempts go to remote workers."""
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -199,7 +204,7 @@ class Session:
         deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
-                          max_workers=1 if isinstance(git, NoGit) else None)
+                          max_workers=1 if isinstance(git, NoGit) else None, remote=self.remote)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine

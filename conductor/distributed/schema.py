@@ -131,6 +131,10 @@ class Keys:
         """The desktop LPUSHes the decision (ApprovalAnswer JSON); the waiting worker BLPOPs it."""
         return f"{self.ns}:approval:{call_id}"
 
+    def cancel(self, request_id: str) -> str:
+        """Set by the desktop when the person cancels a running remote attempt; its worker sees it at the next beat."""
+        return f"{self.ns}:cancel:{request_id}"
+
     def parked(self, request_id: str) -> str:
         """A parked attempt's saved state (ParkedAttempt JSON), until its resume message runs."""
         return f"{self.ns}:parked:{request_id}"
