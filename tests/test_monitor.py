@@ -184,9 +184,13 @@ def test_damaged_dead_letters_are_rows_that_can_still_be_discarded(r: Any, ns: s
     problems = {d.entry: d.problem for d in s.damaged_in("dead_letters")}
     assert set(problems) == {"garbage", "liar", "partial"}
     assert "names another id" in problems["liar"] and problems["garbage"].startswith("not JSON")
-    send_dlq_command(r, ns, DiscardDeadLetter("garbage"))
-    assert DlqAction.model_validate_json(r.lindex(k.dlq_actions, 0)) == DlqAction(action="discard",
-                                                                                   entry_id="garbage")
+    with pytest.raises(MonitorError, match="cannot be retried: it is unreadable"):
+        send_dlq_command(r, ns, RetryDeadLetter("garbage"))
+    # Nothing a dispatcher could parse: the monitor removes it itself, and hands it nothing.
+    assert "removed" in send_dlq_command(r, ns, DiscardDeadLetter("garbage"))
+    assert not r.hexists(k.dlq, "garbage") and r.llen(k.dlq_actions) == 0
+    send_dlq_command(r, ns, DiscardDeadLetter("ok"))
+    assert DlqAction.model_validate_json(r.lindex(k.dlq_actions, 0)) == DlqAction(action="discard", entry_id="ok")
 
 
 def test_retry_and_discard_are_sent_to_the_desktops_dispatcher(r: Any, ns: str) -> None:

@@ -173,8 +173,11 @@ DlqCommand = RetryDeadLetter | DiscardDeadLetter
 
 def send_dlq_command(client: redis.Redis, namespace: str, command: DlqCommand) -> str:
     """Hand a retry or discard to the desktop's dispatcher (schema: a `DlqAction` on `{ns}:dlq:actions`).
-    Returns what was done, for a person; raises MonitorError when the entry is not in the queue any more, or
-    redis.RedisError when Redis cannot be reached."""
+    Returns what was done, for a person; raises MonitorError when the entry is not in the queue any more or
+    cannot be retried, or redis.RedisError when Redis cannot be reached.
+
+    An entry that is not a readable DeadLetter has no message to re-enqueue and no request a dispatcher could
+    finish: discarding it removes it here (HDEL), and retrying it is refused with the reason."""
     keys = Keys(namespace)
     match command:
         case RetryDeadLetter(entry_id=entry_id):
@@ -183,11 +186,35 @@ def send_dlq_command(client: redis.Redis, namespace: str, command: DlqCommand) -
             action = "discard"
         case _:
             assert_never(command)
-    if not client.hexists(keys.dlq, entry_id):
+    raw = client.hget(keys.dlq, entry_id)
+    if raw is None:
         raise MonitorError(f"dead letter {clean(entry_id)!r} is no longer in {keys.dlq} (already retried or "
                            "discarded?)")
+    problem = _dead_letter_problem(entry_id, raw)[1]
+    if problem is not None:
+        if action == "retry":
+            raise MonitorError(f"dead letter {clean(entry_id)!r} cannot be retried: it is unreadable ({problem}); "
+                               "discard it")
+        client.hdel(keys.dlq, entry_id)
+        return f"unreadable dead letter {clean(entry_id)} removed"
     client.lpush(keys.dlq_actions, dlq_action_json(action, entry_id))
     return f"{action} of dead letter {clean(entry_id)} sent to the desktop's dispatcher"
+
+
+def _dead_letter_problem(entry: str, raw: object) -> tuple[DeadLetter | None, str | None]:
+    """(the entry, None) or (None, what is wrong with it)."""
+    doc, problem = _parse_json(raw)
+    if problem is not None:
+        return None, problem
+    try:
+        dl = DeadLetter.model_validate(doc)
+    except ValidationError as exc:
+        return None, _validation_text(exc)
+    if dl.entry_id != entry:
+        return None, f"entry names another id ({clean(dl.entry_id, 60)!r})"
+    if not math.isfinite(dl.time):
+        return None, f"time {dl.time!r} is not a time"
+    return dl, None
 
 
 # ---------------------------------------------------------------- throughput across snapshots
@@ -408,20 +435,10 @@ class ClusterReader:
         read = list(items.items())[:MAX_DEAD_LETTERS]
         for entry_raw, raw in read:
             entry = _text(entry_raw)
-            doc, problem = _parse_json(raw)
-            if problem is None:
-                try:
-                    dl = DeadLetter.model_validate(doc)
-                except ValidationError as exc:
-                    problem = _validation_text(exc)
-                else:
-                    if dl.entry_id != entry:
-                        problem = f"entry names another id ({clean(dl.entry_id, 60)!r})"
-                    elif not math.isfinite(dl.time):
-                        problem = f"time {dl.time!r} is not a time"
-            if problem is not None:
+            dl, problem = _dead_letter_problem(entry, raw)
+            if dl is None:
                 # The entry id is kept exact (not cleaned) so the person can still discard it.
-                damaged.append(DamagedEntry(k.dlq, entry, problem, "dead_letters"))
+                damaged.append(DamagedEntry(k.dlq, entry, problem or "unreadable", "dead_letters"))
                 continue
             out.append(dl.model_copy(update={"reason": clean(dl.reason, 500), "queue": clean(dl.queue),
                                              "request_id": clean(dl.request_id), "worker": clean(dl.worker),

@@ -98,8 +98,13 @@ class ClusterPoller:
         return self._reader.client
 
     def _poll(self) -> None:
-        import redis
         self.polls += 1
+        try:
+            import redis
+        except ImportError:
+            self._post(ClusterPolled(status=None, error="the redis package is not installed: "
+                                                        "pip install -e '.[distributed]'"))
+            return
         try:
             self._client()
             assert self._reader is not None
@@ -110,7 +115,10 @@ class ClusterPoller:
         self._post(ClusterPolled(status=status))
 
     def _command(self, command: DlqCommand) -> None:
-        import redis
+        try:
+            import redis
+        except ImportError:
+            return  # said by the poll that follows
         try:
             done = send_dlq_command(self._client(), self.namespace, command)
         except MonitorError as exc:
