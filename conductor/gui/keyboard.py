@@ -123,6 +123,7 @@ class Keyboard:
             "tab_graph": lambda: dpg.set_value(tags.MAIN_TABS, tags.GRAPH_TAB),
             "tab_dashboard": lambda: dpg.set_value(tags.MAIN_TABS, tags.DASHBOARD_TAB),
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
+            "tab_workers": lambda: dpg.set_value(tags.MAIN_TABS, tags.WORKERS_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),
             "demo": lambda: app.window._demo(),
             "theme": lambda: app.set_theme("light" if app.themes.name == "dark" else "dark"),
@@ -225,7 +226,7 @@ class Keyboard:
 
     def modal_open(self) -> bool:
         return any(self.shown(t) for t in (tags.PALETTE, tags.HELP, tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE,
-                                           tags.EDIT_TICKET))
+                                           tags.EDIT_TICKET, tags.DISCARD_CONFIRM))
 
     def approval_open(self) -> bool:
         d = self.app.dialogs.current()
@@ -257,7 +258,9 @@ class Keyboard:
             if self.shown(tag):
                 dpg.configure_item(tag, show=False)
                 return
-        if self.shown(tags.CONFIRM_CLOSE):
+        if self.shown(tags.DISCARD_CONFIRM):
+            self.app.window.cluster.close_confirm()
+        elif self.shown(tags.CONFIRM_CLOSE):
             self.app.confirm._no()
         elif self.shown(tags.EDIT_TICKET):
             self.app.edit._cancel()
