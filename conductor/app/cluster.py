@@ -165,7 +165,7 @@ class ClusterModel:
             since = f" {fmt_age(now - self.error_at)}" if self.error_at is not None else ""
             shown = (f" Showing the snapshot of {fmt_clock(s.taken_at)} ({fmt_age(now - s.taken_at)})."
                      if s is not None else " Nothing has been read yet.")
-            return f"STALE — the last poll failed{since}: {self.error}.{shown}  ({where})", "error"
+            return f"STALE — the last poll failed{since}: {self.error.rstrip('. ')}.{shown}  ({where})", "error"
         if s is None:
             return f"{where} · waiting for the first poll…", "dim"
         return f"{where} · polled {fmt_age(max(0.0, now - s.taken_at))} ({s.poll_ms:.0f} ms)", "ok"

@@ -23,7 +23,7 @@ LEVEL_COLOUR = {"ok": OK, "warning": WARNING, "error": ERROR, "dim": DIM}
 WORKER_COLUMNS = (("Worker", 1.2), ("Host", 1.0), ("Threads", 0.5), ("Heartbeat", 0.9), ("Current tickets", 2.0),
                   ("State", 1.3))
 QUEUE_COLUMNS = (("Queue", 1.6), ("Waiting", 0.6), ("Taken", 0.6), ("Delayed", 0.6), ("Dramatiq dead", 0.8))
-DLQ_COLUMNS = (("When", 0.6), ("Queue", 0.9), ("Request", 1.0), ("Reason", 2.4), ("Deliveries", 0.5), ("", 1.3))
+DLQ_COLUMNS = (("When", 0.6), ("Queue", 1.2), ("Request", 0.9), ("Reason", 2.2), ("Deliveries", 0.5), ("", 1.3))
 CONFIRM_SIZE = (560, 190)
 
 
@@ -123,8 +123,11 @@ class ClusterView:
                     if d.sent:
                         dpg.add_text(d.sent, tag=tags.cluster_cell(table, r, 5), color=DIM, wrap=0)
                     else:
-                        dpg.add_button(label="Retry", tag=tags.dlq_retry(r), small=True, user_data=d.entry_id,
-                                       enabled=d.readable, callback=safe(self._retry))
+                        if d.readable:
+                            dpg.add_button(label="Retry", tag=tags.dlq_retry(r), small=True, user_data=d.entry_id,
+                                           callback=safe(self._retry))
+                        else:  # nothing to re-enqueue: only Discard
+                            dpg.add_text("no retry", color=DIM)
                         b = dpg.add_button(label="Discard", tag=tags.dlq_discard(r), small=True, user_data=d.entry_id,
                                            callback=safe(self._ask_discard))
                         dpg.bind_item_theme(b, self.themes.danger)
