@@ -87,11 +87,11 @@ class Bus:
 def open_bus(url: str, cfg: DistributedConfig) -> Bus:
     """Connect (and ping) Redis and make the RedisBroker over the same client, tuned as measured: the
     heartbeat timeout and a high maintenance chance bring a dead worker's message back in seconds, not minutes."""
+    refuse_gevent("Conductor's distributed mode")  # before Dramatiq is imported: it changes itself under gevent
     import redis as redis_mod
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Pipelines, ShutdownNotifications
 
-    refuse_gevent("Conductor's distributed mode")
     try:
         client = redis_mod.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5,
                                           health_check_interval=30, retry_on_timeout=True)

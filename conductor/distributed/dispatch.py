@@ -48,6 +48,7 @@ from conductor.distributed.wire import (
     Reviewing,
     Started,
     WireError,
+    config_text,
     decode,
     error_from_wire,
 )
@@ -142,12 +143,12 @@ class Dispatcher:
                 try:
                     self._send(out, decision)
                     break
-                except GitError as exc:
-                    self._finish(out, exc)
-                    break
                 except _REDIS_DOWN as exc:
                     log.warning("broker unreachable while queueing %s (%s); retrying", out.rid, type(exc).__name__)
                     self._stop.wait(0.3)
+                except BaseException as exc:  # noqa: BLE001 — git or a bug: the attempt fails, visibly, not silently
+                    self._finish(out, exc)
+                    break
 
     def _send(self, out: _Outstanding, decision: dict[str, object] | None) -> None:
         import dramatiq
@@ -160,7 +161,7 @@ class Dispatcher:
             d = int(self.client.incr(self.keys.dispatch(out.rid)))
             out.message = AttemptMessage(namespace=self.keys.ns, bus_id=self.desktop.bus_id,
                                          trace_id=job.prov.trace_id, request_id=out.rid, dispatch=d, track=job.track,
-                                         ticket=job.ticket, model=job.model, config=self.cfg,
+                                         ticket=job.ticket, model=job.model, config_toml=config_text(self.cfg),
                                          git_remote=self.git_remote, track_branch=job.git.branch, track_tip=tip,
                                          resolve_from=job.resolve_from, resolve_ref=resolve[0] if resolve else None)
         else:  # a reassignment or a resume: the same attempt from the same tip, under a new dispatch number
@@ -203,7 +204,15 @@ class Dispatcher:
             if not entries:
                 start = ">"
                 continue
-            self._ingest(entries)
+            try:
+                self._ingest(entries)
+            except _REDIS_DOWN:  # Redis, or the journal's disk: nothing of the batch is acked; read it again
+                log.warning("remote events not taken in (will retry)", exc_info=True)
+                self._stop.wait(0.3)
+                start = "0"
+                continue
+            except Exception:
+                log.exception("remote event ingest (the batch is acknowledged: one bad event must not stall all)")
             while not self._stop.is_set():
                 try:
                     self.client.xack(self.keys.events, EVENTS_GROUP, *[eid for eid, _ in entries])
@@ -214,6 +223,7 @@ class Dispatcher:
     def _ingest(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Journal the batch's records (one fsync per journal), then act on everything in order."""
         decoded: list[tuple[_Outstanding, BusEvent]] = []
+        batch_seen: dict[tuple[str, int], int] = {}
         for _eid, fields in entries:
             try:
                 ev = decode(fields[b"e"].decode("utf-8"))
@@ -222,11 +232,12 @@ class Dispatcher:
                 continue
             with self._lock:
                 out = self._out.get(ev.request_id)
-                if out is None:
-                    continue  # an attempt this desktop no longer waits for (finished, or from before a restart)
-                if ev.seq <= out.last_seq.get(ev.dispatch, 0):
-                    continue  # a duplicate (a redelivered entry, a retried write)
-                out.last_seq[ev.dispatch] = ev.seq
+            if out is None:
+                continue  # an attempt this desktop no longer waits for (finished, or from before a restart)
+            k = (ev.request_id, ev.dispatch)
+            if ev.seq <= max(out.last_seq.get(ev.dispatch, 0), batch_seen.get(k, 0)):
+                continue  # a duplicate (a redelivered entry, a retried write)
+            batch_seen[k] = ev.seq
             decoded.append((out, ev))
         per_journal: dict[int, tuple[Journal, list[Record]]] = {}
         for out, ev in decoded:
@@ -236,6 +247,7 @@ class Dispatcher:
             journal.append_many(recs, sync=True)
         for out, ev in decoded:
             self._act(out, ev)
+            out.last_seq[ev.dispatch] = ev.seq  # taken in: a redelivery of it is a duplicate from now on
 
     def _act(self, out: _Outstanding, ev: BusEvent) -> None:
         job = out.job
@@ -360,6 +372,8 @@ class Dispatcher:
                 self._dlq_actions()
             except _REDIS_DOWN:
                 continue
+            except Exception:
+                log.exception("remote attempts watcher (it carries on)")
 
     def _watch(self) -> None:
         with self._lock:

@@ -9,16 +9,17 @@ dead-letter reason).
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 
 from conductor import errors as _errors
 from conductor.approval_types import ApprovalDecision, ApprovalRequest
-from conductor.config import Config
+from conductor.config import Config, config_to_toml, parse_config
 from conductor.distributed.schema import parse_request_id
-from conductor.errors import ConductorError
+from conductor.errors import ConductorError, ConfigError
 from conductor.events import (
     ErrorRaised,
     Event,
@@ -57,8 +58,8 @@ class AttemptMessage(_Wire):
     """The track as the desktop's engine saw it at dispatch (prompts read sibling tickets)."""
     ticket: Ticket
     model: str
-    config: Config
-    """The desktop's configuration (it never holds an API key: config.toml refuses one)."""
+    config_toml: str
+    """The desktop's configuration as config.toml text (TOML keeps its dates; it never holds an API key)."""
     git_remote: str
     track_branch: str
     track_tip: str
@@ -69,8 +70,27 @@ class AttemptMessage(_Wire):
     resume_decision: dict[str, Any] | None = None
     """A resumed (parked) attempt: the decision (ApprovalDecision JSON) for the approval it parked on."""
 
+    _config: Config | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _parse_config(self) -> AttemptMessage:
+        try:
+            self._config = parse_config(tomllib.loads(self.config_toml), source="the message's config")
+        except (ConfigError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def config(self) -> Config:
+        assert self._config is not None  # set by the validator
+        return self._config
+
     def ids(self) -> tuple[str, str, int]:
         return parse_request_id(self.request_id)
+
+
+def config_text(cfg: Config) -> str:
+    return config_to_toml(cfg)
 
 
 def parse_attempt(body: str) -> AttemptMessage:

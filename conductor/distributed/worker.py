@@ -193,7 +193,6 @@ class WorkerRuntime:
         if self.dramatiq is not None:
             self.dramatiq.stop(timeout=int(timeout_s * 1000))
         self._stop.set()
-        self.bus.broker.emit_before("process_stop")
         if self._beats is not None:
             self._beats.join()
         self.publisher.close()

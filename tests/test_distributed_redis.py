@@ -1,0 +1,230 @@
+"""Remote Tier 3 end to end: a real redis-server, real `conductor worker` processes, a real git remote.
+
+What must hold (issue 13): two workers run a 20-ticket DAG whose tool approvals a person answers on the desktop,
+every ticket done once, streams and usage back, the desktop's ledger equal to what the workers' provider reported;
+a worker killed mid-ticket, a worker stopped (SIGSTOP) and the broker killed mid-run all end with every ticket
+done exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conductor.config import Config
+from conductor.distributed.commands import Distributed, attach
+from conductor.distributed.schema import Keys
+from conductor.events import StreamDelta, ToolCalled, UsageRecorded
+from conductor.model import TicketStatus, TrackStatus
+from conductor.providers.scripted import Reply, ScriptedProvider
+from conductor.session import Session
+from tests.dist_support import PersonAnswers, RedisServer, WorkerProcess, redis_server  # noqa: F401
+from tests.git_support import make_repo, sh_git
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def dag_plan(n: int) -> Reply:
+    """n tickets, each writing its own file; ticket i depends on i-1 when i is odd (chains and fan-out)."""
+    tickets = []
+    for i in range(1, n + 1):
+        deps = [f"T{i - 1}"] if i > 1 and i % 2 == 1 else ([f"T{i - 2}"] if i > 2 else [])
+        tickets.append({"id": f"T{i}", "title": f"Write t{i}", "description": f"Create src/t{i}.py.",
+                        "depends_on": deps, "target_files": [f"src/t{i}.py"], "acceptance_criteria": ["exists"],
+                        "step_mode": False, "model_override": None})
+    return Reply(text=json.dumps({"tickets": tickets}))
+
+
+def dist_config(tmp: Path, *, beat: float = 0.3) -> Config:
+    cfg = Config()
+    cfg.engine.max_workers = 8
+    cfg.git.worktrees_root = str(tmp / "desk-worktrees")
+    cfg.distributed.beat_interval_s = beat
+    cfg.distributed.heartbeat_timeout_ms = 1500
+    cfg.distributed.namespace = "t" + tmp.name[-12:].replace("_", "")
+    return cfg
+
+
+@dataclass
+class Desk:
+    session: Session
+    dist: Distributed
+    person: PersonAnswers
+    events: list[object]
+
+
+@pytest.fixture
+def desk_factory(tmp_path: Path) -> Iterator[object]:
+    made: list[Desk] = []
+
+    def make(url: str, cfg: Config, n: int, *, latency: float = 0.0) -> tuple[Desk, Path]:
+        repo = make_repo(tmp_path)
+        remote = tmp_path / "remote.git"
+        sh_git(tmp_path, "init", "-q", "--bare", str(remote))
+        provider = ScriptedProvider({2: [dag_plan(n)]}, latency_s=latency)
+        session = Session(cfg, workspace=repo, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
+        session.broker.auto_approve({"plan", "tickets", "spawn"})
+        dist = attach(session, cfg, broker=url, remote=str(remote))
+        assert dist is not None
+        seen: list[object] = []
+        session.events.post = _tap(session.events.post, seen)  # type: ignore[method-assign]
+        desk = Desk(session, dist, PersonAnswers(session), seen)
+        made.append(desk)
+        return desk, repo
+
+    yield make
+    for d in made:
+        d.session.shutdown()
+        d.dist.close()
+        d.person.stop()
+
+
+def _tap(post, seen):  # type: ignore[no-untyped-def]
+    def tapped(ev):  # type: ignore[no-untyped-def]
+        seen.append(ev)
+        return post(ev)
+    return tapped
+
+
+def run_epic(desk: Desk, timeout: float = 120) -> str:
+    (track_id,) = desk.session.plan_epic("Build the twenty files").wait(timeout=30)
+    desk.session.engines[track_id].join(timeout=timeout)
+    return track_id
+
+
+def merges_per_ticket(repo: Path, branch: str) -> dict[str, int]:
+    log = sh_git(repo, "log", "--first-parent", "--format=%B%x00", branch)
+    counts: dict[str, int] = {}
+    for body in log.split("\x00"):
+        for m in re.finditer(r"Conductor-Merged: \S+?/(T\d+)/a\d+", body):
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
+def worker_usage(w: WorkerProcess) -> tuple[int, int]:
+    m = re.search(r"usage: (\d+) calls, (\d+) tokens", w.output())
+    assert m, f"worker {w.name} printed no usage line:\n{w.output()[-2000:]}"
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_two_workers_run_a_20_ticket_dag_with_desktop_approvals(redis_server: RedisServer, tmp_path: Path,
+                                                                 desk_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = dist_config(tmp_path)
+    desk, repo = desk_factory(redis_server.url, cfg, 20)
+    workers = [WorkerProcess(redis_server.url, f"w{i}", tmp_path, namespace=cfg.distributed.namespace, threads=2) for i in (1, 2)]
+    try:
+        tid = run_epic(desk)
+        track = desk.session.engines[tid].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert all(t.status == TicketStatus.DONE and t.attempts == 1 for t in track.tickets)
+        merges = merges_per_ticket(repo, f"conductor/{tid}")
+        assert merges == {f"T{i}": 1 for i in range(1, 21)}, merges
+        for i in range(1, 21):
+            assert f"T{i}" in sh_git(repo, "show", f"conductor/{tid}:src/t{i}.py")
+        assert len(desk.person.answered) == 20  # every write approved by the person, on the desktop
+        kinds = {type(e) for e in desk.events}
+        assert {StreamDelta, ToolCalled, UsageRecorded} <= kinds
+        assert not desk.dist.closers[1].rejected  # type: ignore[attr-defined]
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0], [w.output()[-3000:] for w in workers]
+    # the ledger equals what the workers' provider reported, call for call and token for token
+    remote = {t: tot for t, tot in desk.session.ledger.by_tier().items() if t in (3, 4)}
+    calls = sum(tot.calls for tot in remote.values())
+    tokens = sum(tot.total_tokens for tot in remote.values())
+    reported = [worker_usage(w) for w in workers]
+    assert all(c > 0 for c, _ in reported), reported  # both workers took tickets
+    assert (calls, tokens) == (sum(c for c, _ in reported), sum(t for _, t in reported))
+
+
+def test_duplicate_request_runs_once_and_malformed_goes_to_the_dlq(redis_server: RedisServer,
+                                                                    tmp_path: Path) -> None:
+    import dramatiq
+    import redis
+
+    from conductor.distributed.bus import advertise, open_bus
+    from conductor.distributed.worker import ACTOR
+
+    cfg = dist_config(tmp_path)
+    bus = open_bus(redis_server.url, cfg.distributed)
+    advertise(bus)
+    w = WorkerProcess(redis_server.url, "w1", tmp_path, namespace=cfg.distributed.namespace, threads=1)
+    try:
+        keys = Keys(cfg.distributed.namespace)
+        msg = dramatiq.Message(queue_name=cfg.distributed.queue, actor_name=ACTOR, args=('{"kind": "attempt"}',),
+                               kwargs={}, options={})
+        bus.broker.enqueue(msg)
+        client = redis.Redis.from_url(redis_server.url)
+        entries = wait_for(lambda: client.hvals(keys.dlq), timeout=30, what="a dead letter")
+        assert "malformed message" in json.loads(entries[0])["reason"]
+    finally:
+        assert w.stop() == 0, w.output()[-2000:]
+        bus.close()
+
+
+def test_worker_for_another_namespace_refuses_to_start(redis_server: RedisServer, tmp_path: Path) -> None:
+    cfg = dist_config(tmp_path)
+    from conductor.distributed.bus import advertise, open_bus
+    bus = open_bus(redis_server.url, cfg.distributed)
+    advertise(bus)
+    bus.close()
+    proc = subprocess.run(
+        [*_worker_argv(redis_server.url, tmp_path), "--namespace", "elsewhere"], capture_output=True, text=True,
+        timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "different broker or namespace" in proc.stderr and "namespace 'elsewhere'" in proc.stderr
+
+
+def _worker_argv(url: str, tmp: Path) -> list[str]:
+    import sys
+    cfg = tmp / "worker-config.toml"
+    cfg.write_text("")
+    return [sys.executable, "-m", "conductor.cli", "--config", str(cfg), "worker", "--broker", url, "--provider",
+            "scripted", "--workdir", str(tmp / "wd")]
+
+
+def test_gevent_patched_worker_refuses_to_start(redis_server: RedisServer, tmp_path: Path) -> None:
+    """gevent is not installed here, so the child plants what gevent.monkey.patch_all leaves behind (its `saved`
+    table, the same thing Dramatiq's own is_gevent_active reads) before the worker starts."""
+    import sys
+    argv = _worker_argv(redis_server.url, tmp_path)[3:]
+    code = ("import sys, types; m = types.ModuleType('gevent.monkey'); m.saved = {'threading': {'Lock': None}}; "
+            "sys.modules['gevent'] = types.ModuleType('gevent'); sys.modules['gevent.monkey'] = m; "
+            f"from conductor.cli import main; sys.exit(main({argv!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "gevent-monkeypatched" in proc.stderr
+
+
+def test_killed_worker_ticket_completes_once_elsewhere(redis_server: RedisServer, tmp_path: Path,
+                                                       desk_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = dist_config(tmp_path)
+    desk, repo = desk_factory(redis_server.url, cfg, 4, latency=0.0)
+    victim = WorkerProcess(redis_server.url, "victim", tmp_path, namespace=cfg.distributed.namespace, threads=1, latency=0.4, chunk_delay=0.05)
+    keys = Keys(cfg.distributed.namespace)
+    import redis
+    client = redis.Redis.from_url(redis_server.url)
+    (track_id,) = desk.session.plan_epic("Build four files").wait(timeout=30)
+    wait_for(lambda: client.zcard(keys.leases) > 0 and client.keys(keys.lease("*")), timeout=60,
+             what="the victim holding a lease")
+    victim.signal(signal.SIGKILL)
+    victim.proc.wait()
+    rescuer = WorkerProcess(redis_server.url, "rescuer", tmp_path, namespace=cfg.distributed.namespace, threads=2)
+    try:
+        desk.session.engines[track_id].join(timeout=120)
+        track = desk.session.engines[track_id].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {f"T{i}": 1 for i in range(1, 5)}
+        dispatcher = desk.dist.closers[1]
+        assert dispatcher.reassigned, "the killed worker's ticket was not reassigned"  # type: ignore[attr-defined]
+    finally:
+        rescuer.stop()
+        victim.stop()
