@@ -179,7 +179,7 @@ def drain(session: Session, stop: threading.Event) -> threading.Thread:
 
 
 def one_run(label: str, tickets: list[Ticket], root: Path, latency: float, *, slots: int, redis_url: str | None,
-            processes: int = 0, threads: int = 0, beat: float = 1.0) -> Run:
+            processes: int = 0, threads: int = 0, beat: float = 1.0, verbose: bool = False) -> Run:
     root.mkdir(parents=True)
     repo, remote = make_repo(root)
     cfg = Config()
@@ -195,24 +195,32 @@ def one_run(label: str, tickets: list[Ticket], root: Path, latency: float, *, sl
     dist = workers = None
     codes: list[int] = []
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
     try:
         if redis_url is not None:
             from conductor.distributed.commands import attach
             dist = attach(session, cfg, broker=redis_url, remote=str(remote))
             workers = Workers(redis_url, cfg.distributed.namespace, root, processes, threads, latency, beat)
             workers.wait_online(redis_url, cfg.distributed.namespace)
+        phases["workers up"] = time.perf_counter() - t0
         (track_id,) = session.plan_epic("bench the DAG").wait(timeout=600)
+        phases["planned"] = time.perf_counter() - t0
         engine = session.engines[track_id]
         done = engine.join(timeout=3600)
+        phases["run done"] = time.perf_counter() - t0
     finally:
         session.shutdown(30)
+        phases["session closed"] = time.perf_counter() - t0
         if workers is not None:
             codes = workers.stop()
+            phases["workers stopped"] = time.perf_counter() - t0
         if dist is not None:
             dist.close()
         stop.set()
         drainer.join(5)
     wall = time.perf_counter() - t0
+    if verbose:
+        print(f"  {label}: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
     bad = [(t.id, t.status.value, t.failed_reason) for t in done.tickets if t.status != TicketStatus.DONE]
     if bad or done.status != TrackStatus.DONE or any(codes):
         tail = workers.tail() if workers is not None else ""
@@ -238,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--beat", type=float, default=1.0, help="worker heartbeat seconds")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (repos, journals, worker logs)")
+    ap.add_argument("--verbose", action="store_true", help="print each run's phases as it goes")
     args = ap.parse_args(argv)
     if not Path(REDIS).exists():
         print("bench/distributed.py: redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
@@ -254,10 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in args.processes:
             slots = n * args.threads
-            local = one_run(f"local x{slots}", tickets, root / f"local{n}", args.latency, slots=slots, redis_url=None)
+            local = one_run(f"local x{slots}", tickets, root / f"local{n}", args.latency, slots=slots, redis_url=None,
+                            verbose=args.verbose)
             remote = one_run(f"{n} worker{'s' if n > 1 else ''} x{args.threads}", tickets, root / f"remote{n}",
                              args.latency, slots=slots, redis_url=server.url, processes=n, threads=args.threads,
-                             beat=args.beat)
+                             beat=args.beat, verbose=args.verbose)
             runs.append((local, remote))
             print(f"  ran {remote.label}: {remote.wall:.1f} s wall; local x{slots}: {local.wall:.1f} s wall",
                   flush=True)
