@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from monitor_redis import RedisServer, redis_server  # noqa: F401
 
 from conductor.distributed.monitor import (
     MAX_WORKERS,
@@ -26,6 +25,7 @@ from conductor.distributed.monitor import (
 from conductor.distributed.monitor_poller import ClusterPoller
 from conductor.distributed.schema import ATTEMPTS_QUEUE, DeadLetter, DesktopInfo, DlqAction, Keys, WorkerInfo
 from conductor.events import ClusterPolled, EventQueue, Notice
+from tests.dist_support import RedisServer, redis_server  # noqa: F401
 
 redis = pytest.importorskip("redis")
 
@@ -34,7 +34,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture
 def r(redis_server: RedisServer) -> Iterator[Any]:  # noqa: F811
-    client = redis.Redis(unix_socket_path=str(redis_server.socket), socket_timeout=5)
+    client = redis.Redis(unix_socket_path=str(redis_server.sock), socket_timeout=5)
     client.flushall()
     yield client
     client.close()
@@ -250,7 +250,7 @@ def test_poller_posts_snapshots_and_command_outcomes_to_the_event_queue(r: Any, 
     put_worker(r, k, "w1", age=0.0, now=time.time())
     put_dead(r, k, "e1")
     events = EventQueue()
-    poller = ClusterPoller(lambda: redis.Redis(unix_socket_path=str(redis_server.socket), socket_timeout=2), ns,
+    poller = ClusterPoller(lambda: redis.Redis(unix_socket_path=str(redis_server.sock), socket_timeout=2), ns,
                            events.post, interval_s=60).start()
     try:
         first = events.get(timeout=10)
