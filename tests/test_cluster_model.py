@@ -108,3 +108,17 @@ def test_no_broker_means_local_and_an_env_password_is_never_shown(monkeypatch: p
                                                 (7300, "2 h 01 min ago"), (3 * 86400, "3.0 days ago")])
 def test_ages_read_like_a_person_would_say_them(seconds: float, text: str) -> None:
     assert fmt_age(seconds) == text
+
+
+def test_the_summary_counts_leases_and_names_the_desktop() -> None:
+    from dataclasses import replace
+
+    from conductor.distributed.monitor import LeaseStatus
+    from conductor.distributed.schema import DesktopInfo
+    m = model()
+    s = replace(status(), leases=(LeaseStatus("tr/T1/1", NOW + 5, False), LeaseStatus("tr/T2/1", NOW - 1, True)))
+    m.apply(ClusterPolled(status=s))
+    assert "leases: 2 held (1 expired)" in m.summary() and "no desktop has advertised" in m.summary()
+    m.apply(ClusterPolled(status=replace(s, desktop=DesktopInfo(namespace="ns", bus_id="b", host="desk", pid=42,
+                                                                started=NOW))))
+    assert "desktop: desk (pid 42)" in m.summary()

@@ -179,10 +179,14 @@ class ClusterModel:
         for q in s.queues:
             parts.append(f"queue {q.name}: {q.ready} waiting, {q.in_flight} taken")
         parts.append(self.throughput_text())
+        expired = sum(1 for le in s.leases if le.expired)
+        parts.append(f"leases: {len(s.leases) + s.leases_left_out} held" + (f" ({expired} expired)" if expired else ""))
         parts.append(f"dead letters: {len(s.dead_letters) + len(s.damaged_in('dead_letters'))}"
                      + (f" (+{s.dead_letters_left_out} not listed)" if s.dead_letters_left_out else ""))
         if s.desktop is None:
             parts.append("no desktop has advertised this namespace")
+        else:
+            parts.append(f"desktop: {s.desktop.host} (pid {s.desktop.pid})")
         return "  ·  ".join(parts)
 
     def throughput_text(self) -> str:
