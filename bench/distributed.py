@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--max-deps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--beat", type=float, default=1.0, help="worker heartbeat seconds")
+    ap.add_argument("--beat", type=float, default=10.0,
+                    help="worker heartbeat seconds (the default of distributed.beat_interval_s; a short beat on a loaded "
+                         "machine makes workers look offline and their attempts reassigned)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (repos, journals, worker logs)")
     ap.add_argument("--verbose", action="store_true", help="print each run's phases as it goes")
     args = ap.parse_args(argv)
