@@ -103,7 +103,8 @@ class WorkerProcess:
                 "--provider", "scripted", "--namespace", namespace, "--beat", str(beat), "--latency", str(latency),
                 "--chunk-delay", str(chunk_delay)]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 — closed in stop()
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # a consumer that lost Redis restarts after this many ms (Dramatiq's default is 3000)
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "dramatiq_restart_delay": "300", **(env or {})}
         full_env.pop("CONDUCTOR_BROKER_URL", None)
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
                                      cwd=str(root))

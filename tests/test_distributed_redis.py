@@ -145,7 +145,7 @@ def test_two_workers_run_a_20_ticket_dag_with_desktop_approvals(redis_server: Re
     assert (calls, tokens) == (sum(c for c, _ in reported), sum(t for _, t in reported))
 
 
-def test_duplicate_request_runs_once_and_malformed_goes_to_the_dlq(redis_server: RedisServer,
+def test_a_real_worker_dead_letters_a_malformed_message(redis_server: RedisServer,
                                                                     tmp_path: Path) -> None:
     import dramatiq
     import redis
@@ -228,3 +228,199 @@ def test_killed_worker_ticket_completes_once_elsewhere(redis_server: RedisServer
     finally:
         rescuer.stop()
         victim.stop()
+
+
+def _lease_holder(client, keys: Keys) -> str | None:  # type: ignore[no-untyped-def]
+    from conductor.distributed.schema import Lease
+    for key in client.keys(keys.lease("*")):
+        raw = client.get(key)
+        if raw is not None:
+            return Lease.model_validate_json(raw).worker
+    return None
+
+
+def test_stopped_worker_goes_offline_its_ticket_is_reassigned_and_its_late_result_rejected(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from conductor.distributed.schema import WorkerInfo
+    cfg = dist_config(tmp_path)
+    desk, repo = desk_factory(redis_server.url, cfg, 2)
+    keys = Keys(cfg.distributed.namespace)
+    client = redis.Redis.from_url(redis_server.url)
+    sleepy = WorkerProcess(redis_server.url, "sleepy", tmp_path, namespace=cfg.distributed.namespace, threads=2,
+                           latency=0.6)
+    rescuer = None
+    try:
+        (track_id,) = desk.session.plan_epic("Build two files").wait(timeout=30)
+        wait_for(lambda: _lease_holder(client, keys) == "sleepy", timeout=60, what="sleepy holding a lease")
+        sleepy.signal(signal.SIGSTOP)
+        rescuer = WorkerProcess(redis_server.url, "rescuer", tmp_path, namespace=cfg.distributed.namespace)
+        dispatcher = desk.dist.closers[1]
+        wait_for(lambda: dispatcher.reassigned, timeout=60, what="a reassignment")  # type: ignore[attr-defined]
+        info = WorkerInfo.model_validate_json(client.get(keys.worker("sleepy")))
+        assert info.offline() and info.heartbeat_age() > 3 * info.beat_interval_s
+        desk.session.engines[track_id].join(timeout=120)
+        track = desk.session.engines[track_id].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        sleepy.signal(signal.SIGCONT)
+        wait_for(lambda: dispatcher.rejected, timeout=60, what="the late result rejected")  # type: ignore[attr-defined]
+        assert {rid for rid, _ in dispatcher.rejected} <= set(dispatcher.reassigned)  # type: ignore[attr-defined]
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1, "T2": 1}
+    finally:
+        sleepy.stop()
+        if rescuer is not None:
+            rescuer.stop()
+
+
+def test_broker_killed_mid_run_and_restarted_loses_nothing(redis_server: RedisServer, tmp_path: Path,
+                                                           desk_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = dist_config(tmp_path, beat=0.5)
+    desk, repo = desk_factory(redis_server.url, cfg, 8)
+    workers = [WorkerProcess(redis_server.url, f"w{i}", tmp_path, namespace=cfg.distributed.namespace,
+                             latency=0.15) for i in (1, 2)]
+    try:
+        (track_id,) = desk.session.plan_epic("Build eight files").wait(timeout=30)
+        engine = desk.session.engines[track_id]
+        wait_for(lambda: sum(t.status == TicketStatus.DONE for t in engine.track.tickets) >= 2, timeout=90,
+                 what="two tickets done")
+        redis_server.kill()
+        # down until every worker has noticed (their logs say so), then back on the same append-only file
+        wait_for(lambda: all("unreachable" in w.output() or "Consumer encountered a connection error" in w.output()
+                             for w in workers), timeout=60, what="the workers noticing the broker is gone")
+        redis_server.start()
+        engine.join(timeout=150)
+        track = engine.track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {f"T{i}": 1 for i in range(1, 9)}
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_a_long_approval_wait_parks_the_attempt_and_the_answer_resumes_it(redis_server: RedisServer,
+                                                                          tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]
+    """Nobody answers within approval_wait_s: the worker saves the attempt (journal + worktree changes), acks
+    and frees its thread; the person's later answer resumes it on a worker, where the write then happens."""
+    from conductor.events import Notice
+    cfg = dist_config(tmp_path)
+    cfg.distributed.approval_wait_s = 0.5
+    desk, repo = desk_factory(redis_server.url, cfg, 1)
+    desk.person.stop()  # this person answers late, by hand, below
+    desk.session.broker.on_requested.clear()
+    w = WorkerProcess(redis_server.url, "w1", tmp_path, namespace=cfg.distributed.namespace, threads=1)
+    try:
+        (track_id,) = desk.session.plan_epic("Build one file").wait(timeout=30)
+        wait_for(lambda: any(isinstance(e, Notice) and "parked" in e.message for e in desk.events), timeout=60,
+                 what="the attempt parking")
+        client = __import__("redis").Redis.from_url(redis_server.url)
+        wait_for(lambda: json.loads(client.get(Keys(cfg.distributed.namespace).worker("w1")))["current"] == [],
+                 timeout=10, what="the worker holding no attempt while the person thinks")
+        (req,) = desk.session.pending_approvals()
+        desk.session.resolve_approval(req.id, approved=True)
+        desk.session.engines[track_id].join(timeout=60)
+        track = desk.session.engines[track_id].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert track.tickets[0].attempts == 1
+        assert "T1" in sh_git(repo, "show", f"conductor/{track_id}:src/t1.py")
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1}
+    finally:
+        w.stop()
+
+
+def test_broker_password_only_from_the_environment_and_never_shown(redis_server: RedisServer, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    import redis
+
+    from conductor.config import parse_config
+    from conductor.distributed.bus import advertise, open_bus
+    from conductor.errors import ConfigError
+    secret = "s3cr3t-broker-pass"
+    cfg = dist_config(tmp_path)
+    bus = open_bus(redis_server.url, cfg.distributed)
+    advertise(bus)
+    bus.close()
+    redis.Redis.from_url(redis_server.url).config_set("requirepass", secret)
+    with_pw = f"unix://:{secret}@{redis_server.sock}"
+    with pytest.raises(ConfigError, match="carries a password"):
+        parse_config({"distributed": {"broker_url": with_pw}})
+    argv = [sys.executable, "-m", "conductor.cli", "--config", str(tmp_path / "c.toml"), "worker", "--provider",
+            "scripted", "--namespace", cfg.distributed.namespace, "--workdir", str(tmp_path / "wd")]
+    (tmp_path / "c.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "CONDUCTOR_BROKER_URL"}
+    refused = subprocess.run([*argv, "--broker", with_pw], capture_output=True, text=True, timeout=60, env=env,
+                             check=False)
+    assert refused.returncode == 2 and "environment variable CONDUCTOR_BROKER_URL" in refused.stderr
+    assert secret not in refused.stderr + refused.stdout
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**env, "CONDUCTOR_BROKER_URL": with_pw})
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+        assert first.startswith("worker ") and "thread(s) on queue" in first, first
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, first + out
+    assert secret not in first + out
+
+
+def test_local_and_remote_workers_serve_one_track(redis_server: RedisServer, tmp_path: Path,
+                                                  desk_factory) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from conductor.distributed.schema import WorkerInfo
+    cfg = dist_config(tmp_path)
+    cfg.distributed.local_threads = 1
+    desk, repo = desk_factory(redis_server.url, cfg, 8, latency=0.05)
+    client = redis.Redis.from_url(redis_server.url)
+    keys = Keys(cfg.distributed.namespace)
+    remote = WorkerProcess(redis_server.url, "far", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                           latency=0.05)
+    try:
+        track_id = run_epic(desk)
+        assert desk.session.engines[track_id].track.status == TrackStatus.DONE
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {f"T{i}": 1 for i in range(1, 9)}
+        infos = [WorkerInfo.model_validate_json(client.get(keys.worker(n.decode())))
+                 for n in client.zrange(keys.workers, 0, -1)]
+        done = {i.name: i.done for i in infos}
+        assert done.get("far", 0) >= 1 and any(n.endswith("-desktop") and d >= 1 for n, d in done.items()), done
+    finally:
+        remote.stop()
+
+
+def test_poison_attempt_is_dead_lettered_and_a_retry_from_the_queue_completes_it(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]
+    """max_deliveries = 1: the worker killed mid-ticket makes the reassigned delivery the second one, so it is
+    dead-lettered (the desktop says so); a monitor's `retry` action re-queues it and it completes."""
+    import redis
+
+    from conductor.distributed.schema import dlq_action_json
+    cfg = dist_config(tmp_path)
+    cfg.distributed.max_deliveries = 1
+    desk, repo = desk_factory(redis_server.url, cfg, 1)
+    keys = Keys(cfg.distributed.namespace)
+    client = redis.Redis.from_url(redis_server.url)
+    victim = WorkerProcess(redis_server.url, "victim", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                           latency=0.5)
+    rescuer = None
+    try:
+        (track_id,) = desk.session.plan_epic("Build one file").wait(timeout=30)
+        wait_for(lambda: _lease_holder(client, keys) == "victim", timeout=60, what="the victim holding a lease")
+        victim.signal(signal.SIGKILL)
+        victim.proc.wait()
+        rescuer = WorkerProcess(redis_server.url, "rescuer", tmp_path, namespace=cfg.distributed.namespace)
+        entries = wait_for(lambda: client.hgetall(keys.dlq), timeout=60, what="the poison attempt dead-lettered")
+        (entry_id, raw) = next(iter(entries.items()))
+        assert "delivered 2 times (max 1)" in json.loads(raw)["reason"]
+        assert desk.session.engines[track_id].track.tickets[0].status == TicketStatus.RUNNING  # waits for you
+        client.lpush(keys.dlq_actions, dlq_action_json("retry", entry_id.decode()))
+        desk.session.engines[track_id].join(timeout=60)
+        assert desk.session.engines[track_id].track.status == TrackStatus.DONE
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1}
+        assert client.hlen(keys.dlq) == 0
+    finally:
+        victim.stop()
+        if rescuer is not None:
+            rescuer.stop()

@@ -23,7 +23,7 @@ from conductor.errors import ConfigError
 
 if TYPE_CHECKING:
     import redis
-    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq import Broker
 
 
 class BusRefused(ConfigError):
@@ -73,7 +73,7 @@ class Bus:
     url: str
     keys: Keys
     client: redis.Redis
-    broker: RedisBroker
+    broker: Broker
 
     @property
     def shown(self) -> str:

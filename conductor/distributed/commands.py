@@ -45,8 +45,11 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
+    import logging
     import os
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dramatiq").setLevel(logging.WARNING)
     from conductor.distributed.bus import BusRefused, broker_url, open_bus
     from conductor.distributed.worker import WorkerRuntime, default_name
     from conductor.providers.factory import make_provider
@@ -82,7 +85,10 @@ def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
           f"{dcfg.namespace!r}); work folder {workdir}", flush=True)
     stop.wait()
     print(f"worker {name}: stopping (running attempts finish first)", flush=True)
+    import faulthandler
+    faulthandler.dump_traceback_later(20, exit=False)  # a stop that hangs says where, on stderr
     runtime.stop()
+    faulthandler.cancel_dump_traceback_later()
     bus.close()
     totals = runtime.ledger.by_tier().values()
     print(f"worker {name}: usage: {sum(t.calls for t in totals)} calls, {sum(t.total_tokens for t in totals)} tokens "

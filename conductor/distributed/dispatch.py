@@ -34,7 +34,7 @@ from conductor.config import Config
 from conductor.distributed.api import Outcome, RemoteJob
 from conductor.distributed.bus import Bus, advertise
 from conductor.distributed.remote_git import DesktopRemote, dispatch_ref, resolve_ref
-from conductor.distributed.schema import EVENTS_GROUP, DeadLetter, DlqAction, request_id
+from conductor.distributed.schema import EVENTS_GROUP, DeadLetter, DlqAction, Lease, request_id
 from conductor.distributed.wire import (
     AskApproval,
     AttemptMessage,
@@ -54,7 +54,7 @@ from conductor.distributed.wire import (
 )
 from conductor.distributed.worker import ACTOR
 from conductor.errors import Cancelled, ConductorError
-from conductor.events import EventQueue, Notice, StreamDelta
+from conductor.events import EventQueue, Notice, Provenance, StreamDelta
 from conductor.git import GitError
 from conductor.records import Record, UsageLogged
 from conductor.store import Journal
@@ -64,6 +64,9 @@ if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger(__name__)
+
+TRIM_EVERY = 2000
+"""Acknowledged events between trims of the events stream (one desktop reads a namespace)."""
 
 @dataclass
 class _Outstanding:
@@ -104,6 +107,8 @@ class Dispatcher:
         self.rejected: list[tuple[str, int]] = []
         """(request id, dispatch) of late results refused (tests and the log)."""
         self.reassigned: list[str] = []
+        self._ended: dict[str, _Outstanding] = {}
+        """Requests whose outcome the engine got (from their `dispatch`): later results of others are rejected."""
         bus.broker.declare_queue(self.dcfg.queue)
         self._ensure_group()
         self._threads = [threading.Thread(target=fn, name=f"conductor-remote-{name}", daemon=True)
@@ -154,6 +159,9 @@ class Dispatcher:
         import dramatiq
 
         job = out.job
+        with self._lock:
+            if self._out.get(out.rid) is not out:
+                return  # it ended meanwhile (a result raced a reassignment): nothing to send
         if out.message is None:
             tip = job.git.tg.tip()
             resolve = (resolve_ref(out.rid), job.resolve_from) if job.resolve_from else None
@@ -188,6 +196,7 @@ class Dispatcher:
         import redis as redis_mod
 
         start = "0"  # first what this consumer was handed but never acked (a crash), then new entries
+        acked = 0
         while not self._stop.is_set():
             try:
                 replies = self.client.xreadgroup(EVENTS_GROUP, self.consumer, {self.keys.events: start},
@@ -216,13 +225,17 @@ class Dispatcher:
             while not self._stop.is_set():
                 try:
                     self.client.xack(self.keys.events, EVENTS_GROUP, *[eid for eid, _ in entries])
+                    acked += len(entries)
+                    if acked >= TRIM_EVERY:  # what is journalled and acked is no longer needed in Redis
+                        self.client.xtrim(self.keys.events, minid=entries[-1][0], approximate=True)
+                        acked = 0
                     break
                 except _REDIS_DOWN:
                     self._stop.wait(0.3)
 
     def _ingest(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Journal the batch's records (one fsync per journal), then act on everything in order."""
-        decoded: list[tuple[_Outstanding, BusEvent]] = []
+        decoded: list[tuple[_Outstanding, BusEvent, bool]] = []
         batch_seen: dict[tuple[str, int], int] = {}
         for _eid, fields in entries:
             try:
@@ -232,22 +245,45 @@ class Dispatcher:
                 continue
             with self._lock:
                 out = self._out.get(ev.request_id)
-            if out is None:
-                continue  # an attempt this desktop no longer waits for (finished, or from before a restart)
+                live = out is not None
+                if out is None:
+                    out = self._ended.get(ev.request_id)
+            if out is None:  # from before this desktop started (a restart): nobody waits for it
+                if isinstance(ev.payload, Started | AskApproval):  # still running somewhere: stop it
+                    self.client.set(self.keys.cancel(ev.request_id), "1", ex=24 * 3600)
+                continue
             k = (ev.request_id, ev.dispatch)
             if ev.seq <= max(out.last_seq.get(ev.dispatch, 0), batch_seen.get(k, 0)):
                 continue  # a duplicate (a redelivered entry, a retried write)
             batch_seen[k] = ev.seq
-            decoded.append((out, ev))
+            decoded.append((out, ev, live))
         per_journal: dict[int, tuple[Journal, list[Record]]] = {}
-        for out, ev in decoded:
-            if isinstance(ev.payload, Journalled) and out.job.journal is not None and ev.dispatch == out.dispatch:
+        for out, ev, live in decoded:
+            if not isinstance(ev.payload, Journalled) or out.job.journal is None:
+                continue
+            # usage is money spent, by whichever dispatch: always journalled; the rest only from the current one
+            if isinstance(ev.payload.record, UsageLogged) or (live and ev.dispatch == out.dispatch):
                 per_journal.setdefault(id(out.job.journal), (out.job.journal, []))[1].append(ev.payload.record)
         for journal, recs in per_journal.values():
             journal.append_many(recs, sync=True)
-        for out, ev in decoded:
-            self._act(out, ev)
+        for out, ev, live in decoded:
+            if live:
+                self._act(out, ev)
+            else:
+                self._act_late(out, ev)
             out.last_seq[ev.dispatch] = ev.seq  # taken in: a redelivery of it is a duplicate from now on
+
+    def _act_late(self, out: _Outstanding, ev: BusEvent) -> None:
+        """An event of a request whose outcome the engine already has (from `out.dispatch`)."""
+        match ev.payload:
+            case Journalled(record=UsageLogged() as rec):
+                self.ledger.record(rec.record)
+            case Finished() if ev.dispatch != out.dispatch:
+                self._reject(ev, out.dispatch, out.job.prov)
+            case Started() | AskApproval():
+                self.client.set(self.keys.cancel(out.rid), "1", ex=24 * 3600)
+            case _:
+                pass
 
     def _act(self, out: _Outstanding, ev: BusEvent) -> None:
         job = out.job
@@ -264,7 +300,7 @@ class Dispatcher:
                     if isinstance(e, StreamDelta) and not e.replayed and job.store is not None and e.tier:
                         job.store.append_output(job.store.ticket_output(job.track.id, job.ticket.id, e.tier), e.text)
             case Journalled(record=rec):
-                if current and isinstance(rec, UsageLogged):
+                if isinstance(rec, UsageLogged):  # spent, by whichever dispatch: counted (once, by record id)
                     self.ledger.record(rec.record)
             case AskApproval(request=req):
                 if current:
@@ -274,10 +310,7 @@ class Dispatcher:
                     job.on_review()
             case Finished() as f:
                 if not current:
-                    self.rejected.append((out.rid, ev.dispatch))
-                    self.events.post(Notice(prov=job.prov, level="warning", message=(
-                        f"late result of {out.rid} (dispatch {ev.dispatch}, from {ev.worker}) rejected: the attempt "
-                        f"was reassigned as dispatch {out.dispatch}")))
+                    self._reject(ev, out.dispatch, job.prov)
                     return
                 self._result(out, f)
             case Parked(call_id=call_id):
@@ -290,6 +323,13 @@ class Dispatcher:
                     self.events.post(Notice(prov=job.prov, level="error", message=(
                         f"{out.rid} is in the dead-letter queue: {reason}. Retry or discard it there (discard "
                         "fails the attempt, and the engine retries the ticket as usual).")))
+
+    def _reject(self, ev: BusEvent, current: int, prov: Provenance | None) -> None:
+        """A late result (a worker that was silent, then came back): never merged, only said."""
+        self.rejected.append((ev.request_id, ev.dispatch))
+        self.events.post(Notice(prov=prov or Provenance(trace_id=ev.trace_id), level="warning", message=(
+            f"late result of {ev.request_id} (dispatch {ev.dispatch}, from {ev.worker}) rejected: the attempt was "
+            f"reassigned as dispatch {current}")))
 
     def _result(self, out: _Outstanding, f: Finished) -> None:
         if f.error_type is not None:
@@ -309,6 +349,7 @@ class Dispatcher:
             if self._out.get(out.rid) is not out:
                 return
             del self._out[out.rid]
+            self._ended[out.rid] = out
         out.job.on_done(outcome)
 
     # -- approvals -------------------------------------------------------------------------------------------
@@ -382,9 +423,18 @@ class Dispatcher:
             if out.job.cancel.is_set():
                 self._cancel(out)
                 continue
-            if not out.started or out.parked or out.dead:
+            if out.dispatch == 0 or out.parked or out.dead:
                 continue
-            if self.client.exists(self.keys.lease(out.rid)):
+            # Claimed (a worker took it: claim and lease are set in one step, before anything is said) but no
+            # lease: its worker is silent — even one killed before its "started" event reached us.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.exists(self.keys.claim(out.rid, out.dispatch))
+            pipe.get(self.keys.lease(out.rid))
+            pipe.exists(self.keys.result(out.rid, out.dispatch))
+            pipe.exists(self.keys.parked(out.rid))
+            claimed, lease_raw, *ended = pipe.execute()
+            alive = lease_raw is not None and Lease.model_validate_json(lease_raw).dispatch == out.dispatch
+            if not claimed or alive or any(ended):  # queued; alive; or ended (result or parked state on its way)
                 continue
             if out.reassigned >= 1:
                 self._finish(out, RemoteError(f"{out.rid}: its worker went offline (three missed beats) twice"))
@@ -393,6 +443,7 @@ class Dispatcher:
                 out.reassigned += 1
                 out.started = False
             self.reassigned.append(out.rid)
+            log.warning("%s dispatch %d: lease expired; reassigning", out.rid, out.dispatch)
             self.events.post(Notice(prov=out.job.prov, level="warning", message=(
                 f"the worker of {out.rid} went silent (three missed beats): reassigned; its late result, if any, "
                 "will be rejected")))

@@ -12,6 +12,7 @@ Layout, all under one namespace prefix `ns` (default "conductor"; see `Keys`):
   {ns}:worker:{name}            string  WorkerInfo JSON, refreshed every beat; expires after `offline_after_s` * 4
   {ns}:leases                   zset    request id → lease expiry (unix seconds); an entry may outlive its lease key
   {ns}:lease:{request id}       string  Lease JSON, PX = 3 beats; gone (or expired in the zset) = the worker is silent
+                                        (it names the dispatch holding it; an older dispatch never takes it back)
   {ns}:dlq                      hash    entry id → DeadLetter JSON (the dead-letter queue)
   {ns}:events                   stream  worker → desktop events (field "e": one JSON event); group "desktop"
   {ns}:dramatiq:{queue}         list    Dramatiq's ready queue for `queue` (message ids); LLEN = queue depth

@@ -7,9 +7,9 @@ by BLPOP, and the commit is pushed instead of merged.
 
 Per message, in order (each step makes at-least-once delivery harmless):
   1. parse and check it (malformed, or from another broker/namespace → dead-letter queue with the reason);
-  2. count the delivery (INCR; a SIGKILL redelivery is no Dramatiq retry) → more than `max_deliveries`: poison,
+  2. drop it when the desktop has since reassigned the request (a newer dispatch number);
+  3. count the delivery (INCR; a SIGKILL redelivery is no Dramatiq retry) → more than `max_deliveries`: poison,
      dead-lettered, and the desktop told;
-  3. drop it when the desktop has since reassigned the request (a newer dispatch number);
   4. claim the dispatch with its lease in one step (SET NX) → a duplicate is dropped;
   5. run, with the lease refreshed every beat; a long approval wait parks the attempt (state saved, acked);
   6. publish the result (written before Dramatiq acks) and SET NX the result key.
@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conductor import redact
 from conductor.approval_types import ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy
@@ -79,16 +79,40 @@ if TYPE_CHECKING:
     from dramatiq import Worker as DramatiqWorker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTOR = "conductor_attempt"
 KEEP_S = 7 * 24 * 3600
 """How long claims, results and delivery counts are kept (Dramatiq's own dead-message TTL)."""
 
 _CLAIM = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[4])
-  redis.call('zadd', KEYS[3], ARGV[5], ARGV[6])
-  return 1
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('zadd', KEYS[3], ARGV[5], ARGV[6])
+return 1
+"""
+
+
+_REFRESH = """
+local held = redis.call('get', KEYS[1])
+if held and cjson.decode(held)['dispatch'] > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+"""A lease is refreshed only by its own dispatch or an older one's lapse: a worker back from a SIGSTOP never
+takes the lease of the dispatch that replaced it."""
+
+_RELEASE = """
+local held = redis.call('get', KEYS[1])
+if held and cjson.decode(held)['dispatch'] == tonumber(ARGV[1]) then
+  redis.call('del', KEYS[1])
+  redis.call('zrem', KEYS[2], ARGV[2])
 end
 return 0
 """
@@ -167,6 +191,8 @@ class WorkerRuntime:
         self._stop = threading.Event()
         self.publisher = EventPublisher(self.client, self.keys.events, stopped=self._stop.is_set)
         self._claim = self.client.register_script(_CLAIM)
+        self._refresh = self.client.register_script(_REFRESH)
+        self._release = self.client.register_script(_RELEASE)
         self._beats: threading.Thread | None = None
         self.dramatiq: DramatiqWorker | None = None
         import dramatiq
@@ -224,17 +250,21 @@ class WorkerRuntime:
             for rid, r in running.items():
                 lease = Lease(request_id=rid, dispatch=r.message.dispatch, worker=self.name, acquired=r.acquired,
                               renewed=now, ttl_s=ttl_ms / 1000)
-                pipe.set(self.keys.lease(rid), lease.model_dump_json(), px=ttl_ms)
+                self._refresh(keys=[self.keys.lease(rid)], args=[lease.model_dump_json(), r.message.dispatch, ttl_ms],
+                              client=pipe)
                 pipe.zadd(self.keys.leases, {rid: now + ttl_ms / 1000})
             for rid in running:
                 pipe.exists(self.keys.cancel(rid))
+                pipe.get(self.keys.dispatch(rid))
             replies = pipe.execute()
         except (redis_mod.ConnectionError, redis_mod.TimeoutError, OSError) as exc:
             log.warning("heartbeat not written (%s); the broker is unreachable", type(exc).__name__)
             return
-        for rid, cancelled in zip(running, replies[2 + 2 * len(running):], strict=True):
-            if cancelled:
-                running[rid].cancel.set()
+        checks = replies[2 + 2 * len(running):]
+        for i, r in enumerate(running.values()):
+            cancelled, current = checks[2 * i], checks[2 * i + 1]
+            if cancelled or (current is not None and int(current) > r.message.dispatch):
+                r.cancel.set()  # cancelled by the person, or reassigned while this worker was silent
 
     # -- one message -----------------------------------------------------------------------------------------
 
@@ -253,25 +283,29 @@ class WorkerRuntime:
             self._dead_letter(raw, why, msg, notify=False)
             return
         rid, d = msg.request_id, msg.dispatch
-        n = int(self.client.incr(self.keys.deliveries(rid)))
-        self.client.expire(self.keys.deliveries(rid), KEEP_S)
+        # a stale dispatch is dropped before it is counted: only deliveries of the live one make a poison attempt
+        current = self._retry(lambda: self.client.get(self.keys.dispatch(rid)))
+        if current is not None and int(current) > d:
+            log.info("dropping %s dispatch %d: reassigned as dispatch %s", rid, d, int(current))
+            return
+        n = int(self._retry(lambda: self.client.incr(self.keys.deliveries(rid))))
+        self._retry(lambda: self.client.expire(self.keys.deliveries(rid), KEEP_S))
         limit = msg.config.distributed.max_deliveries
         if n > limit:
             self._dead_letter(raw, f"delivered {n} times (max {limit}): a poison attempt (it keeps killing or "
                                    "losing its worker)", msg, deliveries=n)
             return
-        current = self.client.get(self.keys.dispatch(rid))
-        if current is not None and int(current) > d:
-            log.info("dropping %s dispatch %d: reassigned as dispatch %s", rid, d, int(current))
-            return
         ttl_ms = int(self.beat_interval_s * MISSED_BEATS_OFFLINE * 1000)
         now = time.time()
         lease = Lease(request_id=rid, dispatch=d, worker=self.name, acquired=now, renewed=now, ttl_s=ttl_ms / 1000)
-        claimed = self._claim(keys=[self.keys.claim(rid, d), self.keys.lease(rid), self.keys.leases],
-                              args=[self.name, KEEP_S, lease.model_dump_json(), ttl_ms, now + ttl_ms / 1000, rid])
+        token = f"{self.name}:{uuid.uuid4().hex}"  # ours: a claim retried after a lost reply is still ours
+        claimed = self._retry(lambda: self._claim(
+            keys=[self.keys.claim(rid, d), self.keys.lease(rid), self.keys.leases],
+            args=[token, KEEP_S, lease.model_dump_json(), ttl_ms, now + ttl_ms / 1000, rid]))
         if not claimed:
             log.info("dropping %s dispatch %d: already claimed (a duplicate or a redelivery)", rid, d)
             return
+        log.info("running %s dispatch %d (delivery %d)", rid, d, n)
         running = _Running(msg, acquired=now)
         with self._lock:
             self.current[rid] = running
@@ -286,25 +320,37 @@ class WorkerRuntime:
             except BaseException as exc:  # noqa: BLE001 — every failure is the attempt's result, for the engine
                 outcome = Finished(None, None, None, type(exc).__name__, redact.text(str(exc)))
             chan.send(outcome, wait=True)  # written before Dramatiq acks the message
+            log.info("%s dispatch %d: %s", rid, d, outcome)
             if isinstance(outcome, Finished):
-                self.client.set(self.keys.result(rid, d), json.dumps({"worker": self.name, "commit": outcome.commit,
-                                                                       "hint": outcome.hint}), nx=True, ex=KEEP_S)
+                result = json.dumps({"worker": self.name, "commit": outcome.commit, "hint": outcome.hint})
+                self._retry(lambda: self.client.set(self.keys.result(rid, d), result, nx=True, ex=KEEP_S))
         finally:
             with self._lock:
                 self.current.pop(rid, None)
                 self.done += 1
             try:
-                self.client.delete(self.keys.lease(rid))
-                self.client.zrem(self.keys.leases, rid)
-            except OSError:
+                self._release(keys=[self.keys.lease(rid), self.keys.leases], args=[d, rid])
+            except (OSError, redis_errors()):
                 pass  # the lease expires on its own
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """`fn()`, retried while Redis is unreachable (a restart): the actor must not fail a message for that,
+        or Dramatiq would dead-letter a perfectly good attempt."""
+        import redis as redis_mod
+
+        while True:
+            try:
+                return fn()
+            except (redis_mod.ConnectionError, redis_mod.TimeoutError) as exc:
+                log.warning("broker unreachable (%s); retrying", type(exc).__name__)
+                self._stop.wait(0.3)
 
     def _foreign(self, msg: AttemptMessage) -> str | None:
         if msg.namespace != self.keys.ns:
             return (f"sent for namespace {msg.namespace!r} but read from {self.keys.ns!r}: the desktop and this "
                     "worker use different namespaces")
         if self.desktop is not None and msg.bus_id != self.desktop.bus_id:
-            self.desktop = desktop_of(self.bus)  # the desktop may have re-advertised since this worker started
+            self.desktop = self._retry(lambda: desktop_of(self.bus))  # it may have re-advertised since
             if msg.bus_id != self.desktop.bus_id:
                 return (f"sent through another broker (bus {msg.bus_id[:8]}, this one is {self.desktop.bus_id[:8]}): "
                         "the desktop and this worker are pointed at different Redis servers")
@@ -338,7 +384,7 @@ class WorkerRuntime:
                            reason=reason, payload=raw, deliveries=deliveries, time=time.time(),
                            message_id=current.message_id if current is not None else "", request_id=rid,
                            trace_id=trace, worker=self.name)
-        self.client.hset(self.keys.dlq, entry.entry_id, entry.model_dump_json())
+        self._retry(lambda: self.client.hset(self.keys.dlq, entry.entry_id, entry.model_dump_json()))
         log.warning("dead-lettered %s: %s", rid or "a message", reason)
 
     # -- the attempt -----------------------------------------------------------------------------------------
@@ -441,7 +487,7 @@ class WorkerRuntime:
         tg.repo.run("branch", "-D", tg.attempt_branch(key), ok=(0, 1))
         state = {"journal": journal_path.read_text("utf-8") if journal_path.exists() else "",
                  "diff": base64.b64encode(diff).decode(), "base": base, "request": req.to_json()}
-        self.client.set(self.keys.parked(msg.request_id), json.dumps(state), ex=KEEP_S)
+        self._retry(lambda: self.client.set(self.keys.parked(msg.request_id), json.dumps(state), ex=KEEP_S))
         journal_path.unlink(missing_ok=True)
 
     def _load_parked(self, msg: AttemptMessage, journal_path: Path, git: GitWork,
@@ -452,6 +498,7 @@ class WorkerRuntime:
         if raw is None:
             raise WireError(f"resume of {msg.request_id}: no parked state in {self.keys.parked(msg.request_id)}")
         state = json.loads(raw)
+        self.client.delete(self.keys.parked(msg.request_id))  # resumed: the lease guards it from here on
         journal_path.parent.mkdir(parents=True, exist_ok=True)
         journal_path.write_text(state["journal"], "utf-8")
         wt = git.begin(key.ticket, key.attempt)
@@ -477,6 +524,12 @@ def _answer_parked(req: ApprovalRequest, decision: ApprovalDecision) -> Callable
                                 decision.edited)
 
     return policy
+
+
+def redis_errors() -> type[Exception]:
+    import redis as redis_mod
+
+    return redis_mod.RedisError
 
 
 def default_name() -> str:
