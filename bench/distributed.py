@@ -165,6 +165,8 @@ class Run:
     attempt_times: list[float]
     calls_per_ticket: float
     wall: float
+    attempts: int
+    """Attempts run in all (more than the tickets: retries, or attempts reassigned from a silent worker)."""
 
 
 def drain(session: Session, stop: threading.Event) -> threading.Thread:
@@ -229,7 +231,7 @@ def one_run(label: str, tickets: list[Ticket], root: Path, latency: float, *, sl
     log = engine.dispatch_log
     calls = sum(t.calls for tier, t in session.ledger.by_tier().items() if tier in (3, 4))
     return Run(label, slots, max(e for _, _, e in log) - min(s for _, s, _ in log), [e - s for _, s, e in log],
-               calls / len(tickets), wall)
+               calls / len(tickets), wall, sum(t.attempts for t in done.tickets))
 
 
 # ---------------------------------------------------------------- main
@@ -245,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-deps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--beat", type=float, default=10.0,
-                    help="worker heartbeat seconds (the default of distributed.beat_interval_s; a short beat on a loaded "
-                         "machine makes workers look offline and their attempts reassigned)")
+                    help="worker heartbeat seconds (distributed.beat_interval_s's default; a short beat on a "
+                         "loaded machine makes workers look offline and their attempts reassigned)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (repos, journals, worker logs)")
     ap.add_argument("--verbose", action="store_true", help="print each run's phases as it goes")
     args = ap.parse_args(argv)
@@ -261,18 +263,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"distributed: {args.tickets} tickets (critical path {cp}), L = {args.latency}s per model call, "
           f"{args.threads} threads per worker process, processes {args.processes}; redis-server on a unix socket "
           f"(append-only); python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    runs: list[tuple[Run, Run]] = []
+    hdr = (f"{'run':<16} {'slots':>5} {'W s':>6} {'bound s':>8} {'makespan s':>10} {'ratio':>6} "
+           f"{'attempts':>8} {'attempt ms':>10} {'overhead ms':>11} {'dispatch ms/ticket':>18}")
+    rows: list[str] = []
+
+    def row(r: Run, local: Run | None) -> str:
+        w = r.calls_per_ticket * args.latency
+        bound = max(cp * w, args.tickets * w / r.slots)
+        overhead = statistics.mean(r.attempt_times) - w
+        extra = ""
+        if local is not None:  # what the same ticket costs more through Redis than on a local thread
+            local_overhead = statistics.mean(local.attempt_times) - local.calls_per_ticket * args.latency
+            extra = f"{1000 * (overhead - local_overhead):>18.1f}"
+        return (f"{r.label:<16} {r.slots:>5} {w:>6.3f} {bound:>8.2f} {r.makespan:>10.2f} {r.makespan / bound:>6.2f} "
+                f"{r.attempts:>8} {1000 * (overhead + w):>10.1f} {1000 * overhead:>11.1f} {extra}")
+
     try:
-        for n in args.processes:
+        for n in args.processes:  # each pair's rows are printed as soon as it ran (a long run shows progress)
             slots = n * args.threads
             local = one_run(f"local x{slots}", tickets, root / f"local{n}", args.latency, slots=slots, redis_url=None,
                             verbose=args.verbose)
             remote = one_run(f"{n} worker{'s' if n > 1 else ''} x{args.threads}", tickets, root / f"remote{n}",
                              args.latency, slots=slots, redis_url=server.url, processes=n, threads=args.threads,
                              beat=args.beat, verbose=args.verbose)
-            runs.append((local, remote))
-            print(f"  ran {remote.label}: {remote.wall:.1f} s wall; local x{slots}: {local.wall:.1f} s wall",
-                  flush=True)
+            rows += [row(local, None), row(remote, local)]
+            print(f"  {rows[-2]}\n  {rows[-1]}", flush=True)
     finally:
         server.stop()
         if not args.keep:
@@ -281,21 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {root}")
 
     print()
-    hdr = (f"{'run':<16} {'slots':>5} {'W s':>6} {'bound s':>8} {'makespan s':>10} {'ratio':>6} "
-           f"{'attempt ms':>10} {'overhead ms':>11} {'dispatch ms/ticket':>18}")
     print(hdr)
     print("-" * len(hdr))
-    for local, remote in runs:
-        for r in (local, remote):
-            w = r.calls_per_ticket * args.latency
-            bound = max(cp * w, args.tickets * w / r.slots)
-            mean_attempt = statistics.mean(r.attempt_times)
-            overhead = mean_attempt - w
-            extra = ""
-            if r is remote:
-                extra = f"{1000 * (overhead - (statistics.mean(local.attempt_times) - w)):>18.1f}"
-            print(f"{r.label:<16} {r.slots:>5} {w:>6.3f} {bound:>8.2f} {r.makespan:>10.2f} {r.makespan / bound:>6.2f} "
-                  f"{1000 * mean_attempt:>10.1f} {1000 * overhead:>11.1f} {extra}")
+    print("\n".join(rows))
     print()
     print("W: model calls per ticket (counted from the ledger) x L. "
           "bound: max(critical path x W, tickets x W / slots).")
