@@ -42,13 +42,11 @@ from tests.helpers import wait_for
 
 
 def _payload(record: ApprovalAsked | ApprovalDecided) -> dict[str, Any]:
-    payload = record.request["payload"]
-    assert isinstance(payload, dict)
-    return payload
+    return record.request.payload.model_dump(mode="json")
 
 
 def _decision(record: ApprovalDecided) -> dict[str, Any]:
-    return dict(record.decision)
+    return record.decision.to_json()
 
 
 def _tool(record: ApprovalAsked | ApprovalDecided) -> tuple[str, dict[str, Any]]:
@@ -58,10 +56,8 @@ def _tool(record: ApprovalAsked | ApprovalDecided) -> tuple[str, dict[str, Any]]
 
 
 def _ticket_of(record: ApprovalAsked | ApprovalDecided) -> tuple[str | None, int]:
-    prov = record.request["prov"]
-    assert isinstance(prov, dict)
-    attempt = prov.get("attempt")
-    return (str(prov["ticket_id"]) if prov.get("ticket_id") else None), int(attempt) if isinstance(attempt, int) else 0
+    prov = record.request.prov
+    return prov.ticket_id or None, prov.attempt or 0
 
 
 def run_demo(home: Path) -> tuple[Session, ScriptedProvider, str, Track, Path]:
@@ -153,7 +149,7 @@ def test_the_demo_epic_walks_every_path_and_its_branch_passes_its_tests(tmp_path
 
         # -- the kinds of tool approval: a worker's own command, edits, writes, each answered by the person
         by_person = [(_tool(r)[0], _ticket_of(r)[0]) for r in decided if _decision(r)["by"] == "person"
-                     and _decision(r)["approved"] and r.request["kind"] == "tool"]
+                     and _decision(r)["approved"] and r.request.kind.value == "tool"]
         assert ("run_command", "T1") in by_person and ("edit_file", "T2") in by_person
         assert ("write_file", "T1") in by_person
         worker_command = [r for r in decided if _tool(r)[0] == "run_command"
@@ -179,7 +175,7 @@ def test_the_demo_epic_walks_every_path_and_its_branch_passes_its_tests(tmp_path
         assert t6.attempts == cfg.engine.max_attempts == 3
         assert "review failed" in (t6.failed_reason or "") and "after 3 attempts" in (t6.failed_reason or "")
         assert [u.fields.model_used for u in updates if u.ticket_id == "T6" and u.fields.model_used] == \
-            cfg.models.ladder[:3]
+            list(cfg.models.ladder[:3])
 
         # -- the track branch: every done ticket's work, and a test suite that passes in a fresh clone
         branch = f"conductor/{tid}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from gui_support import app_factory, needs_display  # noqa: F401
 
+from conductor.approval_payloads import ToolPayload
 from conductor.app import AppController, demo_folders, demo_home, open_session
 from conductor.config import Config
 from conductor.demo import CHECK_COMMAND
@@ -110,11 +111,11 @@ def test_the_demo_by_keyboard_to_its_summary(tmp_path: Path, app_factory) -> Non
 
     recs = list(c.session.store.journal(c.active_track).records())
     assert [r.argv for r in recs if isinstance(r, AllowRuleAdded)] == [["pytest", "-q"]], "Shift+A made the rule"
-    assert [r.decision["reason"] for r in recs if isinstance(r, ApprovalDecided) and not r.decision["approved"]] \
+    assert [r.decision.reason for r in recs if isinstance(r, ApprovalDecided) and not r.decision.approved] \
         == [README_REJECTION], "R with a typed reason rejected the README rewrite"
     assert len([r for r in recs if isinstance(r, GitMergeConflict)]) == 1
-    (edited,) = [r for r in recs if isinstance(r, ApprovalDecided) and r.decision.get("edited")]
-    assert isinstance(edited.decision["payload"], dict) and edited.decision["payload"]["args"] == {
+    (edited,) = [r for r in recs if isinstance(r, ApprovalDecided) and r.decision.edited]
+    assert isinstance(edited.decision.payload, ToolPayload) and edited.decision.payload.args == {
         "command": EDITED_COMMAND}, "E, then typing, changed what ran"
     ran = [r.result for r in recs if isinstance(r, ToolCallFinished) and r.key.endswith("/T1-a1-run")]
     assert len(ran) == 1 and isinstance(ran[0]["output"], dict) and ran[0]["output"]["command"] == EDITED_COMMAND

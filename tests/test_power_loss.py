@@ -77,7 +77,10 @@ class Disk:
                 p = here / name
                 if p in lost:
                     continue
-                data = p.read_bytes()
+                try:
+                    data = p.read_bytes()
+                except FileNotFoundError:  # renamed meanwhile (a snapshot's temp file): its target is walked
+                    continue
                 if name == "events.jsonl":  # appended: only what was fsynced survives
                     data = data[:synced.get(p, 0)]
                 (out / name).write_bytes(data)
