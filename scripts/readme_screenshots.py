@@ -1,15 +1,19 @@
-"""Regenerate the README's screenshots (docs/*.png) from the offline demo, driven by the pilot:
+"""Regenerate the README's screenshots (docs/*.png) from the offline demo on its own project, driven by the pilot:
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/readme_screenshots.py
 
 docs/screenshot.png   the main window mid-run
-docs/approval.png     a tool approval: the diff, the editable arguments and the dialog's shortcut line
+docs/approval.png     a tool approval: the coloured diff, the editable arguments and the dialog's shortcut line
+docs/diff.png         the track's changes so far against its base, coloured, file by file
 docs/dashboard.png    tokens & cost, with the lifetime / today / this-track budgets
 docs/graph.png        the tickets as a graph, the critical path marked
+
+The demo runs in a scratch XDG data folder, never the person's own demo.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,47 +24,67 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> int:
-    from gui_support import AppHandle, done, make_controller, make_session
+    root = Path(tempfile.mkdtemp(prefix="conductor-shots-"))
+    os.environ["XDG_DATA_HOME"] = str(root / "data")  # before the demo's folders are looked up
 
+    from gui_support import AppHandle
+
+    from conductor.app.controller import AppController
+    from conductor.app.session_factory import demo_folders, demo_home, open_session
     from conductor.config import Config
+    from conductor.demo.person import answer
     from conductor.gui import tags
-    from conductor.gui.left_panel import DEMO_EPIC
     from conductor.providers.scripted import ScriptedProvider
 
-    cfg = Config()
-    cfg.budget.max_cost_usd_per_day = 2.0
-    cfg.budget.max_tokens_per_track = 200_000
-    root = Path(tempfile.mkdtemp(prefix="conductor-shots-"))
-    c = make_controller(make_session(root, ScriptedProvider(chunk_delay_s=0.004), cfg), demo=True)
+    cfg = Config().updated({"budget": {"max_cost_usd_per_day": 2.0, "max_tokens_per_track": 200_000},
+                            "git": {"worktrees_root": str(root / "worktrees")}})
+    ws, tracks = demo_folders(demo_home())
+    session, _note = open_session(cfg, workspace=ws, tracks_dir=tracks, provider_name="scripted", demo=True)
+    assert isinstance(session.provider, ScriptedProvider)
+    session.provider.latency_s, session.provider.chunk_delay_s = 0.0, 0.004
+    c = AppController(session, demo=True, provider_name="scripted")
     h = AppHandle(c, render=True)
     p = h.pilot
     docs = ROOT / "docs"
     p.frame(5)
-    p.type(tags.EPIC_INPUT, DEMO_EPIC)
     p.press("Ctrl+Enter")
-    p.wait_for_approval("plan")
+    p.wait_for_approval("plan", 30)
     p.press("A")
-    p.wait_for_approval("tickets")
+    p.wait_for_approval("tickets", 30)
     p.press("A")
-    p.wait_for_approval("tool")
-    p.open_approval("tool")
+    p.wait_until(lambda: any(r.payload.kind == "tool" and r.payload.tool == "write_file"  # type: ignore[union-attr]
+                             for r in p.pending("tool")), 60, "a write's approval")
+    write = next(r for r in p.pending("tool") if getattr(r.payload, "tool", "") == "write_file")
+    p.open_approval("tool", write.id)
     p.frame(5)
     p.screenshot(docs / "approval.png")
-    p.press("A")
     p.app.dialogs.auto_open = False
-    while sum(r.status == "done" for r in c.ticket_rows()) < 3:
+    shot_mid_run = False
+
+    def settled() -> bool:
+        return all(r.status in ("done", "failed", "skipped") for r in c.ticket_rows()) and bool(c.ticket_rows())
+
+    while not settled():
         for req in p.pending():
-            p.approve(req.kind.value, req.id)
+            a = answer(req)
+            if a.approve:
+                p.approve(req.kind.value, req.id)
+            else:
+                p.reject(req.kind.value, a.reason, req.id)
+        if any(r.status == "needs_merge" for r in c.ticket_rows()):
+            p.press("Ctrl+M")
+        if not shot_mid_run and sum(r.status == "done" for r in c.ticket_rows()) >= 3 and p.pending("tool"):
+            p.frame(20)
+            p.screenshot(docs / "screenshot.png")
+            shot_mid_run = True
         p.frame()
-    p.wait_until(lambda: bool(p.pending("tool")), 60, "a tool approval waiting mid-run")
-    p.frame(20)
-    p.screenshot(docs / "screenshot.png")
-    p.app.dialogs.auto_open = True
-    while not done(c):
-        for req in p.pending():
-            p.approve(req.kind.value, req.id)
-        p.frame()
+    p.wait_until(lambda: p.shown(tags.RUN_SUMMARY), 60, "the end-of-run summary")
     p.app.summary.close()
+    p.press("Ctrl+D")
+    p.wait_until(lambda: p.shown(tags.DIFF_WINDOW), 60, "the changes so far")
+    p.frame(10)
+    p.screenshot(docs / "diff.png")
+    p.press("Escape")
     p.press("Ctrl+3")
     p.frame(10)
     p.screenshot(docs / "dashboard.png")

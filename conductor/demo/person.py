@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conductor.approval_payloads import ToolPayload
 from conductor.approvals import ApprovalRequest
 from conductor.demo.project import CHECK_COMMAND
 
@@ -21,13 +22,11 @@ class Answer:
 
 
 def answer(req: ApprovalRequest) -> Answer:
-    payload = req.to_json()["payload"]
-    assert isinstance(payload, dict)
-    args = payload.get("args")
-    args = args if isinstance(args, dict) else {}
-    if payload.get("tool") == "run_command" and args.get("command") == CHECK_COMMAND:
-        return Answer(True, remember=True)
-    if payload.get("tool") == "write_file" and args.get("path") == "README.md" \
-            and "## Usage" not in str(args.get("content", "")):
-        return Answer(False, reason=README_REJECTION)
-    return Answer(True)
+    match req.payload:
+        case ToolPayload(tool="run_command", args=args) if args.get("command") == CHECK_COMMAND:
+            return Answer(True, remember=True)
+        case ToolPayload(tool="write_file", args=args) if args.get("path") == "README.md" \
+                and "## Usage" not in str(args.get("content", "")):
+            return Answer(False, reason=README_REJECTION)
+        case _:
+            return Answer(True)
