@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 BOTTOM_SLACK = 6.0
 """Pixels from the bottom that still count as 'at the bottom'."""
 
-HIDDEN_PUSHES_PER_FRAME = 8
+HIDDEN_PUSHES_PER_FRAME = 2
 """Panes out of sight (other tabs) are brought up to date a few per frame, round robin: the visible ones get
-their text every frame, and 256 busy workers cost 8 widget updates a frame, not 256."""
+their text every frame, and 256 busy workers cost 2 widget updates a frame, not 256 (a pane coming into sight
+gets its text in the frame that shows it, so this is only for whoever reads a hidden widget)."""
 
 MAX_TICKET_TABS = 24
 """Above this many tickets one tab header per ticket is unreadable (and costs a frame's time to lay out):
@@ -70,6 +71,7 @@ class PaneBox:
         self.key = key
         self.box = tags.pane_box(key)
         self.note = tags.pane_note(key)
+        self._note = ""
         with dpg.child_window(parent=parent, tag=self.box, border=True, height=200, no_scrollbar=True):
             with dpg.group(horizontal=True):
                 dpg.add_text(title, color=ACCENT)
@@ -82,7 +84,8 @@ class PaneBox:
             note = f"· showing the last {limit:,} characters (full text on disk)"
         else:
             note = ""
-        if dpg.get_value(self.note) != note:
+        if note != self._note:  # remembered here: asking the widget every frame costs more than the check
+            self._note = note
             dpg.set_value(self.note, note)
 
 
@@ -114,7 +117,7 @@ class Tier3Tabs:
     def visible_key(self) -> str | None:
         """The pane of the selected tab."""
         selected = dpg.get_value(tags.TIER3_TABS)
-        if selected is None:
+        if not selected:  # nothing rendered yet (0): the first tab is the one in front
             return "tier3:all"
         alias = dpg.get_item_alias(selected) if isinstance(selected, int) else str(selected)
         for key in self.panes:
@@ -187,8 +190,8 @@ class StreamsView:
     def visible_keys(self) -> set[str]:
         """The panes a person can see now: none while another main tab is in front."""
         front = dpg.get_value(tags.MAIN_TABS)
-        if front not in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)) and front is not None:
-            return set()
+        if front and front not in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)):  # 0: none rendered yet,
+            return set()  # the first tab (the streams) is the one in front
         keys = set(self.panes)
         if self.tier3 is not None and (key := self.tier3.visible_key()) is not None:
             keys.add(key)

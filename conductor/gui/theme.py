@@ -142,6 +142,12 @@ def text_rgb() -> RGB:
     return r, g, b
 
 
+def window_colour(name: ThemeName) -> tuple[int, int, int, int]:
+    """The theme's window colour, which the viewport's clear colour paints (the main window draws none)."""
+    r, g, b = palette(name)[dpg.mvThemeCol_WindowBg][:3]
+    return r, g, b, 255
+
+
 THEMED = (-255, 0, 0, 255)
 """Dear PyGui's 'no colour of its own' for a text: it takes the theme's text colour (set back to it after a
 highlight)."""
