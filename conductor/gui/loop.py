@@ -11,6 +11,7 @@ next event on the queue instead (no sleeping), so the pilot can drive the real i
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import deque
@@ -22,7 +23,7 @@ from conductor.app import AppController
 from conductor.app.notifications import DesktopNotifier, attention
 from conductor.app.run_summary import RunSummaries
 from conductor.events import Event
-from conductor.gui import tags, util
+from conductor.gui import hidpi, tags, util
 from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
@@ -76,7 +77,8 @@ class _Process:
 
 
 class GuiApp:
-    def __init__(self, controller: AppController, *, render: bool, title: str = "Conductor") -> None:
+    def __init__(self, controller: AppController, *, render: bool, title: str = "Conductor",
+                 scale_probe: hidpi.ScaleProbe | None = None) -> None:
         self.c = controller
         self.render = render
         self.title = title
@@ -88,6 +90,18 @@ class GuiApp:
         """Hooks run at the end of every frame (the bench measures latency here; the entry point prints the
         first-frame time)."""
         self.themes = _Process.ensure_context()
+        # HiDPI before any widget is made (they are sized with hidpi.px): the config's scale, else what the
+        # system said by now (the probe runs its commands on its own thread), else the environment alone.
+        self._probe: hidpi.ScaleProbe | None = scale_probe or hidpi.ScaleProbe(os.environ)
+        detection = self._probe.result()
+        if detection is None:
+            found, _ = hidpi.from_env(os.environ)
+            detection = hidpi.Detection(found)
+        else:
+            self._scale_found(detection)
+        self.scale = hidpi.choose(controller.cfg.gui.scale, detection)
+        hidpi.set_scale(self.scale.scale)
+        self.themes.set_scale(self.scale.scale)
         self.themes.apply(controller.cfg.gui.theme)  # themes outlive an app in one process: set this one's
         self.dialogs = DialogManager(controller, self.themes)
         self.settings = SettingsDialog(controller, self.themes)
@@ -174,6 +188,31 @@ class GuiApp:
         self._title_seen = self.c.versions["approvals"]
         dpg.set_viewport_title(self.c.window_title(self.title))
 
+    def _scale_found(self, detection: hidpi.Detection) -> None:
+        """The probe answered: say what could not be used, and stop asking."""
+        self._probe = None
+        for problem in detection.problems:
+            self.c.status_message = f"display scale: {problem}"
+            self.c.versions["status"] += 1
+
+    def _late_scale(self) -> None:
+        """The system's scale arrived after the window was built: fonts, theme metrics and the layout follow it
+        (the config's scale, when set, still wins)."""
+        assert self._probe is not None
+        detection = self._probe.result()
+        if detection is None:
+            return
+        self._scale_found(detection)
+        found = hidpi.choose(self.c.cfg.gui.scale, detection)
+        if found.scale != self.scale.scale:
+            factor = found.scale / self.scale.scale
+            self.scale = found
+            hidpi.set_scale(found.scale)
+            self.themes.set_scale(found.scale)
+            self.c.status_message = f"display scale {found.scale:g} ({found.source})"
+            self.c.versions["status"] += 1
+            self.window.rescale(factor)
+
     def set_zoom(self, scale: float) -> None:
         """Scale every font (Ctrl +/−); remembered in config.toml [gui] font_scale on exit, with the layout."""
         self.zoom = scale
@@ -230,6 +269,8 @@ class GuiApp:
         if waited is not None:
             events.insert(0, waited)  # applied already; the hooks (and the run summary) must see it too
         self._adapt_budget()
+        if self._probe is not None:
+            self._late_scale()
         self._summarise(events)
         self._notify(events)
         self.refresh()

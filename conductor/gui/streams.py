@@ -15,6 +15,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController, StreamBuffer
 from conductor.events import ticket_stream_id
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.stream_find import FIND_BAR_H, StreamFind
 from conductor.gui.theme import ACCENT, DIM, Themes
 from conductor.gui.util import safe
@@ -98,7 +99,7 @@ class Tier3Tabs:
         self.track: str | None = None
         self.ids: tuple[str, ...] = ()
         self.chosen: str | None = None
-        dpg.add_combo([], tag=tags.TIER3_PICK, parent=box.box, width=220, show=False,
+        dpg.add_combo([], tag=tags.TIER3_PICK, parent=box.box, width=px(220), show=False,
                       callback=safe(lambda _s, tid, _u: self.choose(tid)))
         with dpg.tab_bar(parent=box.box, tag=tags.TIER3_TABS):
             with dpg.tab(label="all", tag=tags.tier3_tab("tier3:all")) as tab:
@@ -179,9 +180,9 @@ class StreamsView:
 
     def layout(self, height: float) -> None:
         """Split the available height between the two rows (the top row is planning: a little smaller)."""
-        height -= FIND_BAR_H
-        top = max(int(height * 0.42), 90)
-        bottom = max(int(height - top - 8), 120)
+        height -= px(FIND_BAR_H)
+        top = max(int(height * 0.42), px(90))
+        bottom = max(int(height - top - px(8)), px(120))
         for key in ("tier1", "tier2"):
             dpg.configure_item(self.boxes[key].box, height=top)
         for key in ("tier3", "tier4"):
