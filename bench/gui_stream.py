@@ -169,6 +169,9 @@ def main() -> int:
           f"mean {latency_ms.mean:6.1f} ms")
     print(f"  memory (RSS)    peak {max(m for _, m in rss):6.1f} MB   at {mark:.0f} s {at10:6.1f} MB   "
           f"end {rss[-1][1]:6.1f} MB   (end - at {mark:.0f} s: {rss[-1][1] - at10:+.1f} MB)")
+    every5 = [m for t, m in rss if t >= 0][::5]  # a sample a second: every 5th, from the start
+    print("  RSS every 5 s   " + "  ".join(f"{m:.1f}" for m in every5) + " MB  (each pane's tail fills up to its "
+          "limit first, then stays)")
     return 0
 
 

@@ -91,9 +91,11 @@ class GuiApp:
         first-frame time)."""
         self.themes = _Process.ensure_context()
         # HiDPI before any widget is made (they are sized with hidpi.px): the config's scale, else what the
-        # system said by now (the probe runs its commands on its own thread), else the environment alone.
-        self._probe: hidpi.ScaleProbe | None = scale_probe or hidpi.ScaleProbe(os.environ)
-        detection = self._probe.result()
+        # system said by now (the probe runs its commands on its own thread), else the environment alone. Without
+        # a probe from the caller, one starts once the viewport holds its X connection (show): a probe's commands
+        # connecting and leaving before that could make Xvfb reset under GLFW's feet.
+        self._probe: hidpi.ScaleProbe | None = scale_probe
+        detection = self._probe.result() if self._probe is not None else None
         if detection is None:
             found, _ = hidpi.from_env(os.environ)
             detection = hidpi.Detection(found)
@@ -155,6 +157,8 @@ class GuiApp:
             dpg.set_viewport_height(gui.height)
         dpg.set_exit_callback(self.request_close)
         self._paint_background()
+        if self._probe is None and self.scale.source == "default":  # nothing said yet: ask the system
+            self._probe = hidpi.ScaleProbe(os.environ)
 
     def _paint_background(self) -> None:
         """The main window draws no background (a window-sized fill is the costliest thing a software renderer
