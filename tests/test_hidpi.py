@@ -175,3 +175,13 @@ def test_gdk_scale_applies_before_the_first_frame_and_the_config_still_wins(tmp_
     assert p.app.scale == ScaleFound(1.0, "config.toml [gui] scale") and p.app.themes.scale == 1.0
     import dearpygui.dearpygui as dpg
     assert dpg.get_item_rect_size(tags.PLAN_BUTTON)[1] < 30
+
+
+def test_a_scale_in_the_environment_that_is_not_a_number_is_said_in_the_status_bar(
+        tmp_path: Path, app_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("GDK_SCALE", "big")
+    monkeypatch.delenv("QT_SCALE_FACTOR", raising=False)
+    p = app_factory(make_controller(make_session(tmp_path))).pilot
+    p.frame(2)
+    assert p.app.scale == ScaleFound(1.0, "default")
+    assert "GDK_SCALE='big' is not a number; ignored" in p.value(tags.STATUS_MESSAGE)

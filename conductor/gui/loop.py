@@ -95,12 +95,12 @@ class GuiApp:
         # a probe from the caller, one starts once the viewport holds its X connection (show): a probe's commands
         # connecting and leaving before that could make Xvfb reset under GLFW's feet.
         self._probe: hidpi.ScaleProbe | None = scale_probe
-        detection = self._probe.result() if self._probe is not None else None
+        answered = self._probe.result() if self._probe is not None else None
+        detection = answered
         if detection is None:
-            found, _ = hidpi.from_env(os.environ)
-            detection = hidpi.Detection(found)
-        else:
-            self._scale_found(detection)
+            found, problems = hidpi.from_env(os.environ)
+            detection = hidpi.Detection(found, tuple(problems))
+        self._scale_found(detection, probe_done=answered is not None)
         self.scale = hidpi.choose(controller.cfg.gui.scale, detection)
         hidpi.set_scale(self.scale.scale)
         self.themes.set_scale(self.scale.scale)
@@ -192,9 +192,10 @@ class GuiApp:
         self._title_seen = self.c.versions["approvals"]
         dpg.set_viewport_title(self.c.window_title(self.title))
 
-    def _scale_found(self, detection: hidpi.Detection) -> None:
-        """The probe answered: say what could not be used, and stop asking."""
-        self._probe = None
+    def _scale_found(self, detection: hidpi.Detection, *, probe_done: bool = True) -> None:
+        """What the system said: say what could not be used; once the probe answered, stop asking."""
+        if probe_done:
+            self._probe = None
         for problem in detection.problems:
             self.c.status_message = f"display scale: {problem}"
             self.c.versions["status"] += 1
@@ -322,6 +323,8 @@ class GuiApp:
             dpg.render_dearpygui_frame()
         layout: dict[str, int | float | str] | None = (
             {**self.window.layout_state(), "font_scale": self.zoom, "theme": self.themes.name} if self.render else None)
+        if self._probe is not None:
+            self._probe.join(2.0)  # xrdb / xdpyinfo answer in milliseconds; never leave the thread behind
         problems = self.drafts.close() + self.c.close_files()
         problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
