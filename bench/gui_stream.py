@@ -143,6 +143,7 @@ def main() -> int:
                                                        args.seconds, stop), daemon=True)
                for i in range(args.workers)]
     start = time.perf_counter()
+    gui_cpu, proc_cpu = time.thread_time(), time.process_time()
     for t in threads:
         t.start()
     next_sample = start
@@ -154,6 +155,7 @@ def main() -> int:
             rss.append((t0 - start, rss_mb()))
             next_sample += 1.0
     elapsed = time.perf_counter() - start
+    gui_cpu, proc_cpu = time.thread_time() - gui_cpu, time.process_time() - proc_cpu
     stop.set()
     rss.append((elapsed, rss_mb()))
     app.close()
@@ -167,6 +169,10 @@ def main() -> int:
           f"max {frame_ms.max:6.1f} ms")
     print(f"  delta->screen   p50 {latency_ms.pct(.5):6.1f} ms   p99 {latency_ms.pct(.99):6.1f} ms   "
           f"mean {latency_ms.mean:6.1f} ms")
+    # CPU is what a frame costs whatever else the machine runs (wall times above are what it got): the GUI
+    # thread's own, and the whole process's (the 'workers' threads, and llvmpipe's raster threads, included).
+    print(f"  cpu             GUI thread {gui_cpu / max(frame_ms.n, 1) * 1000:6.2f} ms a frame   "
+          f"process {proc_cpu / elapsed:4.2f} cores, of which the {args.workers} posting threads are part")
     print(f"  memory (RSS)    peak {max(m for _, m in rss):6.1f} MB   at {mark:.0f} s {at10:6.1f} MB   "
           f"end {rss[-1][1]:6.1f} MB   (end - at {mark:.0f} s: {rss[-1][1] - at10:+.1f} MB)")
     every5 = [m for t, m in rss if t >= 0][::5]  # a sample a second: every 5th, from the start
