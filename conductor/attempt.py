@@ -18,8 +18,9 @@ from typing import Any, assert_never
 from conductor.approvals import ApprovalBroker
 from conductor.checks import run_check
 from conductor.config import Config
-from conductor.events import Notice, Provenance
+from conductor.events import Notice, Provenance, StreamDelta
 from conductor.git import AttemptWorktree, Committed, GitError, HookRejected, KeptDirty, NoChanges
+from conductor.git_events import CheckRan
 from conductor.gitwork import GitWork, attempt_started
 from conductor.model import Ticket, Track
 from conductor.records import GitAttemptCommitted
@@ -47,6 +48,12 @@ class EngineDeps:
     """The track's git (a worktree per attempt, merges by the engine); None: work in `workspace` itself."""
     max_workers: int | None = None
     """Overrides the configured worker count (1 when the workspace is a shared tree without git)."""
+    check_command: str | None = None
+    """Overrides `[git] check_command` for this workspace (the demo's own project); None: the config's."""
+
+    def checks(self) -> str:
+        """The command QA runs in each ticket's tree ('' when none)."""
+        return (self.check_command if self.check_command is not None else self.cfg.git.check_command).strip()
 
 
 class Workbench:
@@ -82,13 +89,17 @@ class Workbench:
         return ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,
                         approval_timeout_s=self.deps.cfg.approvals.timeout_s or None, comms=self.comms())
 
-    def qa_pane(self, ticket_id: str) -> Callable[[str], None]:
-        """Appends text to the ticket's QA output (what its Tier 4 pane shows)."""
-        store = self.deps.store
-        if store is None:
-            return lambda text: None
-        path = store.ticket_output(self.track_id, ticket_id, 4)
-        return lambda text: store.append_output(path, text)
+    def qa_pane(self, ticket_id: str, prov: Provenance | None = None) -> Callable[[str], None]:
+        """Appends text to the ticket's QA output file and, given the QA provenance, to its live Tier 4 pane."""
+        store, events = self.deps.store, self.deps.call.events
+        path = store.ticket_output(self.track_id, ticket_id, 4) if store is not None else None
+
+        def show(text: str) -> None:
+            if store is not None and path is not None:
+                store.append_output(path, text)
+            if prov is not None:
+                events.post(StreamDelta(prov=prov, stream_id=prov.stream_id, text=text))
+        return show
 
     def raw_dir(self) -> Path:
         """Where a tier's unparseable answers are kept."""
@@ -130,10 +141,12 @@ def _review(bench: Workbench, ticket: Ticket, text: str, actions: list[str], ctx
             prov: Provenance, cancel: threading.Event) -> str | None:
     """Tier 4: the workspace's checks first (in the tree the worker changed), then the review."""
     deps = bench.call_deps(ticket.id, tier=4, attempt=prov.attempt)  # writes the attempt header to the QA pane
-    git_cfg = bench.deps.cfg.git
-    if git_cfg.check_command.strip():
-        check = run_check(bench.gate(), replace(ctx, prov=prov.with_(tier=4)), git_cfg.check_command.strip(),
-                          git_cfg.check_timeout_s, show=bench.qa_pane(ticket.id))
+    if command := bench.deps.checks():
+        qa = prov.with_(tier=4)  # the output streams live into the ticket's QA pane, and into its output file
+        check = run_check(bench.gate(), replace(ctx, prov=qa), command, bench.deps.cfg.git.check_timeout_s,
+                          show=bench.qa_pane(ticket.id, qa))
+        bench.deps.call.events.post(CheckRan(prov=qa, command=check.command, ran=check.ran,
+                                             passed=check.passed, exit_code=check.exit_code))
         if check.ran and not check.passed:
             return check.hint()
         text += check.for_review()
@@ -182,7 +195,7 @@ def _run_in_worktree(bench: Workbench, git: GitWork, track: Track, ticket: Ticke
         return AttemptResult(_review(bench, ticket, report.text, report.actions, ctx, prov=prov, cancel=cancel), commit)
     finally:
         # once the work is committed, whatever the checks left (caches, reports) is not work: force it away
-        _release(bench, git, wt, prov, force=settled and bool(bench.deps.cfg.git.check_command.strip()))
+        _release(bench, git, wt, prov, force=settled and bool(bench.deps.checks()))
 
 
 def _release(bench: Workbench, git: GitWork, wt: AttemptWorktree, prov: Provenance, *, force: bool) -> None:

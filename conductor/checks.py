@@ -55,6 +55,7 @@ def run_check(gate: ToolGate, ctx: ToolContext, command: str, timeout_s: float, 
     code = out.get("exit_code")
     timed_out = out.get("timed_out") is True
     end = "\n" if text and not text.endswith("\n") else ""
-    show(f"{text}{end}(exit {code}{', timed out' if timed_out else ''})\n")
-    return CheckRun(command, passed=code == 0 and not timed_out, ran=True,
-                    exit_code=code if isinstance(code, int) else None, output=text)
+    passed = code == 0 and not timed_out
+    verdict = "the check passed" if passed else "the check FAILED: this output is the hint for the next attempt"
+    show(f"{text}{end}(exit {code}{', timed out' if timed_out else ''}: {verdict})\n")
+    return CheckRun(command, passed=passed, ran=True, exit_code=code if isinstance(code, int) else None, output=text)

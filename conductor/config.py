@@ -356,6 +356,9 @@ class GitConfig(_Section):
     """The workspace's checks (e.g. `pytest -q`), run by QA in each ticket's worktree through the command
     policy; a failing check fails the ticket with its output as the hint."""
     check_timeout_s: float = Field(default=600.0, gt=0)
+    offer_init: bool = True
+    """A track about to run in a folder that is not a repository: the GUI asks whether to `git init` it first
+    (never without asking; the CLI never asks and runs one worker). False: do not ask."""
 
 
 class Config(_Section):

@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias, assert_never
 
 from conductor import dag
@@ -44,14 +45,18 @@ from conductor.errors import (
     UserError,
 )
 from conductor.events import ErrorRaised, Event, Notice, Provenance, RecordApplied, RunFinished
-from conductor.git import AttemptKey, GitError, Merged, NeedsMerge, TrackMoved
-from conductor.gitwork import track_started
+from conductor.git import AttemptKey, GitError, Merged, NeedsMerge, RevertConflicts, Reverted, TrackMoved
+from conductor.git.base_merge import BaseMerged, BaseMergePlan, BaseMergeRefused
+from conductor.gitwork import GitWork, track_started
 from conductor.model import ACTIVE_STATUSES, Ticket, TicketStatus, Track, TrackStatus
 from conductor.records import (
     EDITABLE_FIELDS,
     ApprovalDecided,
     GitAttemptMerged,
+    GitBaseMerged,
     GitMergeConflict,
+    GitTicketReverted,
+    GitTicketRewound,
     Record,
     TicketUpdated,
     apply,
@@ -62,6 +67,7 @@ from conductor.records import (
 from conductor.store import Journal
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
+from conductor.tools.base import ToolContext
 
 SNAPSHOT_EVERY = 2000
 """Journal records between background snapshots of a running track (at least; see below)."""
@@ -120,7 +126,30 @@ class Edit:
     """Editable ticket fields only (records.EDITABLE_FIELDS); anything else is refused with its name."""
 
 
-EngineCommand: TypeAlias = Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit | Snapshot
+@dataclass(frozen=True)
+class RevertTicket:
+    """Undo a merged ticket with a revert commit on the track branch (the person was asked first)."""
+
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class RewindTicket:
+    """Make an earlier attempt's commit the ticket's work on the track (a later merge is reverted first)."""
+
+    ticket_id: str
+    to_attempt: int
+
+
+@dataclass(frozen=True)
+class MergeIntoBase:
+    """Merge the track branch into its base exactly as the plan the person approved shows."""
+
+    plan: BaseMergePlan
+
+
+EngineCommand: TypeAlias = (Pause | Resume | Cancel | Shutdown | Retry | Skip | CancelTicket | Edit | Snapshot
+                            | RevertTicket | RewindTicket | MergeIntoBase)
 
 
 def command_name(cmd: EngineCommand) -> str:
@@ -229,6 +258,12 @@ class _Committer:
             fn(self.journal.last_seq)
 
 
+def _sizes(ctx: ToolContext, files: list[str]) -> dict[str, int]:
+    """Characters each context file adds to a worker's first prompt (path and text, as read_context sends it)."""
+    read = prompts.read_context(ctx.workspace, list(files), protected=ctx.protected)
+    return {p: len(p) + len(read[p]) if p in read else 0 for p in files}  # 0: not there (the worker sees none)
+
+
 def _answer_snapshot(reply: Future[tuple[int, Track]], copy: Track, seq: int) -> None:
     reply.set_result((seq, copy))
 
@@ -248,6 +283,8 @@ class Engine:
             queue.SimpleQueue()
         self._active: dict[str, tuple[int, threading.Event]] = {}
         self._spawn_ok: set[tuple[str, int]] = set()
+        self._spawn_prompts: dict[tuple[str, int], str] = {}
+        """The prompt each pending spawn approval showed: an approval that did not change it stores nothing."""
         self._paused = False
         self._cancelled = False
         self._stopping = False
@@ -539,7 +576,8 @@ class Engine:
                     self._set(self._by_id[msg.ticket_id], msg.status)
             case _SpawnDecided():
                 self._on_spawn(msg)
-            case Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit() | Snapshot():
+            case (Pause() | Resume() | Cancel() | Shutdown() | Retry() | Skip() | CancelTicket() | Edit() | Snapshot()
+                  | RevertTicket() | RewindTicket() | MergeIntoBase()):
                 try:
                     self._command(msg)
                 except (KeyError, ValueError, ConductorError) as exc:
@@ -569,6 +607,12 @@ class Engine:
                 self._cmd_edit(tid, fields)
             case Snapshot(reply=reply):
                 self._replies.append(reply)  # copied at the end of this batch, answered once it is written
+            case RevertTicket(ticket_id=tid):
+                self._cmd_revert(tid)
+            case RewindTicket(ticket_id=tid, to_attempt=k):
+                self._cmd_rewind(tid, k)
+            case MergeIntoBase(plan=plan):
+                self._cmd_merge_into_base(plan)
             case _:
                 assert_never(cmd)
 
@@ -605,9 +649,15 @@ class Engine:
     def _ask_spawn(self, t: Ticket, attempt: int) -> None:
         model = self.cfg.model_for_attempt(attempt, t.model_override)
         prov = self._prov(t.id, attempt, tier=3)
-        ctx = self._bench.tool_ctx(prov, threading.Event())
+        try:
+            prompt, source, sizes = self._spawn_prompt(t, prov)
+        except UserError as exc:  # the track branch cannot be read: say so on the ticket, never crash the run
+            self._set(t, TicketStatus.BLOCKED, blocked_reason=f"{exc} (fix it, then retry)")
+            return
+        self._spawn_prompts[(t.id, attempt)] = prompt
         payload = {"ticket_id": t.id, "attempt": attempt, "model": model, "system": prompts.TIER3_SYSTEM,
-                   "prompt": worker_prompt(self.track, t, ctx), "context_files": list(t.target_files)}
+                   "prompt": prompt, "context_files": list(t.target_files), "context_source": source,
+                   "context_chars": sizes}
 
         def check(edited: dict[str, Any]) -> None:
             if edited.get("ticket_id") != t.id or edited.get("attempt") != attempt:
@@ -620,6 +670,24 @@ class Engine:
         pending = self.deps.broker.request(ApprovalKind.SPAWN, prov, f"Start worker for {t.id}: {t.title}", payload,
                                            validator=check, request_id=self._spawn_id(t, attempt))
         pending.add_done_callback(lambda d: self._inbox.put(_SpawnDecided(t.id, attempt, d)))
+
+    def _spawn_prompt(self, t: Ticket, prov: Provenance) -> tuple[str, str, dict[str, int]]:
+        """The prompt a worker would start with, where its files were read, and each file's size as sent. With
+        git the files come from the track branch (what the attempt's worktree will hold: its dependencies' work),
+        never the person's checkout, whose uncommitted edits the worker would not see."""
+        git = self.deps.git
+        if git is None:
+            ctx = self._bench.tool_ctx(prov, threading.Event())
+            return worker_prompt(self.track, t, ctx), str(self.deps.workspace), _sizes(ctx, t.target_files)
+        try:
+            snapshot = git.context_snapshot(t.target_files)
+            tip = git.tg.tip()
+        except GitError as exc:
+            raise UserError(f"cannot prepare the spawn approval of {t.id}: {exc}") from exc
+        with snapshot as folder:
+            ctx = self._bench.tool_ctx(prov, threading.Event(), workspace=Path(folder),
+                                       protected=git.protected_for_context())
+            return worker_prompt(self.track, t, ctx), f"{git.branch} at {tip[:12]}", _sizes(ctx, t.target_files)
 
     def _on_spawn(self, msg: _SpawnDecided) -> None:
         if self._active.get(msg.ticket_id, (None,))[0] != msg.attempt:
@@ -637,7 +705,12 @@ class Engine:
             return
         if d.edited and d.payload is not None:
             fields: dict[str, Any] = {}
-            generated = worker_prompt(self.track, t, self._bench.tool_ctx(self._prov(), threading.Event()))
+            generated = self._spawn_prompts.pop((t.id, msg.attempt), None)
+            if generated is None:  # asked before a restart: the same prompt, built the same way
+                try:
+                    generated = self._spawn_prompt(t, self._prov(t.id, msg.attempt, tier=3))[0]
+                except UserError:
+                    generated = None  # unreadable now: the approved prompt is kept as the person's
             if d.payload.get("prompt") != generated:
                 fields["spawn_prompt"] = d.payload["prompt"]
             if d.payload.get("model"):
@@ -781,6 +854,85 @@ class Engine:
         if "depends_on" in fields:
             self._index()
 
+    # -- the person's git actions: one at a time with the merges, on this thread, journalled as records --
+
+    def _git_or_refuse(self, what: str) -> GitWork:
+        if self.deps.git is None:
+            raise UserError(f"{what} needs the workspace to be a git repository (this track runs without git)")
+        return self.deps.git
+
+    def _cmd_revert(self, ticket_id: str) -> None:
+        git = self._git_or_refuse(f"reverting {ticket_id}")
+        t = self._idle_ticket(ticket_id, {TicketStatus.DONE})
+        reverted = self._revert(git, t)
+        why = f"reverted by you: revert commit {reverted.commit[:12]} on {git.branch}; retry runs the ticket again"
+        self._set(t, TicketStatus.SKIPPED, reason=why, blocked_reason=why)
+
+    def _revert(self, git: GitWork, t: Ticket) -> Reverted:
+        """Revert the ticket's newest merge; a refusal (conflicts, a moving branch) names why, changing nothing."""
+        try:
+            result = git.revert(t.id)
+        except GitError as exc:
+            raise UserError(f"cannot revert {t.id}: {exc}") from exc
+        match result:
+            case Reverted():
+                if not result.already:
+                    self._commit(GitTicketReverted(key=result.key, ticket_id=t.id, commit=result.commit,
+                                                   reverted_merge=result.reverted_merge))
+                return result
+            case RevertConflicts(files=files):
+                raise UserError(f"cannot revert {t.id}: later tickets changed the same lines in "
+                                f"{', '.join(files)}; nothing was changed (revert those tickets first)")
+            case TrackMoved():
+                raise UserError(f"cannot revert {t.id}: {git.branch} moved while the revert was written; try again")
+            case _:
+                assert_never(result)
+
+    def _cmd_rewind(self, ticket_id: str, to_attempt: int) -> None:
+        git = self._git_or_refuse(f"rewinding {ticket_id}")
+        t = self._idle_ticket(ticket_id, set(TicketStatus) - ACTIVE_STATUSES - {TicketStatus.TODO,
+                                                                                TicketStatus.READY})
+        key = AttemptKey(self.track.id, t.id, to_attempt)
+        commit = git.attempt_commit(t.id, to_attempt)
+        if commit is None:
+            raise UserError(f"cannot rewind {t.id}: attempt {to_attempt} made no commit")
+        try:
+            earlier = git.tg.find_merge(key)
+        except GitError as exc:
+            raise UserError(f"cannot rewind {t.id}: {exc}") from exc
+        if earlier is not None:  # merged before: it is the ticket's work now, or it was reverted since
+            raise UserError(f"cannot rewind {t.id} to attempt {to_attempt}: that attempt was merged before (commit "
+                            f"{earlier.sha[:12]}); it is on {git.branch} already or was reverted: retry instead")
+        reverted = self._revert(git, t).commit if t.status == TicketStatus.DONE else None
+        if self._merge(t, to_attempt, commit):
+            self._commit(GitTicketRewound(key=key.text, ticket_id=t.id, to_attempt=to_attempt, ticket_commit=commit,
+                                          reverted=reverted))
+            self._set(t, TicketStatus.DONE, failed_reason=None, blocked_reason=None,
+                      reason=f"rewound by you to attempt {to_attempt} (commit {commit[:12]})")
+        self._resume_after_user_action()
+
+    def _cmd_merge_into_base(self, plan: BaseMergePlan) -> None:
+        git = self._git_or_refuse("merging into the base branch")
+        if self._active:
+            raise UserError(f"tickets {', '.join(sorted(self._active))} are running; merge into the base when the "
+                            "track has finished")
+        try:
+            result = git.merge_into_base(plan)
+        except GitError as exc:
+            raise UserError(f"merge into {plan.base_branch}: {exc}") from exc
+        match result:
+            case BaseMerged():
+                self._commit(GitBaseMerged(key=f"{result.base_branch}@{result.track_tip}",
+                                           base_branch=result.base_branch, commit=result.commit,
+                                           track_tip=result.track_tip, files=list(result.files)))
+                self._post(Notice(prov=self._prov(), message=(
+                    f"{git.branch} merged into {result.base_branch} ({len(result.files)} files; commit "
+                    f"{result.commit[:12]}), as you asked")))
+            case BaseMergeRefused(reason=reason):
+                raise UserError(f"not merged into the base: {reason}")
+            case _:
+                assert_never(result)
+
     def _idle_ticket(self, ticket_id: str, allowed: set[TicketStatus]) -> Ticket:
         t = self._by_id.get(ticket_id)
         if t is None:
@@ -890,9 +1042,12 @@ __all__ = [
     "Engine",
     "EngineCommand",
     "EngineDeps",
+    "MergeIntoBase",
     "Pause",
     "Resume",
     "Retry",
+    "RevertTicket",
+    "RewindTicket",
     "Shutdown",
     "Skip",
     "Snapshot",

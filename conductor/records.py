@@ -225,6 +225,45 @@ class GitMergeConflict(_Record):
     track_tip: str
 
 
+class GitTicketReverted(_Record):
+    """The person reverted a merged ticket: a revert commit on the track branch (`commit`, the new tip) undoes
+    the merge `reverted_merge` of attempt `attempt_key`."""
+
+    type: Literal["git_revert"] = "git_revert"
+    key: str
+    """The reverted attempt's key (`<track>/<ticket>/a<n>`)."""
+    ticket_id: str
+    commit: str
+    reverted_merge: str
+
+
+class GitTicketRewound(_Record):
+    """The person rewound a ticket to an earlier attempt: that attempt's commit is now the ticket's work on the
+    track (a later merge of the ticket, if any, was reverted first: `reverted`)."""
+
+    type: Literal["git_rewind"] = "git_rewind"
+    key: str
+    """The attempt rewound to (`<track>/<ticket>/a<n>`)."""
+    ticket_id: str
+    to_attempt: int
+    ticket_commit: str
+    reverted: str | None = None
+    """The revert commit of the ticket's later merge, when there was one."""
+
+
+class GitBaseMerged(_Record):
+    """The person merged the finished track branch into its base branch (asked, with the diff stat shown)."""
+
+    type: Literal["git_base_merge"] = "git_base_merge"
+    key: str
+    """The base branch and the track tip merged (`<branch>@<tip>`)."""
+    base_branch: str
+    commit: str
+    """The base branch's new tip."""
+    track_tip: str
+    files: list[str]
+
+
 # ---------------------------------------------------------------- planning (epic journal, then track journal)
 
 class EpicCreated(_Record):
@@ -267,7 +306,8 @@ Record: TypeAlias = Annotated[
     TrackCreated | TicketsSet | TicketUpdated | TrackUpdated | UsageLogged | ModelTurn | ToolCallStarted
     | ToolCallFinished | AllowRuleAdded | UnattendedWrite | ApprovalAsked | ApprovalDecided | EpicCreated
     | ProposalReceived | TracksCreated | TicketProposalReceived | PlanningStep | GitTrackStarted | GitAttemptStarted
-    | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict,
+    | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict | GitTicketReverted | GitTicketRewound
+    | GitBaseMerged,
     Field(discriminator="type")]
 
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
@@ -351,7 +391,8 @@ def apply(track: Track, rec: Record) -> bool:
         case (UsageLogged() | ModelTurn() | ToolCallStarted() | ToolCallFinished() | AllowRuleAdded()
               | UnattendedWrite() | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived()
               | TracksCreated() | TicketProposalReceived() | PlanningStep() | GitTrackStarted() | GitAttemptStarted()
-              | GitAttemptCommitted() | GitAttemptMerged() | GitMergeConflict()):
+              | GitAttemptCommitted() | GitAttemptMerged() | GitMergeConflict() | GitTicketReverted()
+              | GitTicketRewound() | GitBaseMerged()):
             return False
         case _:
             assert_never(rec)

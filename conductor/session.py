@@ -46,12 +46,19 @@ def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
     return comms_for
 
 
+class AwaitingGitInit(UserError):
+    """A run waits for the person's answer: initialise a git repository in the workspace, or not."""
+
+
 class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
                  linger: bool = True, force_workspace: bool = False,
-                 limits: ModelLimits | None = None) -> None:
+                 limits: ModelLimits | None = None, check_command: str | None = None) -> None:
         self.cfg = cfg
+        self.check_command = check_command
+        """This workspace's checks, instead of `[git] check_command` (the offline demo's own project: its pytest
+        suite), kept out of the config so saving Settings never writes it; None: the config's."""
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
         self.provider = provider
@@ -68,6 +75,11 @@ class Session:
         self.linger = linger
         self.force_workspace = force_workspace
         """Run resumed tracks here although they recorded another workspace (the person said so)."""
+        self.offer_git_init: Callable[[str, str], None] | None = None
+        """Set by a front end that can ask (the GUI): a track about to run in a folder that is not a repository
+        calls it (track id, why) instead of starting, once per workspace; the person's answer starts the run."""
+        self.git_init_answered: set[Path] = set()
+        """Workspaces whose person already answered the git init question (this session)."""
         self.engines: dict[str, Engine] = {}
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
@@ -163,7 +175,10 @@ class Session:
 
     def _tickets_approved(self, track_id: str) -> None:
         if self.auto_run:
-            self.run_track(track_id)
+            try:
+                self.run_track(track_id)
+            except AwaitingGitInit:
+                pass  # the person is being asked whether to initialise a repository; their answer runs it
 
     def set_tickets(self, track_id: str, specs: list[TicketSpec]) -> Track:
         return set_tickets(self.store, self.events, track_id, specs)
@@ -190,7 +205,11 @@ class Session:
                                             "continue from their journal"))
         self._publish_loaded(loaded)
         git = open_git_work(self.workspace, track_id, self.cfg.git, self.store.root)
-        # TODO(issue 10): offer `init_repository` (asked, never on its own) when NotARepository.can_init.
+        if isinstance(git, NoGit) and git.can_init and self.offer_git_init is not None and self.cfg.git.offer_init \
+                and self.workspace not in self.git_init_answered:
+            self.offer_git_init(track_id, git.reason)  # asked; never initialised on its own
+            raise AwaitingGitInit(f"{self.workspace} is not a git repository: answer whether to initialise one "
+                                  f"(track {track_id} runs after your answer)")
         if isinstance(git, NoGit):  # never parallel workers in one shared tree: they would overwrite each other
             self.events.post(Notice(prov=Provenance(track_id=track_id), level="warning", message=(
                 f"{git.reason}: the track runs ONE worker at a time in the workspace itself, with no branch, no "
@@ -199,7 +218,7 @@ class Session:
         deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
-                          max_workers=1 if isinstance(git, NoGit) else None)
+                          max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine
@@ -330,4 +349,4 @@ class Session:
         self.store.close()
 
 
-__all__ = ["PlanHandle", "Session"]
+__all__ = ["AwaitingGitInit", "PlanHandle", "Session"]

@@ -49,8 +49,13 @@ def make_session(root: Path, provider: Provider | None = None, cfg: Config | Non
                    provider=provider or ScriptedProvider(), **kw)
 
 
-def make_controller(session: Session, **kw: Any) -> AppController:
-    return AppController(session, provider_name="scripted", **kw)
+def make_controller(session: Session, *, offer_git_init: bool = False, **kw: Any) -> AppController:
+    """The view-model on `session`. A plain test folder runs as before (one worker) unless the test turns the git
+    init question on (`offer_git_init`)."""
+    c = AppController(session, provider_name="scripted", **kw)
+    if not offer_git_init:
+        session.offer_git_init = None
+    return c
 
 
 def display_ok() -> bool:

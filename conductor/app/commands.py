@@ -15,7 +15,7 @@ from conductor.app.streams import Streams
 from conductor.config import parse_config, save_config
 from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
 from conductor.errors import ApprovalError, ConductorError, ConfigError
-from conductor.model import TrackStatus
+from conductor.model import TicketStatus, TrackStatus
 from conductor.usage import BudgetScope, PriceTable
 
 TrackCommandName = Literal["pause", "resume", "cancel"]
@@ -140,6 +140,22 @@ class Commands(ControllerState):
             return self.fail(f"Cannot resume {track_id}: {exc}")
         return None
 
+    def resolve_merges(self) -> str | None:
+        """Retry every ticket of the active track waiting in "needs merge": each gets a resolve attempt (its
+        commit with the track merged in, conflict markers and all), whose changes are asked like any work."""
+        track = self.tracks.get(self.active_track or "")
+        waiting = [t.id for t in track.tickets if t.status == TicketStatus.NEEDS_MERGE] if track is not None else []
+        if not waiting:
+            self.status_message = "no ticket of the active track needs a merge"
+            self._bump("status")
+            return self.status_message
+        for ticket_id in waiting:
+            if (problem := self.ticket_command("retry", ticket_id)) is not None:
+                return problem
+        self.status_message = f"resolve attempt started for {', '.join(waiting)}"
+        self._bump("status")
+        return None
+
     def archive_track(self, track_id: str) -> str | None:
         try:
             self.session.archive_track(track_id)
@@ -228,6 +244,9 @@ class Commands(ControllerState):
         except (ConductorError, ValueError, OSError) as exc:
             return self.fail(f"Cannot open {ws} with {provider}: {exc}")
         self.session, self.provider_name, self.provider_note, self.demo = new, provider, note, demo
+        wire = getattr(self, "wire_git", None)  # the git part of the controller asks the new session's questions
+        if wire is not None:
+            wire()
         self.tracks.clear()
         self.pending.clear()
         self._restored.clear()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from conductor.app.commands import Commands
+from conductor.app.git_view import GitActions
 from conductor.app.handlers import EventHandling
 from conductor.app.streams import coalesce
 from conductor.app.views import DerivedViews
@@ -15,8 +17,16 @@ from conductor.errors import ConductorError, ConfigError
 from conductor.events import Event
 
 
-class AppController(EventHandling, Commands, DerivedViews):
+class AppController(EventHandling, Commands, DerivedViews, GitActions):
     """The view-model. Views read its state; callbacks call its commands; `drain` applies events."""
+
+    def __init__(self, session: object, **kw: Any) -> None:
+        super().__init__(session, **kw)
+        self.init_git_state()
+
+    def apply(self, ev: Event) -> None:
+        if not self.apply_git(ev):
+            EventHandling.apply(self, ev)
 
     # ---------------- applying events
 
@@ -91,6 +101,7 @@ class AppController(EventHandling, Commands, DerivedViews):
     def shutdown(self, timeout: float = 10.0, layout: dict[str, int | float | str] | None = None) -> list[str]:
         """Cancel and join all work, then save the layout. Returns problems (shown or printed by the caller)."""
         problems = []
+        self.close_git()
         if self._models_thread is not None:
             self._models_thread.join(min(timeout, 2.0))  # a slow model list must not hold the exit for long
         try:

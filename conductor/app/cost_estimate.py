@@ -126,3 +126,16 @@ class CostEstimator:
     def estimate(self, t: TicketText, cfg: Config) -> TicketEstimate:
         """With the config as it is now (Settings may have changed a tier's model or a price)."""
         return estimate_ticket(t, cfg, PriceTable.for_config(cfg), tool_chars=self.tool_chars)
+
+
+class SentSizes(CostEstimator):
+    """An estimator whose context sizes are the ones a spawn approval measured where the worker's files were
+    read (the track branch); a file not measured there (added to the list in the dialog) is read as usual."""
+
+    def __init__(self, base: CostEstimator, sizes: dict[str, int]) -> None:
+        super().__init__(base.workspace, base.protected, ())
+        self.tool_chars = base.tool_chars
+        self._sizes = sizes
+
+    def context_chars(self, files: Sequence[str]) -> int:
+        return sum(self._sizes[p] if p in self._sizes else super(SentSizes, self).context_chars([p]) for p in files)

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from conductor.app.formatting import fmt_cost
 from conductor.events import Event, RunFinished, ToolCalled, ToolResulted
+from conductor.git.results import TrackSummary
+from conductor.git_events import CheckRan
+from conductor.model import TicketStatus, Track
 from conductor.usage import UsageLedger
 
 FILE_TOOLS = ("write_file", "edit_file")
@@ -41,6 +44,22 @@ class RunSummary:
     tokens: int = 0
     started: float = 0.0
     finished: float = 0.0
+    checks_run: int = 0
+    checks_passed: int = 0
+    waiting: list[str] = field(default_factory=list)
+    """Tickets the run left for the person, each with what can be done about it."""
+
+    @staticmethod
+    def git_lines(git: TrackSummary | None, error: str | None = None) -> list[str]:
+        """What the track branch holds (from git, once the run finished): the branch ready for a pull request."""
+        if git is None:
+            return [f"Git: {error}"] if error else []
+        merged = [k for k in git.merged if k not in git.reverted]
+        return [f"Branch: {git.branch} — ready for a pull request (nothing was pushed)",
+                f"Commits: {git.commits} on the branch since its base {git.base_sha[:12]} ({len(merged)} ticket "
+                f"merge{'s' if len(merged) != 1 else ''}" + (f", {len(git.reverted)} reverted" if git.reverted else "")
+                + ")",
+                f"Files changed against the base: {len(git.files)}"]
 
     @property
     def duration_s(self) -> float:
@@ -54,8 +73,20 @@ class RunSummary:
                 f"Tickets: {tickets}",
                 f"Files changed ({len(self.files)}): {files or 'none'}",
                 f"Commands run: {self.commands_ok} ok, {self.commands_failed} failed",
+                f"Checks run: {self.checks_run}, passed {self.checks_passed}",
                 f"Spent: {self.cost} ({self.tokens:,} tokens) on this track so far",
-                f"Duration: {minutes} min {seconds:02d} s"]
+                f"Duration: {minutes} min {seconds:02d} s",
+                *([f"Waiting for you: {'; '.join(self.waiting)}"] if self.waiting else [])]
+
+
+WHAT_NEXT = {TicketStatus.NEEDS_MERGE: "needs merge (Retry starts a resolve attempt)",
+             TicketStatus.FAILED: "failed (Retry, Edit or Skip it)",
+             TicketStatus.BLOCKED: "blocked (see its reason; Retry or Skip it)"}
+
+
+def waiting_for_person(track: Track) -> list[str]:
+    """`T3 needs merge (Retry starts a resolve attempt)` for each ticket only the person can move on."""
+    return [f"{t.id} {WHAT_NEXT[t.status]}" for t in track.tickets if t.status in WHAT_NEXT]
 
 
 class RunSummaries:
@@ -67,8 +98,12 @@ class RunSummaries:
         """By (track, ticket, call id): call ids are unique within one worker's turn only."""
         self._files: dict[str, dict[str, None]] = {}
         self._commands: dict[str, list[int]] = {}
+        self._checks: dict[str, list[int]] = {}
+        """Per track: [checks run, checks passed] (QA's check command, conductor/checks.py)."""
 
-    def see(self, ev: Event, ledger: UsageLedger, title: str = "") -> RunSummary | None:
+    def see(self, ev: Event, ledger: UsageLedger, title: str = "",
+            track_now: Track | None = None) -> RunSummary | None:
+        """`track_now`: the track as the screen has it (says which tickets wait for the person)."""
         track = ev.track_id
         if not track:
             return None
@@ -83,12 +118,19 @@ class RunSummaries:
                         self._files.setdefault(track, {})[written] = None
                 elif name == COMMAND_TOOL and not ev.replayed:
                     self._commands.setdefault(track, [0, 0])[0 if ev.ok else 1] += 1
+            case CheckRan():
+                checks = self._checks.setdefault(track, [0, 0])
+                checks[0] += 1 if ev.ran else 0
+                checks[1] += 1 if ev.passed else 0
             case RunFinished():
                 spent = ledger.by_track().get(track)
                 ok, failed = self._commands.pop(track, [0, 0])
+                run, passed = self._checks.pop(track, [0, 0])
                 summary = RunSummary(track, title, ev.status, dict(ev.counts), list(self._files.pop(track, {})),
                                      ok, failed, fmt_cost(spent.cost_usd) if spent else fmt_cost(0.0),
-                                     spent.total_tokens if spent else 0, self._started.pop(track), ev.ts)
+                                     spent.total_tokens if spent else 0, self._started.pop(track), ev.ts,
+                                     checks_run=run, checks_passed=passed,
+                                     waiting=waiting_for_person(track_now) if track_now is not None else [])
                 return summary
             case _:
                 pass

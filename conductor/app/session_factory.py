@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from conductor.config import Config
+from conductor.demo import CHECK_COMMAND, create_project, demo_team_reply, leave_own_pytest, use_own_pytest
 from conductor.errors import ConfigError, MissingApiKey
 from conductor.providers.base import Provider, ProviderRequest
 from conductor.providers.endpoints import missing_keys
 from conductor.providers.factory import make_provider
-from conductor.redact import scrubbed_env
+from conductor.providers.scripted import ScriptedProvider
 from conductor.session import Session
 
 
@@ -41,28 +41,26 @@ def demo_home() -> Path:
 
 def demo_folders(home: Path, workspace: Path | None = None, *, fresh: bool = False) -> tuple[Path, Path]:
     """The demo's workspace and tracks folder, reused across starts. `workspace` (from --workspace) is used as
-    it is; otherwise the demo's own small project inside `home` (created once). `fresh` sets the previous demo
-    folder aside (renamed, never deleted) and starts an empty one."""
-    if fresh and home.exists():
+    it is; otherwise the demo's own project inside `home` (created once: a small Python package with a pytest
+    suite, in git). `fresh` sets the previous demo folder aside (renamed, never deleted) and starts an empty one;
+    so does a demo folder made by an older version (its project is not the one the demo's team works on)."""
+    own = home / "workspace"
+    outdated = workspace is None and own.is_dir() and not (own / "greeter").is_dir()  # an older version's project
+    if (fresh or outdated) and home.exists():
         os.replace(home, home.with_name(f"{home.name}.old-{time.strftime('%Y%m%dT%H%M%S')}"))
-    ws = workspace.resolve() if workspace is not None else home / "workspace"
-    if workspace is None and not ws.is_dir():
-        (ws / "src").mkdir(parents=True)
-        (ws / "README.md").write_text("# Demo project\n\nA tiny project for the offline demo.\n", "utf-8")
-        (ws / "src" / "app.py").write_text("def greet(name):\n    return f'hello {name}'\n", "utf-8")
-        _init_demo_repository(ws)
+    ws = workspace.resolve() if workspace is not None else own
+    if workspace is None and not ws.is_dir():  # built aside, then renamed: a kill never leaves half a project
+        part = home / f"workspace.part-{os.getpid()}"
+        shutil.rmtree(part, ignore_errors=True)  # ours (this pid) from an earlier failed try in this process
+        part.mkdir(parents=True)
+        create_project(part)
+        os.replace(part, ws)
     return ws, home / "tracks"
 
 
-def _init_demo_repository(ws: Path) -> None:
-    """The demo's own project is a git repository, so the demo shows a branch per track and a worktree per
-    ticket. Without git it stays a plain folder (the app then says it runs one worker at a time)."""
-    git = shutil.which("git")
-    if git is None:
-        return
-    ident = ["-c", "user.name=Conductor demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false"]
-    for argv in ([git, "init", "-q"], [git, "add", "-A"], [git, *ident, "commit", "-q", "-m", "The demo project"]):
-        subprocess.run(argv, cwd=ws, check=True, capture_output=True, timeout=30, env=scrubbed_env())
+def is_demo_project(workspace: Path, home: Path | None = None) -> bool:
+    """True for the demo's own project (the folder demo_folders made), never for a folder named by the person."""
+    return workspace.resolve() == ((home or demo_home()) / "workspace").resolve()
 
 
 def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_name: str, demo: bool = False,
@@ -70,11 +68,19 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
     """A Session on the named provider, and a note for the status bar when the provider is limited.
 
     With no API key the app still opens: the provider is replaced by one that explains what is missing."""
-    note = ""
-    if provider_name == "scripted":
-        # The demo streams at a human pace so the panes visibly fill; tests pass their own provider.
-        provider: Provider = make_provider("scripted", cfg, latency_s=0.25 if demo else 0.0,
-                                           chunk_delay_s=0.03 if demo else 0.0)
+    note, check_command = "", None
+    own_project = provider_name == "scripted" and demo and is_demo_project(workspace)
+    if not own_project:
+        leave_own_pytest()  # out of the demo: a workspace's commands find their own tools on PATH again
+    if own_project:
+        # The demo's team works on its own project, whose QA runs the project's tests (a session setting, never
+        # saved to the person's config); it streams at a human pace so the panes visibly fill.
+        provider: Provider = ScriptedProvider(latency_s=0.25, chunk_delay_s=0.03, fallback=demo_team_reply)
+        check_command = CHECK_COMMAND
+        note = use_own_pytest() or ""
+    elif provider_name == "scripted":  # the generic script: any workspace (tests pass their own provider)
+        provider = make_provider("scripted", cfg, latency_s=0.25 if demo else 0.0,
+                                 chunk_delay_s=0.03 if demo else 0.0)
     else:
         try:
             provider = make_provider(provider_name, cfg, base_url=base_url)
@@ -84,5 +90,5 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
             lead = "no API key" if isinstance(exc, MissingApiKey) else "an endpoint cannot be used"
             provider, note = UnavailableProvider(what), f"{lead} — {what}; or run the offline demo"
     session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, events=events,
-                      toolbox=toolbox)
+                      toolbox=toolbox, check_command=check_command)
     return session, note

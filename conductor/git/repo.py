@@ -180,6 +180,19 @@ def init_repository(path: Path | str, *, identity: Identity | None = None, git: 
     return open_repository(folder, git)
 
 
+def files_to_commit(path: Path | str, git: Git | None = None) -> list[str]:
+    """The files `init_repository` would commit in a folder that is no repository yet: what `git add --all`
+    takes, .gitignore honoured. Read-only: git looks at the folder through a throwaway repository elsewhere."""
+    import tempfile
+    folder = Path(path).expanduser().resolve()
+    git = git or Git()
+    with tempfile.TemporaryDirectory(prefix="conductor-probe-") as tmp:
+        git.run(Path(tmp), "init", "--quiet", "--bare", tmp)
+        out = git.run(folder, f"--git-dir={tmp}", f"--work-tree={folder}", "ls-files", "--others",
+                      "--exclude-standard", "-z").stdout.decode("utf-8", errors="surrogateescape")
+    return [p for p in out.split("\0") if p]
+
+
 def _has_identity(git: Git, folder: Path) -> bool:
     return git.run(folder, "var", "GIT_COMMITTER_IDENT", ok=(0, 128)).returncode == 0
 

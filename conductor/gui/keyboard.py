@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from conductor.gui import keymap, tags
+from conductor.gui.dialogs.tool import ToolDialog
 from conductor.gui.hidpi import px
 from conductor.gui.keymap import KEYMAP, Binding, Chord
 from conductor.gui.theme import ACCENT, DIM
@@ -105,6 +106,7 @@ class Keyboard:
         self.actions: dict[str, Callable[[], None]] = {
             "plan": lambda: app.window.left.plan(),
             "approve": self._approve,
+            "always": self._approve_always,
             "reject": self._reject,
             "edit": self._edit,
             "close": self.close_top,
@@ -119,12 +121,18 @@ class Keyboard:
             "resume": lambda: self._track("resume"),
             "pause": lambda: self._track("pause"),
             "cancel": lambda: self._track("cancel"),
+            "resolve": self._resolve_merges,
             "settings": lambda: app.settings.open(),
             "tab_streams": lambda: dpg.set_value(tags.MAIN_TABS, tags.STREAMS_TAB),
             "tab_graph": lambda: dpg.set_value(tags.MAIN_TABS, tags.GRAPH_TAB),
             "tab_dashboard": lambda: dpg.set_value(tags.MAIN_TABS, tags.DASHBOARD_TAB),
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),
+            "track_diff": lambda: app.git.track_diff(),
+            "ticket_diff": lambda: app.git.ticket_diff(),
+            "revert_ticket": lambda: app.git.revert(),
+            "rewind_ticket": lambda: app.git.rewind(),
+            "merge_base": lambda: app.git.merge_base(),
             "demo": lambda: app.window._demo(),
             "theme": lambda: app.set_theme("light" if app.themes.name == "dark" else "dark"),
         }
@@ -226,7 +234,7 @@ class Keyboard:
 
     def modal_open(self) -> bool:
         return any(self.shown(t) for t in (tags.PALETTE, tags.HELP, tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE,
-                                           tags.EDIT_TICKET))
+                                           tags.EDIT_TICKET, tags.GIT_CONFIRM))
 
     def approval_open(self) -> bool:
         d = self.app.dialogs.current()
@@ -243,6 +251,18 @@ class Keyboard:
             return
         d.approve()
 
+    def _approve_always(self) -> None:
+        d = self.app.dialogs.current()
+        if d is None or not self.approval_open():
+            return
+        if not isinstance(d, ToolDialog) or not d.always_allow():
+            d.show_error("Only an exact command can be always allowed; A approves just this one.")
+            return
+        self._approve()
+
+    def _resolve_merges(self) -> None:
+        self.app.c.resolve_merges()  # says what it did (or that nothing waits) in the status bar
+
     def _reject(self) -> None:
         d = self.app.dialogs.current()
         if d is not None:
@@ -254,10 +274,15 @@ class Keyboard:
             dpg.focus_item(field)
 
     def close_top(self) -> None:
-        for tag in (tags.PALETTE, tags.HELP, tags.RUN_SUMMARY):
+        for tag in (tags.PALETTE, tags.HELP):
             if self.shown(tag):
                 dpg.configure_item(tag, show=False)
                 return
+        if self.app.git.close_top():  # the git question, then the diff window (opened over the summary)
+            return
+        if self.shown(tags.RUN_SUMMARY):
+            dpg.configure_item(tags.RUN_SUMMARY, show=False)
+            return
         if self.shown(tags.CONFIRM_CLOSE):
             self.app.confirm._no()
         elif self.shown(tags.EDIT_TICKET):

@@ -80,6 +80,7 @@ KEYMAP: tuple[Binding, ...] = (
     _b("approve", "A", "Approve the open approval (as edited)", "approval"),
     _b("reject", "R", "Reject: puts the cursor in the reason field; Enter there sends the rejection", "approval"),
     _b("edit", "E", "Edit: puts the cursor in the first editable field of the open approval", "approval"),
+    _b("always", "Shift+A", "Approve this exact command and always allow it for the track", "approval"),
     _b("close", "Escape", "Close the topmost window; an approval is snoozed (it stays in the queue)"),
     _b("next_approval", "J", "Open the next pending approval"),
     _b("prev_approval", "K", "Open the previous pending approval"),
@@ -92,12 +93,19 @@ KEYMAP: tuple[Binding, ...] = (
     _b("resume", "F5", "Resume (run) the active track"),
     _b("pause", "F6", "Pause the active track (running workers finish their turn)"),
     _b("cancel", "Shift+F5", "Cancel the active track"),
+    _b("resolve", "Ctrl+M", "Start a resolve attempt for each ticket of the active track that needs a merge"),
     _b("settings", "Ctrl+Comma", "Settings"),
     _b("tab_streams", "Ctrl+1", "Show the streams"),
     _b("tab_graph", "Ctrl+2", "Show the graph of the tickets"),
     _b("tab_dashboard", "Ctrl+3", "Show tokens & cost"),
     _b("tab_log", "Ctrl+4", "Show the event log"),
     _b("focus_epic", "Ctrl+E", "Put the cursor in the epic box"),
+    _b("track_diff", "Ctrl+D", "Show the track's changes so far against its base (coloured, per file)"),
+    _b("ticket_diff", "Ctrl+Shift+D", "Show a ticket's diff: its commit against its base (the one on screen, else "
+                                      "the last that ran)"),
+    _b("revert_ticket", "Ctrl+Shift+R", "Revert a merged ticket… (asks first, naming the tickets that depend on it)"),
+    _b("rewind_ticket", "Ctrl+Shift+W", "Rewind a ticket to an earlier attempt's commit… (asks first)"),
+    _b("merge_base", "Ctrl+Shift+M", "Merge the finished track into its base… (asks first, with the diff stat)"),
     _b("demo", "", "Open the offline demo"),
     _b("theme", "", "Switch between the dark and the light theme"),
 )
@@ -137,7 +145,8 @@ def check_unique() -> list[str]:
 
 def shortcut_hint(scope: Scope) -> str:
     """One line of the shortcuts live in `scope` (the approval dialogs' footer), straight from the keymap."""
-    short = {"close": "snooze", "next_approval": "next", "prev_approval": "previous", "help": "all shortcuts"}
+    short = {"always": "always allow",
+             "close": "snooze", "next_approval": "next", "prev_approval": "previous", "help": "all shortcuts"}
     parts = [f"{b.keys_label()} {short.get(b.action, b.action)}"
              for b in KEYMAP if b.keys and (b.scope == scope or b.action in short)]
     return "   ·   ".join(parts)

@@ -8,14 +8,14 @@ from collections.abc import Callable
 import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController, TrackRow
+from conductor.demo import DEMO_EPIC
 from conductor.gui import tags
 from conductor.gui.theme import ACCENT, DIM, KIND_LABELS, Themes, status_colour
 from conductor.gui.util import safe, set_if_changed
 
 TIER_LABELS = {1: "Tier 1 · orchestrator", 2: "Tier 2 · tech lead", 3: "Tier 3 · workers", 4: "Tier 4 · QA"}
 
-
-DEMO_EPIC = "Add a /health endpoint that reports the app's version, with a test"
+__all__ = ["DEMO_EPIC", "LeftPanel"]
 
 
 class LeftPanel:

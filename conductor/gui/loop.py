@@ -28,7 +28,9 @@ from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
 from conductor.gui.dialogs.summary import SummaryDialog
+from conductor.gui.dialogs.tool import ToolDialog
 from conductor.gui.draft_keeper import DraftKeeper
+from conductor.gui.git_ui import GitUi
 from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
 from conductor.gui.theme import ThemeName, Themes, window_colour
@@ -39,7 +41,7 @@ HEADLESS_WAIT_S = 0.005
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
                tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS,
-               tags.RUN_SUMMARY, tags.GRAPH_HANDLERS)
+               tags.RUN_SUMMARY, tags.GRAPH_HANDLERS, tags.DIFF_WINDOW, tags.GIT_CONFIRM)
 
 
 class _Process:
@@ -109,13 +111,14 @@ class GuiApp:
         self.settings = SettingsDialog(controller, self.themes)
         self.confirm = ConfirmCloseDialog(controller, self.themes, on_quit=self.quit)
         self.edit = EditTicketDialog(controller, self.themes)
+        self.git = GitUi(controller, self.themes)
         self.window = MainWindow(controller, self.themes, open_approval=self.dialogs.open,
-                                 open_settings=self.settings.open, open_edit=self.edit.open)
+                                 open_settings=self.settings.open, open_edit=self.edit.open, git=self.git)
         self.zoom = controller.cfg.gui.font_scale
         self._drain_budget_s = controller.cfg.gui.frame_budget_ms / 1000
         self.keys = Keyboard(self)
         self.drafts = DraftKeeper(self)
-        self.summary = SummaryDialog(self.themes)
+        self.summary = SummaryDialog(self.themes, controller, self.git)
         self.summaries = RunSummaries()
         self.notifier: DesktopNotifier | None = None
         self._title_seen = -1
@@ -130,6 +133,7 @@ class GuiApp:
         self.edit.build()
         self.keys.build()
         self.summary.build()
+        self.git.build()
         dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
         # After set_primary_window (which resets the window's flags): no background of its own; the viewport's
@@ -172,9 +176,14 @@ class GuiApp:
         """Bring the widgets up to date. A bug in a view is shown in the banner (once) and never stops the loop."""
         try:
             self.dialogs.blocked = bool(dpg.is_item_shown(tags.SETTINGS_DIALOG) or dpg.is_item_shown(tags.CONFIRM_CLOSE)
-                                        or dpg.is_item_shown(tags.EDIT_TICKET))
+                                        or dpg.is_item_shown(tags.EDIT_TICKET) or self.git.modal_open())
             self.window.refresh()
             self.dialogs.refresh()
+            self.git.refresh()
+            tool = self.dialogs.by_kind["tool"]
+            if isinstance(tool, ToolDialog):
+                tool.refresh_preview()
+            self.summary.refresh()
             self._title()
         except Exception as exc:
             if util.STRICT:
@@ -252,7 +261,7 @@ class GuiApp:
             if ev.track_id is None:
                 continue
             track = self.c.tracks.get(ev.track_id)
-            summary = self.summaries.see(ev, self.c.session.ledger, track.title if track is not None else "")
+            summary = self.summaries.see(ev, self.c.session.ledger, track.title if track is not None else "", track)
             if summary is not None:
                 self.summary.open(summary)
 

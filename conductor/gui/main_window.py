@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController
 from conductor.gui import tags
 from conductor.gui.dashboard import DashboardView
+from conductor.gui.git_ui import GitUi
 from conductor.gui.graph_view import GraphView
 from conductor.gui.hidpi import px, scale
 from conductor.gui.left_panel import LeftPanel
@@ -51,12 +52,12 @@ class Splitter:
 
 class MainWindow:
     def __init__(self, controller: AppController, themes: Themes, *, open_approval: Callable[[str], Any],
-                 open_settings: Callable[[], Any], open_edit: Callable[[str], Any]) -> None:
+                 open_settings: Callable[[], Any], open_edit: Callable[[str], Any], git: GitUi | None = None) -> None:
         self.c = controller
         self.themes = themes
         self.open_settings = open_settings
         self.left = LeftPanel(controller, themes, open_approval)
-        self.tickets = TicketsView(controller, themes, open_edit)
+        self.tickets = TicketsView(controller, themes, open_edit, git=git)
         self.streams = StreamsView(controller, themes)
         self.dashboard = DashboardView(controller, themes)
         self.graph = GraphView(controller, themes)

@@ -281,3 +281,31 @@ STREAM_FIND = "stream_find"
 STREAM_FIND_NEXT = "stream_find_next"
 STREAM_FIND_PREV = "stream_find_prev"
 STREAM_FIND_RESULT = "stream_find_result"
+
+# --- git: diffs, revert / rewind / merge into base, git init (conductor/gui/diff_view.py, dialogs/git_actions.py)
+DIFF_WINDOW = "diff_window"
+DIFF_TITLE = "diff_title"
+DIFF_NOTE = "diff_note"
+DIFF_BODY = "diff_body"
+DIFF_CLOSE = "diff_close"
+TRACK_GIT_BAR = "track_git_bar"
+TRACK_DIFF_BUTTON = "track_diff_button"
+MERGE_BASE_BUTTON = "merge_base_button"
+GIT_CONFIRM = "git_confirm"
+GIT_CONFIRM_HEADING = "git_confirm_heading"
+GIT_CONFIRM_TEXT = "git_confirm_text"
+GIT_CONFIRM_CHOICE = "git_confirm_choice"
+GIT_CONFIRM_ERROR = "git_confirm_error"
+GIT_CONFIRM_YES = "git_confirm_yes"
+GIT_CONFIRM_NO = "git_confirm_no"
+RUN_SUMMARY_DIFF = "run_summary_diff"
+RUN_SUMMARY_MERGE = "run_summary_merge"
+TOOL_PREVIEW_NOTE = "tool_preview_note"
+
+
+def diff_file(index: int) -> str:
+    return f"diff_file_{index}"
+
+
+def diff_line(file_index: int, line: int) -> str:
+    return f"diff_line_{file_index}_{line}"

@@ -13,6 +13,7 @@ import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController, TicketRow
 from conductor.gui import tags
+from conductor.gui.git_ui import GitUi
 from conductor.gui.theme import ACCENT, DIM, Themes, status_colour
 from conductor.gui.util import safe, set_if_changed
 
@@ -22,21 +23,37 @@ RETRYABLE = {"failed", "blocked", "cancelled", "skipped", "needs_merge"}
 SKIPPABLE = {"todo", "ready", "failed", "blocked", "cancelled", "needs_merge"}
 EDITABLE = {"todo", "ready", "failed", "blocked", "cancelled", "skipped", "done"}
 CANCELLABLE = {"running", "review", "awaiting_approval"}
+GIT_ACTIONS = (("diff", "Diff"), ("revert", "Revert"), ("rewind", "Rewind"))
+GIT_ALLOWED = {"diff": {"todo", "ready", "running", "review", "done", "failed", "blocked", "cancelled", "skipped",
+                        "needs_merge", "interrupted", "awaiting_approval"},
+               "revert": {"done"},
+               "rewind": {"done", "failed", "blocked", "cancelled", "skipped", "needs_merge"}}
+"""Per-ticket git actions (when the workspace has git): a diff once an attempt ran, revert when merged, rewind
+when there is an earlier attempt."""
 
 
 class TicketsView:
-    def __init__(self, controller: AppController, themes: Themes, on_edit: Callable[[str], None]) -> None:
+    def __init__(self, controller: AppController, themes: Themes, on_edit: Callable[[str], None],
+                 git: GitUi | None = None) -> None:
         self.c = controller
         self.themes = themes
         self.on_edit = on_edit
+        self.git = git
         self.seen = -1
         self.signature: tuple[object, ...] = ()
         self.models_seen = -1
         self.second_seen = -1
 
     def build(self, parent: int | str) -> None:
-        dpg.add_text("No track loaded — plan an epic or load a track from the browser.", parent=parent,
-                     tag=tags.ACTIVE_TRACK_LABEL, color=ACCENT)
+        with dpg.group(horizontal=True, parent=parent, tag=tags.TRACK_GIT_BAR):
+            dpg.add_text("No track loaded — plan an epic or load a track from the browser.",
+                         tag=tags.ACTIVE_TRACK_LABEL, color=ACCENT)
+            if self.git is not None:
+                git = self.git
+                dpg.add_button(label="Changes so far", tag=tags.TRACK_DIFF_BUTTON, small=True, show=False,
+                               callback=safe(lambda *_: git.track_diff()))
+                dpg.add_button(label="Merge into base…", tag=tags.MERGE_BASE_BUTTON, small=True, show=False,
+                               callback=safe(lambda *_: git.merge_base()))
         with dpg.table(parent=parent, tag=tags.TICKET_TABLE, header_row=True, row_background=False,
                        borders_innerH=True, borders_outerH=True, borders_innerV=True, resizable=True,
                        scrollY=True, policy=dpg.mvTable_SizingStretchProp, height=-1,
@@ -73,6 +90,11 @@ class TicketsView:
         done = sum(r.status in ("done", "skipped") for r in rows)
         header = f"{track.title}   ·   {track.status.value}   ·   {done}/{len(rows)} tickets done   ·   {track.id}"
         set_if_changed(tags.ACTIVE_TRACK_LABEL, header)
+        if self.git is not None:
+            ran = any(r.attempts for r in rows)
+            for tag in (tags.TRACK_DIFF_BUTTON, tags.MERGE_BASE_BUTTON):
+                if dpg.get_item_configuration(tag)["show"] != ran:
+                    dpg.configure_item(tag, show=ran)
 
     def _rebuild(self, rows: list[TicketRow]) -> None:
         for child in dpg.get_item_children(tags.TICKET_TABLE, 1) or []:
@@ -93,13 +115,17 @@ class TicketsView:
                                       tag=tags.ticket_action(tid, "model"), callback=safe(self._override))
                 with dpg.tooltip(combo):  # a narrow column cuts the name: the tooltip shows all of it
                     dpg.add_text(model_label(row), tag=tags.model_tooltip(f"ticket:{tid}"))
-                dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
+                reason = dpg.add_text("", tag=tags.ticket_cell(tid, "reason"), wrap=0, color=DIM)
+                with dpg.tooltip(reason):  # a check's whole output can be the reason: the cell shows its first line
+                    dpg.add_text("", tag=tags.ticket_cell(tid, "reason_full"), wrap=640)
                 with dpg.group(horizontal=True, horizontal_spacing=4):
                     for action, label in (("retry", "Retry"), ("skip", "Skip"), ("edit", "Edit"),
-                                          ("cancel", "Cancel")):
+                                          ("cancel", "Cancel"), *GIT_ACTIONS):
+                        if action in GIT_ALLOWED and self.git is None:
+                            continue
                         b = dpg.add_button(label=label, small=True, tag=tags.ticket_action(tid, action),
                                            user_data=tid, callback=safe(getattr(self, f"_{action}")))
-                        if action == "cancel":
+                        if action in ("cancel", "revert"):
                             dpg.bind_item_theme(b, self.themes.danger)
 
     def _update(self, row: TicketRow) -> None:
@@ -108,14 +134,19 @@ class TicketsView:
         set_if_changed(status_tag, row.status.replace("_", " "))
         dpg.configure_item(status_tag, color=status_colour(row.status))
         set_if_changed(tags.ticket_cell(tid, "attempts"), str(row.attempts) if row.attempts else "—")
-        set_if_changed(tags.ticket_cell(tid, "reason"), row.reason)
+        set_if_changed(tags.ticket_cell(tid, "reason"), reason_line(row.reason))
+        set_if_changed(tags.ticket_cell(tid, "reason_full"), row.reason[-REASON_TOOLTIP_CHARS:])
         set_if_changed(tags.ticket_action(tid, "model"), model_label(row))
         set_if_changed(tags.model_tooltip(f"ticket:{tid}"), model_label(row))
         for action, allowed in (("retry", RETRYABLE), ("skip", SKIPPABLE), ("edit", EDITABLE),
-                                ("cancel", CANCELLABLE)):
+                                ("cancel", CANCELLABLE), *GIT_ALLOWED.items()):
             tag = tags.ticket_action(tid, action)
-            if dpg.get_item_configuration(tag)["show"] != (row.status in allowed):
-                dpg.configure_item(tag, show=row.status in allowed)
+            if not dpg.does_item_exist(tag):
+                continue
+            show = row.status in allowed and (action != "rewind" or row.attempts > 1) and \
+                (action != "diff" or row.attempts > 0)
+            if dpg.get_item_configuration(tag)["show"] != show:
+                dpg.configure_item(tag, show=show)
 
     # -- actions (each names the ticket in its error message when refused)
 
@@ -131,8 +162,34 @@ class TicketsView:
     def _edit(self, _s: object, _a: object, tid: str) -> None:
         self.on_edit(tid)
 
+    def _diff(self, _s: object, _a: object, tid: str) -> None:
+        if self.git is not None:
+            self.git.ticket_diff(tid)
+
+    def _revert(self, _s: object, _a: object, tid: str) -> None:
+        if self.git is not None:
+            self.git.revert(tid)  # asks first, naming the tickets that depend on it
+
+    def _rewind(self, _s: object, _a: object, tid: str) -> None:
+        if self.git is not None:
+            self.git.rewind(tid)
+
     def _override(self, _s: object, model: str, tid: str) -> None:
         self.c.set_model_override(tid, None if model == AUTO_MODEL or model.startswith(AUTO_PREFIX) else model)
+
+
+REASON_LINE_CHARS = 200
+REASON_TOOLTIP_CHARS = 3000
+
+
+def reason_line(reason: str) -> str:
+    """The cell's text: the reason's first line (a failed check's output follows it; the tooltip has it all)."""
+    first, _, rest = reason.strip().partition("\n")
+    if len(first) > REASON_LINE_CHARS:
+        first = first[:REASON_LINE_CHARS] + "…"
+    if rest.strip():  # 'its output ends:' and the output: the tooltip holds it
+        first = first.rstrip(":").rstrip() + " (hover for the rest)"
+    return first
 
 
 def model_label(row: TicketRow) -> str:

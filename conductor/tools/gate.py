@@ -33,6 +33,7 @@ from conductor.messages import ToolCall, ToolResult
 from conductor.records import ToolCallFinished, ToolCallStarted
 from conductor.store import Journal
 from conductor.tools.base import Tool, Toolbox, ToolContext, file_sha256
+from conductor.tools.previews import PREVIEWS
 from conductor.tools.sandbox import resolve_write
 from conductor.tools.schema import problems
 
@@ -182,13 +183,21 @@ class ToolGate:
         title = f"{call.name}: {_short(call.args)}"
         if preview.get("target"):  # a write through a symlink: name the file that really changes
             title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
-        pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload,
-                                      validator=_validator(tool, payload), human_only=person_only is not None)
+        request_id = self.broker.new_id(ApprovalKind.TOOL)
+        PREVIEWS.register(request_id, tool, ctx)  # before anyone sees the request: an edit is previewed from here
+        try:
+            pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload, request_id=request_id,
+                                          validator=_validator(tool, payload), human_only=person_only is not None)
+        except BaseException:
+            PREVIEWS.forget(request_id)
+            raise
         try:
             decision = pending.wait(ctx.cancel, self.approval_timeout_s)
         except TimeoutError:
             self.broker.cancel_where(lambda r: r.id == pending.request.id, "approval timed out")
             return _error(call, "not approved: the approval timed out")
+        finally:
+            PREVIEWS.forget(pending.request.id)
         if decision.by == DecidedBy.CANCELLED:
             # Not an answer: the ticket or the app stopped. Nothing is recorded, so a resumed attempt asks again.
             raise Cancelled(f"tool approval {pending.request.id} withdrawn: {decision.reason}")

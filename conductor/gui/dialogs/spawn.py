@@ -9,9 +9,11 @@ import dearpygui.dearpygui as dpg
 
 from conductor.app import split_lines
 from conductor.app.context_budget import WARN_SHARE, context_budget
+from conductor.app.cost_estimate import SentSizes
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
+from conductor.gui.hidpi import px
 from conductor.gui.theme import DIM, ERROR, WARNING
 from conductor.gui.util import safe
 
@@ -41,11 +43,13 @@ class SpawnDialog(ApprovalDialog):
             models = [draft["model"], *models]
         with dpg.group(horizontal=True):
             label("Model")
-            dpg.add_combo(models, tag=tags.SPAWN_MODEL, default_value=draft["model"], width=300,
+            dpg.add_combo(models, tag=tags.SPAWN_MODEL, default_value=draft["model"], width=px(300),
                           user_data="model", callback=safe(self._edited))
         label("Context files (one per line)")
         dpg.add_input_text(tag=tags.SPAWN_CONTEXT, default_value=draft["context"], multiline=True, height=56,
                            width=-1, user_data="context", callback=safe(self._edited))
+        if req.payload.get("context_source"):  # with git: the track branch the worktree starts from
+            dpg.add_text(f"The prompt's files were read from {req.payload['context_source']}", wrap=0, color=DIM)
         dpg.add_text("", tag=tags.SPAWN_FILES, wrap=0, color=DIM)
         dpg.add_text("", tag=tags.SPAWN_BUDGET, wrap=0)
         label("Prompt (exactly what the worker receives; edit freely)")
@@ -67,7 +71,11 @@ class SpawnDialog(ApprovalDialog):
         if self.request is None or self.request.id not in self.drafts or not dpg.does_item_exist(tags.SPAWN_BUDGET):
             return
         draft = self.drafts[self.request.id]
-        budget = context_budget(self.c.cost_estimator(), draft["model"], draft["prompt"],
+        sizes = self.request.payload.get("context_chars")
+        est = self.c.cost_estimator()
+        if isinstance(sizes, dict):  # measured where the prompt's files were read (the track branch, with git)
+            est = SentSizes(est, {str(k): int(v) for k, v in sizes.items() if isinstance(v, int)})
+        budget = context_budget(est, draft["model"], draft["prompt"],
                                 str(self.request.payload.get("system", "")), split_lines(draft["context"]))
         dpg.set_value(tags.SPAWN_FILES, "Context: " + budget.files_line())
         dpg.set_value(tags.SPAWN_BUDGET, budget.summary(draft["model"]))

@@ -13,7 +13,8 @@ from conductor import redact
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
-from conductor.gui.theme import WARNING
+from conductor.gui.diff_view import colour_unified, compact
+from conductor.gui.theme import DIM, WARNING
 from conductor.gui.util import safe
 
 
@@ -23,6 +24,7 @@ class ToolDialog(ApprovalDialog):
     title = "Tool approval"
     approve_label = "Approve tool call"
     size = (940, 680)
+    _preview_seen: object = None
 
     def first_field(self) -> str | None:
         args = self.drafts.get(self.request.id, {}).get("args", {}) if self.request is not None else {}
@@ -41,6 +43,9 @@ class ToolDialog(ApprovalDialog):
                 "raw": {k: not isinstance(v, str) for k, v in args.items()}, "always": False}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
+        if req.prov.tier == 4 and req.payload.get("tool") == "run_command":  # not a worker's: QA's own check
+            dpg.add_text(f"QA runs the workspace's check command in ticket {req.prov.ticket_id}'s worktree: a failure "
+                         "fails the attempt, and its output becomes the hint for the next one.", wrap=0)
         self._preview(req.payload)
         label("Arguments (edit before approving; an edited call runs as edited)")
         for name, value in draft["args"].items():
@@ -62,11 +67,14 @@ class ToolDialog(ApprovalDialog):
         if p.get("preview_error"):
             dpg.add_text(f"Preview failed: {p['preview_error']}", color=WARNING, wrap=0)
         if "diff" in p:
-            label("Diff" + (" (new file)" if p.get("new_file") else ""))
-            diff = redact.text(p["diff"] or "(no change)")  # shown, never edited: safe to redact
-            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=diff, multiline=True, readonly=True,
-                                     height=min(24 + 17 * diff.count("\n"), 260), width=-1)
-            self.themes.mono(box)
+            label("Diff" + (" (new file)" if p.get("new_file") else "") + " — recomputed when you edit the arguments")
+            dpg.add_text("", tag=tags.TOOL_PREVIEW_NOTE, color=WARNING, wrap=0)
+            diff = str(p["diff"] or "(no change)")  # shown, never edited: colour_unified redacts each line
+            lines = max(diff.count("\n") + 1, 8)  # room for an edit that makes the diff longer
+            compact(dpg.add_child_window(tag=tags.TOOL_PREVIEW, height=min(24 + 18 * lines, 260), width=-1,
+                                         border=True, horizontal_scrollbar=True))
+            colour_unified(tags.TOOL_PREVIEW, diff, self.themes)
+            self._preview_seen = None
         elif "command" in p:
             label("Command")
             box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=redact.text(str(p["command"])), readonly=True,
@@ -74,7 +82,11 @@ class ToolDialog(ApprovalDialog):
             self.themes.mono(box)
             dpg.add_text(f"argv: {json.dumps(p.get('argv'))}", wrap=0)
             dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
-            if p.get("needs_person"):
+            if p.get("needs_person") and p.get("can_remember"):  # a plain command: a rule may let it run
+                dpg.add_text("Commands always ask you unless an exact allow rule matches: tick 'Always allow' below "
+                             "(or press Shift+A) and this exact command runs without asking for the rest of the "
+                             "track.", color=DIM, wrap=0)
+            elif p.get("needs_person"):
                 dpg.add_text(f"Only a person may approve this: {p['needs_person']}", color=WARNING, wrap=0)
         elif "mcp_server" in p:  # a third-party server runs this call: say which, and how it is reached
             label("MCP server tool")
@@ -86,10 +98,44 @@ class ToolDialog(ApprovalDialog):
     def _edited(self, _sender: object, value: str, name: str) -> None:
         if self.request is not None:
             self.drafts[self.request.id]["args"][name] = value
+            if "diff" in self.request.payload:  # the diff follows the edit (computed off this thread)
+                try:
+                    args = self.payload(self.request, self.drafts[self.request.id])["args"]
+                except ValueError as exc:
+                    dpg.set_value(tags.TOOL_PREVIEW_NOTE, f"diff not updated: {exc}")
+                    return
+                self.c.preview_tool(self.request.id, args)
+
+    def refresh_preview(self) -> None:
+        """Draw the newest recomputed preview of the open request (a ToolPreviewReady event)."""
+        req = self.request
+        if req is None or not self.is_open or not dpg.does_item_exist(tags.TOOL_PREVIEW):
+            return
+        found = self.c.tool_previews.get(req.id)
+        if found is None or found is self._preview_seen:
+            return
+        self._preview_seen = found
+        if found.pending:
+            dpg.set_value(tags.TOOL_PREVIEW_NOTE, "recomputing the diff for your edit…")
+            return
+        if found.error is not None:
+            dpg.set_value(tags.TOOL_PREVIEW_NOTE, f"the edited call cannot run as it is: {found.error}")
+            return
+        dpg.set_value(tags.TOOL_PREVIEW_NOTE, f"diff of your edit (revision {found.revision})")
+        dpg.delete_item(tags.TOOL_PREVIEW, children_only=True)
+        colour_unified(tags.TOOL_PREVIEW, found.diff or "(no change)", self.themes)
 
     def _always(self, _sender: object, value: bool, _u: object) -> None:
         if self.request is not None:
             self.drafts[self.request.id]["always"] = bool(value)
+
+    def always_allow(self) -> bool:
+        """Tick 'Always allow' (Shift+A). False when this call cannot be remembered (not an exact command)."""
+        if self.request is None or not dpg.does_item_exist(tags.TOOL_ALWAYS) or not dpg.is_item_shown(tags.TOOL_ALWAYS):
+            return False
+        dpg.set_value(tags.TOOL_ALWAYS, True)
+        self.drafts[self.request.id]["always"] = True
+        return True
 
     def save_draft(self) -> None:
         if self.request is None or self.request.id not in self.drafts:
