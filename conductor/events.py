@@ -7,6 +7,7 @@ files or the GUI.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import queue
 import threading
@@ -205,9 +206,18 @@ class _DeltaRun:
 
 def _private_copy(event: E) -> E:
     """A shallow copy of a (frozen) event, several times cheaper than `dataclasses.replace`."""
-    copy = object.__new__(type(event))
-    copy.__dict__.update(event.__dict__)
-    return copy
+    cls = type(event)
+    slotted = _SLOTTED.get(cls)
+    if slotted is None:
+        slotted = _SLOTTED[cls] = any("__slots__" in vars(c) for c in cls.__mro__)
+    if slotted:  # some fields live outside __dict__: the general way
+        return copy.copy(event)
+    twin = object.__new__(cls)
+    twin.__dict__.update(event.__dict__)
+    return twin
+
+
+_SLOTTED: dict[type, bool] = {}
 
 
 def _run_key(ev: StreamDelta) -> tuple[object, ...]:

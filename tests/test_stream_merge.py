@@ -197,3 +197,18 @@ def test_the_text_is_the_tail_of_everything_appended_whenever_it_is_built(
     assert buf.text == whole[-limit:]
     assert buf.dropped == (len(whole) > limit)
     assert len(buf) == min(len(whole), limit)
+
+
+def test_posting_stamps_a_private_copy_in_order_even_for_an_event_class_with_slots() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, kw_only=True, slots=True)
+    class Slotted(Event):
+        note: str
+
+    q = merging()
+    original = Notice(message="n")
+    stamped = [q.post(original), q.post(Slotted(note="s")), q.post(delta("A", "x"))]
+    assert original.seq == 0 and [e.seq for e in stamped] == [1, 2, 3]
+    assert [e.seq for e in q.drain()] == [1, 2, 3]
+    assert isinstance(stamped[1], Slotted) and stamped[1].note == "s"
