@@ -63,12 +63,12 @@ def run_scenario(name: str) -> dict[str, Any]:
         gated = False
     clock = ScaledClock(SPEED)
     cfg = Config()
-    cfg.engine.max_workers = WORKERS
+    cfg = cfg.updated({"engine": {"max_workers": WORKERS}})
     if not gated:  # compress the old retry layer's real-time delays instead
         cfg.retry.initial_delay_s /= SPEED
         cfg.retry.max_delay_s /= SPEED
     if name == "turn600":
-        cfg.gemini.sdk_retry_attempts = 3
+        cfg = cfg.updated({"gemini": {"sdk_retry_attempts": 3}})
     hint = "10s" if gated else f"{10 / SPEED:g}s"
     seconds = {"storm60": 60, "storm150": 150, "outage150": 150, "plan150": 150, "turn600": 600, "quota": 1e12}[name]
     roles = {"plan150": {"tier1", "tier2"}, "outage150": {"tier3"}, "turn600": {"tier3"}}.get(name, {"tier3", "tier4"})

@@ -1,13 +1,15 @@
 """The data of approvals, pure and frozen: kinds, requests, decisions and who decided. (The broker that turns
-them into futures is conductor.approvals.)"""
+them into futures is conductor.approvals; the payload of each kind is in conductor.approval_payloads.)"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from conductor.approval_payloads import ApprovalPayload, legacy_payload
 from conductor.provenance import Provenance
 
 
@@ -41,33 +43,49 @@ class ApprovalKind(StrEnum):
     """A write, edit or command a worker asked for."""
 
 
-@dataclass(frozen=True)
-class ApprovalRequest:
+_DECIDERS = frozenset(d.value for d in DecidedBy)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApprovalRequest(_Frozen):
     id: str
-    kind: ApprovalKind
     prov: Provenance
     title: str
-    payload: dict[str, Any]
-    created: float = field(default_factory=time.time)
+    payload: ApprovalPayload
+    """What is asked, typed by kind: the request's kind is its payload's."""
+    created: float = Field(default_factory=time.time)
 
-    def to_json(self) -> dict[str, Any]:
-        p = self.prov
-        return {"id": self.id, "kind": self.kind.value, "title": self.title, "payload": self.payload,
-                "created": self.created, "prov": {"trace_id": p.trace_id, "track_id": p.track_id,
-                                                  "ticket_id": p.ticket_id, "tier": p.tier, "attempt": p.attempt}}
+    @property
+    def kind(self) -> ApprovalKind:
+        return ApprovalKind(self.payload.kind)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        """Requests journalled before typed payloads: `kind` beside the payload, which was a plain dict."""
+        if isinstance(data, dict) and "kind" in data:
+            data = dict(data)
+            kind = data.pop("kind")
+            if isinstance(data.get("payload"), dict):
+                data["payload"] = legacy_payload(str(kind), data["payload"])
+        return data
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ApprovalRequest:
-        return cls(id=d["id"], kind=ApprovalKind(d["kind"]), title=d["title"], payload=d["payload"],
-                   created=d.get("created", 0.0), prov=Provenance(**d["prov"]))
+    def from_json(cls, d: Mapping[str, object]) -> ApprovalRequest:
+        return cls.model_validate(d)
 
 
-@dataclass(frozen=True)
-class ApprovalDecision:
+class ApprovalDecision(_Frozen):
     request_id: str
     approved: bool
-    payload: dict[str, Any] | None = None
-    """What to act on when approved: the original payload or the user's edit."""
+    payload: ApprovalPayload | None = None
+    """What to act on when approved: the original payload or the person's edit (of the request's kind)."""
     reason: str | None = None
     """Why it was rejected; returned to the model for tool requests."""
     remember: bool = False
@@ -77,6 +95,15 @@ class ApprovalDecision:
     policy: str | None = None
     """Which policy decided (when `by` is POLICY)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        """Decisions journalled before `by` was an enum said 'user' or 'policy:<name>'."""
+        if isinstance(data, dict) and isinstance(data.get("by"), str) and data["by"] not in _DECIDERS:
+            by, policy = decider_from_json(data["by"], data.get("policy"))
+            data = {**data, "by": by, "policy": policy}
+        return data
+
     @property
     def by_person(self) -> bool:
         return self.by == DecidedBy.PERSON
@@ -84,14 +111,14 @@ class ApprovalDecision:
     def describe_decider(self) -> str:
         return f"policy {self.policy}" if self.by == DecidedBy.POLICY else self.by.value
 
-    def to_json(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "approved": self.approved, "payload": self.payload,
-                "reason": self.reason, "remember": self.remember, "by": self.by.value, "edited": self.edited,
-                "policy": self.policy}
+    def to_json(self) -> dict[str, JsonValue]:
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ApprovalDecision:
-        by, policy = decider_from_json(str(d.get("by", "person")), d.get("policy"))
-        return cls(request_id=d["request_id"], approved=bool(d["approved"]), payload=d.get("payload"),
-                   reason=d.get("reason"), remember=bool(d.get("remember", False)), by=by,
-                   edited=bool(d.get("edited", False)), policy=policy)
+    def from_json(cls, d: Mapping[str, object], kind: ApprovalKind | str | None = None) -> ApprovalDecision:
+        """A journalled decision; `kind` (the request's) types a payload written before payloads had one."""
+        data = dict(d)
+        payload = data.get("payload")
+        if kind is not None and isinstance(payload, dict):
+            data["payload"] = legacy_payload(str(kind), payload)
+        return cls.model_validate(data)

@@ -12,8 +12,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
+from conductor.approval_payloads import ApprovalPayload, P
 from conductor.approval_types import ApprovalDecision as ApprovalDecision  # re-exported with the broker
 from conductor.approval_types import ApprovalKind as ApprovalKind
 from conductor.approval_types import ApprovalRequest as ApprovalRequest
@@ -23,8 +23,23 @@ from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue
 from conductor.provenance import Provenance
 
 Policy = Callable[[ApprovalRequest], "ApprovalDecision | None"]
-Validator = Callable[[dict[str, Any]], None]
-"""Raises ValueError (with a message naming the problem) when an edited payload is unacceptable."""
+Validator = Callable[[P], None]
+"""Raises ValueError (with a message naming the problem) when an edited payload of its kind is unacceptable."""
+_Check = Callable[[ApprovalPayload], None]
+
+
+def _bound(original: P, validator: Validator[P] | None) -> _Check:
+    """The check of an edit: of the request's own kind first (an edit can't turn a tool call into a plan), then
+    the kind's validator."""
+
+    def check(edited: ApprovalPayload) -> None:
+        if not isinstance(edited, type(original)):
+            raise ValueError(f"this is a {original.kind} approval: an edit must be a {original.kind} payload, "
+                             f"not a {edited.kind} one")
+        if validator is not None:
+            validator(edited)
+
+    return check
 
 
 class PendingApproval:
@@ -83,7 +98,7 @@ class ApprovalBroker:
     def __init__(self, events: EventQueue | None = None) -> None:
         self._events = events
         self._pending: dict[str, PendingApproval] = {}
-        self._validators: dict[str, Validator] = {}
+        self._validators: dict[str, _Check] = {}
         self._policies: list[tuple[str, Policy]] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
@@ -97,23 +112,25 @@ class ApprovalBroker:
     def auto_approve(self, kinds: set[ApprovalKind] | set[str]) -> None:
         wanted = {ApprovalKind(k) for k in kinds}
         self.add_policy("auto:" + ",".join(sorted(k.value for k in wanted)),
-                        lambda r: ApprovalDecision(r.id, True, r.payload) if r.kind in wanted else None)
+                        lambda r: ApprovalDecision(request_id=r.id, approved=True, payload=r.payload)
+                        if r.kind in wanted else None)
 
     def new_id(self, kind: ApprovalKind) -> str:
         return f"{kind.value}-{next(self._counter)}-{uuid.uuid4().hex[:6]}"
 
-    def request(self, kind: ApprovalKind, prov: Provenance, title: str, payload: dict[str, Any], *,
-                validator: Validator | None = None, request_id: str | None = None,
-                human_only: bool = False) -> PendingApproval:
-        """Open a request. A policy may decide it at once (unless `human_only`); otherwise it waits for `resolve`."""
-        req = ApprovalRequest(id=request_id or self.new_id(kind), kind=kind, prov=prov, title=title, payload=payload)
-        return self._open(req, validator, human_only=human_only)
+    def request(self, prov: Provenance, title: str, payload: P, *, validator: Validator[P] | None = None,
+                request_id: str | None = None, human_only: bool = False) -> PendingApproval:
+        """Open a request of the payload's kind. A policy may decide it at once (unless `human_only`); otherwise
+        it waits for `resolve`."""
+        req = ApprovalRequest(id=request_id or self.new_id(ApprovalKind(payload.kind)), prov=prov, title=title,
+                              payload=payload)
+        return self._open(req, _bound(payload, validator), human_only=human_only)
 
-    def restore(self, req: ApprovalRequest, validator: Validator | None = None) -> PendingApproval:
+    def restore(self, req: ApprovalRequest, validator: _Check | None = None) -> PendingApproval:
         """Re-open a request that was pending when the app stopped (read back from the journal)."""
         return self._open(req, validator, restoring=True)
 
-    def _open(self, req: ApprovalRequest, validator: Validator | None, restoring: bool = False,
+    def _open(self, req: ApprovalRequest, validator: _Check | None, restoring: bool = False,
               human_only: bool = False) -> PendingApproval:
         pending = PendingApproval(req)
         with self._lock:
@@ -125,8 +142,8 @@ class ApprovalBroker:
         for name, policy in ([] if human_only else self._policies):
             decision = policy(req)
             if decision is not None:
-                self._finish(req.id, ApprovalDecision(req.id, decision.approved, decision.payload, decision.reason,
-                                                      decision.remember, DecidedBy.POLICY, policy=name))
+                self._finish(req.id, decision.model_copy(update={"request_id": req.id, "by": DecidedBy.POLICY,
+                                                                 "edited": False, "policy": name}))
                 return pending
         if not restoring:
             for hook in self.on_requested:
@@ -146,16 +163,17 @@ class ApprovalBroker:
                 raise ApprovalError(f"no approval request {request_id!r}")
             return self._pending[request_id]
 
-    def resolve(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
+    def resolve(self, request_id: str, *, approved: bool, payload: ApprovalPayload | None = None,
                 reason: str | None = None, remember: bool = False,
                 by: DecidedBy = DecidedBy.PERSON) -> ApprovalDecision:
-        """Decide a request. An edited `payload` is validated first (ValueError names the problem)."""
+        """Decide a request. An edited `payload` (of the request's kind) is validated first (ValueError names the
+        problem)."""
         decision = self.decide(request_id, approved=approved, payload=payload, reason=reason, remember=remember,
                                by=by)
         self.finish(decision)
         return decision
 
-    def decide(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
+    def decide(self, request_id: str, *, approved: bool, payload: ApprovalPayload | None = None,
                reason: str | None = None, remember: bool = False,
                by: DecidedBy = DecidedBy.PERSON) -> ApprovalDecision:
         """The decision `resolve` would make, validated (ValueError names what is wrong with an edit), without
@@ -166,13 +184,18 @@ class ApprovalBroker:
         edited = False
         final = pending.request.payload
         if approved and payload is not None and payload != pending.request.payload:
-            validator = self._validators.get(request_id)
-            if validator is not None:
-                validator(payload)
+            original = pending.request.payload
+            if type(payload) is not type(original):
+                raise ValueError(f"this is a {original.kind} approval: an edit must be a {original.kind} payload, "
+                                 f"not a {payload.kind} one")
+            check = self._validators.get(request_id)
+            if check is not None:
+                check(payload)
             final, edited = payload, True
         if not approved and not reason:
             reason = "rejected by the user"
-        return ApprovalDecision(request_id, approved, final if approved else None, reason, remember, by, edited)
+        return ApprovalDecision(request_id=request_id, approved=approved, payload=final if approved else None,
+                                reason=reason, remember=remember, by=by, edited=edited)
 
     def finish(self, decision: ApprovalDecision) -> None:
         """Record (the on_resolved hooks journal it) and release a decision made by `decide`."""
@@ -206,7 +229,8 @@ class ApprovalBroker:
         for req in self.pending():
             if predicate(req):
                 try:
-                    self._finish(req.id, ApprovalDecision(req.id, False, None, reason, by=DecidedBy.CANCELLED))
+                    self._finish(req.id, ApprovalDecision(request_id=req.id, approved=False, reason=reason,
+                                                                 by=DecidedBy.CANCELLED))
                     n += 1
                 except ApprovalError:
                     pass  # resolved concurrently: nothing left to cancel

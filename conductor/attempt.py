@@ -50,6 +50,8 @@ class EngineDeps:
     """Overrides the configured worker count (1 when the workspace is a shared tree without git)."""
     check_command: str | None = None
     """Overrides `[git] check_command` for this workspace (the demo's own project); None: the config's."""
+    path_first: tuple[str, ...] = ()
+    """Folders commands search before PATH in this session (ToolContext.path_first)."""
 
     def checks(self) -> str:
         """The command QA runs in each ticket's tree ('' when none)."""
@@ -83,7 +85,8 @@ class Workbench:
         if self.deps.store is not None and prov.ticket_id:
             spill = self.deps.store.ticket_output(self.track_id, prov.ticket_id).with_name(f"a{prov.attempt}.cmd.log")
         return ToolContext(workspace=workspace or self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
-                           protected=self.deps.protected if protected is None else protected)
+                           protected=self.deps.protected if protected is None else protected,
+                           path_first=self.deps.path_first)
 
     def gate(self) -> ToolGate:
         return ToolGate(self.deps.toolbox, self.deps.broker, self.journal, allow=self.deps.allow,

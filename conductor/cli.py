@@ -12,11 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO, assert_never
+
+from pydantic import JsonValue
 
 from conductor import redact, terminal
-from conductor.approvals import DecidedBy
+from conductor.approval_payloads import (
+    ApprovalPayload,
+    CommandPreview,
+    FileChangePreview,
+    PlanPayload,
+    SpawnPayload,
+    TicketsPayload,
+    ToolPayload,
+)
+from conductor.approvals import ApprovalRequest, DecidedBy
 from conductor.config import Config
 from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid, StoreError
 from conductor.events import (
@@ -36,7 +48,7 @@ from conductor.launch import default_config_path, resolve_launch
 from conductor.model import Track, TrackStatus
 from conductor.providers.factory import PROVIDERS, make_provider, uses_endpoints, with_model_everywhere
 from conductor.records import PlanningStep, RecordError, TicketUpdated, TrackUpdated, apply
-from conductor.session import Session
+from conductor.session import PlanHandle, Session
 
 KINDS = ("plan", "tickets", "spawn", "tool")
 
@@ -144,9 +156,9 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
     try:
         kinds = _kinds(args.approve)
         if args.step:
-            cfg.engine.step_mode = True
+            cfg = cfg.updated({"engine": {"step_mode": True}}, source="--step")
         if args.workers:
-            cfg.engine.max_workers = args.workers
+            cfg = cfg.updated({"engine": {"max_workers": args.workers}}, source="--workers")
         workspace = choose_workspace(args, tracks_dir)
         if not workspace.is_dir():
             raise ConfigError(f"workspace {str(workspace)!r} is not a folder")
@@ -215,7 +227,7 @@ class Console:
                 break
         return self.verdict(handle)
 
-    def verdict(self, handle: Any) -> int:
+    def verdict(self, handle: PlanHandle | None) -> int:
         if handle is not None and handle.future.exception() is not None:
             exc = handle.future.exception()
             print(f"error: {exc}", file=sys.stderr)
@@ -296,42 +308,66 @@ class Console:
     MAX_LINES = 60
     """Lines of one approval's details or diff on screen; the rest goes to a file that the screen names."""
 
-    def ask(self, req: Any) -> None:
+    def ask(self, req: ApprovalRequest) -> None:
         """Show everything the person approves: redacted, escaped, and never cut without saying where the rest
         is (tracks/<track>/approvals/<request>.details.txt and .diff.txt)."""
         folder = self._approval_dir(req)
         print(terminal.safe(f"\n=== {req.kind.value} approval {req.id}: {req.title}"), file=self.out)
         print(terminal.safe(f"    from: {req.prov.describe() or 'planning'}"), file=self.out)
-        target = req.payload.get("target")
-        if isinstance(target, str) and target:
-            print(terminal.safe(f"    writes to: {target}"), file=self.out)
-        shown = {k: v for k, v in req.payload.items() if k != "diff"}
-        print(terminal.bounded(json.dumps(shown, indent=2, ensure_ascii=False), max_lines=self.MAX_LINES,
+        view = approval_view(req.payload)
+        if view.writes_to:
+            print(terminal.safe(f"    writes to: {view.writes_to}"), file=self.out)
+        print(terminal.bounded(json.dumps(view.details, indent=2, ensure_ascii=False), max_lines=self.MAX_LINES,
                                full_path=folder / f"{req.id}.details.txt"), file=self.out)
-        if req.payload.get("diff"):
-            print(terminal.bounded(str(req.payload["diff"]), max_lines=self.MAX_LINES,
-                                   full_path=folder / f"{req.id}.diff.txt"), file=self.out)
+        if view.diff:
+            print(terminal.bounded(view.diff, max_lines=self.MAX_LINES, full_path=folder / f"{req.id}.diff.txt"),
+                  file=self.out)
         if not self.interactive:
             how = ("a command runs unattended only through an exact approvals.allow_commands rule"
-                   if req.payload.get("tool") == "run_command" else f"pass --approve {req.kind.value} to allow")
+                   if view.is_command else f"pass --approve {req.kind.value} to allow")
             self.s.resolve_approval(req.id, approved=False, reason=f"no terminal to ask; {how}")
             return
-        self._prompt(req)
+        self._prompt(req, view.can_remember)
 
-    def _approval_dir(self, req: Any) -> Path:
+    def _approval_dir(self, req: ApprovalRequest) -> Path:
         store = self.s.store
         if req.prov.track_id:
             return store.track_dir(req.prov.track_id) / "approvals"
         return store.epic_dir(req.prov.trace_id or "unknown") / "approvals"
 
-    def _prompt(self, req: Any) -> None:
-        always = bool(req.payload.get("can_remember"))
+    def _prompt(self, req: ApprovalRequest, always: bool) -> None:
         answer = input(f"approve? [y]es / [n]o{' / [a]lways for this track' if always else ''}: ").strip().lower()
         if answer in ("y", "yes") or (always and answer in ("a", "always")):
             self.s.resolve_approval(req.id, approved=True, remember=answer.startswith("a"))
         else:
             reason = input("reason (returned to the model): ").strip() or "rejected at the prompt"
             self.s.resolve_approval(req.id, approved=False, reason=reason)
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """What the prompt shows of one approval: its details (JSON), the diff apart, the file really written."""
+
+    details: dict[str, JsonValue]
+    diff: str | None = None
+    writes_to: str | None = None
+    is_command: bool = False
+    can_remember: bool = False
+
+
+def approval_view(p: ApprovalPayload) -> ApprovalView:
+    match p:
+        case ToolPayload(preview=FileChangePreview() as f):
+            return ApprovalView(p.model_dump(mode="json", exclude={"preview": {"diff"}}), f.diff or None, f.target,
+                                can_remember=p.can_remember)
+        case ToolPayload(preview=CommandPreview()):
+            return ApprovalView(p.model_dump(mode="json"), is_command=True, can_remember=p.can_remember)
+        case ToolPayload():
+            return ApprovalView(p.model_dump(mode="json"), can_remember=p.can_remember)
+        case PlanPayload() | TicketsPayload() | SpawnPayload():
+            return ApprovalView(p.model_dump(mode="json"))
+        case _:
+            assert_never(p)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

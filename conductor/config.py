@@ -11,11 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, Never, Self, TypeAlias, TypeVar
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from conductor import config_edit
 from conductor.atomic import atomic_write_bytes
@@ -26,10 +37,37 @@ ApprovalKindName = Literal["plan", "tickets", "spawn", "tool"]
 _SECRET_KEYS = {"api_key", "apikey", "gemini_api_key", "google_api_key", "key", "token", "secret"}
 
 
+T = TypeVar("T")
+Seq: TypeAlias = Annotated[tuple[T, ...], Field(strict=False)]
+"""A list setting, held as a tuple: a frozen config has no list to append to. TOML's arrays (lists) are read
+into it (strict=False for the container only: each item stays strictly typed)."""
+K = TypeVar("K")
+V = TypeVar("V")
+FrozenMap: TypeAlias = Annotated[Mapping[K, V], AfterValidator(MappingProxyType), PlainSerializer(dict)]
+"""A table of settings ([endpoints.x], [mcp.x]), held read-only."""
+
+
+def _empty_map() -> Mapping[str, Never]:
+    return MappingProxyType({})
+
+
 class _Section(BaseModel):
     # strict: "no" is not a boolean and "3" is not a number; a typo in a security setting must stop the app,
-    # not be coerced into something the person did not write.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+    # not be coerced into something the person did not write. frozen: the loaded config is a value; a change is
+    # a new value (`Config.updated`), swapped in by the session's ApplySettings (conductor/settings.py).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # Its tables are read-only mappings, which neither copy nor pickle: a copy is the same value built again.
+    def __deepcopy__(self, memo: dict[int, object] | None = None) -> Self:
+        return self.model_validate(self.model_dump())
+
+    def __reduce__(self) -> tuple[Callable[[dict[str, object]], Self], tuple[dict[str, object]]]:
+        return (type(self).model_validate, (self.model_dump(),))
+
+    def model_copy(self, *, update: Mapping[str, object] | None = None, deep: bool = False) -> Self:
+        """A new value with `update` set, validated like any other (there is nothing to copy deeply in a value
+        that never changes)."""
+        return self.model_validate({**self.model_dump(), **(update or {})})
 
 
 class ModelsConfig(_Section):
@@ -37,17 +75,17 @@ class ModelsConfig(_Section):
     tier2: str = "gemini-3.8-flash"
     tier3: str = "gemini-3.5-flash-lite"
     tier4: str = "gemini-3.5-flash-lite"
-    ladder: list[str] = Field(default_factory=lambda: ["gemini-3.5-flash-lite", "gemini-3.8-flash",
-                                                       "gemini-3.1-pro-preview"])
+    ladder: Seq[str] = Field(default_factory=lambda: ("gemini-3.5-flash-lite", "gemini-3.8-flash",
+                                                      "gemini-3.1-pro-preview"))
     """Escalation: attempt n of a ticket uses ladder[n-1] (the last entry once past the end)."""
-    offered: list[str] = Field(default_factory=lambda: ["gemini-3.8-flash", "gemini-3.5-flash",
-                                                        "gemini-3.5-flash-lite", "gemini-3.1-pro-preview",
-                                                        "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"])
+    offered: Seq[str] = Field(default_factory=lambda: ("gemini-3.8-flash", "gemini-3.5-flash",
+                                                       "gemini-3.5-flash-lite", "gemini-3.1-pro-preview",
+                                                       "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"))
     """Models offered in the settings dialog (the API's model list is added when a key is present)."""
 
     @field_validator("ladder")
     @classmethod
-    def _ladder_not_empty(cls, v: list[str]) -> list[str]:
+    def _ladder_not_empty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("the escalation ladder needs at least one model")
         return v
@@ -105,16 +143,16 @@ class LimitsConfig(_Section):
 
 
 class ApprovalsConfig(_Section):
-    auto: list[ApprovalKindName] = Field(default_factory=list)
+    auto: Seq[ApprovalKindName] = ()
     """Kinds approved without asking. `tool` here approves every write and command: use with care."""
-    allow_commands: list[str] = Field(default_factory=list)
+    allow_commands: Seq[str] = ()
     """Exact command lines that run without asking (compared after parsing, never by prefix). An entry that no
     command could ever match safely (shell syntax, an interpreter given code, a program named by a path, ...)
     is an error, not a silent no-op: see conductor.tools.cmdline.rule_problem."""
 
     @field_validator("allow_commands")
     @classmethod
-    def _rules_are_plain(cls, v: list[str]) -> list[str]:
+    def _rules_are_plain(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         from conductor.tools import cmdline  # pure module; imported here to keep config free of tool imports
 
         bad = [f"entry {i} {line!r}: {why}" for i, line in enumerate(v)
@@ -246,7 +284,7 @@ class EndpointConfig(_Section):
     the provider's own host or to loopback unless you name the URL in the environment or on the command line."""
     api_key_env: str | None = None
     """The environment variable holding the key (never the key itself). None: no key (local servers)."""
-    models: list[str] = Field(default_factory=list)
+    models: Seq[str] = ()
     """Models offered in the settings dialog (the endpoint's own list is added when it answers)."""
     free: bool = False
     """True only when you say so: calls here cost nothing. Otherwise a model without a price has an unknown cost."""
@@ -312,10 +350,10 @@ class McpServerConfig(_Section):
     copied from Conductor's own environment when the server starts."""
 
     command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    args: Seq[str] = ()
+    env: FrozenMap[str, str] = Field(default_factory=_empty_map)
     """Literal, non-secret variables for a stdio server (added to a minimal PATH/HOME/USER environment)."""
-    pass_env: list[str] = Field(default_factory=list)
+    pass_env: Seq[str] = ()
     """Names of variables copied from Conductor's environment into a stdio server's (e.g. its own token)."""
     url: str | None = None
     call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
@@ -373,15 +411,15 @@ class Config(_Section):
     gemini: GeminiConfig = Field(default_factory=GeminiConfig)
     gui: GuiConfig = Field(default_factory=GuiConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
-    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    endpoints: FrozenMap[str, EndpointConfig] = Field(default_factory=_empty_map)
     """Named endpoints beside the built-in `gemini`, `openai` and `anthropic` (which may be overridden)."""
-    prices: list[Price] = Field(default_factory=default_prices)
-    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    prices: Seq[Price] = Field(default_factory=lambda: tuple(default_prices()))
+    mcp: FrozenMap[str, McpServerConfig] = Field(default_factory=_empty_map)
     """MCP servers whose tools Tier 3 may call (each call approved): `[mcp.<name>]`."""
 
     @field_validator("mcp")
     @classmethod
-    def _mcp_names(cls, v: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+    def _mcp_names(cls, v: Mapping[str, McpServerConfig]) -> Mapping[str, McpServerConfig]:
         for name in v:
             if not _MCP_NAME.match(name):
                 raise ValueError(f"[mcp.{name}]: the server name must be 1-32 letters, digits, '-' or '_' "
@@ -434,6 +472,11 @@ class Config(_Section):
         raise ConfigError(f"no endpoint named {name!r} (known: {', '.join(sorted(self.endpoint_names()))})",
                           key=f"endpoints.{name}")
 
+    def updated(self, values: Mapping[str, object], *, source: str = "settings") -> Config:
+        """A new config: this one with the nested `values` set (a None value clears an optional setting),
+        validated whole. Raises ConfigError naming the key (`source` names where the values came from)."""
+        return parse_config(_merged(self.model_dump(mode="python"), values), source=source)
+
     def model_for_attempt(self, attempt: int, override: str | None = None) -> str:
         """Tier 3's model for attempt n (1-based): the override or tier3 first, then up the ladder."""
         if attempt <= 1:
@@ -441,6 +484,17 @@ class Config(_Section):
         ladder = self.models.ladder
         start = ladder.index(override or self.models.tier3) if (override or self.models.tier3) in ladder else 0
         return ladder[min(start + attempt - 1, len(ladder) - 1)]
+
+
+def _merged(base: Mapping[str, object], over: Mapping[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in over.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = _merged(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 def _walk_keys(data: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
@@ -494,24 +548,40 @@ def load_config(path: str | Path | None) -> Config:
     return parse_config(data, source=str(p))
 
 
+def plain(cfg: Config, *, exclude_none: bool = False) -> dict[str, object]:
+    """The config as TOML-ready data (its tuples as lists, as tomllib reads arrays back)."""
+    return _plain_dict(cfg.model_dump(mode="python", exclude_none=exclude_none))
+
+
+def _plain_dict(data: Mapping[str, object]) -> dict[str, object]:
+    return {k: _lists(v) for k, v in data.items()}
+
+
+def _lists(value: object) -> object:
+    if isinstance(value, Mapping):
+        return _plain_dict(value)
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
+
+
 def config_to_toml(cfg: Config) -> str:
-    data = cfg.model_dump(mode="python", exclude_none=True)
-    return tomli_w.dumps(data)
+    return tomli_w.dumps(plain(cfg, exclude_none=True))
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the config atomically (validated first, so an invalid config never reaches disk). An existing
     file keeps every comment and its order: only values that differ from what it says are rewritten."""
-    parse_config(cfg.model_dump(mode="python"), source=str(path))
+    parse_config(plain(cfg), source=str(path))
     p = Path(path)
     try:
         old = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         atomic_write_bytes(p, config_to_toml(cfg).encode("utf-8"))
         return
-    defaults = Config().model_dump(mode="python", exclude_none=True)
+    defaults = plain(Config(), exclude_none=True)
     before = config_edit.effective(old, defaults, str(p))
-    changes = config_edit.changed_values(before, cfg.model_dump(mode="python", exclude_none=True))
+    changes = config_edit.changed_values(before, plain(cfg, exclude_none=True))
     if changes:
         _write_edited(p, old, changes)
 

@@ -6,6 +6,8 @@ and returns new values; nothing here mutates, sleeps or does I/O.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -199,8 +201,10 @@ class ReadyTracker:
     """The ready set, kept up to date in O(children) per status change instead of O(tickets) per query.
 
     A ticket is ready when it waits (todo/ready) and every dependency is satisfied (done, or skipped with its
-    own dependencies satisfied) — the same rule as `ready_ids`, which tests use as the oracle. Ready ids come
-    out in the order they became ready. Build it again after the graph itself changes (an edit of depends_on).
+    own dependencies satisfied) — the same rule as `ready_ids`, which tests use as the oracle. `ids` lists them
+    in the order they became ready; `first` is the one to start next: the ticket heading the longest chain of
+    work still below it (critical path first), ties in the order they became ready. Build it again after the
+    graph itself changes (an edit of depends_on).
     """
 
     def __init__(self, tickets: Sequence[_StatusNode]) -> None:
@@ -218,6 +222,15 @@ class ReadyTracker:
         self._ready: OrderedDict[str, None] = OrderedDict(
             (t.id, None) for t in tickets if self._waiting(t.id) and self._unmet[t.id] == 0)
         self._new: list[str] = list(self._ready)
+        # Longest chain of dependents below each ticket, itself included. With more ready tickets than workers,
+        # starting those in readiness order let a long chain queue behind short ones and set the makespan; its
+        # head goes first instead (list scheduling by bottom level).
+        self._rank: dict[str, int] = {}
+        for tid in reversed(topological_order(tickets)):
+            self._rank[tid] = 1 + max((self._rank[c] for c in self._children.get(tid, ())), default=0)
+        self._order = itertools.count()
+        self._heap: list[tuple[int, int, str]] = [(-self._rank[tid], next(self._order), tid) for tid in self._ready]
+        heapq.heapify(self._heap)
 
     def _sat(self, tid: str) -> bool:
         s = self._status.get(tid)
@@ -231,6 +244,7 @@ class ReadyTracker:
             if tid not in self._ready:
                 self._ready[tid] = None
                 self._new.append(tid)
+                heapq.heappush(self._heap, (-self._rank.get(tid, 1), next(self._order), tid))
         else:
             self._ready.pop(tid, None)
 
@@ -256,7 +270,11 @@ class ReadyTracker:
         self._refresh(tid)
 
     def first(self) -> str | None:
-        return next(iter(self._ready), None)
+        """The ready ticket to start next (critical path first), or None."""
+        heap = self._heap
+        while heap and heap[0][2] not in self._ready:  # left the ready set since it was pushed
+            heapq.heappop(heap)
+        return heap[0][2] if heap else None
 
     def ids(self) -> list[str]:
         return list(self._ready)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from conductor.approval_payloads import FileChangePreview
 from conductor.errors import ConductorError
 from conductor.events import Event, Provenance
 from conductor.git import GitError, init_repository
@@ -147,7 +148,7 @@ class GitReview:
             return ToolPreviewReady(prov=ctx.prov, request_id=request_id, revision=revision,
                                     error=f"{type(exc).__name__}: {exc}")
         return ToolPreviewReady(prov=ctx.prov, request_id=request_id, revision=revision,
-                                diff=str(preview.get("diff", "")))
+                                diff=preview.diff if isinstance(preview, FileChangePreview) else "")
 
     # -- git init, asked --
 

@@ -16,22 +16,22 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import assert_never
 
 from conductor import dag
-from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, Validator
+from conductor.approval_payloads import P, PlanPayload, SpawnPayload, TicketsPayload, ToolPayload
+from conductor.approvals import ApprovalBroker, ApprovalDecision, Validator
 from conductor.comms import CommsLog
 from conductor.config import Config
-from conductor.errors import Cancelled, StoreError, UserError
+from conductor.errors import ApprovalError, Cancelled, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
-from conductor.model import Ticket, TicketPlan, TicketSpec, Track, TrackProposal, TrackSpec, TrackStatus
+from conductor.model import Ticket, TicketSpec, Track, TrackSpec, TrackStatus
 from conductor.records import (
     ApprovalDecided,
     EpicCreated,
     PlanningStep,
     ProposalReceived,
+    StepName,
     TicketProposalReceived,
     TicketsSet,
     TracksCreated,
@@ -57,14 +57,15 @@ class PlanHandle:
 
 @dataclass
 class PlanningDeps:
-    cfg: Config
+    config: Callable[[], Config]
+    """The current config, read at each step (a Settings change applies from the next step on)."""
     store: TrackStore
     broker: ApprovalBroker
     events: EventQueue
     workspace: Path
     call_deps: Callable[[], CallDeps]
     comms_for: Callable[[str], CommsLog]
-    spawn: Callable[[str, Callable[..., None], Any], threading.Thread]
+    spawn: Callable[[str, Callable[[], None]], threading.Thread]
     on_tickets_approved: Callable[[str], None]
     """Called with a track id once its tickets are approved (the session starts the run when auto_run)."""
 
@@ -91,12 +92,12 @@ class PlanningRun:
         return run
 
     def start(self) -> PlanHandle:
-        self.deps.spawn(f"conductor-plan-{self.epic_id[-4:]}", self._main, None)
+        self.deps.spawn(f"conductor-plan-{self.epic_id[-4:]}", self._main)
         return self.handle
 
     # ---------------- the actor's thread
 
-    def _main(self, _: Any = None) -> None:
+    def _main(self) -> None:
         try:
             approved = self._steps()
             self._step("finished", f"planning finished: {len(approved)} track(s) ready" if approved
@@ -112,7 +113,7 @@ class PlanningRun:
     def _prov(self, tier: int, track_id: str | None = None) -> Provenance:
         return Provenance(trace_id=self.epic_id, track_id=track_id, tier=tier)
 
-    def _step(self, step: Any, detail: str, track_id: str | None = None, *, journal: bool = True) -> None:
+    def _step(self, step: StepName, detail: str, track_id: str | None = None, *, journal: bool = True) -> None:
         """Journal and publish where planning is: the status bar shows it, and a restart knows whether this
         run ended (finished, rejected, stopped by an error) or must continue."""
         rec = PlanningStep(step=step, detail=detail, track_id=track_id)
@@ -153,24 +154,28 @@ class PlanningRun:
         else:
             proposal = rec.proposal
         self._step("plan_review", f"planning: waiting for your review of {len(proposal.tracks)} track(s)")
-        payload = {"epic": epic, "tracks": [t.model_dump(mode="json") for t in proposal.tracks]}
-        decision = self._decide(ApprovalKind.PLAN, prov, f"plan-{self.epic_id}", "Review the plan", payload,
-                                validate_plan, self.journal)
-        if not decision.approved:
-            self._step("rejected", f"plan rejected: {decision.reason}")
-            self.deps.events.post(Notice(prov=prov, message=f"plan rejected: {decision.reason}"))
-            return []
-        assert decision.payload is not None
-        return [TrackSpec.model_validate(t) for t in decision.payload["tracks"]]
+        payload = PlanPayload(epic=epic, tracks=tuple(proposal.tracks))
+        decision = self._decide(prov, f"plan-{self.epic_id}", "Review the plan", payload, None, self.journal)
+        match decision.payload:
+            case PlanPayload(tracks=tracks) if decision.approved:
+                return [t.model_copy() for t in tracks]
+            case None | PlanPayload():
+                self._step("rejected", f"plan rejected: {decision.reason}")
+                self.deps.events.post(Notice(prov=prov, message=f"plan rejected: {decision.reason}"))
+                return []
+            case TicketsPayload() | SpawnPayload() | ToolPayload() as other:
+                raise ApprovalError(f"plan approval plan-{self.epic_id} was decided with a {other.kind} payload")
+            case _:
+                assert_never(decision.payload)
 
-    def _decide(self, kind: ApprovalKind, prov: Provenance, request_id: str, title: str, payload: dict[str, Any],
-                validator: Validator, journal: Journal) -> ApprovalDecision:
+    def _decide(self, prov: Provenance, request_id: str, title: str, payload: P, validator: Validator[P] | None,
+                journal: Journal) -> ApprovalDecision:
         """A journalled decision if there is one (after a restart), else ask and wait."""
         done = journal.find(ApprovalDecided, request_id)
         if done is not None:
-            return ApprovalDecision.from_json(dict(done.decision))
-        pending = self.deps.broker.request(kind, prov, title, payload, validator=validator, request_id=request_id)
-        return pending.wait(self.handle.cancel, self.deps.cfg.approvals.timeout_s or None)
+            return done.decision
+        pending = self.deps.broker.request(prov, title, payload, validator=validator, request_id=request_id)
+        return pending.wait(self.handle.cancel, self.deps.config().approvals.timeout_s or None)
 
     def _create_track(self, epic: str, spec: TrackSpec) -> str:
         store = self.deps.store
@@ -179,6 +184,7 @@ class PlanningRun:
                       workspace=str(self.deps.workspace))
         store.create_track(track)
         tier1 = store.output_path(store.epic_dir(self.epic_id), "tier1")
+        store.flush_outputs()  # outputs are written by the store's thread: read the whole file
         if tier1.exists():
             store.append_output(store.output_path(store.track_dir(track.id), "tier1"), tier1.read_text("utf-8"))
         self.deps.events.post(TrackLoaded(prov=Provenance(trace_id=self.epic_id, track_id=track.id),
@@ -206,19 +212,22 @@ class PlanningRun:
             plan = rec.plan
         self._step("tickets_review", f"planning: waiting for your review of {len(plan.tickets)} ticket(s) for "
                                      f"{track.title!r}", track.id)
-        payload = {"track_id": track.id, "track_title": track.title,
-                   "tickets": [t.model_dump(mode="json") for t in plan.tickets]}
-        decision = self._decide(ApprovalKind.TICKETS, prov, f"tickets-{track.id}", f"Review tickets: {track.title}",
-                                payload, validate_tickets, journal)
-        if not decision.approved:
-            self.deps.events.post(Notice(prov=prov, message=f"tickets for {track.title!r} rejected: "
-                                                            f"{decision.reason}"))
-            return False
-        assert decision.payload is not None
-        set_tickets(store, self.deps.events, track_id, [TicketSpec.model_validate(t)
-                                                         for t in decision.payload["tickets"]])
-        self.deps.on_tickets_approved(track_id)
-        return True
+        payload = TicketsPayload(track_id=track.id, track_title=track.title, tickets=tuple(plan.tickets))
+        decision = self._decide(prov, f"tickets-{track.id}", f"Review tickets: {track.title}", payload,
+                                validate_tickets, journal)
+        match decision.payload:
+            case TicketsPayload(tickets=tickets) if decision.approved:
+                set_tickets(store, self.deps.events, track_id, [t.model_copy() for t in tickets])
+                self.deps.on_tickets_approved(track_id)
+                return True
+            case None | TicketsPayload():
+                self.deps.events.post(Notice(prov=prov, message=f"tickets for {track.title!r} rejected: "
+                                                                f"{decision.reason}"))
+                return False
+            case PlanPayload() | SpawnPayload() | ToolPayload() as other:
+                raise ApprovalError(f"tickets approval tickets-{track.id} was decided with a {other.kind} payload")
+            case _:
+                assert_never(decision.payload)
 
 
 def set_tickets(store: TrackStore, events: EventQueue, track_id: str, specs: list[TicketSpec]) -> Track:
@@ -273,18 +282,9 @@ def _finished(store: TrackStore, epic_id: str, journal: Journal) -> bool:
     return True
 
 
-def validate_plan(payload: dict[str, Any]) -> None:
-    try:
-        TrackProposal.model_validate({"tracks": payload.get("tracks")})
-    except ValidationError as exc:
-        raise ValueError(f"invalid plan: {exc}") from None
-
-
-def validate_tickets(payload: dict[str, Any]) -> None:
-    try:
-        plan = TicketPlan.model_validate({"tickets": payload.get("tickets")})
-    except ValidationError as exc:
-        raise ValueError(f"invalid tickets: {exc}") from None
-    problems = dag.problems(plan.tickets)
+def validate_tickets(payload: TicketsPayload) -> None:
+    """An edited ticket DAG: each ticket was validated when the payload was built; the graph is checked here
+    (unknown, duplicate or cyclic ids, each named)."""
+    problems = dag.problems(list(payload.tickets))
     if problems:
         raise ValueError("; ".join(problems))

@@ -12,12 +12,12 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
 from conductor.comms import CommsLog
 from conductor.config import Config
-from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, Resume
+from conductor.engine import Cancel, CancelTicket, Engine, EngineCommand, EngineDeps, Pause, ReplaceConfig, Resume
 from conductor.errors import ApprovalError, ConductorError, StoreError, UserError
 from conductor.events import ErrorRaised, EventQueue, Notice, Provenance, RecordApplied, TrackLoaded
 from conductor.gitwork import NoGit, open_git_work
@@ -26,6 +26,7 @@ from conductor.model import TicketSpec, Track, TrackStatus
 from conductor.planning_run import PlanHandle, PlanningDeps, PlanningRun, set_tickets, unfinished_epics
 from conductor.providers.base import Provider
 from conductor.records import ApprovalAsked, ApprovalDecided, RecordError, UsageLogged, apply, record_type, track_update
+from conductor.settings import ApplySettings, settled_config
 from conductor.store import Journal, LoadedTrack, TrackStore
 from conductor.tiers.call import CallDeps
 from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
@@ -54,11 +55,14 @@ class Session:
     def __init__(self, cfg: Config, *, workspace: Path, tracks_dir: Path, provider: Provider,
                  events: EventQueue | None = None, toolbox: Toolbox | None = None, auto_run: bool = True,
                  linger: bool = True, force_workspace: bool = False,
-                 limits: ModelLimits | None = None, check_command: str | None = None) -> None:
-        self.cfg = cfg
+                 limits: ModelLimits | None = None, check_command: str | None = None,
+                 path_first: tuple[str, ...] = ()) -> None:
+        self._cfg = cfg
         self.check_command = check_command
         """This workspace's checks, instead of `[git] check_command` (the offline demo's own project: its pytest
         suite), kept out of the config so saving Settings never writes it; None: the config's."""
+        self.path_first = path_first
+        """Folders this session's commands search before PATH (the demo's interpreter folder, for its pytest)."""
         self.workspace = Path(workspace).resolve()
         self.store = TrackStore(Path(tracks_dir))
         self.provider = provider
@@ -84,11 +88,12 @@ class Session:
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._settings_lock = threading.Lock()
         self._closed = False
         self._comms_for = _comms_factory(self.store)
         self._allow = CommandPolicy.from_config(cfg)
         # Read at each request, so kinds ticked or unticked in Settings apply at once.
-        self.broker.add_policy("config", lambda r: ApprovalDecision(r.id, True, r.payload)
+        self.broker.add_policy("config", lambda r: ApprovalDecision(request_id=r.id, approved=True, payload=r.payload)
                                if r.kind.value in self.cfg.approvals.auto else None)
         self._decisions: queue.SimpleQueue[ApprovalDecision | None] = queue.SimpleQueue()
         self._decision_thread = threading.Thread(target=self._decision_writer, name="conductor-decisions",
@@ -98,6 +103,26 @@ class Session:
         self.broker.on_resolved.append(self._journal_decision)
         self.store.remove_stale_temp_files()
         self._load_usage()
+
+    @property
+    def cfg(self) -> Config:
+        """The current config: an immutable value, replaced only by `apply_settings`."""
+        return self._cfg
+
+    def apply_settings(self, cmd: ApplySettings) -> Config:
+        """Handle a Settings change: validate (ConfigError names the key), write the file when asked, then swap
+        the new value in — for the session's readers, the price table, the allow rules, and each running engine
+        (attempts launched from now on; a running attempt keeps its config). Nothing changes when it fails."""
+        with self._settings_lock:  # two changes at once: one after the other, each over the last
+            new = settled_config(self._cfg, cmd)
+            self._cfg = new
+            self.ledger.prices = PriceTable.for_config(new)
+            self._allow.set_config_rules(new.approvals.allow_commands)
+            with self._lock:  # every engine, started or not: one registered now still gets it at its start
+                engines = list(self.engines.values())
+            for eng in engines:
+                eng.send(ReplaceConfig(new))
+        return new
 
     def _mcp_problem(self, message: str) -> None:
         self.events.post(ErrorRaised(prov=Provenance(), message=message, error_type="McpUnavailable"))
@@ -110,12 +135,12 @@ class Session:
         return self.store.journal(prov.trace_id or "unknown", epic=True)
 
     def _journal_request(self, req: ApprovalRequest) -> None:
-        self._journal_for(req.prov).append(ApprovalAsked(key=req.id, request=req.to_json()))
+        self._journal_for(req.prov).append(ApprovalAsked(key=req.id, request=req))
 
     def _journal_decision(self, req: ApprovalRequest, d: ApprovalDecision) -> None:
         if d.by == DecidedBy.CANCELLED:
             return  # not a decision: the request stays pending in the journal and comes back after a restart
-        self._journal_for(req.prov).append(ApprovalDecided(key=req.id, request=req.to_json(), decision=d.to_json()))
+        self._journal_for(req.prov).append(ApprovalDecided(key=req.id, request=req, decision=d))
 
     def _load_usage(self) -> None:
         """Rebuild the ledger from every journal (usage survives a restart, each record counted once)."""
@@ -152,7 +177,7 @@ class Session:
     # ---------------- planning ----------------
 
     def _planning_deps(self) -> PlanningDeps:
-        return PlanningDeps(cfg=self.cfg, store=self.store, broker=self.broker, events=self.events,
+        return PlanningDeps(config=lambda: self.cfg, store=self.store, broker=self.broker, events=self.events,
                             workspace=self.workspace, call_deps=self.call_deps, comms_for=self._comms_for,
                             spawn=self._spawn, on_tickets_approved=self._tickets_approved)
 
@@ -165,8 +190,8 @@ class Session:
         self.plans[run.epic_id] = run.handle
         return run.start()
 
-    def _spawn(self, name: str, fn: Any, *args: Any) -> threading.Thread:
-        th = threading.Thread(target=fn, args=args, name=name, daemon=True)
+    def _spawn(self, name: str, fn: Callable[[], None]) -> threading.Thread:
+        th = threading.Thread(target=fn, name=name, daemon=True)
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(th)
@@ -215,13 +240,17 @@ class Session:
                 f"{git.reason}: the track runs ONE worker at a time in the workspace itself, with no branch, no "
                 "per-ticket commit and no undo. Initialise a repository (git init, one commit) to get a branch per "
                 "track and a worktree per ticket.")))
-        deps = EngineDeps(cfg=self.cfg, call=self.call_deps(), broker=self.broker, workspace=self.workspace,
+        cfg = self._cfg  # one value for the whole set-up; a change after this reaches the engine below
+        deps = EngineDeps(cfg=cfg, call=self.call_deps().with_(cfg=cfg), broker=self.broker, workspace=self.workspace,
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
-                          max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command)
+                          max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command,
+                          path_first=self.path_first)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine
+            if self._cfg is not cfg:  # Settings changed while it was being set up: apply_settings may not see it
+                engine.send(ReplaceConfig(self._cfg))
         return engine.start()
 
     def _publish_loaded(self, loaded: LoadedTrack) -> None:
@@ -292,7 +321,7 @@ class Session:
     def pending_approvals(self) -> list[ApprovalRequest]:
         return self.broker.pending()
 
-    def resolve_approval(self, request_id: str, *, approved: bool, payload: dict[str, Any] | None = None,
+    def resolve_approval(self, request_id: str, *, approved: bool, payload: ApprovalPayload | None = None,
                          reason: str | None = None, remember: bool = False,
                          background: bool = False) -> ApprovalDecision:
         """A person's decision. It is validated here (ValueError names what is wrong with an edit); with

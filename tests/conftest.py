@@ -77,14 +77,6 @@ def _own_config_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
 
 
-@pytest.fixture(autouse=True)
-def _path_restored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting the offline demo puts the interpreter's folder first on PATH (so its check finds this pytest):
-    restored after each test, so no test sees another's PATH."""
-    import os
-    monkeypatch.setenv("PATH", os.environ.get("PATH", ""))
-
-
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gui_support import make_controller, make_session
 
+from conductor.approval_payloads import TicketsPayload
 from conductor.events import ticket_stream_id
 from conductor.app import (AppController, StreamBuffer, Streams, UnavailableProvider, fmt_cost, fmt_tokens,
                            )
@@ -110,8 +111,8 @@ def test_demo_flow_fills_every_pane_and_the_dashboard_matches_the_ledger(tmp_pat
 
 def test_unknown_cost_is_shown_as_unknown_never_free(tmp_path: Path) -> None:
     cfg = Config()
-    cfg.models.tier3 = "mystery-model-without-a-price"
-    cfg.models.ladder = ["mystery-model-without-a-price"]
+    cfg = cfg.updated({"models": {"tier3": "mystery-model-without-a-price"}})
+    cfg = cfg.updated({"models": {"ladder": ["mystery-model-without-a-price"]}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     c.plan("Tiny epic")
     pump(c, lambda: all_done(c), decide=approve_all)
@@ -132,9 +133,10 @@ def test_several_approvals_at_once_are_all_kept_and_bad_edits_are_refused(tmp_pa
         assert c.approve(req.id) is None
     pump(c, lambda: c.pending_list("tickets"))
     req = c.pending_list("tickets")[0]
-    tickets = [dict(t) for t in req.payload["tickets"]]
-    tickets[0]["depends_on"] = ["T6"]  # T1 -> T6 -> ... -> T1: a cycle
-    err = c.approve(req.id, {**req.payload, "tickets": tickets})
+    assert isinstance(req.payload, TicketsPayload)
+    tickets = list(req.payload.tickets)
+    tickets[0] = tickets[0].model_copy(update={"depends_on": ["T6"]})  # T1 -> T6 -> ... -> T1: a cycle
+    err = c.approve(req.id, req.payload.model_copy(update={"tickets": tuple(tickets)}))
     assert err is not None and "cycle" in err and "T1" in err
     assert req.id in c.pending, "a refused edit leaves the request pending"
     assert c.reject(req.id, "not now") is None
@@ -247,7 +249,7 @@ def test_restart_restores_tracks_panes_and_usage(tmp_path: Path) -> None:
 @pytest.mark.parametrize("limit", [1000])
 def test_restored_long_output_says_it_is_a_tail(tmp_path: Path, limit: int) -> None:
     cfg = Config()
-    cfg.gui.stream_tail_chars = limit
+    cfg = cfg.updated({"gui": {"stream_tail_chars": limit}})
     c = make_controller(make_session(tmp_path, ScriptedProvider({3: [Reply(text="x" * 5000)]}), cfg))
     c.plan("Long output")
     pump(c, lambda: all_done(c), decide=approve_all)

@@ -13,18 +13,28 @@ from typing import Any
 
 import pytest
 
+from conductor.approval_payloads import ApprovalPayload, SpawnPayload, ToolPayload
 from conductor.approvals import (ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy,
                                  PendingApproval)
 from conductor.errors import ApprovalError, Cancelled
 from conductor.events import ApprovalRequested, ApprovalResolved, EventQueue, Provenance
+from helpers import sample_payload
 
 PROV = Provenance(trace_id="run", track_id="tr", ticket_id="T1", tier=3, attempt=1)
 
 
 def ask(broker: ApprovalBroker, kind: ApprovalKind = ApprovalKind.TOOL, ticket: str = "T1",
-        payload: dict[str, Any] | None = None, **kw: Any) -> PendingApproval:
-    return broker.request(kind, PROV.with_(ticket_id=ticket), f"{kind.value} for {ticket}",
-                          payload if payload is not None else {"cmd": "pytest -q"}, **kw)
+        payload: ApprovalPayload | None = None, **kw: Any) -> PendingApproval:
+    return broker.request(PROV.with_(ticket_id=ticket), f"{kind.value} for {ticket}",
+                          payload if payload is not None else sample_payload(kind.value), **kw)
+
+
+def cmd(text: str) -> ToolPayload:
+    return sample_payload("tool", text)  # type: ignore[no-any-return]
+
+
+def spawn(prompt: str) -> SpawnPayload:
+    return sample_payload("spawn", prompt)  # type: ignore[no-any-return]
 
 
 def run_thread(fn: Any) -> threading.Thread:
@@ -57,7 +67,7 @@ def test_kinds_are_distinct_and_carried_on_requests_and_events() -> None:
 
 def test_request_and_decision_json_round_trip() -> None:
     broker = ApprovalBroker()
-    p = ask(broker, ApprovalKind.PLAN, payload={"tracks": [{"title": "x"}]})
+    p = ask(broker, ApprovalKind.PLAN)
     assert ApprovalRequest.from_json(p.request.to_json()) == p.request
     d = broker.resolve(p.request.id, approved=False, reason="no")
     assert ApprovalDecision.from_json(d.to_json()) == d
@@ -72,8 +82,8 @@ def test_auto_approve_policy_decides_only_its_kinds() -> None:
     asked: list[ApprovalRequest] = []
     broker.on_requested.append(asked.append)
 
-    tool = ask(broker, ApprovalKind.TOOL, payload={"cmd": "ls"})
-    assert tool.done and tool.decision.approved and tool.decision.payload == {"cmd": "ls"}
+    tool = ask(broker, ApprovalKind.TOOL, payload=cmd("ls"))
+    assert tool.done and tool.decision.approved and tool.decision.payload == cmd("ls")
     assert (tool.decision.by, tool.decision.policy) == (DecidedBy.POLICY, "auto:plan,tool")
     assert tool.wait(timeout=1).approved
 
@@ -88,11 +98,16 @@ def test_auto_approve_policy_decides_only_its_kinds() -> None:
 
 def test_policies_are_asked_in_order_and_may_reject() -> None:
     broker = ApprovalBroker()
-    broker.add_policy("deny-rm", lambda r: ApprovalDecision(r.id, False, reason="rm is never allowed")
-                      if "rm" in r.payload.get("cmd", "") else None)
+    def deny_rm(r: ApprovalRequest) -> ApprovalDecision | None:
+        match r.payload:
+            case ToolPayload(args={"command": str(command)}) if "rm" in command:
+                return ApprovalDecision(request_id=r.id, approved=False, reason="rm is never allowed")
+        return None
+
+    broker.add_policy("deny-rm", deny_rm)
     broker.auto_approve({"tool"})
-    denied = ask(broker, payload={"cmd": "rm -rf x"})
-    allowed = ask(broker, payload={"cmd": "ls"})
+    denied = ask(broker, payload=cmd("rm -rf x"))
+    allowed = ask(broker, payload=cmd("ls"))
     assert denied.decision.approved is False and denied.decision.reason == "rm is never allowed"
     assert (denied.decision.by, denied.decision.policy) == (DecidedBy.POLICY, "deny-rm")
     assert allowed.decision.approved and allowed.decision.by == DecidedBy.POLICY
@@ -101,48 +116,48 @@ def test_policies_are_asked_in_order_and_may_reject() -> None:
 
 # ---------------------------------------------------------------- validators, edits, rejections
 
-def _no_empty_prompt(payload: dict[str, Any]) -> None:
-    if not payload.get("prompt", "").strip():
+def _no_empty_prompt(payload: SpawnPayload) -> None:
+    if not payload.prompt.strip():
         raise ValueError("the prompt is empty")
 
 
 def test_validator_rejects_a_bad_edit_and_the_request_stays_pending() -> None:
     q = EventQueue()
     broker = ApprovalBroker(q)
-    p = ask(broker, ApprovalKind.SPAWN, payload={"prompt": "do it"}, validator=_no_empty_prompt)
+    p = ask(broker, ApprovalKind.SPAWN, payload=spawn("do it"), validator=_no_empty_prompt)
     q.drain()
     with pytest.raises(ValueError, match="the prompt is empty"):
-        broker.resolve(p.request.id, approved=True, payload={"prompt": "   "})
+        broker.resolve(p.request.id, approved=True, payload=spawn("   "))
     assert not p.done
     assert [r.id for r in broker.pending()] == [p.request.id]
     assert q.drain() == []  # nothing was announced as resolved
-    d = broker.resolve(p.request.id, approved=True, payload={"prompt": "do it better"})
-    assert d.approved and d.edited and d.payload == {"prompt": "do it better"}
+    d = broker.resolve(p.request.id, approved=True, payload=spawn("do it better"))
+    assert d.approved and d.edited and d.payload == spawn("do it better")
 
 
 def test_an_edited_payload_is_what_the_decision_carries() -> None:
     q = EventQueue()
     broker = ApprovalBroker(q)
-    p = ask(broker, payload={"cmd": "pytest"})
-    d = broker.resolve(p.request.id, approved=True, payload={"cmd": "pytest -q tests/unit"})
-    assert d.edited is True and d.payload == {"cmd": "pytest -q tests/unit"}
+    p = ask(broker, payload=cmd("pytest"))
+    d = broker.resolve(p.request.id, approved=True, payload=cmd("pytest -q tests/unit"))
+    assert d.edited is True and d.payload == cmd("pytest -q tests/unit")
     assert p.wait(timeout=1) == d
-    assert p.request.payload == {"cmd": "pytest"}  # the request still shows what was asked
+    assert p.request.payload == cmd("pytest")  # the request still shows what was asked
     (ev,) = [e for e in q.drain() if isinstance(e, ApprovalResolved)]
     assert ev.edited is True
 
 
 def test_approving_unchanged_is_not_an_edit() -> None:
     broker = ApprovalBroker()
-    p = ask(broker, payload={"cmd": "ls"}, validator=lambda _p: (_ for _ in ()).throw(AssertionError("called")))
-    d = broker.resolve(p.request.id, approved=True, payload={"cmd": "ls"})
-    assert d.edited is False and d.payload == {"cmd": "ls"}
+    p = ask(broker, payload=cmd("ls"), validator=lambda _p: (_ for _ in ()).throw(AssertionError("called")))
+    d = broker.resolve(p.request.id, approved=True, payload=cmd("ls"))
+    assert d.edited is False and d.payload == cmd("ls")
 
 
 def test_a_rejection_carries_a_reason_and_no_payload() -> None:
     broker = ApprovalBroker()
     p = ask(broker)
-    d = broker.resolve(p.request.id, approved=False, reason="too risky", payload={"cmd": "ignored"})
+    d = broker.resolve(p.request.id, approved=False, reason="too risky", payload=cmd("ignored"))
     assert d.approved is False and d.reason == "too risky" and d.payload is None
     q = ask(broker)
     assert broker.resolve(q.request.id, approved=False).reason  # a default reason, never empty
@@ -229,7 +244,7 @@ def test_the_on_resolved_hook_runs_before_wait_returns() -> None:
 def test_a_hook_that_raises_leaves_the_request_pending() -> None:
     q = EventQueue()
     broker = ApprovalBroker(q)
-    p = ask(broker, ApprovalKind.SPAWN, payload={"prompt": "x"}, validator=_no_empty_prompt)
+    p = ask(broker, ApprovalKind.SPAWN, payload=spawn("x"), validator=_no_empty_prompt)
     q.drain()
 
     def disk_full(_req: ApprovalRequest, _d: ApprovalDecision) -> None:
@@ -246,7 +261,7 @@ def test_a_hook_that_raises_leaves_the_request_pending() -> None:
 
     broker.on_resolved.remove(disk_full)
     with pytest.raises(ValueError, match="empty"):  # the validator survived the failed attempt
-        broker.resolve(p.request.id, approved=True, payload={"prompt": ""})
+        broker.resolve(p.request.id, approved=True, payload=spawn(""))
     assert broker.resolve(p.request.id, approved=True).approved
     assert p.done
 

@@ -237,5 +237,7 @@ def test_lax_values_are_config_errors_naming_file_and_key(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"engine.max_workers"):
         load_config(cfg_file)
     cfg = Config()
-    with pytest.raises(ValueError):
-        cfg.engine.step_mode = "yes"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="frozen"):  # the loaded config is a value: never changed in place
+        cfg.engine.step_mode = "yes"  # type: ignore[misc]
+    with pytest.raises(ConfigError, match=r"settings: key 'engine.step_mode': input should be a valid boolean"):
+        cfg.updated({"engine": {"step_mode": "yes"}})  # a Settings change is validated whole, naming the key

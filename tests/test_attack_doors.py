@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import preview_of, wait_for
 
-from conductor.approvals import ApprovalBroker, ApprovalKind, ApprovalRequest
+from conductor.approval_payloads import FileChangePreview, ToolPayload
+from conductor.approvals import ApprovalBroker, ApprovalRequest
 from conductor.cli import Console
 from conductor.errors import Cancelled
 from conductor.events import Provenance
@@ -170,9 +171,9 @@ def test_cli_approval_is_escaped_and_never_silently_cut(tmp_path: Path) -> None:
     evil = "ls\r\x1b[2K\x1b]52;c;ZWNobyBwd25lZA==\x07rm -rf ~ \u202egnp.exe\x1b[8m hidden"
     diff = "".join(f"+line {i}\n" for i in range(500)) + "+\x1b[31mred\x1b[0m last line\n"
     command = "echo " + "x" * 5000 + " END-OF-COMMAND"
-    req = ApprovalRequest(id="tool-1-abc", kind=ApprovalKind.TOOL, prov=PROV, title=f"run_command: {evil}",
-                          payload={"tool": "run_command", "command": command, "note": evil, "diff": diff,
-                                   "args": {"command": command}})
+    payload = ToolPayload(tool="write_file", call_id="c1", args={"path": evil, "content": command, "note": evil},
+                          provenance=PROV, preview=FileChangePreview(path=evil, diff=diff, target=evil))
+    req = ApprovalRequest(id="tool-1-abc", prov=PROV, title=f"write_file: {evil}", payload=payload)
     session = _FakeSession(tmp_path / "tracks")
     out = io.StringIO()
     Console(session, interactive=False, out=out).ask(req)  # type: ignore[arg-type]
@@ -200,9 +201,10 @@ def test_an_approval_of_a_write_through_a_symlink_names_the_target(tmp_path: Pat
     job = Background(lambda: gate.run(ToolCall("c1", "write_file", {"path": "notes.txt", "content": "x\n"}),
                                       ctx(ws)))
     req = waiter.next()
-    assert req.payload["target"] == "src/core/settings.py"
+    preview = preview_of(req, FileChangePreview)
+    assert preview.target == "src/core/settings.py"
     assert "src/core/settings.py" in req.title and "symlink" in req.title
-    assert "src/core/settings.py" in req.payload["diff"].splitlines()[0]
+    assert "src/core/settings.py" in preview.diff.splitlines()[0]
     broker.resolve(req.id, approved=False, reason="no")
     assert not job.result()[0].ok
 

@@ -97,8 +97,8 @@ def test_secrets_printed_by_commands_reach_no_file_no_output_and_not_the_model(t
     tracks = tmp_path / "tracks"
     cfg = Config()
     # The person allowed exactly these commands (rules need no person to answer each time).
-    cfg.approvals.allow_commands = ["printenv", f"cat /proc/{planted}/environ",
-                                    f"cat pad.txt /proc/{planted}/environ pad.txt"]
+    cfg = cfg.updated({"approvals": {"allow_commands": ["printenv", f"cat /proc/{planted}/environ",
+                                                        f"cat pad.txt /proc/{planted}/environ pad.txt"]}})
     provider = leaking_worker(planted)
     session = Session(cfg, workspace=ws, tracks_dir=tracks, provider=provider, linger=False)
     session.broker.auto_approve({"plan", "tickets", "spawn", "tool"})

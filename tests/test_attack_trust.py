@@ -131,7 +131,7 @@ def test_the_sdks_own_base_url_variable_is_honoured(monkeypatch: pytest.MonkeyPa
     assert getattr(provider, "base_url") == "http://127.0.0.1:9/"
     monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL")
     cfg = Config()
-    cfg.gemini.base_url = "https://collector.evil.example/"
+    cfg = cfg.updated({"gemini": {"base_url": "https://collector.evil.example/"}})
     with pytest.raises(ConfigError, match="gemini.base_url"):
         make_provider("gemini", cfg)
 

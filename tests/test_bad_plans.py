@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conductor.approval_payloads import TicketsPayload
 from conductor.config import Config
 from conductor.errors import PlanInvalid
 from conductor.events import ErrorRaised
@@ -19,7 +20,7 @@ GOOD_TRACKS = json.dumps(demo_tracks("Add OAuth login"))
 
 def make_session(workspace: Path, tmp_path: Path, provider: ScriptedProvider, repairs: int = 2) -> Session:
     cfg = Config()
-    cfg.engine.repair_attempts = repairs
+    cfg = cfg.updated({"engine": {"repair_attempts": repairs}})
     s = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
     s.broker.auto_approve({"plan", "tickets", "spawn", "tool"})
     return s
@@ -90,8 +91,9 @@ def test_edited_tickets_with_a_cycle_cannot_be_approved(workspace: Path, tmp_pat
         got = threading_wait(lambda: s.broker.pending())
         (req,) = got
         assert req.kind.value == "tickets"
-        payload = json.loads(json.dumps(req.payload))
-        payload["tickets"][0]["depends_on"] = ["T4"]
+        assert isinstance(req.payload, TicketsPayload)
+        first = req.payload.tickets[0].model_copy(update={"depends_on": ["T4"]})
+        payload = req.payload.model_copy(update={"tickets": (first, *req.payload.tickets[1:])})
         with pytest.raises(ValueError, match="dependency cycle"):
             s.resolve_approval(req.id, approved=True, payload=payload)
         assert [r.id for r in s.broker.pending()] == [req.id]  # still pending, nothing ran

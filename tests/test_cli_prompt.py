@@ -17,7 +17,7 @@ from conductor.session import Session
 def test_every_approval_is_asked_at_the_prompt(workspace: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     provider = ScriptedProvider()
     session = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
     asked: list[str] = []

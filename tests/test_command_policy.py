@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conductor.config import Config
+from conductor.errors import ConfigError
 from conductor.events import Provenance
 from conductor.messages import ToolCall
 from conductor.store import Journal
@@ -122,9 +123,9 @@ def test_remember_refuses_shell_syntax_and_non_commands(tmp_path: Path) -> None:
 
 def test_from_config() -> None:
     cfg = Config()
-    with pytest.raises(ValueError, match="ls | wc"):  # a rule no command could match is an error, not a no-op
-        cfg.approvals.allow_commands = ["python -m pytest -q", "ls | wc"]
-    cfg.approvals.allow_commands = ["python -m pytest -q"]
+    with pytest.raises(ConfigError, match="ls | wc"):  # a rule no command could match is an error, not a no-op
+        cfg.updated({"approvals": {"allow_commands": ["python -m pytest -q", "ls | wc"]}})
+    cfg = cfg.updated({"approvals": {"allow_commands": ["python -m pytest -q"]}})
     policy = policy_from_config(cfg)
     assert policy(cmd("python -m pytest -q"), ctx()) and not policy(cmd("ls | wc"), ctx())
     assert not policy.warnings

@@ -32,7 +32,7 @@ def test_defaults_load() -> None:
     cfg = load_config(None)
     assert cfg == Config()
     assert cfg.engine.max_workers == 4 and cfg.engine.max_attempts == 3
-    assert cfg.approvals.auto == []  # nothing is approved without asking by default
+    assert cfg.approvals.auto == ()  # nothing is approved without asking by default
     assert cfg.models.ladder[0] == cfg.models.tier3
     assert any(p.model == "gemini-3.8-flash" for p in cfg.prices)
 
@@ -53,7 +53,7 @@ def test_values_from_the_file_are_used(tmp_path: Path) -> None:
                         '[models]\ntier3 = "gemini-2.5-flash"\n')
     cfg = load_config(p)
     assert cfg.engine.max_workers == 7 and cfg.engine.step_mode is True
-    assert cfg.approvals.auto == ["plan"]
+    assert cfg.approvals.auto == ("plan",)
     assert cfg.models.tier3 == "gemini-2.5-flash"
     assert cfg.retry == Config().retry  # untouched sections keep their defaults
 
@@ -66,11 +66,11 @@ def test_default_config_round_trips(tmp_path: Path) -> None:
 
 def test_changed_config_round_trips_including_prices_and_nones(tmp_path: Path) -> None:
     cfg = Config()
-    cfg.engine.max_workers = 9
-    cfg.budget.max_cost_usd = 2.5
-    cfg.gemini.base_url = "http://127.0.0.1:9"
-    cfg.approvals.allow_commands = ["pytest -q"]
-    cfg.prices = cfg.prices[:2]
+    cfg = cfg.updated({"engine": {"max_workers": 9}})
+    cfg = cfg.updated({"budget": {"max_cost_usd": 2.5}})
+    cfg = cfg.updated({"gemini": {"base_url": "http://127.0.0.1:9"}})
+    cfg = cfg.updated({"approvals": {"allow_commands": ["pytest -q"]}})
+    cfg = cfg.updated({"prices": [p.model_dump() for p in cfg.prices[:2]]})
     p = tmp_path / "config.toml"
     save_config(cfg, p)
     back = load_config(p)
@@ -184,7 +184,7 @@ def test_save_writes_atomically_and_leaves_no_temp_files(tmp_path: Path) -> None
     p = tmp_path / "config.toml"
     save_config(Config(), p)
     cfg = Config()
-    cfg.engine.max_workers = 11
+    cfg = cfg.updated({"engine": {"max_workers": 11}})
     save_config(cfg, p)
     assert load_config(p).engine.max_workers == 11
     assert sorted(x.name for x in tmp_path.iterdir()) == ["config.toml"]
@@ -201,7 +201,7 @@ def test_failed_save_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(atomic.os, stage, boom)
     cfg = Config()
-    cfg.engine.max_workers = 12
+    cfg = cfg.updated({"engine": {"max_workers": 12}})
     with pytest.raises(OSError, match="No space"):
         save_config(cfg, p)
     monkeypatch.undo()

@@ -39,10 +39,10 @@ def test_saving_changed_settings_keeps_every_comment_of_the_shipped_config(tmp_p
     p = shipped(tmp_path)
     before = p.read_text(encoding="utf-8")
     cfg = load_config(p)
-    cfg.engine.max_workers = 7
-    cfg.models.tier3 = "gemini-2.5-flash"
-    cfg.budget.max_cost_usd = 2.5
-    cfg.approvals.auto = ["plan"]
+    cfg = cfg.updated({"engine": {"max_workers": 7}})
+    cfg = cfg.updated({"models": {"tier3": "gemini-2.5-flash"}})
+    cfg = cfg.updated({"budget": {"max_cost_usd": 2.5}})
+    cfg = cfg.updated({"approvals": {"auto": ["plan"]}})
     save_config(cfg, p)
     after = p.read_text(encoding="utf-8")
     assert load_config(p) == cfg
@@ -63,11 +63,11 @@ def test_saving_changed_settings_keeps_every_comment_of_the_shipped_config(tmp_p
 def test_a_limit_switched_off_is_removed_and_prices_edit_in_place(tmp_path: Path) -> None:
     p = shipped(tmp_path)
     cfg = load_config(p)
-    cfg.budget.max_tokens = 1000
+    cfg = cfg.updated({"budget": {"max_tokens": 1000}})
     save_config(cfg, p)
     assert "max_tokens = 1000" in p.read_text(encoding="utf-8")
-    cfg.budget.max_tokens = None
-    cfg.prices = cfg.prices[:2]
+    cfg = cfg.updated({"budget": {"max_tokens": None}})
+    cfg = cfg.updated({"prices": [p.model_dump() for p in cfg.prices[:2]]})
     save_config(cfg, p)
     text = p.read_text(encoding="utf-8")
     assert "max_tokens = 1000" not in text and "# max_tokens = 2000000" in text
@@ -98,7 +98,7 @@ def test_a_damaged_file_is_never_overwritten(tmp_path: Path) -> None:
     p.write_text("# mine\n[engine\nmax_workers = 2\n", encoding="utf-8")
     before = p.read_bytes()
     cfg = Config()
-    cfg.engine.max_workers = 5
+    cfg = cfg.updated({"engine": {"max_workers": 5}})
     with pytest.raises(ConfigError, match=r"config.toml: not valid TOML.*not overwritten"):
         save_config(cfg, p)
     with pytest.raises(ConfigError, match="not overwritten"):

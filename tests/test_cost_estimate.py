@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gui_support import app_factory, make_controller, make_session, plan  # noqa: F401
 
+from conductor.settings import ApplySettings
 from conductor.app.cost_estimate import CostEstimator, TicketText, estimate_ticket, summary
 from conductor.config import Config, EndpointConfig
 from conductor.gui import tags
@@ -32,8 +33,8 @@ def test_a_bigger_prompt_costs_more_and_the_figure_is_never_zero() -> None:
 
 def test_a_model_without_a_price_is_unknown_never_free() -> None:
     cfg = Config()
-    cfg.endpoints["lab"] = EndpointConfig(kind="openai", base_url="http://127.0.0.1:9/v1")
-    cfg.endpoints["home"] = EndpointConfig(kind="openai", base_url="http://127.0.0.1:9/v1", free=True)
+    cfg = cfg.updated({"endpoints": {"lab": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                                     "home": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "free": True}}})
     prices = PriceTable.for_config(cfg)
     unknown = estimate_ticket(_text(model="lab:mystery-7b"), cfg, prices, tool_chars=0)
     assert unknown.cost_usd is None and unknown.unpriced == ("lab:mystery-7b",)
@@ -74,7 +75,8 @@ def test_the_ticket_review_shows_an_estimate_per_ticket_and_in_total(
     total = p.value(tags.TICKETS_ESTIMATE)
     assert total.startswith("Estimated first attempt of 6 tickets: ~") and "$" in total, total
 
-    c.cfg.endpoints["lab"] = EndpointConfig(kind="openai", base_url="http://127.0.0.1:9/v1")
+    c.session.apply_settings(ApplySettings({"endpoints": {"lab": {"kind": "openai",  # declared in Settings
+                                                                   "base_url": "http://127.0.0.1:9/v1"}}}))
     p.type(tags.ticket_field(0, "model"), "lab:mystery-7b")
     assert p.value(tags.ticket_field(0, "estimate")).endswith("· unknown")
     assert "unknown for 1 (no price for lab:mystery-7b)" in p.value(tags.TICKETS_ESTIMATE)
@@ -98,7 +100,7 @@ def test_context_windows_are_known_only_where_published() -> None:
 def test_the_spawn_dialog_weighs_the_context_against_the_window(tmp_path: Path, app_factory) -> None:  # noqa: F811
     from gui_support import make_workspace
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     ws = make_workspace(tmp_path)
     (ws / "notes").mkdir()
     (ws / "notes" / "survey.md").write_text("# survey\n" + "word " * 8000, "utf-8")
@@ -122,6 +124,7 @@ def test_the_spawn_dialog_weighs_the_context_against_the_window(tmp_path: Path, 
     assert "nothing/here.py (missing)" in files and "../outside.txt ~" in files, files
     p.type(tags.SPAWN_PROMPT, "x" * 4_400_000)
     assert p.value(tags.SPAWN_BUDGET).endswith("— TOO BIG for the window")
-    c.cfg.endpoints["lab"] = EndpointConfig(kind="openai", base_url="http://127.0.0.1:9/v1")
+    c.session.apply_settings(ApplySettings({"endpoints": {"lab": {"kind": "openai",  # declared in Settings
+                                                                   "base_url": "http://127.0.0.1:9/v1"}}}))
     p.type(tags.SPAWN_MODEL, "lab:mystery-7b")
     assert p.value(tags.SPAWN_BUDGET).endswith("· lab:mystery-7b's context window is unknown")

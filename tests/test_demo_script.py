@@ -14,7 +14,7 @@ import pytest
 
 from conductor import dag
 from conductor.app.run_summary import RunSummaries, waiting_for_person
-from conductor.demo import DEMO_EPIC, use_own_pytest
+from conductor.demo import DEMO_EPIC, own_pytest_path
 from conductor.demo.project import FILES, create_project
 from conductor.demo.script import failed_assertion, keep_both, plan_tickets, plan_tracks, review
 from conductor.events import Provenance, RunFinished
@@ -86,39 +86,37 @@ def test_the_project_is_a_repository_with_one_commit_and_a_passing_suite(tmp_pat
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout
 
 
-def test_use_own_pytest_puts_the_interpreters_folder_first_once() -> None:
+def test_the_demo_finds_its_pytest_without_touching_the_process_path(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """The demo's check finds the pytest beside Conductor through its own session (ToolContext.path_first):
+    opening the demo changes no environment variable that git, an MCP server or a real workspace's commands
+    would inherit."""
     here = str(Path(sys.executable).parent)
-    env = {"PATH": os.pathsep.join(["/usr/bin", here, "/bin"])}
-    assert use_own_pytest(env) is None
-    assert env["PATH"].split(os.pathsep) == [here, "/usr/bin", here, "/bin"]
-    assert use_own_pytest(env) is None and env["PATH"].split(os.pathsep) == [here, "/usr/bin", here, "/bin"]
-    empty: dict[str, str] = {}
-    assert use_own_pytest(empty) is None and empty["PATH"] == here
-
-
-def test_leaving_the_demo_gives_the_path_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A person who opens the demo, then their own repository: its `pytest` is theirs again, not Conductor's."""
-    person = os.pathsep.join(["/usr/local/bin", "/usr/bin"])
-    monkeypatch.setenv("PATH", person)
+    assert own_pytest_path() == ((here,), None)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     from conductor.app.session_factory import demo_folders, demo_home, open_session
     from conductor.config import Config
+    before = dict(os.environ)
     ws, tracks = demo_folders(demo_home())
-    demo, _ = open_session(Config(), workspace=ws, tracks_dir=tracks, provider_name="scripted", demo=True)
-    demo.shutdown()
-    assert os.environ["PATH"] == os.pathsep.join([str(Path(sys.executable).parent), person])
+    demo, note = open_session(Config(), workspace=ws, tracks_dir=tracks, provider_name="scripted", demo=True)
+    try:
+        assert note == "" and demo.path_first == (here,)
+    finally:
+        demo.shutdown()
+    assert dict(os.environ) == before
     own = tmp_path / "mine"
     own.mkdir()
     real, _ = open_session(Config(), workspace=own, tracks_dir=tmp_path / "t", provider_name="gemini")
     real.shutdown()
-    assert os.environ["PATH"] == person
+    assert real.path_first == ()
 
 
-def test_use_own_pytest_says_when_no_pytest_can_be_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_demo_says_when_no_pytest_can_be_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
-    env = {"PATH": str(tmp_path / "nothing-here")}
-    why = use_own_pytest(env)
-    assert why is not None and "pytest is not installed" in why and env["PATH"] == str(tmp_path / "nothing-here")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    folders, why = own_pytest_path()
+    assert folders == () and why is not None and "pytest is not installed" in why
 
 
 def test_the_run_summary_names_what_waits_for_the_person() -> None:

@@ -19,7 +19,7 @@ import pytest
 from conductor.app.session_factory import demo_folders, is_demo_project, open_session
 from conductor.approvals import ApprovalRequest
 from conductor.config import Config
-from conductor.demo import CHECK_COMMAND, DEMO_EPIC, demo_team_reply, use_own_pytest
+from conductor.demo import CHECK_COMMAND, DEMO_EPIC, demo_team_reply, own_pytest_path
 from conductor.demo.person import README_REJECTION, answer
 from conductor.engine import Retry
 from conductor.model import TicketStatus, Track, TrackStatus
@@ -67,12 +67,13 @@ def _ticket_of(record: ApprovalAsked | ApprovalDecided) -> tuple[str | None, int
 def run_demo(home: Path) -> tuple[Session, ScriptedProvider, str, Track, Path]:
     """The demo as a person meets it: its own project, the demo team, the project's check; answered by the tips,
     and the ticket left in "needs merge" retried (the resolve attempt)."""
-    assert use_own_pytest() is None, "the demo's check needs pytest beside the interpreter"
+    path_first, problem = own_pytest_path()
+    assert problem is None, "the demo's check needs pytest beside the interpreter"
     ws, tracks = demo_folders(home)
-    cfg = Config()
-    cfg.git.worktrees_root = str(home / "worktrees")
+    cfg = Config().updated({"git": {"worktrees_root": str(home / "worktrees")}})
     provider = ScriptedProvider(fallback=demo_team_reply)  # the demo's script at test speed (no latency)
-    session = Session(cfg, workspace=ws, tracks_dir=tracks, provider=provider, check_command=CHECK_COMMAND)
+    session = Session(cfg, workspace=ws, tracks_dir=tracks, provider=provider, check_command=CHECK_COMMAND,
+                      path_first=path_first)
 
     def person(req: ApprovalRequest) -> None:
         a = answer(req)

@@ -191,7 +191,7 @@ def test_model_flag_keeps_an_ollama_tag_whole_and_is_validated() -> None:
     from conductor.providers.factory import with_model_everywhere
     cfg = parse_config({"endpoints": {"local": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"}}})
     assert with_model_everywhere(cfg, "llama3.1:8b", "local").models.tier3 == "local:llama3.1:8b"
-    assert with_model_everywhere(cfg, "openai:gpt-5", "openai").models.ladder == ["openai:gpt-5"]
+    assert with_model_everywhere(cfg, "openai:gpt-5", "openai").models.ladder == ("openai:gpt-5",)
     with pytest.raises(ConfigError) as info:
         with_model_everywhere(cfg, "nowhere:x", "gemini")
     assert "--model" in str(info.value) and "nowhere" in str(info.value)

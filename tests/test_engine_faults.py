@@ -9,6 +9,8 @@ from pathlib import Path
 
 from helpers import fast_config, wait_for
 
+from conductor.settings import ApplySettings
+from conductor.approval_payloads import SpawnPayload
 from conductor.config import Config
 from conductor.errors import BadRequest, ProviderUnavailable, RateLimited
 from conductor.events import ErrorRaised, StreamReset
@@ -62,8 +64,8 @@ def test_retries_stay_within_the_budget(workspace: Path, tmp_path: Path) -> None
     # A 500 INTERNAL can be the request's own doing (too long an input), so a spent budget fails the attempt;
     # a 429/503 never does (tests/test_storms.py).
     cfg = fast_config()
-    cfg.retry.max_retries = 2
-    cfg.engine.max_attempts = 1
+    cfg = cfg.updated({"retry": {"max_retries": 2}})
+    cfg = cfg.updated({"engine": {"max_attempts": 1}})
     provider = ScriptedProvider({(3, "T1"): [Reply(fault=ProviderUnavailable("500 internal", status=500))]})
     s, tid = start(workspace, tmp_path, provider, cfg)
     try:
@@ -77,7 +79,7 @@ def test_retries_stay_within_the_budget(workspace: Path, tmp_path: Path) -> None
 
 def test_failing_review_escalates_then_lands_on_the_failed_shelf(workspace: Path, tmp_path: Path) -> None:
     cfg = fast_config()
-    cfg.engine.max_attempts = 3
+    cfg = cfg.updated({"engine": {"max_attempts": 3}})
     provider = ScriptedProvider({(4, "T2"): [FAIL]})
     s, tid = start(workspace, tmp_path, provider, cfg)
     try:
@@ -90,7 +92,7 @@ def test_failing_review_escalates_then_lands_on_the_failed_shelf(workspace: Path
         assert "dependency 'T4' is blocked: dependency 'T2' failed" in (track.ticket("T5").blocked_reason or "")
         assert track.status == TrackStatus.STALLED
         t2_calls = [r for r in provider.calls(tier=3) if r.prov.ticket_id == "T2" and len(r.messages) == 1]
-        assert [r.model for r in t2_calls] == cfg.models.ladder  # each attempt one rung up
+        assert [r.model for r in t2_calls] == list(cfg.models.ladder)  # each attempt one rung up
         assert "QA HINT FROM THE LAST ATTEMPT: add a test for the error path" in t2_calls[1].messages[0].text
         assert provider.calls(tier=3) and not [r for r in provider.calls(tier=3) if r.prov.ticket_id == "T4"]
     finally:
@@ -99,7 +101,7 @@ def test_failing_review_escalates_then_lands_on_the_failed_shelf(workspace: Path
 
 def test_retry_from_the_failed_shelf_unblocks_dependents(workspace: Path, tmp_path: Path) -> None:
     cfg = fast_config()
-    cfg.engine.max_attempts = 1
+    cfg = cfg.updated({"engine": {"max_attempts": 1}})
     provider = ScriptedProvider({(4, "T2"): first_then_demo(FAIL)})
     s, tid = start(workspace, tmp_path, provider, cfg, linger=True)
     try:
@@ -131,7 +133,7 @@ def test_safety_block_waits_for_a_human_and_bad_request_is_not_retried(workspace
 
 def test_budget_exceeded_pauses_the_run_with_a_message(workspace: Path, tmp_path: Path) -> None:
     cfg = fast_config()
-    cfg.budget.max_tokens = 2_500  # planning fits; the run does not
+    cfg = cfg.updated({"budget": {"max_tokens": 2_500}})  # planning fits; the run does not
     s, tid = start(workspace, tmp_path, ScriptedProvider(), cfg, linger=True)
     try:
         eng = s.engines[tid]
@@ -141,7 +143,7 @@ def test_budget_exceeded_pauses_the_run_with_a_message(workspace: Path, tmp_path
         assert any("token budget spent" in e.message for e in errors)
         assert any(t.status != TicketStatus.DONE for t in eng.track.tickets)
         # raising the budget and resuming finishes the track without repeating finished work
-        cfg.budget.max_tokens = None
+        s.apply_settings(ApplySettings({"budget": {"max_tokens": None}}))  # the person raises it in Settings
         s.command(tid, Resume())
         wait_for(lambda: eng.track.status == TrackStatus.DONE, 30, "done after resume")
     finally:
@@ -169,7 +171,7 @@ def test_cancel_stops_a_streaming_worker_within_a_second(workspace: Path, tmp_pa
 
 def test_step_mode_runs_the_edited_spawn_prompt(workspace: Path, tmp_path: Path) -> None:
     cfg = fast_config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     s = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=ScriptedProvider(), linger=False)
     provider = s.provider
     s.broker.auto_approve({"plan", "tickets", "tool"})
@@ -178,8 +180,8 @@ def test_step_mode_runs_the_edited_spawn_prompt(workspace: Path, tmp_path: Path)
         approved: set[str] = set()
         while len(approved) < 6:  # T2 and T3 ask at the same time: approvals queue up, none is lost
             for req in wait_for(lambda: s.broker.pending(), 10, "a spawn approval"):
-                assert req.kind.value == "spawn" and req.payload["prompt"].startswith("TICKET:")
-                payload = dict(req.payload, prompt=req.payload["prompt"] + "\nEXTRA: keep it short")
+                assert isinstance(req.payload, SpawnPayload) and req.payload.prompt.startswith("TICKET:")
+                payload = req.payload.model_copy(update={"prompt": req.payload.prompt + "\nEXTRA: keep it short"})
                 s.resolve_approval(req.id, approved=True, payload=payload if req.prov.ticket_id == "T1" else None)
                 approved.add(req.prov.ticket_id or "")
         assert approved == {"T1", "T2", "T3", "T4", "T5", "T6"}
@@ -193,9 +195,9 @@ def test_step_mode_runs_the_edited_spawn_prompt(workspace: Path, tmp_path: Path)
 
 def test_a_call_past_its_deadline_is_cut_and_retried_within_the_budget(workspace: Path, tmp_path: Path) -> None:
     cfg = fast_config()
-    cfg.engine.call_timeout_s = 0.2
-    cfg.engine.max_attempts = 1
-    cfg.retry.max_retries = 1
+    cfg = cfg.updated({"engine": {"call_timeout_s": 0.2}})
+    cfg = cfg.updated({"engine": {"max_attempts": 1}})
+    cfg = cfg.updated({"retry": {"max_retries": 1}})
     provider = ScriptedProvider({(3, "T1"): [Reply(text="never arrives", latency_s=30)]})
     s, tid = start(workspace, tmp_path, provider, cfg)
     try:

@@ -35,7 +35,7 @@ def server() -> Iterator[FakeGeminiServer]:
 
 def make_provider(url: str, **kw) -> GeminiProvider:  # type: ignore[no-untyped-def]
     cfg = Config()
-    cfg.gemini.sdk_retry_attempts = ATTEMPTS
+    cfg = cfg.updated({"gemini": {"sdk_retry_attempts": ATTEMPTS}})
     return GeminiProvider(cfg, api_key=KEY, base_url=url, sdk_retry_initial_delay_s=0.01,
                           sdk_retry_max_delay_s=0.02, **kw)
 

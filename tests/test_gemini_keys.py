@@ -54,7 +54,7 @@ def test_missing_key_says_how_to_set_one_and_how_to_run_offline() -> None:
 
 def test_config_base_url_is_used_when_no_override() -> None:
     cfg = Config()
-    cfg.gemini.base_url = "http://localhost:1234"
+    cfg = cfg.updated({"gemini": {"base_url": "http://localhost:1234"}})
     p = GeminiProvider(cfg, api_key="k")
     assert p.base_url == "http://localhost:1234" and p.offline
     assert GeminiProvider(cfg, api_key="k", base_url="http://127.0.0.2:5").base_url == "http://127.0.0.2:5"

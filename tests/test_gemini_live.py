@@ -39,8 +39,8 @@ from conductor.tiers.planning import propose_tracks
 from conductor.usage import PriceTable, UsageLedger
 
 cfg = Config()
-cfg.models.tier1 = sys.argv[2]
-cfg.thinking.tier1 = "low"
+cfg = cfg.updated({"models": {"tier1": sys.argv[2]}})
+cfg = cfg.updated({"thinking": {"tier1": "low"}})
 provider = GeminiProvider.from_env(cfg)
 print("models offered:", len(provider.list_models()))
 deps = CallDeps(provider=provider, events=EventQueue(), ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg)

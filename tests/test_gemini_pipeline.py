@@ -168,8 +168,8 @@ MAX_RETRIES = 2
 @pytest.fixture
 def deps(server: FakeGeminiServer) -> Iterator[CallDeps]:
     cfg = Config()
-    cfg.retry.initial_delay_s, cfg.retry.max_delay_s, cfg.retry.max_retries = 0.01, 0.05, MAX_RETRIES
-    cfg.gemini.sdk_retry_attempts = SDK_ATTEMPTS
+    cfg = cfg.updated({"retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05, "max_retries": MAX_RETRIES}})
+    cfg = cfg.updated({"gemini": {"sdk_retry_attempts": SDK_ATTEMPTS}})
     provider = GeminiProvider(cfg, api_key=KEY, base_url=server.url, sdk_retry_initial_delay_s=0.01,
                               sdk_retry_max_delay_s=0.02)
     yield CallDeps(provider=provider, events=EventQueue(), ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg)

@@ -68,7 +68,7 @@ def test_planning_request_carries_system_schema_and_thinking(provider: GeminiPro
 
 def test_gemini_25_gets_a_thinking_budget_and_v1beta_is_honoured(server: FakeGeminiServer) -> None:
     cfg = Config()
-    cfg.gemini.api_version = "v1beta"
+    cfg = cfg.updated({"gemini": {"api_version": "v1beta"}})
     p = GeminiProvider(cfg, api_key=KEY, base_url=server.url)
     try:
         collect(p, request(2, model="gemini-2.5-flash", thinking="off"))

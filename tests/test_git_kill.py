@@ -35,9 +35,9 @@ _CHILD = textwrap.dedent('''
 
     root, ws = Path(sys.argv[1]), Path(sys.argv[2])
     cfg = Config()
-    cfg.engine.max_workers = 3
-    cfg.approvals.auto = ["plan", "tickets", "tool"]
-    cfg.git.worktrees_root = str(root / "worktrees")
+    cfg = cfg.updated({"engine": {"max_workers": 3}})
+    cfg = cfg.updated({"approvals": {"auto": ["plan", "tickets", "tool"]}})
+    cfg = cfg.updated({"git": {"worktrees_root": str(root / "worktrees")}})
     session = Session(cfg, workspace=ws, tracks_dir=root / "tracks", linger=False,
                       provider=ScriptedProvider(latency_s=0.02, chunk_delay_s=0.002))
     if session.recover():

@@ -29,13 +29,13 @@ from conductor.records import (
 )
 from conductor.session import Session
 from tests.git_support import make_person_busy, make_repo, person_state, sh_git
-from tests.helpers import wait_for
+from tests.helpers import tool_of, wait_for
 
 
 def git_cfg(tmp: Path, workers: int = 3) -> Config:
     cfg = Config()
-    cfg.engine.max_workers = workers
-    cfg.git.worktrees_root = str(tmp / "worktrees")
+    cfg = cfg.updated({"engine": {"max_workers": workers}})
+    cfg = cfg.updated({"git": {"worktrees_root": str(tmp / "worktrees")}})
     return cfg
 
 
@@ -159,7 +159,7 @@ def test_same_lines_conflict_needs_merge_then_a_retry_resolves_it(tmp_path: Path
 
 def test_plain_folder_runs_one_worker_with_a_warning(workspace: Path, tmp_path: Path) -> None:
     cfg = Config()
-    cfg.engine.max_workers = 4
+    cfg = cfg.updated({"engine": {"max_workers": 4}})
     session, tid = run(workspace, tmp_path, ScriptedProvider(latency_s=0.002), cfg)
     try:
         eng = session.engines[tid]
@@ -188,8 +188,8 @@ def test_qa_runs_the_checks_a_broken_test_fails_with_its_output_as_hint_then_pas
                                 ".gitignore": "__pycache__/\n"})
     before = person_state(repo)
     cfg = git_cfg(tmp_path, workers=1)
-    cfg.git.check_command = "python3 -m unittest -q"
-    cfg.approvals.allow_commands = ["python3 -m unittest -q"]  # the exact rule the person set once
+    cfg = cfg.updated({"git": {"check_command": "python3 -m unittest -q"}})
+    cfg = cfg.updated({"approvals": {"allow_commands": ["python3 -m unittest -q"]}})  # the exact rule the person set once
     provider = ScriptedProvider({
         1: demo_reply, 4: demo_reply, 2: [plan(("T1", [], "calc.py"))],
         (3, "T1"): writer("calc.py", {1: "def add(a, b):\n    return a - b\n",
@@ -200,7 +200,7 @@ def test_qa_runs_the_checks_a_broken_test_fails_with_its_output_as_hint_then_pas
 
     def person(req: Any) -> None:  # the person approves the worker's writes (so the allow rule still holds)
         if req.kind.value == "tool":
-            asked.append(f"{req.payload.get('tool')} {json.dumps(req.payload.get('args'))}")
+            asked.append(f"{tool_of(req).tool} {json.dumps(tool_of(req).args)}")
         threading.Thread(target=session.broker.resolve, args=(req.id,), kwargs={"approved": True}).start()
 
     session.broker.on_requested.append(person)

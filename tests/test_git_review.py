@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conductor.approval_payloads import FileChangePreview, SpawnPayload, ToolPayload
 from conductor.config import Config
 from conductor.engine import MergeIntoBase, RevertTicket, RewindTicket
 from conductor.events import ErrorRaised, Event, EventQueue
@@ -258,7 +259,8 @@ def test_tool_approval_preview_is_recomputed_for_edited_arguments_off_the_gui_th
     try:
         session.plan_epic("Edit a").wait(timeout=20)
         req = wait_for(lambda: next(iter(session.pending_approvals()), None), 30, "the write's approval")
-        assert "+A = 'asked'" in req.payload["diff"]
+        assert isinstance(req.payload, ToolPayload) and isinstance(req.payload.preview, FileChangePreview)
+        assert "+A = 'asked'" in req.payload.preview.diff
         session.events.drain(100_000)
         review.preview_tool(req.id, {"path": "a.py", "content": "A = 'edited by the person'\n"}, revision=1)
         ev = _wait_event(session.events, ToolPreviewReady)
@@ -282,8 +284,7 @@ def test_step_mode_spawn_context_comes_from_the_track_branch_not_the_persons_che
     provider = ScriptedProvider({
         1: demo_reply, 4: demo_reply, 2: [plan(("A", [], "a.py"), ("B", ["A"], "a.py"))],
         (3, "A"): writer("a.py", {1: "A = 'written by ticket A'\n"}), (3, "B"): writer("b.py", {1: "B = 2\n"})})
-    cfg = git_cfg(tmp_path, workers=1)
-    cfg.engine.step_mode = True
+    cfg = git_cfg(tmp_path, workers=1).updated({"engine": {"step_mode": True}})
     session = Session(cfg, workspace=repo, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
     session.broker.auto_approve({"plan", "tickets", "tool"})
     (repo / "a.py").write_text("A = 'the person's uncommitted edit'\n")
@@ -292,8 +293,9 @@ def test_step_mode_spawn_context_comes_from_the_track_branch_not_the_persons_che
 
     def person(req: Any) -> None:
         if req.kind.value == "spawn":
-            prompts[req.prov.ticket_id] = req.payload["prompt"]
-            sizes[req.prov.ticket_id] = (req.payload["context_source"], req.payload["context_chars"])
+            assert isinstance(req.payload, SpawnPayload)
+            prompts[req.prov.ticket_id] = req.payload.prompt
+            sizes[req.prov.ticket_id] = (req.payload.context_source, req.payload.context_chars)
             threading.Thread(target=session.broker.resolve, args=(req.id,), kwargs={"approved": True}).start()
     session.broker.on_requested.append(person)
     try:

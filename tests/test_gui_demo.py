@@ -58,8 +58,7 @@ def answer_by_keyboard(p: Pilot) -> str:
 
 def test_the_demo_by_keyboard_to_its_summary(tmp_path: Path, app_factory) -> None:  # noqa: F811
     ws, tracks = demo_folders(demo_home())  # the demo's own project, as `gui_app.py --demo` opens it
-    cfg = Config()
-    cfg.git.worktrees_root = str(tmp_path / "worktrees")
+    cfg = Config().updated({"git": {"worktrees_root": str(tmp_path / "worktrees")}})
     session, note = open_session(cfg, workspace=ws, tracks_dir=tracks, provider_name="scripted", demo=True)
     assert isinstance(session.provider, ScriptedProvider) and note == ""
     session.provider.latency_s = session.provider.chunk_delay_s = 0.0  # the demo's script, at test speed

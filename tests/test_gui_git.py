@@ -40,8 +40,8 @@ def test_needs_merge_is_shown_with_its_files_and_retry_resolves_it(tmp_path: Pat
     sh_git(ws, "add", "-A")
     sh_git(ws, "commit", "-q", "-m", "initial")
     cfg = Config()
-    cfg.engine.max_workers = 2
-    cfg.git.worktrees_root = str(tmp_path / "worktrees")
+    cfg = cfg.updated({"engine": {"max_workers": 2}})
+    cfg = cfg.updated({"git": {"worktrees_root": str(tmp_path / "worktrees")}})
     tickets = {"tickets": [{"id": t, "title": f"{t} edits line 3", "description": "Edit shared.py.", "depends_on": [],
                             "target_files": ["shared.py"], "acceptance_criteria": ["done"], "step_mode": False,
                             "model_override": None} for t in ("A", "B")]}

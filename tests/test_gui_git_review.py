@@ -61,10 +61,7 @@ def _provider() -> ScriptedProvider:
 
 
 def _cfg(tmp: Path) -> Config:
-    cfg = Config()
-    cfg.engine.max_workers = 2
-    cfg.git.worktrees_root = str(tmp / "worktrees")
-    return cfg
+    return Config().updated({"engine": {"max_workers": 2}, "git": {"worktrees_root": str(tmp / "worktrees")}})
 
 
 def _texts(parent: str) -> list[tuple[str, Any]]:

@@ -31,8 +31,8 @@ def current(p: Pilot) -> tuple[str, str] | None:
 
 def test_a_whole_track_by_keyboard_alone(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
-    cfg.engine.max_workers = 1  # one approval at a time, in ticket order: the test reads like the person's session
+    cfg = cfg.updated({"engine": {"step_mode": True}})
+    cfg = cfg.updated({"engine": {"max_workers": 1}})  # one approval at a time, in ticket order: the test reads like the person's session
     c = make_controller(make_session(tmp_path, ScriptedProvider(), cfg))
     p = app_factory(c, render=True).pilot
     p.frame(3)

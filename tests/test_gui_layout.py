@@ -65,9 +65,8 @@ def test_toolbar_banner_and_every_dialog_fit_the_window(tmp_path: Path, app_fact
     """At 1920×1080 with HiDPI scale 2 (fonts and metrics doubled: as cramped as 960×540) everything still fits."""
     w, h = size
     cfg = Config()
-    cfg.gui.width, cfg.gui.height = w, h
-    cfg.gui.scale = scale
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"gui": {"width": w, "height": h, "scale": scale}})
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     c = make_controller(make_session(tmp_path, cfg=cfg), demo=True)
     p = app_factory(c, render=True).pilot
     p.wait_until(lambda: dpg.get_viewport_client_width() == w and dpg.get_viewport_client_height() == h,
@@ -120,7 +119,7 @@ def test_toolbar_banner_and_every_dialog_fit_the_window(tmp_path: Path, app_fact
 
 def test_a_long_model_name_shows_whole_in_a_tooltip(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.models.tier3 = "gemini-3.5-flash-lite-preview-09-2026-with-a-very-long-suffix"
+    cfg = cfg.updated({"models": {"tier3": "gemini-3.5-flash-lite-preview-09-2026-with-a-very-long-suffix"}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     p = app_factory(c, render=True).pilot
     p.frame(3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from helpers import tool_of
 from gui_support import answer_until, app_factory, make_controller, make_session, plan  # noqa: F401
 
 from conductor.config import Config, McpServerConfig
@@ -39,7 +40,7 @@ def test_the_dialog_names_the_mcp_server_and_decides_the_call(tmp_path: Path, ap
         # other tickets' approvals are answered meanwhile; this ticket's MCP call is held for us to open
         answer_until(p, lambda: bool(mine()), timeout=30, hold={("tool", "T1"), ("tool", "T2")})
         (req,) = mine()
-        assert req.payload["tool"] == "mcp:local/touch"
+        assert tool_of(req).tool == "mcp:local/touch"
         p.open_approval("tool", req.id)
         seen[ticket] = p.value(tags.TOOL_MCP)
         result = p.approve("tool", req.id) if ticket == "T1" else p.reject("tool", "no marker here", req.id)

@@ -11,6 +11,7 @@ import pytest
 from gui_support import (AppHandle, answer_until, app_factory, assert_dashboard_is_the_ledger,  # noqa: F401
                          done, make_controller, make_session, plan)
 
+from conductor.approval_payloads import PlanPayload
 from conductor.events import ticket_stream_id
 from conductor.config import Config, load_config, save_config
 from conductor.errors import BadRequest
@@ -22,7 +23,7 @@ from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
 
 def test_lifecycle_through_every_dialog(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     provider = ScriptedProvider()
     c = make_controller(make_session(tmp_path, provider, cfg))
     p = app_factory(c).pilot
@@ -220,7 +221,7 @@ def test_malformed_plan_is_shown(tmp_path: Path, app_factory) -> None:
 
 def test_budget_exceeded_pauses_the_run_with_the_message(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.budget.max_tokens = 600
+    cfg = cfg.updated({"budget": {"max_tokens": 600}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     p = app_factory(c).pilot
     plan(p)
@@ -275,7 +276,7 @@ def test_settings_dialog_refuses_invalid_values_and_saves_atomically(tmp_path: P
     assert not p.shown(tags.SETTINGS_DIALOG)
     saved = load_config(path)
     assert (saved.engine.max_workers, saved.budget.max_cost_usd, saved.approvals.auto, saved.models.tier3) == (
-        3, 1.5, ["plan"], "gemini-2.5-flash")
+        3, 1.5, ("plan",), "gemini-2.5-flash")
     assert c.cfg.engine.max_workers == 3, "applied live"
     assert p.value(tags.model_combo(3)) == "gemini-2.5-flash"
 
@@ -316,7 +317,7 @@ def test_step_mode_and_tier_models_apply_live(tmp_path: Path, app_factory) -> No
 
 def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     h = app_factory(c)
     p = h.pilot
@@ -334,7 +335,8 @@ def test_restart_brings_back_track_panes_usage_and_approvals(tmp_path: Path, app
     c2 = make_controller(make_session(tmp_path, cfg=cfg))
     p2 = app_factory(c2).pilot
     c2.recover()
-    assert p2.wait_for_approval("plan").payload["epic"] == "Second epic"
+    again = p2.wait_for_approval("plan").payload
+    assert isinstance(again, PlanPayload) and again.epic == "Second epic"
     p2.app.dialogs.current().dismiss()                     # look at the main window first
     assert c2.session.ledger.total().total_tokens == tokens
     p2.wait_until(lambda: p2.shown(tags.track_load(track_id)))
@@ -414,14 +416,18 @@ def test_pause_resume_and_archive_from_the_toolbar_and_browser(tmp_path: Path, a
 
 
 def test_a_bug_while_drawing_is_shown_and_the_app_keeps_running(tmp_path: Path, app_factory) -> None:
-    from conductor.approvals import ApprovalKind, ApprovalRequest
+    from conductor.approval_payloads import ToolPayload
+    from conductor.approvals import ApprovalRequest
     from conductor.events import ApprovalRequested, Provenance
     from conductor.gui import util
     c = make_controller(make_session(tmp_path))
     p = app_factory(c).pilot
     util.STRICT = False  # as in the real app
-    bad = ApprovalRequest("tool-bad", ApprovalKind.TOOL, Provenance(tier=3), "bad payload",
-                          {"tool": "write_file", "call_id": "c1", "args": ["not", "a", "dict"]})
+    # A bug: a payload built without validation (args not a dict), as only a bug in our own code could make.
+    broken = ToolPayload.model_construct(tool="write_file", call_id="c1", args=["not", "a", "dict"],
+                                         provenance=Provenance(tier=3))
+    bad = ApprovalRequest.model_construct(id="tool-bad", prov=Provenance(tier=3), title="bad payload",
+                                          payload=broken, created=0.0)
     c.apply(ApprovalRequested(prov=bad.prov, request=bad))
     p.frame(3)
     assert "Internal error while drawing" in p.value(tags.BANNER_TEXT)
@@ -446,7 +452,7 @@ def test_a_transient_error_beyond_the_retry_budget_is_shown_in_the_pane_and_the_
                                                                                        app_factory) -> None:
     from conductor.errors import ProviderUnavailable
     cfg = Config()
-    cfg.retry.max_retries, cfg.retry.initial_delay_s, cfg.engine.max_attempts = 1, 0.0, 1
+    cfg = cfg.updated({"retry": {"max_retries": 1, "initial_delay_s": 0.0}, "engine": {"max_attempts": 1}})
     # a 500 (it may be the request's fault) fails the attempt; a 503 would wait for the model (test_storms.py)
     provider = ScriptedProvider({(3, "T1"): [Reply(fault=ProviderUnavailable("500 the model is overloaded",
                                                                              status=500))]})
@@ -492,7 +498,7 @@ def test_settings_save_keeps_the_shipped_config_and_toggles_stay_in_the_session(
 def test_a_track_budget_pauses_that_track_shows_its_spend_and_resets(tmp_path: Path, app_factory) -> None:
     from conductor.app.budget_resets import BudgetResetFile
     cfg = Config()
-    cfg.budget.max_tokens_per_track = 1_500   # planning (no track yet) is not counted; the workers are
+    cfg = cfg.updated({"budget": {"max_tokens_per_track": 1_500}})   # planning (no track yet) is not counted; the workers are
     c = make_controller(make_session(tmp_path, cfg=cfg))
     h = app_factory(c)
     p = h.pilot

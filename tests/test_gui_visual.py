@@ -31,7 +31,7 @@ def shoot(p: Pilot, folder: Path, name: str) -> Path:
 
 def test_visual_lifecycle_with_screenshots(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     provider = ScriptedProvider(chunk_delay_s=0.002)
     c = make_controller(make_session(tmp_path, provider, cfg), demo=True)
     p = app_factory(c, render=True).pilot
@@ -106,7 +106,7 @@ def test_visual_malformed_plan_and_budget(tmp_path: Path, app_factory) -> None:
     shoot(p, tmp_path / "artifacts", "error-malformed-plan")
 
     cfg = Config()
-    cfg.budget.max_tokens = 600
+    cfg = cfg.updated({"budget": {"max_tokens": 600}})
     c2 = make_controller(make_session(tmp_path / "b", cfg=cfg))
     p2 = app_factory(c2, render=True).pilot
     plan(p2)

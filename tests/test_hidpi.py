@@ -149,8 +149,7 @@ def test_xft_dpi_on_the_display_scales_fonts_and_layout(tmp_path: Path, app_fact
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GDK_SCALE", raising=False)
     monkeypatch.delenv("QT_SCALE_FACTOR", raising=False)
-    cfg = Config()
-    cfg.gui.width, cfg.gui.height = 1920, 1080
+    cfg = Config().updated({"gui": {"width": 1920, "height": 1080}})
     p = app_factory(make_controller(make_session(tmp_path, cfg=cfg)), render=True).pilot
     p.wait_until(lambda: p.app.scale.scale == 2.0, what="the scale from Xft.dpi")
     assert p.app.scale.source == "Xft.dpi 192 (xrdb)" and p.app.themes.scale == 2.0
@@ -168,8 +167,7 @@ def test_gdk_scale_applies_before_the_first_frame_and_the_config_still_wins(tmp_
     h = app_factory(make_controller(make_session(tmp_path / "a")), render=True)
     assert h.app.scale == ScaleFound(2.0, "GDK_SCALE=2") and h.app.themes.scale == 2.0
     h.close()
-    cfg = Config()
-    cfg.gui.scale = 1.0
+    cfg = Config().updated({"gui": {"scale": 1.0}})
     p = app_factory(make_controller(make_session(tmp_path / "b", cfg=cfg)), render=True).pilot
     p.frame(3)
     assert p.app.scale == ScaleFound(1.0, "config.toml [gui] scale") and p.app.themes.scale == 1.0

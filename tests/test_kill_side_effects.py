@@ -31,6 +31,7 @@ TICKETS = ["T1", "T2", "T3", "T4", "T5", "T6"]
 _CHILD = textwrap.dedent('''
     import sys, threading
     from pathlib import Path
+    from conductor.approval_payloads import ToolPayload
     from conductor.config import Config
     from conductor.messages import ToolCall
     from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
@@ -39,8 +40,8 @@ _CHILD = textwrap.dedent('''
     root, bump = Path(sys.argv[1]), sys.argv[2]
     ws = root / "ws"
     cfg = Config()
-    cfg.engine.max_workers = 3
-    cfg.approvals.auto = ["plan", "tickets", "tool"]   # writes and edits; every command waits for a person
+    cfg = cfg.updated({"engine": {"max_workers": 3}})
+    cfg = cfg.updated({"approvals": {"auto": ["plan", "tickets", "tool"]}})   # writes and edits; every command waits for a person
 
     def script(req, n):
         if req.tier != 3:
@@ -63,7 +64,7 @@ _CHILD = textwrap.dedent('''
                     continue
                 ran = (ws / "marks" / f"{req.prov.ticket_id}.txt").read_text().count("ran")
                 try:
-                    if req.payload.get("interrupted") and ran:
+                    if isinstance(req.payload, ToolPayload) and req.payload.interrupted and ran:
                         session.resolve_approval(req.id, approved=False, reason="it already ran")
                     else:
                         session.resolve_approval(req.id, approved=True)

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import preview_of, tool_of
 
+from conductor.approval_payloads import McpCallPreview
 from conductor.approvals import ApprovalBroker
 from conductor.config import Config, McpServerConfig, parse_config
 from conductor.errors import Cancelled, ConfigError
@@ -68,7 +70,7 @@ class Rig:
     def approved(self, call: ToolCall) -> ToolResult:
         job = self.start(call)
         req = self.waiter.next()
-        assert req.payload["tool"] == call.name
+        assert tool_of(req).tool == call.name
         self.broker.resolve(req.id, approved=True)
         return job.result()[0]
 
@@ -144,11 +146,12 @@ def test_a_read_only_toolbox_never_gets_mcp_tools(tmp_path: Path) -> None:
 def test_a_call_asks_for_approval_naming_the_server_then_runs(mem: Rig) -> None:
     job = mem.start(ToolCall("c1", "mcp:mem/touch", {"name": "approved.marker"}))
     req = mem.waiter.next()
-    p = req.payload
-    assert req.kind == "tool" and p["tool"] == "mcp:mem/touch" and p["args"] == {"name": "approved.marker"}
-    assert p["mcp_server"] == "mem" and p["mcp_tool"] == "touch" and p["mcp_transport"] == "in-process"
-    assert p["provenance"] == {"trace_id": "run-1", "track_id": "T1", "ticket_id": "K7", "tier": 3, "attempt": 2}
-    assert p["can_remember"] is False
+    p = tool_of(req)
+    assert req.kind == "tool" and p.tool == "mcp:mem/touch" and p.args == {"name": "approved.marker"}
+    m = preview_of(req, McpCallPreview)
+    assert m.server == "mem" and m.tool == "touch" and m.transport == "in-process"
+    assert p.provenance == Provenance(trace_id="run-1", track_id="T1", ticket_id="K7", tier=3, attempt=2)
+    assert p.can_remember is False
     assert not (mem.tmp / "markers" / "approved.marker").exists(), "nothing runs before the decision"
     mem.broker.resolve(req.id, approved=True)
     result, replayed = job.result()
@@ -172,10 +175,11 @@ def test_an_edited_approval_runs_the_edited_arguments(mem: Rig) -> None:
     job = mem.start(ToolCall("c1", "mcp:mem/add", {"a": 1, "b": 2}))
     req = mem.waiter.next()
     with pytest.raises(ValueError, match="args.a must be integer"):
-        mem.broker.resolve(req.id, approved=True, payload={**req.payload, "args": {"a": "x", "b": 2}})
+        mem.broker.resolve(req.id, approved=True, payload=tool_of(req).with_args({"a": "x", "b": 2}))
     with pytest.raises(ValueError, match="only 'args' can be edited"):
-        mem.broker.resolve(req.id, approved=True, payload={**req.payload, "mcp_server": "other"})
-    mem.broker.resolve(req.id, approved=True, payload={**req.payload, "args": {"a": 40, "b": 2}})
+        other = preview_of(req, McpCallPreview).model_copy(update={"server": "other"})
+        mem.broker.resolve(req.id, approved=True, payload=tool_of(req).model_copy(update={"preview": other}))
+    mem.broker.resolve(req.id, approved=True, payload=tool_of(req).with_args({"a": 40, "b": 2}))
     result, _ = job.result()
     assert result.ok and result.output["structured"] == {"result": 42}
 
@@ -228,7 +232,8 @@ def test_concurrent_calls_from_many_worker_threads_share_one_client(tmp_path: Pa
 def test_stdio_server_approve_reject_and_timeout(stdio: Rig, capfd: pytest.CaptureFixture[str]) -> None:
     job = stdio.start(ToolCall("c1", "mcp:local/touch", {"name": "stdio.marker"}))
     req = stdio.waiter.next()
-    assert req.payload["mcp_server"] == "local" and req.payload["mcp_transport"].startswith(PY)
+    m = preview_of(req, McpCallPreview)
+    assert m.server == "local" and m.transport.startswith(PY)
     stdio.broker.resolve(req.id, approved=True)
     assert job.result()[0].ok and (stdio.tmp / "markers" / "stdio.marker").exists()
 
@@ -437,7 +442,8 @@ def test_a_streamable_http_server_is_approved_called_and_timed_out(tmp_path: Pat
     try:
         job = rig.start(ToolCall("c1", "mcp:web/touch", {"name": "http.marker"}))
         req = rig.waiter.next()
-        assert req.payload["mcp_server"] == "web" and req.payload["mcp_transport"] == http_server
+        m = preview_of(req, McpCallPreview)
+        assert m.server == "web" and m.transport == http_server
         rig.broker.resolve(req.id, approved=True)
         assert job.result()[0].ok and (tmp_path / "http.marker").exists()
         assert not rig.approved(ToolCall("c2", "mcp:web/slow", {"seconds": 30})).ok
@@ -459,7 +465,7 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
     markers = tmp_path / "markers"
     markers.mkdir()
     cfg = Config(mcp={"local": stdio_config("--marker-dir", str(markers))})
-    cfg.engine.max_workers = 2
+    cfg = cfg.updated({"engine": {"max_workers": 2}})
 
     def tier3(req: ProviderRequest, n: int) -> Reply:
         ticket = req.prov.ticket_id
@@ -474,11 +480,11 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
 
     def decide(r: ApprovalRequest) -> ApprovalDecision | None:
         if r.kind.value != "tool":
-            return ApprovalDecision(r.id, True, r.payload)
+            return ApprovalDecision(request_id=r.id, approved=True, payload=r.payload)
         asked.append(r)
-        if r.payload["tool"] == "mcp:local/touch" and r.prov.ticket_id == "T2" and r.prov.attempt == 1:
-            return ApprovalDecision(r.id, False, reason="no marker for T2", by=DecidedBy.POLICY)
-        return ApprovalDecision(r.id, True, r.payload, by=DecidedBy.POLICY)
+        if tool_of(r).tool == "mcp:local/touch" and r.prov.ticket_id == "T2" and r.prov.attempt == 1:
+            return ApprovalDecision(request_id=r.id, approved=False, reason="no marker for T2", by=DecidedBy.POLICY)
+        return ApprovalDecision(request_id=r.id, approved=True, payload=r.payload, by=DecidedBy.POLICY)
 
     provider = ScriptedProvider({3: tier3})
     session = Session(cfg, workspace=workspace, tracks_dir=tmp_path / "tracks", provider=provider, linger=False)
@@ -491,7 +497,7 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
         # T2's refused call fails its review (nothing was marked), so T2 runs a second attempt that marks.
         assert len(asked) == 2 * len(ids) + 2, "every MCP call asked"
         assert track.ticket("T2").attempts == 2
-        assert all(r.payload["mcp_server"] == "local" and r.prov.track_id == track_id for r in asked)
+        assert all(preview_of(r, McpCallPreview).server == "local" and r.prov.track_id == track_id for r in asked)
         assert sorted(p.name for p in markers.iterdir()) == sorted(f"{i}.marker" for i in ids)
         refused = [res for q in provider.calls(3) if q.prov.ticket_id == "T2" for m in q.messages
                    for res in m.tool_results if res.name == "mcp:local/touch"]
@@ -500,7 +506,8 @@ def test_workers_call_an_mcp_server_through_the_whole_pipeline(tmp_path: Path, w
         decided = [json.loads(line) for line in journal.splitlines() if '"approval_resolved"' in line]
         mcp_decisions = [d["data"]["request"]["payload"] for d in decided
                          if d["data"]["request"]["payload"].get("tool", "").startswith("mcp:")]
-        assert len(mcp_decisions) == 2 * len(ids) + 2 and all(p["mcp_server"] == "local" for p in mcp_decisions), \
+        assert len(mcp_decisions) == 2 * len(ids) + 2 and all(p["preview"]["server"] == "local"
+                                                               for p in mcp_decisions), \
             "each decision is on record with the server it was for"
         log = (tmp_path / "tracks" / track_id / "outputs" / "tickets" / "T3" / "T3.a1.mcp.log").read_text("utf-8")
         assert "## mcp:local/shout" in log and "stderr of T3" in log
@@ -630,7 +637,7 @@ def test_an_allowed_command_line_never_lets_an_mcp_call_through(tmp_path: Path) 
         assert ours.ok and rig.waiter.empty(), "the allow rule applies to our own run_command"
         job = rig.start(ToolCall("c2", "mcp:sh/run_command", {"command": "ls"}))
         req = rig.waiter.next()
-        assert req.payload["mcp_server"] == "sh" and req.payload["can_remember"] is False
+        assert preview_of(req, McpCallPreview).server == "sh" and tool_of(req).can_remember is False
         rig.broker.resolve(req.id, approved=False, reason="no")
         assert job.result()[0].error == "rejected by the user: no"
     finally:

@@ -43,7 +43,7 @@ def test_off_by_default_and_on_when_asked(tmp_path: Path, app_factory) -> None:
     assert p.app.notifier is None, "notifications are off unless config.toml asks"
 
     cfg = Config()
-    cfg.gui.notify = True
+    cfg = cfg.updated({"gui": {"notify": True}})
     c2 = make_controller(make_session(tmp_path / "on", cfg=cfg))
     p2 = app_factory(c2).pilot
     p2.app.notifier = DesktopNotifier(run=lambda argv: None)

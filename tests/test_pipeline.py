@@ -34,7 +34,7 @@ def run_epic(workspace: Path, tracks: Path, provider: ScriptedProvider, cfg: Con
 def test_epic_to_done_with_diamond_and_chain(workspace: Path, tmp_path: Path, thread_baseline: set[int]) -> None:
     provider = ScriptedProvider(latency_s=0.002)
     cfg = Config()
-    cfg.engine.max_workers = 3
+    cfg = cfg.updated({"engine": {"max_workers": 3}})
     session, events = run_epic(workspace, tmp_path / "tracks", provider, cfg)
     try:
         (track_id,) = session.engines

@@ -118,7 +118,7 @@ def disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Disk:
 def test_a_power_cut_loses_no_acknowledged_decision_or_finished_ticket(tmp_path: Path, disk: Disk,
                                                                        seed: int) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     session = make_session(tmp_path, cfg=cfg, linger=False)
     rnd = random.Random(seed)
     cuts = sorted(rnd.sample(range(20, 140), 4))

@@ -59,8 +59,8 @@ class RecordsAgree(RuleBasedStateMachine):
         (self.root / "workspace").mkdir()
         (self.root / "workspace" / "README.md").write_text("# project\n")
         self.cfg = Config()
-        self.cfg.engine.step_mode = True  # every ticket asks to spawn: commands meet tickets in every state
-        self.cfg.engine.max_workers = 2
+        self.cfg = self.cfg.updated({"engine": {"step_mode": True}})  # every ticket asks to spawn: commands meet tickets in every state
+        self.cfg = self.cfg.updated({"engine": {"max_workers": 2}})
         self.c = self._open()
         handle = self.c.session.plan_epic("Add OAuth login")
         while not handle.future.done():

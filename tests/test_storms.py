@@ -59,8 +59,8 @@ def server() -> Iterator[FakeGeminiServer]:
 def storm_config() -> Config:
     """The shipped defaults (retry budget, backoff, breaker), with enough workers to make a crowd."""
     cfg = Config()
-    cfg.engine.max_workers = WORKERS
-    cfg.engine.max_attempts = 3
+    cfg = cfg.updated({"engine": {"max_workers": WORKERS}})
+    cfg = cfg.updated({"engine": {"max_attempts": 3}})
     return cfg
 
 
@@ -214,7 +214,7 @@ def test_one_failing_turn_makes_a_bounded_number_of_requests(server: FakeGeminiS
     storm = Storm(clock.now, outage, Script.unavailable(503), then=PipelineScript())
     server.set_script(storm)
     cfg = Config()
-    cfg.gemini.sdk_retry_attempts = sdk_attempts
+    cfg = cfg.updated({"gemini": {"sdk_retry_attempts": sdk_attempts}})
     provider = GeminiProvider(cfg, api_key=KEY, base_url=server.url, sdk_retry_initial_delay_s=0.01,
                               sdk_retry_max_delay_s=0.02)
     deps = CallDeps(provider=provider, events=EventQueue(), ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg,
@@ -233,7 +233,7 @@ def test_one_failing_turn_makes_a_bounded_number_of_requests(server: FakeGeminiS
 def test_a_500_is_still_the_attempts_failure_within_the_budget(server: FakeGeminiServer, clock: ScaledClock) -> None:
     server.set_script(Script.unavailable(500))
     cfg = Config()
-    cfg.gemini.sdk_retry_attempts = 2
+    cfg = cfg.updated({"gemini": {"sdk_retry_attempts": 2}})
     provider = GeminiProvider(cfg, api_key=KEY, base_url=server.url, sdk_retry_initial_delay_s=0.01,
                               sdk_retry_max_delay_s=0.02)
     deps = CallDeps(provider=provider, events=EventQueue(), ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg,

@@ -191,3 +191,23 @@ def test_100_mb_of_output_keeps_memory_bounded(ws: Path, tmp_path: Path) -> None
     with open(r["spill"], "rb") as f:
         assert f.read(1048576) == b"x" * 1048575 + b"\n"
     assert spill.read_bytes() == b"1\n"  # the warm-up's own full output: the second command did not overwrite it
+
+
+def test_session_folders_are_searched_first_but_never_from_the_workspace(ws: Path, tmp_path: Path) -> None:
+    """ToolContext.path_first (the demo's interpreter folder) is searched before PATH for this call only; an entry
+    inside the workspace is dropped like a PATH entry there would be (a repository cannot plant its own `pytest`)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    tool = mine / "only-in-mine"
+    tool.write_text("#!/bin/sh\necho from-mine\n")
+    tool.chmod(0o755)
+    planted = ws / "bin"
+    planted.mkdir()
+    (planted / "only-in-mine").write_text("#!/bin/sh\necho planted\n")
+    (planted / "only-in-mine").chmod(0o755)
+    before = os.environ.get("PATH")
+    out = RunCommand().run({"command": "only-in-mine"}, ctx(ws, path_first=(str(planted), str(mine))))
+    assert out["output"] == "from-mine\n" and os.environ.get("PATH") == before
+    from conductor.errors import ToolError
+    with pytest.raises(ToolError, match="not found on PATH"):  # the workspace's folder alone is never searched
+        RunCommand().run({"command": "only-in-mine"}, ctx(ws, path_first=(str(planted),)))

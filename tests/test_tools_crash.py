@@ -35,12 +35,12 @@ DRIVER = textwrap.dedent("""
     asked = []
 
     def journal_decision(req, decision):  # what the session wires: the decision is on disk first
-        journal.append(ApprovalDecided(key=req.id, request=req.to_json(), decision=decision.to_json()))
+        journal.append(ApprovalDecided(key=req.id, request=req, decision=decision))
         if die_in_hook:  # the crash window between "approved" and "done"
             os.kill(os.getpid(), signal.SIGKILL)
 
     def person(req):  # approves at once, from another thread
-        asked.append(req.payload["call_id"])
+        asked.append(req.payload.call_id)
         threading.Thread(target=broker.resolve, args=(req.id,), kwargs={"approved": True}).start()
 
     broker.on_resolved.append(journal_decision)

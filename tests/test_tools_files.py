@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conductor.approval_payloads import FileChangePreview
 from conductor.events import Provenance
 from conductor.messages import ToolCall, ToolResult
 from conductor.tools import workspace_toolbox
@@ -35,10 +36,12 @@ def run(ws: Path, name: str, **args: Any) -> ToolResult:
     return workspace_toolbox(ws).execute(ToolCall("c1", name, args), ctx(ws))
 
 
-def preview(ws: Path, name: str, **args: Any) -> dict[str, Any]:
+def preview(ws: Path, name: str, **args: Any) -> FileChangePreview:
     tool = workspace_toolbox(ws).get(name)
     assert tool is not None
-    return tool.preview(args, ctx(ws))
+    p = tool.preview(args, ctx(ws))
+    assert isinstance(p, FileChangePreview)
+    return p
 
 
 # -- read_file / list_dir --
@@ -146,11 +149,11 @@ def test_gitignore_negation_and_nested_base() -> None:
 
 def test_write_file_creates_with_parents_and_previews_a_diff(ws: Path) -> None:
     p = preview(ws, "write_file", path="pkg/new.py", content="x = 1\n")
-    assert p["new_file"] and "+x = 1" in p["diff"] and "/dev/null" in p["diff"]
+    assert p.new_file and "+x = 1" in p.diff and "/dev/null" in p.diff
     r = run(ws, "write_file", path="pkg/new.py", content="x = 1\n")
     assert r.ok and r.output["created"] and (ws / "pkg" / "new.py").read_text() == "x = 1\n"
     p = preview(ws, "write_file", path="pkg/new.py", content="x = 2\n")
-    assert "-x = 1" in p["diff"] and "+x = 2" in p["diff"] and not p["new_file"]
+    assert "-x = 1" in p.diff and "+x = 2" in p.diff and not p.new_file
 
 
 def test_write_keeps_permission_bits_and_replaces_hard_links(ws: Path, tmp_path: Path) -> None:

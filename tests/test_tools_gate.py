@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conductor.records import ApprovalDecided
+from conductor.approval_payloads import CommandPreview, FileChangePreview, ToolPayload
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest
 from conductor.errors import ApprovalError, Cancelled
 from conductor.events import Provenance
@@ -20,6 +21,7 @@ from conductor.store import Journal
 from conductor.tools import CommandPolicy, ToolGate, workspace_toolbox
 from conductor.tools.base import ToolContext
 from conductor.tools.testkit import ApprovalWaiter, Background
+from helpers import preview_of, tool_of
 
 PY = sys.executable
 PROV = Provenance(trace_id="run-1", track_id="T1", ticket_id="K7", tier=3, attempt=2)
@@ -88,27 +90,30 @@ def test_worker_like_flow_edits_two_files_and_runs_the_check(rig: Rig) -> None:
     approved = []
     for expected in ("edit_file", "write_file", "run_command"):  # the read asks nobody
         req = rig.waiter.next()
-        assert req.kind == "tool" and req.payload["tool"] == expected and req.prov == PROV
-        approved.append(req.payload)
+        assert req.kind == "tool" and tool_of(req).tool == expected and req.prov == PROV
+        approved.append(req)
         rig.broker.resolve(req.id, approved=True)
     results = job.result()
     assert all(r.ok for r in results), [r.error for r in results]
     assert (rig.ws / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
     assert (rig.ws / "NOTES.md").read_text() == "add() fixed\n"
     assert results[3].output["exit_code"] == 0 and results[3].output["output"] == "PASS\n"
-    assert "-    return a - b" in approved[0]["diff"] and "+    return a + b" in approved[0]["diff"]
-    assert approved[2]["argv"] == [PY, "check.py"] and approved[2]["cwd"] == str(rig.ws.resolve())
+    diff = preview_of(approved[0], FileChangePreview).diff
+    assert "-    return a - b" in diff and "+    return a + b" in diff
+    command = preview_of(approved[2], CommandPreview)
+    assert command.argv == (PY, "check.py") and command.cwd == str(rig.ws.resolve())
     assert rig.waiter.empty()
 
 
 def test_payload_shows_tool_diff_command_and_provenance(rig: Rig) -> None:
     job = rig.start(ToolCall("c1", "run_command", {"command": "make test"}))
     req = rig.waiter.next()
-    p = req.payload
-    assert p["tool"] == "run_command" and p["call_id"] == "c1" and p["args"] == {"command": "make test"}
-    assert p["argv"] == [shutil.which("make"), "test"] and p["shell"] is False and p["cwd"] == str(rig.ws.resolve())
-    assert p["provenance"] == {"trace_id": "run-1", "track_id": "T1", "ticket_id": "K7", "tier": 3, "attempt": 2}
-    assert p["can_remember"] is True and "exact allow rule" in p["needs_person"]  # commands always ask
+    p = tool_of(req)
+    assert p.tool == "run_command" and p.call_id == "c1" and p.args == {"command": "make test"}
+    c = preview_of(req, CommandPreview)
+    assert c.argv == (shutil.which("make"), "test") and c.shell is False and c.cwd == str(rig.ws.resolve())
+    assert p.provenance == PROV
+    assert p.can_remember is True and "exact allow rule" in (p.needs_person or "")  # commands always ask
     rig.broker.resolve(req.id, approved=False, reason="not now")
     job.result()
 
@@ -116,7 +121,7 @@ def test_payload_shows_tool_diff_command_and_provenance(rig: Rig) -> None:
 def test_edited_write_runs_the_edit_not_the_original(rig: Rig) -> None:
     job = rig.start(write("c1", "out.txt", "original\n"))
     req = rig.waiter.next()
-    edited = {**req.payload, "args": {"path": "out.txt", "content": "edited by the person\n"}}
+    edited = tool_of(req).with_args({"path": "out.txt", "content": "edited by the person\n"})
     decision = rig.broker.resolve(req.id, approved=True, payload=edited)
     result, _ = job.result()
     assert decision.edited and result.ok
@@ -126,7 +131,7 @@ def test_edited_write_runs_the_edit_not_the_original(rig: Rig) -> None:
 def test_edited_command_runs_the_edit_not_the_original(rig: Rig) -> None:
     job = rig.start(ToolCall("c1", "run_command", {"argv": ["touch", "original.marker"]}))
     req = rig.waiter.next()
-    rig.broker.resolve(req.id, approved=True, payload={**req.payload, "args": {"argv": ["touch", "edited.marker"]}})
+    rig.broker.resolve(req.id, approved=True, payload=tool_of(req).with_args({"argv": ["touch", "edited.marker"]}))
     result, _ = job.result()
     assert result.ok and result.output["argv"] == [shutil.which("touch"), "edited.marker"]
     assert (rig.ws / "edited.marker").exists() and not (rig.ws / "original.marker").exists()
@@ -191,22 +196,26 @@ def test_an_approval_cannot_be_used_twice_or_for_another_call(rig: Rig) -> None:
     with pytest.raises(ValueError, match="bound to its own tool call"):
         rig.broker.resolve(req_b.id, approved=True, payload=req_a.payload)  # A's approval, replayed for B
     with pytest.raises(ValueError, match="only 'args' can be edited"):
-        rig.broker.resolve(req_b.id, approved=True, payload={**req_b.payload, "provenance": {"track_id": "X"}})
+        rig.broker.resolve(req_b.id, approved=True,
+                           payload=tool_of(req_b).model_copy(update={"provenance": PROV.with_(track_id="X")}))
+    with pytest.raises(ValueError, match="only 'args' can be edited; these fields changed: preview"):
+        forged = FileChangePreview(path="b.txt", diff="+B\n")  # a different diff shown than the one that runs
+        rig.broker.resolve(req_b.id, approved=True, payload=tool_of(req_b).model_copy(update={"preview": forged}))
     with pytest.raises(ValueError, match="args.content is required"):
-        rig.broker.resolve(req_b.id, approved=True, payload={**req_b.payload, "args": {"path": "b.txt"}})
+        rig.broker.resolve(req_b.id, approved=True, payload=tool_of(req_b).with_args({"path": "b.txt"}))
     assert [r.id for r in rig.broker.pending()] == [req_b.id]  # still waiting: bad edits decide nothing
     rig.broker.resolve(req_b.id, approved=False, reason="no")
     assert not second.result()[0].ok and not (rig.ws / "b.txt").exists()
 
 
 def test_a_policy_replaying_another_calls_payload_is_refused(tmp_path: Path) -> None:
-    stale: dict[str, Any] = {}
+    stale: list[ToolPayload] = []
 
     def replaying_policy(req: ApprovalRequest) -> ApprovalDecision | None:
         if not stale:
-            stale.update(req.payload)
+            stale.append(tool_of(req))
             return None  # the first one goes to a person
-        return ApprovalDecision(req.id, True, dict(stale))  # later ones: an old approval, replayed
+        return ApprovalDecision(request_id=req.id, approved=True, payload=stale[0])  # an old approval, replayed
 
     rig = Rig(tmp_path)
     rig.broker.add_policy("replay", replaying_policy)
@@ -248,7 +257,7 @@ def test_always_allow_for_this_track_is_journalled_and_survives_resume(tmp_path:
     count = {"argv": ["touch", "n.marker"]}
     job = rig.start(ToolCall("c1", "run_command", count))
     req = rig.waiter.next()
-    assert req.payload["can_remember"]
+    assert tool_of(req).can_remember
     rig.broker.resolve(req.id, approved=True, remember=True)
     assert job.result()[0].ok and marker.exists()
     assert rig.types() == ["approval_resolved", "allow_rule", "tool_started", "tool_result"]
@@ -273,7 +282,7 @@ def test_remember_on_shell_syntax_runs_once_but_is_not_remembered(tmp_path: Path
     call = ToolCall("c1", "run_command", {"command": "echo hi > out.txt"})
     job = rig.start(call)
     req = rig.waiter.next()
-    assert not req.payload["can_remember"] and "'>'" in req.payload["needs_person"]
+    assert not tool_of(req).can_remember and "'>'" in (tool_of(req).needs_person or "")
     rig.broker.resolve(req.id, approved=True, remember=True)
     assert job.result()[0].ok and (rig.ws / "out.txt").read_text() == "hi\n"
     assert "allow_rule" not in rig.types()

@@ -110,7 +110,7 @@ def test_labels_follow_the_records_after_pause_budget_stop_and_planning(tmp_path
 
 def test_a_budget_stop_says_paused_everywhere(tmp_path: Path, app_factory) -> None:
     cfg = Config()
-    cfg.budget.max_tokens = 600
+    cfg = cfg.updated({"budget": {"max_tokens": 600}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     p = app_factory(c).pilot
     plan(p)
@@ -125,7 +125,7 @@ def test_a_budget_stop_says_paused_everywhere(tmp_path: Path, app_factory) -> No
 def test_reopening_loads_the_interrupted_track_and_says_what_resume_asks_again(tmp_path: Path,
                                                                                app_factory) -> None:
     cfg = Config()
-    cfg.engine.step_mode = True
+    cfg = cfg.updated({"engine": {"step_mode": True}})
     c = make_controller(make_session(tmp_path, cfg=cfg))
     h = app_factory(c)
     p = h.pilot
@@ -189,7 +189,7 @@ def test_answering_approvals_never_fsyncs_on_the_gui_thread(tmp_path: Path, app_
         real(fd)
 
     cfg = Config()
-    cfg.engine.step_mode = True  # plan, tickets, spawn and tool approvals all come through the dialogs
+    cfg = cfg.updated({"engine": {"step_mode": True}})  # plan, tickets, spawn and tool approvals all come through the dialogs
     c = make_controller(make_session(tmp_path, cfg=cfg))
     p = app_factory(c).pilot
     plan(p)

@@ -5,6 +5,7 @@ switching workspace or provider. Most return the problem as a message, or None w
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
@@ -12,11 +13,12 @@ from conductor.app.budget_resets import BudgetResetFile
 from conductor.app.session_factory import UnavailableProvider, demo_folders, demo_home, open_session
 from conductor.app.state import ControllerState
 from conductor.app.streams import Streams
-from conductor.config import parse_config, save_config
+from conductor.approval_payloads import ApprovalPayload
 from conductor.engine import Cancel, CancelTicket, Edit, EngineCommand, Pause, Resume, Retry, Skip
 from conductor.errors import ApprovalError, ConductorError, ConfigError
 from conductor.model import TicketStatus, TrackStatus
-from conductor.usage import BudgetScope, PriceTable
+from conductor.settings import ApplySettings
+from conductor.usage import BudgetScope
 
 TrackCommandName = Literal["pause", "resume", "cancel"]
 TicketCommandName = Literal["retry", "skip", "cancel_ticket", "edit"]
@@ -41,7 +43,7 @@ class Commands(ControllerState):
         self._bump("status")
         return None
 
-    def approve(self, request_id: str, payload: dict[str, Any] | None = None, remember: bool = False) -> str | None:
+    def approve(self, request_id: str, payload: ApprovalPayload | None = None, remember: bool = False) -> str | None:
         """Approve (possibly with an edited payload). Returns the problem when the edit is refused."""
         try:
             self.session.resolve_approval(request_id, approved=True, payload=payload, remember=remember,
@@ -165,35 +167,34 @@ class Commands(ControllerState):
 
     # ---------------- commands: settings
 
-    def set_step_mode(self, on: bool) -> None:
-        self.cfg.engine.step_mode = bool(on)
+    def set_step_mode(self, on: bool) -> str | None:
+        """For this session (the file keeps its own value unless Settings are saved)."""
+        return self._apply({"engine": {"step_mode": bool(on)}}, None, "Step mode refused")
 
     def set_auto_run(self, on: bool) -> None:
         self.session.auto_run = bool(on)
 
     def set_tier_model(self, tier: int, model: str) -> str | None:
-        try:
-            setattr(self.cfg.models, f"tier{tier}", model)
-        except ValueError as exc:
-            return self.fail(f"Model for tier {tier} refused: {exc}")
-        return None
+        """For this session, from the tier's next call (a running attempt keeps its model)."""
+        return self._apply({"models": {f"tier{tier}": model}}, None, f"Model for tier {tier} refused")
 
-    def save_settings(self, data: dict[str, Any]) -> str | None:
-        """Validate a whole config (as a dict), save it atomically, apply it live. Returns the problem or None."""
-        try:
-            new = parse_config(data, source=str(self.config_path or "config.toml"))
-        except ConfigError as exc:
-            return str(exc)
-        if self.config_path is not None:
-            try:
-                save_config(new, self.config_path)
-            except (ConfigError, OSError) as exc:
-                return f"Could not save {self.config_path}: {exc}"
-        for name in type(new).model_fields:
-            setattr(self.cfg, name, getattr(new, name))
-        self.session.ledger.prices = PriceTable.for_config(self.cfg)
+    def save_settings(self, data: Mapping[str, object]) -> str | None:
+        """Validate a whole config (as a dict), save it (only what changed, comments kept) and apply it: the
+        Settings command. Returns the problem (naming the key) or None; nothing changes when refused."""
+        err = self._apply(data, self.config_path, None)
+        if err:
+            return err
         self.status_message = f"settings saved to {self.config_path}" if self.config_path else "settings applied"
         self._bump("status", "usage", "models")
+        return None
+
+    def _apply(self, values: Mapping[str, object], save_to: Path | None, refused: str | None) -> str | None:
+        try:
+            self.session.apply_settings(ApplySettings(values, save_to=save_to))
+        except ConfigError as exc:
+            return self.fail(f"{refused}: {exc}") if refused else str(exc)
+        except OSError as exc:
+            return f"Could not save {save_to}: {exc}"
         return None
 
     # ---------------- budgets

@@ -111,8 +111,7 @@ class AppController(EventHandling, Commands, DerivedViews, GitActions):
         changed = {k: v for k, v in (layout or {}).items() if getattr(self.cfg.gui, k) != v}
         if changed and self.config_path is not None:  # unchanged layout: leave the file (and its comments) alone
             try:
-                for k, v in changed.items():
-                    setattr(self.cfg.gui, k, v)
+                self.cfg.updated({"gui": changed})  # validated first: a bad value is refused, naming its key
                 # Only the layout keys: a toolbar toggle (step mode, a tier's model) is for this session.
                 save_config_values(self.config_path, {"gui": changed})
             except (ValueError, ConfigError, OSError) as exc:

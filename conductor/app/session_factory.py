@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conductor.config import Config
-from conductor.demo import CHECK_COMMAND, create_project, demo_team_reply, leave_own_pytest, use_own_pytest
+from conductor.demo import CHECK_COMMAND, create_project, demo_team_reply, own_pytest_path
 from conductor.errors import ConfigError, MissingApiKey
 from conductor.providers.base import Provider, ProviderRequest
 from conductor.providers.endpoints import missing_keys
@@ -69,15 +69,15 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
 
     With no API key the app still opens: the provider is replaced by one that explains what is missing."""
     note, check_command = "", None
+    path_first: tuple[str, ...] = ()
     own_project = provider_name == "scripted" and demo and is_demo_project(workspace)
-    if not own_project:
-        leave_own_pytest()  # out of the demo: a workspace's commands find their own tools on PATH again
     if own_project:
         # The demo's team works on its own project, whose QA runs the project's tests (a session setting, never
         # saved to the person's config); it streams at a human pace so the panes visibly fill.
         provider: Provider = ScriptedProvider(latency_s=0.25, chunk_delay_s=0.03, fallback=demo_team_reply)
         check_command = CHECK_COMMAND
-        note = use_own_pytest() or ""
+        path_first, problem = own_pytest_path()
+        note = problem or ""
     elif provider_name == "scripted":  # the generic script: any workspace (tests pass their own provider)
         provider = make_provider("scripted", cfg, latency_s=0.25 if demo else 0.0,
                                  chunk_delay_s=0.03 if demo else 0.0)
@@ -90,5 +90,5 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
             lead = "no API key" if isinstance(exc, MissingApiKey) else "an endpoint cannot be used"
             provider, note = UnavailableProvider(what), f"{lead} — {what}; or run the offline demo"
     session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, events=events,
-                      toolbox=toolbox, check_command=check_command)
+                      toolbox=toolbox, check_command=check_command, path_first=path_first)
     return session, note

@@ -32,7 +32,6 @@ class ControllerState:
     def __init__(self, session: Any, *, config_path: Path | None = None, demo: bool = False,
                  provider_name: str = "scripted", provider_note: str = "") -> None:
         self.session = session
-        self.cfg: Config = session.cfg
         session.events.merge_stream_deltas()  # panes show text: a stream's waiting deltas may be one item
         self.config_path = config_path
         self.demo = demo
@@ -60,6 +59,12 @@ class ControllerState:
         self._usage_cache: tuple[int, UsageView] | None = None
         self.applied = 0
         self._load_initial_state()
+
+    @property
+    def cfg(self) -> Config:
+        """The session's current config: an immutable value, replaced by a Settings command (save_settings)."""
+        cfg: Config = self.session.cfg
+        return cfg
 
     # ---------------- bookkeeping
 

@@ -6,7 +6,7 @@ that fails and is fixed, a merge conflict resolved, a rejected call, escalation 
 - `script`: what each scripted tier answers, decided from what it is sent (tool results, check output).
 """
 
-from conductor.demo.project import CHECK_COMMAND, DEMO_EPIC, create_project, leave_own_pytest, use_own_pytest
+from conductor.demo.project import CHECK_COMMAND, DEMO_EPIC, create_project, own_pytest_path
 from conductor.demo.script import demo_team_reply
 
-__all__ = ["CHECK_COMMAND", "DEMO_EPIC", "create_project", "demo_team_reply", "leave_own_pytest", "use_own_pytest"]
+__all__ = ["CHECK_COMMAND", "DEMO_EPIC", "create_project", "demo_team_reply", "own_pytest_path"]

@@ -6,11 +6,9 @@ time, the person is asked (and may "always allow" it for the track), exactly as 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import MutableMapping
 from pathlib import Path
 
 from conductor.redact import scrubbed_env
@@ -61,33 +59,15 @@ def create_project(ws: Path) -> None:
         subprocess.run(argv, cwd=ws, check=True, capture_output=True, timeout=30, env=scrubbed_env())
 
 
-_ADDED: list[str] = []
-"""The PATH entry use_own_pytest put in front (so leaving the demo takes out exactly that one)."""
-
-
-def use_own_pytest(environ: MutableMapping[str, str] | None = None) -> str | None:
-    """Put the folder of the app's own interpreter first on PATH when it holds `pytest`, so the demo's check
-    (`pytest -q`, looked up on PATH like any command) runs the pytest installed beside Conductor, not another
-    Python's or none. Returns why the check cannot run, or None. `leave_own_pytest` undoes it."""
-    env = os.environ if environ is None else environ
+def own_pytest_path() -> tuple[tuple[str, ...], str | None]:
+    """The folder to search first for the demo's check (`pytest -q`), so it runs the pytest installed beside
+    Conductor rather than another Python's or none, and why the check cannot run (or None). The folder is given
+    to the demo's session (ToolContext.path_first), never put on the process's PATH: a global change would reach
+    every other subprocess (git, MCP servers, a real workspace's commands opened later)."""
     here = Path(sys.executable).parent  # not resolved: a venv's bin/ holds the venv's pytest
-    if not here.is_absolute() or not (here / "pytest").is_file():
-        found = shutil.which("pytest", path=env.get("PATH"))
-        return None if found else (f"pytest is not installed beside {sys.executable} nor on PATH: the demo's check "
-                                   f"`{CHECK_COMMAND}` will not run (pip install pytest)")
-    entries = [e for e in env.get("PATH", "").split(os.pathsep) if e]
-    if not entries or entries[0] != str(here):
-        env["PATH"] = os.pathsep.join([str(here), *entries])
-        if environ is None:
-            _ADDED.append(str(here))
-    return None
-
-
-def leave_own_pytest() -> None:
-    """Take out of PATH the entry use_own_pytest put in front (a real workspace's commands find their own tools
-    as before); an entry the person's PATH already had elsewhere stays."""
-    while _ADDED:
-        added = _ADDED.pop()
-        entries = os.environ.get("PATH", "").split(os.pathsep)
-        if entries and entries[0] == added:
-            os.environ["PATH"] = os.pathsep.join(entries[1:])
+    if here.is_absolute() and (here / "pytest").is_file():
+        return (str(here),), None
+    if shutil.which("pytest") is not None:
+        return (), None
+    return (), (f"pytest is not installed beside {sys.executable} nor on PATH: the demo's check `{CHECK_COMMAND}` "
+                f"will not run (pip install pytest)")

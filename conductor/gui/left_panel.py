@@ -61,9 +61,9 @@ class LeftPanel:
         # The epic stays in the box: a plan refused (or a proposal rejected) must not cost the person its text.
         self.c.plan(dpg.get_value(tags.EPIC_INPUT) or "")
 
-    def epic_accepted(self, payload: dict[str, object]) -> None:
+    def epic_accepted(self, epic: str) -> None:
         """Its plan was approved: now the box may be cleared (only if it still holds that epic)."""
-        epic = str(payload.get("epic", "")).strip()
+        epic = epic.strip()
         if epic and (dpg.get_value(tags.EPIC_INPUT) or "").strip() == epic:
             dpg.set_value(tags.EPIC_INPUT, "")
 

@@ -122,7 +122,7 @@ class GuiApp:
         self.summaries = RunSummaries()
         self.notifier: DesktopNotifier | None = None
         self._title_seen = -1
-        self.dialogs.by_kind["plan"].on_approved.append(lambda req: self.window.left.epic_accepted(req.payload))
+        self.dialogs.plan.on_approved.append(lambda plan: self.window.left.epic_accepted(plan.epic))
         util.set_error_sink(controller.fail)
 
     def build(self) -> GuiApp:

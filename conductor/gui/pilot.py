@@ -21,8 +21,10 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import keymap, tags, util
+from conductor.gui.dialogs.manager import AnyDialog
 from conductor.gui.keyboard import active_field, typing_now
 from conductor.gui.loop import GuiApp
 
@@ -138,7 +140,7 @@ class Pilot:
         assert isinstance(req, ApprovalRequest)
         return req
 
-    def open_approval(self, kind: str, id: str | None = None) -> Any:
+    def open_approval(self, kind: str, id: str | None = None) -> AnyDialog:
         """Open the dialog of the given (or oldest) pending approval of `kind` by clicking its queue entry."""
         req = self.wait_for_approval(kind) if id is None else self.controller.pending[id]
         cur = self.app.dialogs.current()
@@ -149,7 +151,7 @@ class Pilot:
             raise PilotError(f"the {kind} dialog did not open for {req.id}")
         return dialog
 
-    def approve(self, kind: str, id: str | None = None, payload: dict[str, Any] | None = None) -> str | None:
+    def approve(self, kind: str, id: str | None = None, payload: ApprovalPayload | None = None) -> str | None:
         """Approve through the dialog (replacing its draft with `payload` first, when given). Returns the
         dialog's error line ('' when it closed), so a test can assert a refusal."""
         dialog = self.open_approval(kind, id)

@@ -177,7 +177,7 @@ class ScriptedProvider(Provider):
                                     usage=self._usage(request, reply, sent, partial=True))
         for call in reply.tool_calls:
             yield ToolCallChunk(call)
-        final = self._usage(request, reply, reply.text, partial=False)
+        final = self._usage(request, reply, reply.text, partial=False, prompt_tokens=prompt)
         with self._lock:
             self.sent.append(SentCall(request.tier, request.prov.ticket_id, request.prov.attempt, reply.text, final))
         yield UsageChunk(final)

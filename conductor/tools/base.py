@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from conductor.approval_payloads import NoPreview, ToolPreview
 from conductor.errors import ToolError
 from conductor.events import Provenance
 from conductor.messages import ToolCall, ToolResult, ToolSpec
@@ -32,6 +33,10 @@ class ToolContext:
     """Where a command's full output goes when it is longer than what the model is shown."""
     protected: tuple[Path, ...] = ()
     """Extra folders inside the workspace that tools must not touch (e.g. the tracks folder)."""
+    path_first: tuple[str, ...] = ()
+    """Folders searched before PATH for a command's program, for this session only (the offline demo's own
+    interpreter folder, so its check finds the pytest beside Conductor). Never from the workspace: the same
+    filter as PATH applies, and the process's own PATH is never changed."""
     human_approved: bool = False
     """Set by the gate, on a per-call copy, when a person (not a policy) approved this exact call. Commands
     that only a person may approve (shell syntax) refuse to run without it: a second lock behind the gate."""
@@ -44,9 +49,9 @@ class Tool(ABC):
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         """Do the work and return the structured output. Raise ToolError on failure."""
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> ToolPreview:
         """What an approval shows for this call (a diff, the exact command). Mutating tools override it."""
-        return {}
+        return NoPreview()
 
     def requires_human(self, args: dict[str, Any]) -> str | None:
         """Why only a person may approve this call (no policy, no auto-approval); None when a policy may."""

@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from conductor.approval_payloads import CommandPreview
 from conductor.errors import Cancelled, SandboxViolation, ToolError
 from conductor.messages import ToolSpec
 from conductor.redact import scrubbed_env
@@ -52,17 +53,18 @@ def exec_argv(form: cmdline.CommandForm) -> list[str]:
     return list(form.argv) if form.argv is not None else ["bash", "-c", form.text]
 
 
-def command_env(root: Path) -> dict[str, str]:
-    """The child's environment: no secrets, PATH cut to absolute entries outside the workspace."""
+def command_env(root: Path, first: tuple[str, ...] = ()) -> dict[str, str]:
+    """The child's environment: no secrets, PATH cut to absolute entries outside the workspace (`first`, the
+    session's own folders from ToolContext.path_first, go in front under the same rule)."""
     env = scrubbed_env()
-    env["PATH"] = safe_path(env.get("PATH"), root)
+    env["PATH"] = safe_path(os.pathsep.join([*first, env.get("PATH", os.defpath)]), root)
     return env
 
 
-def resolved_argv(form: cmdline.CommandForm, root: Path) -> list[str]:
+def resolved_argv(form: cmdline.CommandForm, root: Path, first: tuple[str, ...] = ()) -> list[str]:
     """exec_argv with the program replaced by the absolute path it runs as; ToolError when it is not found."""
     argv = exec_argv(form)
-    path_var = command_env(root)["PATH"]
+    path_var = command_env(root, first)["PATH"]
     prog = resolve_program(argv[0], path_var)
     if prog is None:
         raise ToolError(f"cannot run {argv[0]!r}: not found on PATH (only its absolute entries outside the "
@@ -138,11 +140,11 @@ class RunCommand(Tool):
         except ValueError:
             return False
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> CommandPreview:
         form = cmdline.from_args(args)
         root = workspace_root(ctx.workspace)
-        return {"command": form.text, "argv": resolved_argv(form, root), "shell": form.argv is None,
-                "cwd": str(root), "timeout_s": self._timeout(args), "needs_person": cmdline.rule_problem(form)}
+        return CommandPreview(command=form.text, argv=tuple(resolved_argv(form, root, ctx.path_first)),
+                              shell=form.argv is None, cwd=str(root), timeout_s=self._timeout(args))
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         return Intent(command=cmdline.from_args(args).text)
@@ -153,14 +155,14 @@ class RunCommand(Tool):
         if why is not None and not ctx.human_approved:  # a second lock behind the gate
             raise SandboxViolation(f"refusing to run {form.text!r} without a person's approval: {why}")
         root = workspace_root(ctx.workspace)
-        argv = resolved_argv(form, root)
+        argv = resolved_argv(form, root, ctx.path_first)
         reach = command_reach(form, root, ctx.protected)
         if reach is not None:
             raise SandboxViolation(f"refusing to run {form.text!r}: {reach}")
         spill, ours = _spill_target(ctx)
         try:
-            cap = run_captured(argv, cwd=root, env=command_env(root), timeout_s=self._timeout(args), spill=spill,
-                               cancel=ctx.cancel, head_bytes=self.head_bytes, tail_bytes=self.tail_bytes)
+            cap = run_captured(argv, cwd=root, env=command_env(root, ctx.path_first), timeout_s=self._timeout(args),
+                               spill=spill, cancel=ctx.cancel, head_bytes=self.head_bytes, tail_bytes=self.tail_bytes)
         except OSError as exc:
             if ours:
                 spill.unlink(missing_ok=True)

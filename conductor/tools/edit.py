@@ -13,6 +13,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from conductor.approval_payloads import FileChangePreview
 from conductor.atomic import atomic_write_bytes
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
@@ -70,15 +71,15 @@ def atomic_write_keep_mode(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data, mode)
 
 
-def write_target(ctx: ToolContext, shown: str, resolved: Path) -> dict[str, str]:
-    """{"target": <the file really written>} when `shown` goes through a symlink: an approval must name the
-    file that changes, not the link's name."""
+def write_target(ctx: ToolContext, shown: str, resolved: Path) -> str | None:
+    """The file really written when `shown` goes through a symlink (an approval must name the file that
+    changes, not the link's name); None when it is `shown` itself."""
     rel = relative(workspace_root(ctx.workspace), resolved)
-    return {} if rel == str(PurePosixPath(shown)) else {"target": rel}
+    return None if rel == str(PurePosixPath(shown)) else rel
 
 
 def diff_label(ctx: ToolContext, shown: str, resolved: Path) -> str:
-    target = write_target(ctx, shown, resolved).get("target")
+    target = write_target(ctx, shown, resolved)
     return shown if target is None else f"{target} (through the symlink {shown})"
 
 
@@ -97,11 +98,11 @@ class WriteFile(Tool):
                     {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
                      "required": ["path", "content"]}, mutating=True)
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> FileChangePreview:
         path = resolve_write(ctx.workspace, args["path"], ctx.protected)
         old = _old_text(path, args["path"])
-        return {"path": args["path"], "new_file": old is None, **write_target(ctx, args["path"], path),
-                "diff": unified_diff(old, _content(args), diff_label(ctx, args["path"], path))}
+        return FileChangePreview(path=args["path"], new_file=old is None, target=write_target(ctx, args["path"], path),
+                                 diff=unified_diff(old, _content(args), diff_label(ctx, args["path"], path)))
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         path = resolve_write(ctx.workspace, args["path"], ctx.protected)
@@ -145,10 +146,10 @@ class EditFile(Tool):
                             "include more surrounding lines to make it unique")
         return path, old, old.replace(search, replace, 1)
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> FileChangePreview:
         path, old, new = self._apply(args, ctx)
-        return {"path": args["path"], **write_target(ctx, args["path"], path),
-                "diff": unified_diff(old, new, diff_label(ctx, args["path"], path))}
+        return FileChangePreview(path=args["path"], target=write_target(ctx, args["path"], path),
+                                 diff=unified_diff(old, new, diff_label(ctx, args["path"], path)))
 
     def intent(self, args: dict[str, Any], ctx: ToolContext) -> Intent:
         _, old, new = self._apply(args, ctx)

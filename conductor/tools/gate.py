@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalKind, ApprovalRequest, DecidedBy
+from conductor.approval_payloads import FileChangePreview, PreviewFailed, ToolPayload, ToolPreview
+from conductor.approval_types import ApprovalKind
+from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
 from conductor.errors import Cancelled, ToolError
 from conductor.messages import ToolCall, ToolResult
 from conductor.records import ToolCallFinished, ToolCallStarted
@@ -50,12 +52,6 @@ was not remembered (None when it was)."""
 def idempotency_key(ctx: ToolContext, call_id: str) -> str:
     p = ctx.prov
     return f"{p.track_id}/{p.ticket_id}/{p.attempt}/{call_id}"
-
-
-def prov_json(ctx: ToolContext) -> dict[str, Any]:
-    p = ctx.prov
-    return {"trace_id": p.trace_id, "track_id": p.track_id, "ticket_id": p.ticket_id, "tier": p.tier,
-            "attempt": p.attempt}
 
 
 def decided_by_person(decision: ApprovalDecision) -> bool:
@@ -147,8 +143,8 @@ class ToolGate:
             preview = tool.preview(dict(approved.args), ctx)
         except ToolError as exc:
             return self._record(key, ctx, _error(approved, f"not run again: {why}; and now: {exc}"))
-        outcome = self._ask(tool, approved, ctx, {**preview, "interrupted": why}, f"{why}: only a person can "
-                                                                                  "decide to run it again")
+        outcome = self._ask(tool, approved, ctx, preview, f"{why}: only a person can decide to run it again",
+                            interrupted=why)
         if isinstance(outcome, ToolResult):
             err = outcome.error or ""
             return self._record(key, ctx, replace(outcome, error=f"not run again after the interruption: {err}"))
@@ -169,24 +165,24 @@ class ToolGate:
         except (TypeError, KeyError, ValueError) as exc:
             return _error(call, f"bad arguments for {call.name}: {type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 — an unexpected preview failure must not hide the request: show it instead
-            preview = {"preview_error": f"{type(exc).__name__}: {exc}"}
+            preview = PreviewFailed(error=f"{type(exc).__name__}: {exc}")
         if self.allow(call, ctx):  # an exact rule; the policy itself never matches what only a person may run
             return call, ctx
         person_only = tool.requires_human(dict(call.args))
         return self._ask(tool, call, ctx, preview, person_only)
 
-    def _ask(self, tool: Tool, call: ToolCall, ctx: ToolContext, preview: dict[str, Any],
-             person_only: str | None) -> tuple[ToolCall, ToolContext] | ToolResult:
-        payload: dict[str, Any] = {**preview, "tool": call.name, "call_id": call.id, "args": dict(call.args),
-                                   "provenance": prov_json(ctx), "needs_person": person_only,
-                                   "can_remember": _can_remember(tool, dict(call.args))}
+    def _ask(self, tool: Tool, call: ToolCall, ctx: ToolContext, preview: ToolPreview, person_only: str | None,
+             interrupted: str | None = None) -> tuple[ToolCall, ToolContext] | ToolResult:
+        payload = ToolPayload(tool=call.name, call_id=call.id, args=dict(call.args), provenance=ctx.prov,
+                              preview=preview, needs_person=person_only,
+                              can_remember=_can_remember(tool, dict(call.args)), interrupted=interrupted)
         title = f"{call.name}: {_short(call.args)}"
-        if preview.get("target"):  # a write through a symlink: name the file that really changes
-            title = f"{call.name}: {preview['target']} (through the symlink {call.args.get('path')!r})"
+        if isinstance(preview, FileChangePreview) and preview.target:  # through a symlink: name what changes
+            title = f"{call.name}: {preview.target} (through the symlink {preview.path!r})"
         request_id = self.broker.new_id(ApprovalKind.TOOL)
         PREVIEWS.register(request_id, tool, ctx)  # before anyone sees the request: an edit is previewed from here
         try:
-            pending = self.broker.request(ApprovalKind.TOOL, ctx.prov, title, payload, request_id=request_id,
+            pending = self.broker.request(ctx.prov, title, payload, request_id=request_id,
                                           validator=_validator(tool, payload), human_only=person_only is not None)
         except BaseException:
             PREVIEWS.forget(request_id)
@@ -212,12 +208,14 @@ class ToolGate:
                                 f"not to {request.id!r}")
         if not decision.approved:
             return _error(call, f"rejected by the user: {decision.reason or 'no reason given'}")
-        final = decision.payload or {}
-        if final.get("tool") != call.name or final.get("call_id") != call.id or not isinstance(final.get("args"),
-                                                                                                   dict):
+        final = decision.payload
+        if not isinstance(final, ToolPayload):
+            what = "no payload" if final is None else f"a {final.kind} payload"
+            return _error(call, f"refused: the approval of {request.id!r} carries {what}, not this tool call")
+        if final.tool != call.name or final.call_id != call.id:
             return _error(call, f"refused: the approval of {request.id!r} is for another call "
-                                f"({final.get('tool')!r} {final.get('call_id')!r}), not {call.name!r} {call.id!r}")
-        approved = ToolCall(call.id, call.name, dict(final["args"]))
+                                f"({final.tool!r} {final.call_id!r}), not {call.name!r} {call.id!r}")
+        approved = ToolCall(call.id, call.name, dict(final.args))
         human = decided_by_person(decision)
         why = tool.requires_human(dict(approved.args))
         if why is not None and not human:
@@ -244,20 +242,17 @@ class ToolGate:
             self.comms.log(kind, ctx.prov, data)
 
 
-def _validator(tool: Tool, original: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+def _validator(tool: Tool, original: ToolPayload) -> Callable[[ToolPayload], None]:
     """Edits may change `args` only, and the edited args must fit the tool's schema."""
 
-    def check(edited: dict[str, Any]) -> None:
-        if not isinstance(edited, dict):
-            raise ValueError("the edited payload must be an object")
-        if edited.get("tool") != original["tool"] or edited.get("call_id") != original["call_id"]:
+    def check(edited: ToolPayload) -> None:
+        if edited.tool != original.tool or edited.call_id != original.call_id:
             raise ValueError("an approval is bound to its own tool call; the tool and call id cannot change")
-        if not isinstance(edited.get("args"), dict):
-            raise ValueError("args must be an object")
-        changed = sorted(k for k in set(edited) | set(original) if k != "args" and edited.get(k) != original.get(k))
+        changed = sorted(k for k in ToolPayload.model_fields
+                         if k != "args" and getattr(edited, k) != getattr(original, k))
         if changed:
             raise ValueError(f"only 'args' can be edited; these fields changed: {', '.join(changed)}")
-        bad = problems(tool.spec.parameters, edited["args"])
+        bad = problems(tool.spec.parameters, edited.args)
         if bad:
             raise ValueError("; ".join(bad))
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conductor.approval_payloads import McpCallPreview
 from conductor.errors import ToolError
 from conductor.messages import ToolSpec
 from conductor.tools.base import Tool, ToolContext
@@ -110,9 +111,9 @@ class McpTool(Tool):
     def conn(self) -> McpConnection:
         return self.slot.conn
 
-    def preview(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        return {"mcp_server": self.slot.name, "mcp_tool": self.info.name,
-                "mcp_transport": self.conn.target.describe(), "timeout_s": self.timeout_s}
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> McpCallPreview:
+        return McpCallPreview(server=self.slot.name, tool=self.info.name, transport=self.conn.target.describe(),
+                              timeout_s=self.timeout_s)
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         started = time.monotonic()

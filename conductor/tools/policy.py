@@ -53,16 +53,25 @@ class CommandPolicy:
         self._tainted: dict[str, str] = {}
         """track id -> the path of the first change no person approved."""
         self._lock = threading.Lock()
+        self.set_config_rules(allow_commands)
+        if journal is not None:
+            self.load(journal)
+
+    def set_config_rules(self, allow_commands: Iterable[str]) -> None:
+        """The config's rules (at start, and when Settings replace the config): from the next command asked. A
+        withdrawn rule stops matching at once, even inside a running attempt (a person's "no longer" must not
+        wait); the tracks' remembered rules are kept."""
+        rules: set[tuple[str, ...]] = set()
         for line in allow_commands:
             form = cmdline.from_line(line)
             why = cmdline.rule_problem(form)
             if why is None:
                 assert form.argv is not None
-                self._config.add(form.argv)
+                rules.add(form.argv)
             else:  # fail closed (config.py refuses these too, naming the file and key)
                 self.warnings.append(f"approvals.allow_commands entry {line!r} is ignored: {why}")
-        if journal is not None:
-            self.load(journal)
+        with self._lock:
+            self._config = rules
 
     @classmethod
     def from_config(cls, cfg: Config, journal: Journal | None = None) -> CommandPolicy:

@@ -8,11 +8,13 @@ exactly that id. Drafts are kept per request id, so switching between queued app
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import dearpygui.dearpygui as dpg
 
+from conductor.approval_payloads import ApprovalPayload, PlanPayload, SpawnPayload, TicketsPayload, ToolPayload
 from conductor.approvals import ApprovalRequest
+from conductor.errors import ApprovalError
 from conductor.gui import tags
 from conductor.gui.hidpi import px
 from conductor.gui.keymap import shortcut_hint
@@ -26,7 +28,12 @@ if TYPE_CHECKING:
     from conductor.app import AppController
 
 
-class ApprovalDialog:
+PayloadT = TypeVar("PayloadT", PlanPayload, TicketsPayload, SpawnPayload, ToolPayload)
+
+
+class ApprovalDialog(Generic[PayloadT]):
+    """The dialog of one approval kind: it reads and returns that kind's payload type (`payload_type`)."""
+
     kind = ""
     tag = ""
     title = ""
@@ -39,7 +46,8 @@ class ApprovalDialog:
         self.request: ApprovalRequest | None = None
         self.drafts: dict[str, Any] = {}
         self.on_closed: list[Any] = []
-        self.on_approved: list[Callable[[ApprovalRequest], None]] = []
+        self.on_approved: list[Callable[[PayloadT], None]] = []
+        """Called with the payload as approved (edits included)."""
 
     def part(self, name: str) -> str:
         return tags.dialog_part(self.tag, name)
@@ -140,7 +148,7 @@ class ApprovalDialog:
         self._decided(req, err)
         if not err:
             for cb in self.on_approved:
-                cb(ApprovalRequest(req.id, req.kind, req.prov, req.title, payload))
+                cb(payload)
 
     def _reject(self, *_: object) -> None:
         req = self.request
@@ -172,7 +180,17 @@ class ApprovalDialog:
     def save_draft(self) -> None:
         """Copy the widgets' values into the current draft (callbacks keep it current; this is a backstop)."""
 
-    def payload(self, req: ApprovalRequest, draft: Any) -> dict[str, Any]:
+    def typed(self, req: ApprovalRequest) -> PayloadT:
+        """The request's payload as this dialog's kind (the manager opens each request in its kind's dialog)."""
+        p = req.payload
+        if not isinstance(p, self.payload_type()):
+            raise ApprovalError(f"approval {req.id} is a {p.kind} approval, not a {self.kind} one")
+        return p
+
+    def payload_type(self) -> type[PayloadT]:
+        raise NotImplementedError
+
+    def payload(self, req: ApprovalRequest, draft: Any) -> PayloadT:
         """The payload to approve; raise ValueError naming the problem when the draft is not acceptable."""
         raise NotImplementedError
 
@@ -186,11 +204,14 @@ class ApprovalDialog:
     def validate(self) -> None:
         """Live validation (ticket review disables Approve while the DAG is invalid)."""
 
-    def load(self, payload: dict[str, Any]) -> None:
-        """Replace the draft with `payload` and rebuild the body (the pilot's approve(payload=...))."""
+    def load(self, payload: ApprovalPayload) -> None:
+        """Replace the draft with `payload` (of this dialog's kind) and rebuild the body (the pilot's
+        approve(payload=...))."""
         req = self.request
         assert req is not None, "no request open"
-        self.drafts[req.id] = self.new_draft(ApprovalRequest(req.id, req.kind, req.prov, req.title, payload))
+        edited = req.model_copy(update={"payload": payload})
+        self.typed(edited)  # another kind's payload is refused here, naming both kinds
+        self.drafts[req.id] = self.new_draft(edited)
         self.open(req)
 
 

@@ -5,12 +5,12 @@ snoozes that request (it stays in the queue; click it to reopen)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias, assert_never
 
 import dearpygui.dearpygui as dpg
 
+from conductor.approval_payloads import PlanPayload, SpawnPayload, TicketsPayload, ToolPayload
 from conductor.approvals import ApprovalRequest
-from conductor.gui.dialogs.base import ApprovalDialog
 from conductor.gui.dialogs.plan import PlanDialog
 from conductor.gui.dialogs.spawn import SpawnDialog
 from conductor.gui.dialogs.tickets import TicketsDialog
@@ -20,13 +20,17 @@ from conductor.gui.theme import Themes
 if TYPE_CHECKING:
     from conductor.app import AppController
 
+AnyDialog: TypeAlias = PlanDialog | TicketsDialog | SpawnDialog | ToolDialog
+
 
 class DialogManager:
     def __init__(self, controller: AppController, themes: Themes) -> None:
         self.c = controller
-        self.by_kind: dict[str, ApprovalDialog] = {d.kind: d for d in (
-            PlanDialog(controller, themes), TicketsDialog(controller, themes), SpawnDialog(controller, themes),
-            ToolDialog(controller, themes))}
+        self.plan = PlanDialog(controller, themes)
+        self.tickets = TicketsDialog(controller, themes)
+        self.spawn = SpawnDialog(controller, themes)
+        self.tool = ToolDialog(controller, themes)
+        self.by_kind: dict[str, AnyDialog] = {d.kind: d for d in (self.plan, self.tickets, self.spawn, self.tool)}
         self.auto_open = True
         self.snoozed: set[str] = set()
         self.blocked = False
@@ -37,19 +41,32 @@ class DialogManager:
             d.build()
             d.on_closed.append(self._closed)
 
-    def current(self) -> ApprovalDialog | None:
+    def current(self) -> AnyDialog | None:
         for d in self.by_kind.values():
             if d.is_open:
                 return d
         return None
 
-    def open(self, request_id: str) -> ApprovalDialog:
+    def dialog_for(self, req: ApprovalRequest) -> AnyDialog:
+        match req.payload:
+            case PlanPayload():
+                return self.plan
+            case TicketsPayload():
+                return self.tickets
+            case SpawnPayload():
+                return self.spawn
+            case ToolPayload():
+                return self.tool
+            case _:
+                assert_never(req.payload)
+
+    def open(self, request_id: str) -> AnyDialog:
         """Open the dialog of this request's kind (closing another kind's dialog, keeping its draft)."""
         req = self.c.pending.get(request_id)
         if req is None:
             raise KeyError(f"no pending approval {request_id!r}")
         self.snoozed.discard(request_id)
-        dialog = self.by_kind[req.kind.value]
+        dialog = self.dialog_for(req)
         cur = self.current()
         if cur is not None and cur is not dialog:
             cur.save_draft()

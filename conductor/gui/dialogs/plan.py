@@ -8,32 +8,37 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 
 from conductor.app import split_lines
+from conductor.approval_payloads import PlanPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
 from conductor.gui.theme import DIM
 from conductor.gui.util import safe
+from conductor.model import TrackSpec
 
 
-class PlanDialog(ApprovalDialog):
+class PlanDialog(ApprovalDialog[PlanPayload]):
     kind = "plan"
     tag = tags.PLAN_DIALOG
     title = "Plan review"
     approve_label = "Approve plan"
     size = (920, 640)
 
+    def payload_type(self) -> type[PlanPayload]:
+        return PlanPayload
+
     def first_field(self) -> str | None:
         return tags.plan_field(0, "title")
 
     def heading(self, req: ApprovalRequest) -> str:
-        n = len(req.payload.get("tracks", []))
+        n = len(self.typed(req).tracks)
         return f"Tier 1 proposes {n} track{'s' if n != 1 else ''}"
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
-        tracks = [{"title": t.get("title", ""), "goal": t.get("goal", ""), "scope": t.get("scope", ""),
-                   "criteria": "\n".join(t.get("acceptance_criteria", [])), "drop": False}
-                  for t in req.payload.get("tracks", [])]
-        return {"epic": req.payload.get("epic", ""), "tracks": tracks}
+        p = self.typed(req)
+        tracks = [{"title": t.title, "goal": t.goal, "scope": t.scope, "criteria": "\n".join(t.acceptance_criteria),
+                   "drop": False} for t in p.tracks]
+        return {"epic": p.epic, "tracks": tracks}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
         label("Epic")
@@ -83,13 +88,13 @@ class PlanDialog(ApprovalDialog):
                 if dpg.does_item_exist(tag):
                     track[name] = dpg.get_value(tag)
 
-    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> PlanPayload:
         kept = [t for t in draft["tracks"] if not t["drop"]]
         if not kept:
             raise ValueError("Keep at least one track, or reject the plan.")
         for n, t in enumerate(kept, 1):
             if not t["title"].strip() or not t["goal"].strip():
                 raise ValueError(f"Track {n} needs a title and a goal.")
-        return {"epic": draft["epic"], "tracks": [
-            {"title": t["title"].strip(), "goal": t["goal"].strip(), "scope": t["scope"].strip(),
-             "acceptance_criteria": split_lines(t["criteria"])} for t in kept]}
+        return PlanPayload(epic=draft["epic"], tracks=tuple(
+            TrackSpec(title=t["title"].strip(), goal=t["goal"].strip(), scope=t["scope"].strip(),
+                      acceptance_criteria=split_lines(t["criteria"])) for t in kept))

@@ -10,6 +10,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import split_lines
 from conductor.app.context_budget import WARN_SHARE, context_budget
 from conductor.app.cost_estimate import SentSizes
+from conductor.approval_payloads import SpawnPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
@@ -18,24 +19,26 @@ from conductor.gui.theme import DIM, ERROR, WARNING
 from conductor.gui.util import safe
 
 
-class SpawnDialog(ApprovalDialog):
+class SpawnDialog(ApprovalDialog[SpawnPayload]):
     kind = "spawn"
     tag = tags.SPAWN_DIALOG
     title = "Spawn approval"
     approve_label = "Approve and start worker"
     size = (940, 680)
 
+    def payload_type(self) -> type[SpawnPayload]:
+        return SpawnPayload
+
     def first_field(self) -> str | None:
         return tags.SPAWN_PROMPT
 
     def heading(self, req: ApprovalRequest) -> str:
-        p = req.payload
-        return f"Start a worker on {p.get('ticket_id')} (attempt {p.get('attempt')})"
+        p = self.typed(req)
+        return f"Start a worker on {p.ticket_id} (attempt {p.attempt})"
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
-        p = req.payload
-        return {"model": p.get("model", ""), "prompt": p.get("prompt", ""),
-                "context": "\n".join(p.get("context_files", []))}
+        p = self.typed(req)
+        return {"model": p.model, "prompt": p.prompt, "context": "\n".join(p.context_files)}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
         models = self.c.offered_models()
@@ -48,8 +51,8 @@ class SpawnDialog(ApprovalDialog):
         label("Context files (one per line)")
         dpg.add_input_text(tag=tags.SPAWN_CONTEXT, default_value=draft["context"], multiline=True, height=56,
                            width=-1, user_data="context", callback=safe(self._edited))
-        if req.payload.get("context_source"):  # with git: the track branch the worktree starts from
-            dpg.add_text(f"The prompt's files were read from {req.payload['context_source']}", wrap=0, color=DIM)
+        if source := self.typed(req).context_source:  # with git: the track branch the worktree starts from
+            dpg.add_text(f"The prompt's files were read from {source}", wrap=0, color=DIM)
         dpg.add_text("", tag=tags.SPAWN_FILES, wrap=0, color=DIM)
         dpg.add_text("", tag=tags.SPAWN_BUDGET, wrap=0)
         label("Prompt (exactly what the worker receives; edit freely)")
@@ -57,7 +60,7 @@ class SpawnDialog(ApprovalDialog):
                                     height=300, width=-1, user_data="prompt", callback=safe(self._edited))
         self.themes.mono(prompt)
         with dpg.collapsing_header(label="System instruction (read-only)", default_open=False):
-            system = dpg.add_input_text(tag=tags.SPAWN_SYSTEM, default_value=req.payload.get("system", ""),
+            system = dpg.add_input_text(tag=tags.SPAWN_SYSTEM, default_value=self.typed(req).system,
                                         multiline=True, readonly=True, height=140, width=-1)
             self.themes.mono(system)
 
@@ -71,12 +74,11 @@ class SpawnDialog(ApprovalDialog):
         if self.request is None or self.request.id not in self.drafts or not dpg.does_item_exist(tags.SPAWN_BUDGET):
             return
         draft = self.drafts[self.request.id]
-        sizes = self.request.payload.get("context_chars")
+        p = self.typed(self.request)
         est = self.c.cost_estimator()
-        if isinstance(sizes, dict):  # measured where the prompt's files were read (the track branch, with git)
-            est = SentSizes(est, {str(k): int(v) for k, v in sizes.items() if isinstance(v, int)})
-        budget = context_budget(est, draft["model"], draft["prompt"],
-                                str(self.request.payload.get("system", "")), split_lines(draft["context"]))
+        if p.context_chars:  # measured where the prompt's files were read (the track branch, with git)
+            est = SentSizes(est, dict(p.context_chars))
+        budget = context_budget(est, draft["model"], draft["prompt"], p.system, split_lines(draft["context"]))
         dpg.set_value(tags.SPAWN_FILES, "Context: " + budget.files_line())
         dpg.set_value(tags.SPAWN_BUDGET, budget.summary(draft["model"]))
         share = budget.share
@@ -91,8 +93,8 @@ class SpawnDialog(ApprovalDialog):
             if dpg.does_item_exist(tag):
                 draft[name] = dpg.get_value(tag)
 
-    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> SpawnPayload:
         if not draft["prompt"].strip():
             raise ValueError("The prompt is empty: the worker needs instructions.")
-        return {**req.payload, "model": draft["model"], "prompt": draft["prompt"],
-                "context_files": split_lines(draft["context"])}
+        return self.typed(req).model_copy(update={"model": draft["model"], "prompt": draft["prompt"],
+                                                  "context_files": tuple(split_lines(draft["context"]))})

@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 from conductor import dag
 from conductor.app import split_ids, split_lines
 from conductor.app.cost_estimate import TicketEstimate, TicketText, summary
+from conductor.approval_payloads import TicketsPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
@@ -23,7 +24,7 @@ AUTO = "auto (ladder)"
 FIELDS = ("id", "title", "deps", "files", "step", "model", "drop")
 
 
-class TicketsDialog(ApprovalDialog):
+class TicketsDialog(ApprovalDialog[TicketsPayload]):
     kind = "tickets"
     tag = tags.TICKETS_DIALOG
     title = "Ticket review"
@@ -33,15 +34,18 @@ class TicketsDialog(ApprovalDialog):
     def first_field(self) -> str | None:
         return tags.ticket_field(0, "title")
 
+    def payload_type(self) -> type[TicketsPayload]:
+        return TicketsPayload
+
     def heading(self, req: ApprovalRequest) -> str:
-        return f"{req.payload.get('track_title', '')}: {len(req.payload.get('tickets', []))} tickets"
+        p = self.typed(req)
+        return f"{p.track_title}: {len(p.tickets)} tickets"
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
-        rows = [{"id": t.get("id", ""), "title": t.get("title", ""), "description": t.get("description", ""),
-                 "deps": ", ".join(t.get("depends_on", [])), "files": ", ".join(t.get("target_files", [])),
-                 "criteria": "\n".join(t.get("acceptance_criteria", [])), "step": bool(t.get("step_mode")),
-                 "model": t.get("model_override") or AUTO, "drop": False}
-                for t in req.payload.get("tickets", [])]
+        rows = [{"id": t.id, "title": t.title, "description": t.description, "deps": ", ".join(t.depends_on),
+                 "files": ", ".join(t.target_files), "criteria": "\n".join(t.acceptance_criteria),
+                 "step": t.step_mode, "model": t.model_override or AUTO, "drop": False}
+                for t in self.typed(req).tickets]
         return {"rows": rows, "selected": 0}
 
     # ---------------- body
@@ -212,16 +216,16 @@ class TicketsDialog(ApprovalDialog):
                 dpg.set_value(tag, "dropped")
         dpg.set_value(tags.TICKETS_ESTIMATE, summary([e for _, e in found]))
 
-    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> TicketsPayload:
         problems = self.problems(draft)
         if problems:
             raise ValueError("Cannot approve: " + "; ".join(problems))
-        tickets = [{"id": r["id"].strip(), "title": r["title"].strip(), "description": r["description"],
-                    "depends_on": split_ids(r["deps"]), "target_files": split_ids(r["files"]),
-                    "acceptance_criteria": split_lines(r["criteria"]), "step_mode": bool(r["step"]),
-                    "model_override": None if r["model"] in (AUTO, "") else r["model"]}
-                   for r in draft["rows"] if not r["drop"]]
-        return {**req.payload, "tickets": tickets}
+        tickets = tuple(TicketSpec(id=r["id"].strip(), title=r["title"].strip(), description=r["description"],
+                                   depends_on=split_ids(r["deps"]), target_files=split_ids(r["files"]),
+                                   acceptance_criteria=split_lines(r["criteria"]), step_mode=bool(r["step"]),
+                                   model_override=None if r["model"] in (AUTO, "") else r["model"])
+                        for r in draft["rows"] if not r["drop"])
+        return self.typed(req).model_copy(update={"tickets": tickets})
 
 
 def _first_error(exc: Exception) -> str:

@@ -5,11 +5,21 @@ approve, reject with a reason, or always allow this exact form for the track."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, assert_never
 
 import dearpygui.dearpygui as dpg
+from pydantic import JsonValue
 
 from conductor import redact
+from conductor.approval_payloads import (
+    CommandPreview,
+    FileChangePreview,
+    McpCallPreview,
+    NoPreview,
+    PreviewFailed,
+    ToolPayload,
+    ToolPreview,
+)
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
@@ -18,7 +28,7 @@ from conductor.gui.theme import DIM, WARNING
 from conductor.gui.util import safe
 
 
-class ToolDialog(ApprovalDialog):
+class ToolDialog(ApprovalDialog[ToolPayload]):
     kind = "tool"
     tag = tags.TOOL_DIALOG
     title = "Tool approval"
@@ -26,27 +36,30 @@ class ToolDialog(ApprovalDialog):
     size = (940, 680)
     _preview_seen: object = None
 
+    def payload_type(self) -> type[ToolPayload]:
+        return ToolPayload
+
     def first_field(self) -> str | None:
         args = self.drafts.get(self.request.id, {}).get("args", {}) if self.request is not None else {}
         return tags.tool_arg(next(iter(args))) if args else None
 
     def heading(self, req: ApprovalRequest) -> str:
-        p = req.payload
-        target = p.get("path") or p.get("command") or ""
-        if p.get("target"):  # a write through a symlink: name the file that really changes
-            target = f"{p['target']} (through the symlink {p.get('path')})"
-        return f"{p.get('tool')}  {target}".strip()
+        p = self.typed(req)
+        return f"{p.tool}  {_what(p.preview)}".strip()
 
     def new_draft(self, req: ApprovalRequest) -> dict[str, Any]:
-        args = req.payload.get("args", {})
+        args = self.typed(req).args
         return {"args": {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in args.items()},
                 "raw": {k: not isinstance(v, str) for k, v in args.items()}, "always": False}
 
     def fill(self, req: ApprovalRequest, draft: dict[str, Any]) -> None:
-        if req.prov.tier == 4 and req.payload.get("tool") == "run_command":  # not a worker's: QA's own check
+        p = self.typed(req)
+        if req.prov.tier == 4 and p.tool == "run_command":  # not a worker's: QA's own check
             dpg.add_text(f"QA runs the workspace's check command in ticket {req.prov.ticket_id}'s worktree: a failure "
                          "fails the attempt, and its output becomes the hint for the next one.", wrap=0)
-        self._preview(req.payload)
+        if p.interrupted:
+            dpg.add_text(f"Asked again after a restart: {p.interrupted}", color=WARNING, wrap=0)
+        self._preview(p)
         label("Arguments (edit before approving; an edited call runs as edited)")
         for name, value in draft["args"].items():
             long = "\n" in value or len(value) > 70
@@ -61,46 +74,51 @@ class ToolDialog(ApprovalDialog):
         # Only an exact command form can be remembered; writes and shell syntax always ask (the gate says which).
         dpg.add_checkbox(label="Always allow this exact command for this track (no more questions for it)",
                          tag=tags.TOOL_ALWAYS, default_value=draft["always"], callback=safe(self._always),
-                         show=bool(req.payload.get("can_remember", req.payload.get("tool") == "run_command")))
+                         show=p.can_remember)
 
-    def _preview(self, p: dict[str, Any]) -> None:
-        if p.get("preview_error"):
-            dpg.add_text(f"Preview failed: {p['preview_error']}", color=WARNING, wrap=0)
-        if "diff" in p:
-            label("Diff" + (" (new file)" if p.get("new_file") else "") + " — recomputed when you edit the arguments")
-            dpg.add_text("", tag=tags.TOOL_PREVIEW_NOTE, color=WARNING, wrap=0)
-            diff = str(p["diff"] or "(no change)")  # shown, never edited: colour_unified redacts each line
-            lines = max(diff.count("\n") + 1, 8)  # room for an edit that makes the diff longer
-            compact(dpg.add_child_window(tag=tags.TOOL_PREVIEW, height=min(24 + 18 * lines, 260), width=-1,
-                                         border=True, horizontal_scrollbar=True))
-            colour_unified(tags.TOOL_PREVIEW, diff, self.themes)
-            self._preview_seen = None
-        elif "command" in p:
-            label("Command")
-            box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=redact.text(str(p["command"])), readonly=True,
-                                     width=-1)
-            self.themes.mono(box)
-            dpg.add_text(f"argv: {json.dumps(p.get('argv'))}", wrap=0)
-            dpg.add_text(f"working folder: {p.get('cwd')}    timeout: {p.get('timeout_s')} s", wrap=0)
-            if p.get("needs_person") and p.get("can_remember"):  # a plain command: a rule may let it run
-                dpg.add_text("Commands always ask you unless an exact allow rule matches: tick 'Always allow' below "
-                             "(or press Shift+A) and this exact command runs without asking for the rest of the "
-                             "track.", color=DIM, wrap=0)
-            elif p.get("needs_person"):
-                dpg.add_text(f"Only a person may approve this: {p['needs_person']}", color=WARNING, wrap=0)
-        elif "mcp_server" in p:  # a third-party server runs this call: say which, and how it is reached
-            label("MCP server tool")
-            dpg.add_text(f"server: {p['mcp_server']}    tool: {p.get('mcp_tool')}    timeout: {p.get('timeout_s')} s",
-                         tag=tags.TOOL_MCP, wrap=0)
-            dpg.add_text(f"runs: {p.get('mcp_transport')}", wrap=0)
+    def _preview(self, p: ToolPayload) -> None:
+        match p.preview:
+            case PreviewFailed(error=error):
+                dpg.add_text(f"Preview failed: {error}", color=WARNING, wrap=0)
+            case FileChangePreview() as f:
+                label("Diff" + (" (new file)" if f.new_file else "") + " — recomputed when you edit the arguments")
+                dpg.add_text("", tag=tags.TOOL_PREVIEW_NOTE, color=WARNING, wrap=0)
+                diff = f.diff or "(no change)"  # shown, never edited: colour_unified redacts each line
+                lines = max(diff.count("\n") + 1, 8)  # room for an edit that makes the diff longer
+                compact(dpg.add_child_window(tag=tags.TOOL_PREVIEW, height=min(24 + 18 * lines, 260), width=-1,
+                                             border=True, horizontal_scrollbar=True))
+                colour_unified(tags.TOOL_PREVIEW, diff, self.themes)
+                self._preview_seen = None
+            case CommandPreview() as c:
+                label("Command")
+                box = dpg.add_input_text(tag=tags.TOOL_PREVIEW, default_value=redact.text(c.command), readonly=True,
+                                         width=-1)
+                self.themes.mono(box)
+                dpg.add_text(f"argv: {json.dumps(list(c.argv))}", wrap=0)
+                dpg.add_text(f"working folder: {c.cwd}    timeout: {c.timeout_s} s", wrap=0)
+            case McpCallPreview() as m:  # a third-party server runs this call: say which, and how it is reached
+                label("MCP server tool")
+                dpg.add_text(f"server: {m.server}    tool: {m.tool}    timeout: {m.timeout_s} s", tag=tags.TOOL_MCP,
+                             wrap=0)
+                dpg.add_text(f"runs: {m.transport}", wrap=0)
+            case NoPreview():
+                pass
+            case _:
+                assert_never(p.preview)
+        if p.needs_person and p.can_remember:  # a plain command: an exact allow rule may let it run
+            dpg.add_text("Commands always ask you unless an exact allow rule matches: tick 'Always allow' below "
+                         "(or press Shift+A) and this exact command runs without asking for the rest of the "
+                         "track.", color=DIM, wrap=0)
+        elif p.needs_person:
+            dpg.add_text(f"Only a person may approve this: {p.needs_person}", color=WARNING, wrap=0)
         dpg.add_spacer(height=4)
 
     def _edited(self, _sender: object, value: str, name: str) -> None:
         if self.request is not None:
             self.drafts[self.request.id]["args"][name] = value
-            if "diff" in self.request.payload:  # the diff follows the edit (computed off this thread)
-                try:
-                    args = self.payload(self.request, self.drafts[self.request.id])["args"]
+            if isinstance(self.typed(self.request).preview, FileChangePreview):  # the diff follows the edit
+                try:  # (computed off this thread)
+                    args = self.payload(self.request, self.drafts[self.request.id]).args
                 except ValueError as exc:
                     dpg.set_value(tags.TOOL_PREVIEW_NOTE, f"diff not updated: {exc}")
                     return
@@ -152,8 +170,8 @@ class ToolDialog(ApprovalDialog):
             return False
         return bool(self.drafts.get(self.request.id, {}).get("always"))
 
-    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> dict[str, Any]:
-        args: dict[str, Any] = {}
+    def payload(self, req: ApprovalRequest, draft: dict[str, Any]) -> ToolPayload:
+        args: dict[str, JsonValue] = {}
         for name, text in draft["args"].items():
             if draft["raw"][name]:
                 try:
@@ -162,5 +180,23 @@ class ToolDialog(ApprovalDialog):
                     raise ValueError(f"Argument {name!r} is not valid JSON: {exc.msg} at column {exc.colno}.") from None
             else:
                 args[name] = text
-        return {**req.payload, "args": args}
+        return self.typed(req).with_args(args)
+
+
+def _what(preview: ToolPreview) -> str:
+    """What the call touches, for the heading: the file (the one really written, through a symlink), the
+    command, the MCP server's tool."""
+    match preview:
+        case FileChangePreview(path=path, target=None):
+            return path
+        case FileChangePreview(path=path, target=target):
+            return f"{target} (through the symlink {path})"
+        case CommandPreview(command=command):
+            return command
+        case McpCallPreview(server=server, tool=tool):
+            return f"{server}/{tool}"
+        case PreviewFailed() | NoPreview():
+            return ""
+        case _:
+            assert_never(preview)
 
