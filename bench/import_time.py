@@ -25,7 +25,7 @@ TARGETS = (("conductor.providers.gemini", ""),
            ("conductor.providers.anthropic_provider", "conductor.config, conductor.providers.base"),
            ("conductor.providers.router", "conductor.config, conductor.providers.base"),
            ("google.genai", ""), ("openai", ""), ("anthropic", ""), ("conductor.cli", ""), ("gui_app", ""))
-SDKS = ("google.genai", "openai", "anthropic")
+SDKS = ("google.genai", "openai", "anthropic", "dramatiq", "redis")
 """(module, modules imported before the clock starts): the second row is the provider's own cost."""
 _PROBE = ("import sys, time\n"
           "{pre}\n"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from conductor.approvals import ApprovalBroker
 from conductor.checks import run_check
@@ -30,6 +30,9 @@ from conductor.tiers.reviewer import review_ticket
 from conductor.tiers.worker import run_worker
 from conductor.tools.base import Toolbox, ToolContext
 from conductor.tools.gate import AllowPolicy, ToolGate
+
+if TYPE_CHECKING:
+    from conductor.distributed.api import RemoteAttempts
 
 
 @dataclass
@@ -56,6 +59,8 @@ class EngineDeps:
     def checks(self) -> str:
         """The command QA runs in each ticket's tree ('' when none)."""
         return (self.check_command if self.check_command is not None else self.cfg.git.check_command).strip()
+    remote: RemoteAttempts | None = None
+    """With a broker configured (and git): attempts run on `conductor worker` processes instead of local threads."""
 
 
 class Workbench:

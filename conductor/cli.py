@@ -30,6 +30,7 @@ from conductor.approval_payloads import (
 )
 from conductor.approvals import ApprovalRequest, DecidedBy
 from conductor.config import Config
+from conductor.distributed.commands import add_run_flags, add_worker_parser, attach, cmd_worker
 from conductor.errors import ConductorError, ConfigError, MissingApiKey, PlanInvalid, StoreError
 from conductor.events import (
     ApprovalRequested,
@@ -86,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="max concurrent workers (overrides the config)")
     run.add_argument("--latency", type=float, default=0.0, help="scripted provider: seconds before each answer")
     run.add_argument("--chunk-delay", type=float, default=0.0, help="scripted provider: seconds between chunks")
+    add_run_flags(run)
     sub.add_parser("tracks", help="list the tracks on disk and their state")
+    add_worker_parser(sub)
     return ap
 
 
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "tracks":
         return cmd_tracks(launch.cfg, launch.tracks_dir)
+    if args.command == "worker":
+        return cmd_worker(args, launch.cfg)
     if args.base_url is None and args.provider == "gemini":
         args.base_url = launch.base_url  # --gemini-base-url or the environment's Gemini endpoint
     return cmd_run(args, launch.cfg, launch.tracks_dir)
@@ -176,6 +181,12 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
                       force_workspace=bool(args.force_workspace))
     if kinds:
         session.broker.auto_approve(kinds)
+    try:
+        dist = attach(session, cfg, broker=args.broker, remote=args.remote)
+    except ConfigError as exc:
+        session.shutdown()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     console = Console(session, interactive=sys.stdin.isatty())
     try:
         return console.run(epic=args.epic, resume=args.resume, resume_planning=args.resume_planning)
@@ -186,6 +197,8 @@ def cmd_run(args: argparse.Namespace, cfg: Config, tracks_dir: Path) -> int:
         return 1
     finally:
         session.shutdown()
+        if dist is not None:
+            dist.close()
 
 
 class Console:

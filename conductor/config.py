@@ -399,11 +399,47 @@ class GitConfig(_Section):
     (never without asking; the CLI never asks and runs one worker). False: do not ask."""
 
 
+class DistributedConfig(_Section):
+    """Tier 3 on `conductor worker` processes over Dramatiq + Redis (conductor/distributed/). Empty `broker_url`
+    and no URL in the `broker_url_env` variable: local threads, as always."""
+
+    broker_url: str = ""
+    """redis://HOST:PORT/DB or unix:///path/redis.sock, WITHOUT a password: a URL that carries one belongs in the
+    environment variable named by `broker_url_env` (never in this file)."""
+    broker_url_env: str = "CONDUCTOR_BROKER_URL"
+    remote: str = ""
+    """The git remote workers fetch the track branch from and push their ticket branches to (a URL or path both
+    the desktop and the workers reach)."""
+    namespace: str = Field(default="conductor", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """Prefix of every Redis key; the desktop advertises it and a worker for another namespace refuses to start."""
+    queue: str = Field(default="conductor-attempts", pattern=r"^[A-Za-z_][A-Za-z0-9._-]{0,99}$")
+    beat_interval_s: float = Field(default=10.0, gt=0)
+    """Worker heartbeats and lease refreshes; silent for three beats = offline, its attempt reassigned once."""
+    heartbeat_timeout_ms: int = Field(default=30_000, ge=100)
+    """Dramatiq's own broker heartbeat: a dead process's unacked messages return to the queue after it."""
+    max_deliveries: int = Field(default=4, ge=1, le=100)
+    """A request delivered more often than this is a poison attempt: dead-lettered, the attempt fails."""
+    approval_wait_s: float = Field(default=120.0, gt=0)
+    """How long a remote attempt waits for an approval before it parks (saves its state, frees its thread)."""
+    local_threads: int = Field(default=0, ge=0, le=64)
+    """Worker threads the desktop itself runs on the queue beside the remote workers (0: none)."""
+
+    @field_validator("broker_url")
+    @classmethod
+    def _no_password(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+        if v and urlsplit(v).password:
+            raise ValueError("distributed.broker_url carries a password; put the URL in the environment variable "
+                             "named by distributed.broker_url_env (CONDUCTOR_BROKER_URL) instead")
+        return v
+
+
 class Config(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     thinking: ThinkingConfig = Field(default_factory=ThinkingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     git: GitConfig = Field(default_factory=GitConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)

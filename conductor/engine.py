@@ -32,7 +32,7 @@ from typing import Any, TypeAlias, assert_never
 from conductor import dag
 from conductor.approval_payloads import SpawnPayload
 from conductor.approvals import ApprovalDecision, DecidedBy
-from conductor.attempt import EngineDeps, Workbench, run_attempt
+from conductor.attempt import AttemptResult, EngineDeps, Workbench, run_attempt
 from conductor.config import Config
 from conductor.errors import (
     BadRequest,
@@ -182,6 +182,13 @@ class _WorkerDone:
     """With git: the attempt's commit, merged by the engine before the ticket is done."""
 
 
+def _outcome(ticket_id: str, attempt: int, res: AttemptResult | BaseException) -> _WorkerDone:
+    """An attempt's end as the engine's inbox takes it (from a local worker thread or a remote worker)."""
+    if isinstance(res, BaseException):
+        return _WorkerDone(ticket_id, attempt, "error", error=res)
+    return _WorkerDone(ticket_id, attempt, "pass" if res.hint is None else "fail", res.hint or "", commit=res.commit)
+
+
 @dataclass(frozen=True)
 class _Progress:
     ticket_id: str
@@ -308,7 +315,10 @@ class Engine:
         self.trace_id = trace_id or track.trace_id
         self.linger = linger
         """Keep the thread alive after the run settles (GUI: the user may retry or edit); False for the CLI."""
-        self._resumed = set(resumed or ())
+        self._resumed = set(resumed or ()) | {t.id for t in track.tickets
+                                              if t.continues_attempt and t.status == TicketStatus.READY}
+        """Tickets whose next launch continues their last attempt: interrupted ones read back, and ready ones
+        whose `continues_attempt` says a resume already put them back (then a second kill came first)."""
         self._inbox: queue.SimpleQueue[EngineCommand | _WorkerDone | _Progress | _SpawnDecided | _CommitFailed] = \
             queue.SimpleQueue()
         self._active: dict[str, tuple[int, threading.Event]] = {}
@@ -489,7 +499,8 @@ class Engine:
         for t in self.track.tickets:  # starting a run resumes it: stopped attempts continue from their journal
             if t.status in (TicketStatus.INTERRUPTED, TicketStatus.CANCELLED):
                 self._resumed.add(t.id)
-                self._set(t, TicketStatus.READY, reason=f"resumed: continues its {t.status.value} attempt")
+                self._set(t, TicketStatus.READY, reason=f"resumed: continues its {t.status.value} attempt",
+                          continues_attempt=t.attempts > 0)
         self._start_git()
         self._set_track(TrackStatus.RUNNING)
         self._outbox.append(Notice(prov=self._prov(), message=f"run started: {len(self.track.tickets)} tickets, "
@@ -570,6 +581,14 @@ class Engine:
 
     def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None,
                 bench: Workbench) -> None:
+        if self.deps.remote is not None and self.deps.git is not None:  # a broker: a `conductor worker` runs it
+            from conductor.distributed.api import RemoteJob
+            self.deps.remote.submit(RemoteJob(
+                self.track, t, attempt, model, self._prov(t.id, attempt, tier=3), cancel, resolve, self.deps.git,
+                self.journal, self.deps.store, on_review=lambda: self._inbox.put(
+                    _Progress(t.id, attempt, TicketStatus.REVIEW)),
+                on_done=lambda res: self._inbox.put(_outcome(t.id, attempt, res))))
+            return
         self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve, bench)
 
     def _settled(self) -> bool:
@@ -769,7 +788,7 @@ class Engine:
         self._active[t.id] = (attempt, cancel)
         self._launched.add(t.id)
         self._resumed.discard(t.id)
-        self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)
+        self._set(t, TicketStatus.RUNNING, attempts=attempt, model_used=model)  # clears continues_attempt
         self._starts[t.id] = time.monotonic()
         snapshot = t.model_copy()  # shallow is enough: records replace fields, never mutate them in place
         resolve = self._resolve.pop(t.id, None)
@@ -781,14 +800,12 @@ class Engine:
     def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None,
                     bench: Workbench) -> None:
         try:
-            res = run_attempt(bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3),
-                              cancel=cancel, on_review=lambda: self._inbox.put(
-                                  _Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
-            outcome = _WorkerDone(t.id, attempt, "pass" if res.hint is None else "fail", res.hint or "",
-                                  commit=res.commit)
+            res: AttemptResult | BaseException = run_attempt(
+                bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3), cancel=cancel,
+                on_review=lambda: self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
         except BaseException as exc:  # noqa: BLE001 — reported to the engine, which decides; never lost in the pool
-            outcome = _WorkerDone(t.id, attempt, "error", error=exc)
-        self._inbox.put(outcome)
+            res = exc
+        self._inbox.put(_outcome(t.id, attempt, res))
 
     # -- results --
 
@@ -859,7 +876,7 @@ class Engine:
         for t in self.track.tickets:  # cancelled attempts continue where their journal left off
             if t.status in (TicketStatus.CANCELLED, TicketStatus.INTERRUPTED) and t.id not in self._active:
                 self._resumed.add(t.id)
-                self._set(t, TicketStatus.READY, reason="resumed")
+                self._set(t, TicketStatus.READY, reason="resumed", continues_attempt=t.attempts > 0)
         self._set_track(TrackStatus.RUNNING)
 
     def _cmd_cancel(self) -> None:
@@ -1038,6 +1055,8 @@ class Engine:
 
     def _set(self, t: Ticket, status: TicketStatus, reason: str | None = None, **fields: Any) -> None:
         old = t.status
+        if t.continues_attempt and status != TicketStatus.READY and "continues_attempt" not in fields:
+            fields["continues_attempt"] = False  # it left the queue another way (launched, skipped, cancelled)
         why = reason or fields.get("failed_reason") or fields.get("blocked_reason")
         self._commit(trusted_ticket_update(t.id, why, {"status": status, **fields}))
         self._ready.update(t.id, status)

@@ -13,13 +13,16 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from conductor.approval_types import ApprovalRequest, DecidedBy
 from conductor.model import Track, Usage
 from conductor.provenance import Provenance as Provenance  # re-exported: most consumers take it from here
 from conductor.provenance import ticket_stream_id as ticket_stream_id
 from conductor.records import Record
+
+if TYPE_CHECKING:  # only named in an annotation: the monitor's types load when a broker is configured
+    from conductor.distributed.monitor import ClusterStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +179,16 @@ class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
     status: str
     counts: dict[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterPolled(Event):
+    """A snapshot of the remote workers (conductor.distributed.monitor), or why it could not be read."""
+
+    kind: ClassVar[str] = "cluster_polled"
+    status: ClusterStatus | None
+    error: str | None = None
+    """Set when the poll failed (`status` is then None and the last snapshot shown is stale)."""
 
 
 E = TypeVar("E", bound=Event)

@@ -138,6 +138,9 @@ class Ticket(TicketSpec):
     """Attempts started so far (the current one included)."""
     attempt_limit: int = 0
     """Attempts allowed before the failed shelf; 0 means the config's max_attempts. A user retry raises it."""
+    continues_attempt: bool = False
+    """Ready again after an interruption: the next launch continues attempt `attempts` (its journalled intents
+    reconciled) instead of starting a new one. On disk, so a second kill before that launch still knows it."""
     blocked_reason: str | None = None
     failed_reason: str | None = None
     last_hint: str | None = None

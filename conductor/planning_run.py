@@ -35,6 +35,7 @@ from conductor.records import (
     TicketProposalReceived,
     TicketsSet,
     TracksCreated,
+    TracksCreating,
     apply,
     track_update,
 )
@@ -129,7 +130,15 @@ class PlanningRun:
             specs = self._approved_plan(epic_rec.epic)
             if not specs:
                 return []
-            track_ids = [self._create_track(epic_rec.epic, s) for s in specs]
+            intent = self.journal.find(TracksCreating)  # ids journalled before any track is made: a kill
+            if intent is None or len(intent.track_ids) != len(specs):  # mid-way is resumed under the same ids
+                chosen: list[str] = []
+                for s in specs:
+                    chosen.append(self.deps.store.new_track_id(s.title, taken=chosen))
+                intent = TracksCreating(track_ids=chosen)
+                self.journal.append(intent)
+            track_ids = [self._create_track(epic_rec.epic, s, tid)
+                         for s, tid in zip(specs, intent.track_ids, strict=True)]
             self.journal.append(TracksCreated(track_ids=track_ids))
             self._step("tracks_created", f"planning: {len(track_ids)} track(s) created")
         else:
@@ -177,9 +186,13 @@ class PlanningRun:
         pending = self.deps.broker.request(prov, title, payload, validator=validator, request_id=request_id)
         return pending.wait(self.handle.cancel, self.deps.config().approvals.timeout_s or None)
 
-    def _create_track(self, epic: str, spec: TrackSpec) -> str:
+    def _create_track(self, epic: str, spec: TrackSpec, track_id: str) -> str:
         store = self.deps.store
-        track = Track(id=store.new_track_id(spec.title), title=spec.title, goal=spec.goal, scope=spec.scope,
+        if store.track_created(track_id):  # made before a kill: adopted, never made twice
+            self.deps.events.post(TrackLoaded(prov=Provenance(trace_id=self.epic_id, track_id=track_id),
+                                              track=store.load_track(track_id).track))
+            return track_id
+        track = Track(id=track_id, title=spec.title, goal=spec.goal, scope=spec.scope,
                       acceptance_criteria=spec.acceptance_criteria, epic=epic, trace_id=self.epic_id,
                       workspace=str(self.deps.workspace))
         store.create_track(track)

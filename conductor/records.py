@@ -40,6 +40,7 @@ class TicketPatch(BaseModel):
     status: TicketStatus | None = None
     attempts: int | None = None
     attempt_limit: int | None = None
+    continues_attempt: bool | None = None
     blocked_reason: str | None = None
     failed_reason: str | None = None
     last_hint: str | None = None
@@ -296,6 +297,14 @@ class ProposalReceived(_Record):
     proposal: TrackProposal
 
 
+class TracksCreating(_Record):
+    """The intent before planning creates its tracks: the ids it is about to use. A restart before
+    `tracks_created` adopts the tracks that exist under those ids and creates the rest, never a second copy."""
+
+    type: Literal["tracks_creating"] = "tracks_creating"
+    track_ids: list[str]
+
+
 class TracksCreated(_Record):
     type: Literal["tracks_created"] = "tracks_created"
     track_ids: list[str]
@@ -324,15 +333,16 @@ class PlanningStep(_Record):
 Record: TypeAlias = Annotated[
     TrackCreated | TicketsSet | TicketUpdated | TrackUpdated | UsageLogged | ModelTurn | ToolCallStarted
     | ToolCallFinished | AllowRuleAdded | UnattendedWrite | ApprovalAsked | ApprovalDecided | EpicCreated
-    | ProposalReceived | TracksCreated | TicketProposalReceived | PlanningStep | GitTrackStarted | GitAttemptStarted
-    | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict | GitTicketReverted | GitTicketRewound
-    | GitBaseMerged,
+    | ProposalReceived | TracksCreating | TracksCreated | TicketProposalReceived | PlanningStep | GitTrackStarted
+    | GitAttemptStarted | GitAttemptCommitted | GitAttemptMerged | GitMergeConflict | GitTicketReverted
+    | GitTicketRewound | GitBaseMerged,
     Field(discriminator="type")]
 
 _ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 SINGLETON_KEYS: dict[type[BaseModel], str] = {EpicCreated: "epic", ProposalReceived: "proposal",
-                                              TracksCreated: "tracks", TicketProposalReceived: "ticket_proposal"}
+                                              TracksCreating: "tracks_intent", TracksCreated: "tracks",
+                                              TicketProposalReceived: "ticket_proposal"}
 """Records that appear at most once per journal are found under a fixed key."""
 
 
@@ -409,9 +419,9 @@ def apply(track: Track, rec: Record) -> bool:
             return True
         case (UsageLogged() | ModelTurn() | ToolCallStarted() | ToolCallFinished() | AllowRuleAdded()
               | UnattendedWrite() | ApprovalAsked() | ApprovalDecided() | EpicCreated() | ProposalReceived()
-              | TracksCreated() | TicketProposalReceived() | PlanningStep() | GitTrackStarted() | GitAttemptStarted()
-              | GitAttemptCommitted() | GitAttemptMerged() | GitMergeConflict() | GitTicketReverted()
-              | GitTicketRewound() | GitBaseMerged()):
+              | TracksCreating() | TracksCreated() | TicketProposalReceived() | PlanningStep() | GitTrackStarted()
+              | GitAttemptStarted() | GitAttemptCommitted() | GitAttemptMerged() | GitMergeConflict()
+              | GitTicketReverted() | GitTicketRewound() | GitBaseMerged()):
             return False
         case _:
             assert_never(rec)

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conductor.approval_payloads import ApprovalPayload
 from conductor.approvals import ApprovalBroker, ApprovalDecision, ApprovalRequest, DecidedBy
@@ -33,6 +34,9 @@ from conductor.tools import CommandPolicy, Toolbox, workspace_toolbox
 from conductor.tools.mcp_tools import McpServers
 from conductor.usage import PriceTable, UsageLedger
 from conductor.workspace_guard import check_track_workspace
+
+if TYPE_CHECKING:
+    from conductor.distributed.api import RemoteAttempts
 
 
 def _comms_factory(store: TrackStore) -> Callable[[str], CommsLog]:
@@ -85,6 +89,10 @@ class Session:
         self.git_init_answered: set[Path] = set()
         """Workspaces whose person already answered the git init question (this session)."""
         self.engines: dict[str, Engine] = {}
+        self.remote: RemoteAttempts | None = None
+        """Set (conductor.distributed) when a broker is configured: Tier 3 attempts go to remote workers."""
+        self.closers: list[Callable[[], None]] = []
+        """Called last on shutdown, after the engines stopped (the distributed dispatcher and its bus)."""
         self.plans: dict[str, PlanHandle] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -245,7 +253,7 @@ class Session:
                           toolbox=self.toolbox, store=self.store, allow=self._allow, comms_for=self._comms_for,
                           protected=(self.store.root,), git=None if isinstance(git, NoGit) else git,
                           max_workers=1 if isinstance(git, NoGit) else None, check_command=self.check_command,
-                          path_first=self.path_first)
+                          path_first=self.path_first, remote=self.remote)
         engine = Engine(track, deps, journal=loaded.journal, resumed=set(loaded.interrupted), linger=self.linger)
         with self._lock:
             self.engines[track_id] = engine
@@ -374,6 +382,8 @@ class Session:
             if th.is_alive():
                 raise TimeoutError(f"thread {th.name} did not stop within {timeout}s")
         self.mcp.close()
+        for close in self.closers:
+            close()
         self.provider.close()
         self.store.close()
 

@@ -22,6 +22,7 @@ import threading
 import time
 import tomllib
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -623,14 +624,21 @@ class TrackStore:
                 self._journals[key] = Journal(folder / "events.jsonl")
             return self._journals[key]
 
-    def new_track_id(self, title: str) -> str:
+    def new_track_id(self, title: str, taken: Collection[str] = ()) -> str:
+        """A free id for a new track (`taken`: ids already chosen but not created yet)."""
         base = f"{time.strftime('%Y%m%d')}-{slug(title)}"
         tid, n = base, 2
-        while self.track_dir(tid).exists():
+        while tid in taken or self.track_dir(tid).exists():
             tid, n = f"{base}-{n}", n + 1
         return tid
 
     # -- tracks --
+
+    def track_created(self, track_id: str) -> bool:
+        """Whether a track's creation got as far as its first journal line (then it loads; else it is not there,
+        whatever a kill left in its folder)."""
+        folder = self.track_dir(track_id)
+        return (folder / "track.toml").exists() or bool(read_journal(folder / "events.jsonl", repair=False).entries)
 
     def create_track(self, track: Track) -> Journal:
         folder = self.track_dir(track.id)

@@ -91,3 +91,38 @@ def test_a_kill_during_planning_is_resumed_from_the_cli(tmp_path: Path, seed: in
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
         (row,) = listed()
     assert " done " in row, row
+
+
+def test_a_kill_right_after_a_track_is_made_adopts_it_on_resume(tmp_path: Path) -> None:
+    """The track's folder and journal are written, `tracks_created` is not: the resume adopts the track under the
+    id journalled before it was made (tracks_creating), instead of making a second copy of it."""
+    import os
+    import subprocess
+    import sys
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "README.md").write_text("# project\n")
+    tracks = tmp_path / "tracks"
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    args = ["--tracks-dir", str(tracks), "run", "--workspace", str(ws), "--provider", "scripted", "--approve", "all"]
+    # a kill -9 at the exact moment: the first track exists on disk, nothing after it is journalled
+    killer = ("import os, sys\n"
+              "from conductor import store\n"
+              "made = store.TrackStore.create_track\n"
+              "def create_then_die(self, track):\n"
+              "    made(self, track)\n"
+              "    os._exit(9)\n"
+              "store.TrackStore.create_track = create_then_die\n"
+              "from conductor.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    died = subprocess.run([sys.executable, "-c", killer, *args, "--epic", "Plan me"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert died.returncode == 9, died.stdout[-2000:] + died.stderr[-2000:]
+    assert len([p for p in tracks.iterdir() if not p.name.startswith("_")]) == 1
+    done = subprocess.run([sys.executable, "-m", "conductor.cli", *args, "--resume-planning"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    made = sorted(p.name for p in tracks.iterdir() if not p.name.startswith("_"))
+    assert len(made) == 1, f"the plan has one track, the store holds {made}"

@@ -100,7 +100,7 @@ class AppController(EventHandling, Commands, DerivedViews, GitActions):
 
     def shutdown(self, timeout: float = 10.0, layout: dict[str, int | float | str] | None = None) -> list[str]:
         """Cancel and join all work, then save the layout. Returns problems (shown or printed by the caller)."""
-        problems = []
+        problems = self.cluster.stop()
         self.close_git()
         if self._models_thread is not None:
             self._models_thread.join(min(timeout, 2.0))  # a slow model list must not hold the exit for long

@@ -17,6 +17,7 @@ from conductor.approvals import ApprovalRequest, DecidedBy
 from conductor.events import (
     ApprovalRequested,
     ApprovalResolved,
+    ClusterPolled,
     ErrorRaised,
     Event,
     Notice,
@@ -157,6 +158,9 @@ class EventHandling(ControllerState):
         if ev.level in ("warning", "error"):
             self._show(ev.message, level=ev.level)
 
+    def _on_cluster(self, ev: ClusterPolled) -> None:
+        self.cluster.apply(ev)
+
     def _on_finished(self, ev: RunFinished) -> None:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(ev.counts.items()))
         self.status_message = f"run finished: {ev.status} ({counts})"
@@ -236,4 +240,5 @@ _HANDLERS: dict[type, Callable[[EventHandling, Any], None]] = {
     ErrorRaised: EventHandling._on_error,
     Notice: EventHandling._on_notice,
     RunFinished: EventHandling._on_finished,
+    ClusterPolled: EventHandling._on_cluster,
 }

@@ -91,4 +91,9 @@ def open_session(cfg: Config, *, workspace: Path, tracks_dir: Path, provider_nam
             provider, note = UnavailableProvider(what), f"{lead} — {what}; or run the offline demo"
     session = Session(cfg, workspace=workspace, tracks_dir=tracks_dir, provider=provider, events=events,
                       toolbox=toolbox, check_command=check_command, path_first=path_first)
+    try:  # a broker in [distributed] (or CONDUCTOR_BROKER_URL): Tier 3 goes to remote workers
+        from conductor.distributed.commands import attach
+        attach(session, cfg, broker=None, remote=None)
+    except ConfigError as exc:
+        note = "; ".join(x for x in (note, f"Tier 3 runs locally: {exc}") if x)
     return session, note

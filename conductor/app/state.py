@@ -11,6 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from conductor.app.cluster import ClusterModel
 from conductor.app.cost_estimate import CostEstimator
 from conductor.app.rows import LogEntry
 from conductor.app.streams import Streams
@@ -57,6 +58,8 @@ class ControllerState:
         self._restored: set[str] = set()
         self._models_thread: threading.Thread | None = None
         self._usage_cache: tuple[int, UsageView] | None = None
+        self.cluster = ClusterModel.from_config(self.cfg.distributed)
+        """The remote workers' monitor (its poller is started by the GUI when a broker is configured)."""
         self.applied = 0
         self._load_initial_state()
 

@@ -127,6 +127,7 @@ class Keyboard:
             "tab_graph": lambda: dpg.set_value(tags.MAIN_TABS, tags.GRAPH_TAB),
             "tab_dashboard": lambda: dpg.set_value(tags.MAIN_TABS, tags.DASHBOARD_TAB),
             "tab_log": lambda: dpg.set_value(tags.MAIN_TABS, tags.LOG_TAB),
+            "tab_workers": lambda: dpg.set_value(tags.MAIN_TABS, tags.WORKERS_TAB),
             "focus_epic": lambda: dpg.focus_item(tags.EPIC_INPUT),
             "track_diff": lambda: app.git.track_diff(),
             "ticket_diff": lambda: app.git.ticket_diff(),
@@ -234,7 +235,7 @@ class Keyboard:
 
     def modal_open(self) -> bool:
         return any(self.shown(t) for t in (tags.PALETTE, tags.HELP, tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE,
-                                           tags.EDIT_TICKET, tags.GIT_CONFIRM))
+                                           tags.EDIT_TICKET, tags.GIT_CONFIRM, tags.DISCARD_CONFIRM))
 
     def approval_open(self) -> bool:
         d = self.app.dialogs.current()
@@ -278,6 +279,9 @@ class Keyboard:
             if self.shown(tag):
                 dpg.configure_item(tag, show=False)
                 return
+        if self.shown(tags.DISCARD_CONFIRM):
+            self.app.window.cluster.close_confirm()
+            return
         if self.app.git.close_top():  # the git question, then the diff window (opened over the summary)
             return
         if self.shown(tags.RUN_SUMMARY):

@@ -99,6 +99,7 @@ KEYMAP: tuple[Binding, ...] = (
     _b("tab_graph", "Ctrl+2", "Show the graph of the tickets"),
     _b("tab_dashboard", "Ctrl+3", "Show tokens & cost"),
     _b("tab_log", "Ctrl+4", "Show the event log"),
+    _b("tab_workers", "Ctrl+5", "Show the remote workers: queue, throughput, dead letters (Retry, Discard)"),
     _b("focus_epic", "Ctrl+E", "Put the cursor in the epic box"),
     _b("track_diff", "Ctrl+D", "Show the track's changes so far against its base (coloured, per file)"),
     _b("ticket_diff", "Ctrl+Shift+D", "Show a ticket's diff: its commit against its base (the one on screen, else "

@@ -41,7 +41,7 @@ HEADLESS_WAIT_S = 0.005
 
 APP_WINDOWS = (tags.MAIN_WINDOW, tags.PLAN_DIALOG, tags.TICKETS_DIALOG, tags.SPAWN_DIALOG, tags.TOOL_DIALOG,
                tags.SETTINGS_DIALOG, tags.CONFIRM_CLOSE, tags.EDIT_TICKET, tags.PALETTE, tags.HELP, tags.KEY_HANDLERS,
-               tags.RUN_SUMMARY, tags.GRAPH_HANDLERS, tags.DIFF_WINDOW, tags.GIT_CONFIRM)
+               tags.RUN_SUMMARY, tags.GRAPH_HANDLERS, tags.DIFF_WINDOW, tags.GIT_CONFIRM, tags.DISCARD_CONFIRM)
 
 
 class _Process:
@@ -134,6 +134,7 @@ class GuiApp:
         self.keys.build()
         self.summary.build()
         self.git.build()
+        self.window.cluster.build_confirm()
         dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
         # After set_primary_window (which resets the window's flags): no background of its own; the viewport's
@@ -142,6 +143,7 @@ class GuiApp:
         dpg.configure_item(tags.MAIN_WINDOW, no_background=True)
         self.drafts.restore()
         self.c.load_budget_resets()
+        self.c.cluster.start(self.c.events.post)  # polls Redis on its own thread, only when a broker is configured
         self.refresh()
         return self
 
@@ -176,7 +178,8 @@ class GuiApp:
         """Bring the widgets up to date. A bug in a view is shown in the banner (once) and never stops the loop."""
         try:
             self.dialogs.blocked = bool(dpg.is_item_shown(tags.SETTINGS_DIALOG) or dpg.is_item_shown(tags.CONFIRM_CLOSE)
-                                        or dpg.is_item_shown(tags.EDIT_TICKET) or self.git.modal_open())
+                                        or dpg.is_item_shown(tags.EDIT_TICKET) or self.git.modal_open()
+                                        or dpg.is_item_shown(tags.DISCARD_CONFIRM))
             self.window.refresh()
             self.dialogs.refresh()
             self.git.refresh()

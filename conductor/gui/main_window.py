@@ -11,6 +11,7 @@ import dearpygui.dearpygui as dpg
 
 from conductor.app import AppController
 from conductor.gui import tags
+from conductor.gui.cluster_view import ClusterView
 from conductor.gui.dashboard import DashboardView
 from conductor.gui.git_ui import GitUi
 from conductor.gui.graph_view import GraphView
@@ -62,6 +63,7 @@ class MainWindow:
         self.dashboard = DashboardView(controller, themes)
         self.graph = GraphView(controller, themes)
         self.log = LogView(controller, themes)
+        self.cluster = ClusterView(controller, themes)
         gui = controller.cfg.gui
         self.left_width = px(gui.left_width)  # the config keeps layout pixels; the window, screen pixels (HiDPI)
         self.tickets_height = px(gui.tickets_height)
@@ -105,6 +107,8 @@ class MainWindow:
                             self.dashboard.build(t)
                         with dpg.tab(label="Event log", tag=tags.LOG_TAB) as t:
                             self.log.build(t)
+                        with dpg.tab(label="Workers", tag=tags.WORKERS_TAB) as t:
+                            self.cluster.build(t)
             self._status_bar()
         self.layout(force=True)
 
@@ -230,6 +234,7 @@ class MainWindow:
         self.dashboard.refresh()
         self.graph.refresh()
         self.log.refresh()
+        self.cluster.refresh()
         self._banner()
         self._status()
         self._toolbar_state()

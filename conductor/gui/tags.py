@@ -309,3 +309,31 @@ def diff_file(index: int) -> str:
 
 def diff_line(file_index: int, line: int) -> str:
     return f"diff_line_{file_index}_{line}"
+
+
+# --- remote workers (the monitoring view)
+WORKERS_TAB = "workers_tab"
+CLUSTER_LOCAL = "cluster_local"
+CLUSTER_BODY = "cluster_body"
+CLUSTER_HEADER = "cluster_header"
+CLUSTER_SUMMARY = "cluster_summary"
+CLUSTER_PROBLEMS = "cluster_problems"
+CLUSTER_WORKERS_TABLE = "cluster_workers_table"
+CLUSTER_QUEUES_TABLE = "cluster_queues_table"
+CLUSTER_DLQ_TABLE = "cluster_dlq_table"
+DISCARD_CONFIRM = "discard_confirm"
+DISCARD_CONFIRM_TEXT = "discard_confirm_text"
+DISCARD_CONFIRM_YES = "discard_confirm_yes"
+DISCARD_CONFIRM_NO = "discard_confirm_no"
+
+
+def cluster_cell(table: str, row: int, col: int) -> str:
+    return f"{table}:{row}:{col}"
+
+
+def dlq_retry(row: int) -> str:
+    return f"dlq_retry:{row}"
+
+
+def dlq_discard(row: int) -> str:
+    return f"dlq_discard:{row}"
