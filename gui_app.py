@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if not display_available():  # show_viewport() would abort the process: say what to do instead
         print(f"conductor: {NO_DISPLAY_HELP}", file=sys.stderr)
         return 1
+    from conductor.gui.display import HeldDisplay
+    from conductor.gui.hidpi import ScaleProbe
+    held = HeldDisplay()  # until the viewport has its own connection (see HeldDisplay)
+    probe = ScaleProbe(os.environ)  # xrdb / xdpyinfo on their own thread while the session opens
 
     from conductor.app import AppController, demo_folders, demo_home, open_session
     provider = args.provider or ("scripted" if args.demo else "gemini")
@@ -75,14 +79,17 @@ def main(argv: list[str] | None = None) -> int:
                                  base_url=launch.base_url)
     controller = AppController(session, config_path=config_path, demo=demo, provider_name=provider,
                                provider_note=note)
-    return run(controller, first_frame_exit=args.exit_after_first_frame or os.environ.get(FIRST_FRAME_ENV) == "1")
+    return run(controller, first_frame_exit=args.exit_after_first_frame or os.environ.get(FIRST_FRAME_ENV) == "1",
+               scale_probe=probe, held=held)
 
 
-def run(controller: object, *, first_frame_exit: bool) -> int:
+def run(controller: object, *, first_frame_exit: bool, scale_probe: object = None, held: object = None) -> int:
     from conductor.gui.loop import GuiApp
 
-    app = GuiApp(controller, render=True).build()  # type: ignore[arg-type]
+    app = GuiApp(controller, render=True, scale_probe=scale_probe).build()  # type: ignore[arg-type]
     app.show()
+    if held is not None:
+        held.close()  # type: ignore[attr-defined]  # the viewport holds its own X connection now
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a kill: leave the loop, then shut down in order
         signal.signal(sig, lambda *_: app.quit())
     if first_frame_exit:

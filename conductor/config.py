@@ -328,6 +328,9 @@ class GuiConfig(_Section):
     """Text size (Ctrl +/− in the app; set 2.0 on a 4K screen). Remembered on exit with the layout."""
     theme: Literal["dark", "light"] = "dark"
     """Colour theme (switch it from the command palette, Ctrl+P). Remembered on exit with the layout."""
+    scale: float | None = Field(default=None, ge=0.5, le=4.0)
+    """HiDPI scale of fonts and layout metrics (2.0 on a 4K screen). None: from the system (GDK_SCALE or
+    QT_SCALE_FACTOR, else Xft.dpi from the X resources, else the monitor's physical size); set, it wins."""
 
 
 class PathsConfig(_Section):

@@ -59,11 +59,13 @@ def check_dialog(p: Pilot, window: str, buttons: list[str], view: tuple[float, f
     assert_not_blank(p.screenshot(shots / f"{name}.png"))
 
 
-@pytest.mark.parametrize("size", [(1024, 700), (1920, 1080)])
-def test_toolbar_banner_and_every_dialog_fit_the_window(tmp_path: Path, app_factory, size: tuple[int, int]) -> None:
+@pytest.mark.parametrize(("size", "scale"), [((1024, 700), 1.0), ((1920, 1080), 1.0), ((1920, 1080), 2.0)])
+def test_toolbar_banner_and_every_dialog_fit_the_window(tmp_path: Path, app_factory, size: tuple[int, int],  # noqa: F811
+                                                        scale: float) -> None:
+    """At 1920×1080 with HiDPI scale 2 (fonts and metrics doubled: as cramped as 960×540) everything still fits."""
     w, h = size
     cfg = Config()
-    cfg = cfg.updated({"gui": {"width": w, "height": h}})
+    cfg = cfg.updated({"gui": {"width": w, "height": h, "scale": scale}})
     cfg = cfg.updated({"engine": {"step_mode": True}})
     c = make_controller(make_session(tmp_path, cfg=cfg), demo=True)
     p = app_factory(c, render=True).pilot

@@ -51,8 +51,9 @@ class EventHandling(ControllerState):
         key = ev.stream_id
         if ev.replayed and len(self.streams.get(key)):
             return  # a resumed attempt re-shows journalled turns the pane already holds
-        self.streams.begin_attempt(key, ev.tier, self._label(ev), ev.attempt, ev.ts)
-        self.streams.add(key, ev.tier, self._label(ev), ev.text)
+        tier, label = ev.tier, self._label(ev)  # once: 256 busy streams apply this every frame
+        self.streams.begin_attempt(key, tier, label, ev.attempt, ev.ts)
+        self.streams.add(key, tier, label, ev.text)
 
     def _label(self, ev: Event) -> str:
         if ev.tier == 2:

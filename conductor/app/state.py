@@ -33,6 +33,7 @@ class ControllerState:
     def __init__(self, session: Any, *, config_path: Path | None = None, demo: bool = False,
                  provider_name: str = "scripted", provider_note: str = "") -> None:
         self.session = session
+        session.events.merge_stream_deltas()  # panes show text: a stream's waiting deltas may be one item
         self.config_path = config_path
         self.demo = demo
         self.provider_name = provider_name

@@ -16,8 +16,12 @@ AGGREGATES = {2: "tier2", 3: "tier3:all", 4: "tier4"}
 class StreamBuffer:
     """The tail of one stream: keeps the last `limit` characters (the full text is on disk).
 
-    Appends are O(1); the parts are compacted once they exceed 1.25 x limit, so memory stays flat however
-    long the stream runs. `version` bumps on every change so a view pushes text only when it changed.
+    Appends are O(1). The text a pane shows is redacted incrementally: what was redacted once stays, except its
+    last `redact.STREAM_CARRY` characters, which are redacted again together with the text appended after
+    them, so a secret split across two deltas is still caught; building the text after an append costs the
+    carry plus the new text, not the whole tail (256 busy panes cannot each re-scan 20,000 characters a frame).
+    Memory stays flat however long the stream runs. `version` bumps on every change so a view pushes text only
+    when it changed.
     """
 
     def __init__(self, key: str, limit: int) -> None:
@@ -26,7 +30,13 @@ class StreamBuffer:
         self.version = 0
         self.dropped = False
         """True once older text was dropped: the pane shows a tail."""
+        self._settled = ""
+        """Redacted, final: never scanned again."""
+        self._carry = ""
+        """Redacted once; scanned again with what follows it."""
         self._parts: list[str] = []
+        """Raw text appended since the text was last built."""
+        self._pending = 0
         self._len = 0
         self._cache: str | None = ""
 
@@ -34,15 +44,18 @@ class StreamBuffer:
         if not text:
             return
         self._parts.append(text)
+        self._pending += len(text)
         self._len += len(text)
         self._cache = None
         self.version += 1
-        if self._len > self.limit * 1.25:
-            joined = "".join(self._parts)[-self.limit:]
-            self._parts, self._len, self.dropped = [joined], len(joined), True
+        if self._pending > self.limit * 1.25 + redact.STREAM_CARRY:  # nobody asked for the text for long: cut
+            joined = "".join(self._parts)[-(self.limit + redact.STREAM_CARRY):]
+            # the raw cut may split a secret: it lies in the first STREAM_CARRY characters, never shown
+            self._parts, self._pending, self._settled, self._carry = [joined], len(joined), "", ""
+            self.dropped = True
 
     def replace(self, text: str, is_tail: bool) -> None:
-        self._parts, self._len, self._cache = [], 0, ""
+        self._settled, self._carry, self._parts, self._pending, self._len, self._cache = "", "", [], 0, 0, ""
         self.dropped = is_tail
         self.append(text)
         self.version += 1
@@ -50,11 +63,16 @@ class StreamBuffer:
     @property
     def text(self) -> str:
         if self._cache is None:
-            joined = "".join(self._parts)
-            if len(joined) > self.limit:
-                joined, self.dropped = joined[-self.limit:], True
-            # Redacted as a whole (not per delta), so a secret split across two deltas is still caught.
-            self._cache = redact.text(joined)
+            carry = redact.text(self._carry + "".join(self._parts))
+            self._parts, self._pending = [], 0
+            settled = self._settled
+            if len(carry) > redact.STREAM_CARRY:
+                settled, carry = settled + carry[:-redact.STREAM_CARRY], carry[-redact.STREAM_CARRY:]
+            over = len(settled) + len(carry) - self.limit
+            if over > 0:
+                settled, self.dropped = settled[min(over, len(settled)):], True
+            self._settled, self._carry = settled, carry
+            self._cache = (settled + carry)[-self.limit:]
         return self._cache
 
     def __len__(self) -> int:
@@ -153,16 +171,17 @@ def coalesce(batch: Sequence[Event]) -> list[Event]:
 
     Deltas are joined only across other streams' deltas: any other event first applies the deltas before it,
     so a reset, a status change or an approval still lands exactly between the text before and after it.
-    The merged delta keeps the first one's seq and timestamp. Each stream's pane gets exactly the same text;
-    in a tier's "all" pane, lines of different workers that arrived within one frame come grouped by worker
-    (each worker's lines in order) instead of interleaved line by line."""
+    The merged delta keeps the first one's seq and timestamp, and the `stamps` of all. Each stream's pane gets
+    exactly the same text; in a tier's "all" pane, lines of different workers that arrived within one frame come
+    grouped by worker (each worker's lines in order) instead of interleaved line by line."""
     out: list[Event] = []
     pending: dict[tuple[object, ...], list[StreamDelta]] = {}
 
     def flush() -> None:
         for run in pending.values():
             first = run[0]
-            out.append(first if len(run) == 1 else dataclasses.replace(first, text="".join(d.text for d in run)))
+            out.append(first if len(run) == 1 else dataclasses.replace(
+                first, text="".join(d.text for d in run), stamps=tuple(t for d in run for t in d.made())))
         pending.clear()
 
     for ev in batch:

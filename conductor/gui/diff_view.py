@@ -17,6 +17,7 @@ from conductor.app import AppController
 from conductor.git.diffs import MAX_PATCH_BYTES, Diff, DiffLine, FileDiff
 from conductor.git_events import DiffReady, TicketDiffOf
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.theme import ACCENT, DIM, ERROR, OK, WARNING, Themes
 from conductor.gui.util import centre, safe
 
@@ -86,8 +87,9 @@ class DiffWindow:
                         height=SIZE[1], no_saved_settings=True):
             dpg.add_text("", tag=tags.DIFF_TITLE, color=ACCENT, wrap=0)
             dpg.add_text("", tag=tags.DIFF_NOTE, color=WARNING, wrap=0)
-            compact(dpg.add_child_window(tag=tags.DIFF_BODY, border=True, height=-40, horizontal_scrollbar=True))
-            dpg.add_button(label="Close  [Esc]", tag=tags.DIFF_CLOSE, width=140, callback=safe(lambda *_: self.close()))
+            compact(dpg.add_child_window(tag=tags.DIFF_BODY, border=True, height=-px(40), horizontal_scrollbar=True))
+            dpg.add_button(label="Close  [Esc]", tag=tags.DIFF_CLOSE, width=px(140),
+                           callback=safe(lambda *_: self.close()))
 
     def open_waiting(self, what: str) -> None:
         self.shown = None

@@ -17,6 +17,7 @@ import dearpygui.dearpygui as dpg
 
 from conductor.gui import keymap, tags
 from conductor.gui.dialogs.tool import ToolDialog
+from conductor.gui.hidpi import px
 from conductor.gui.keymap import KEYMAP, Binding, Chord
 from conductor.gui.theme import ACCENT, DIM
 from conductor.gui.util import centre, safe
@@ -162,7 +163,7 @@ class Keyboard:
                 for b in KEYMAP:
                     with dpg.group(horizontal=True):
                         item = dpg.add_button(label=b.description, tag=tags.palette_item(b.action),
-                                              user_data=b.action, width=-130, callback=safe(self._palette_run))
+                                              user_data=b.action, width=-px(130), callback=safe(self._palette_run))
                         dpg.bind_item_theme(item, self.app.themes.left_button)
                         dpg.add_text(b.keys_label(), tag=tags.palette_keys(b.action), color=ACCENT)
 
@@ -176,7 +177,7 @@ class Keyboard:
                          wrap=0, color=DIM)
             # The rows scroll inside the table (its header stays); the intro and Close stay in view.
             with dpg.table(tag=tags.HELP_TABLE, header_row=True, policy=dpg.mvTable_SizingStretchProp,
-                           borders_innerH=True, height=-40, scrollY=True, freeze_rows=1):
+                           borders_innerH=True, height=-px(40), scrollY=True, freeze_rows=1):
                 dpg.add_table_column(label="Keys", init_width_or_weight=0.25)
                 dpg.add_table_column(label="Action", init_width_or_weight=0.55)
                 dpg.add_table_column(label="Where", init_width_or_weight=0.2)
@@ -188,7 +189,7 @@ class Keyboard:
                         dpg.add_text(b.description, wrap=0)
                         where = {"approval": "approval dialogs", "main": "no dialog open"}.get(b.scope, "anywhere")
                         dpg.add_text(where, color=DIM)
-            dpg.add_button(label="Close  [Esc]", tag=tags.HELP_CLOSE, width=140,
+            dpg.add_button(label="Close  [Esc]", tag=tags.HELP_CLOSE, width=px(140),
                            callback=safe(lambda *_: dpg.configure_item(tags.HELP, show=False)))
 
     # ---------------- key presses

@@ -11,6 +11,7 @@ next event on the queue instead (no sleeping), so the pilot can drive the real i
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import deque
@@ -22,7 +23,7 @@ from conductor.app import AppController
 from conductor.app.notifications import DesktopNotifier, attention
 from conductor.app.run_summary import RunSummaries
 from conductor.events import Event
-from conductor.gui import tags, util
+from conductor.gui import hidpi, tags, util
 from conductor.gui.dialogs.manager import DialogManager
 from conductor.gui.dialogs.misc import ConfirmCloseDialog, EditTicketDialog
 from conductor.gui.dialogs.settings import SettingsDialog
@@ -32,7 +33,7 @@ from conductor.gui.draft_keeper import DraftKeeper
 from conductor.gui.git_ui import GitUi
 from conductor.gui.keyboard import Keyboard
 from conductor.gui.main_window import MainWindow
-from conductor.gui.theme import ThemeName, Themes
+from conductor.gui.theme import ThemeName, Themes, window_colour
 
 MAX_DRAIN_FACTOR = 3.0
 HEADLESS_WAIT_S = 0.005
@@ -78,7 +79,8 @@ class _Process:
 
 
 class GuiApp:
-    def __init__(self, controller: AppController, *, render: bool, title: str = "Conductor") -> None:
+    def __init__(self, controller: AppController, *, render: bool, title: str = "Conductor",
+                 scale_probe: hidpi.ScaleProbe | None = None) -> None:
         self.c = controller
         self.render = render
         self.title = title
@@ -90,6 +92,20 @@ class GuiApp:
         """Hooks run at the end of every frame (the bench measures latency here; the entry point prints the
         first-frame time)."""
         self.themes = _Process.ensure_context()
+        # HiDPI before any widget is made (they are sized with hidpi.px): the config's scale, else what the
+        # system said by now (the probe runs its commands on its own thread), else the environment alone. Without
+        # a probe from the caller, one starts once the viewport holds its X connection (show): a probe's commands
+        # connecting and leaving before that could make Xvfb reset under GLFW's feet.
+        self._probe: hidpi.ScaleProbe | None = scale_probe
+        answered = self._probe.result() if self._probe is not None else None
+        detection = answered
+        if detection is None:
+            found, problems = hidpi.from_env(os.environ)
+            detection = hidpi.Detection(found, tuple(problems))
+        self._scale_found(detection, probe_done=answered is not None)
+        self.scale = hidpi.choose(controller.cfg.gui.scale, detection)
+        hidpi.set_scale(self.scale.scale)
+        self.themes.set_scale(self.scale.scale)
         self.themes.apply(controller.cfg.gui.theme)  # themes outlive an app in one process: set this one's
         self.dialogs = DialogManager(controller, self.themes)
         self.settings = SettingsDialog(controller, self.themes)
@@ -121,6 +137,10 @@ class GuiApp:
         self.window.cluster.build_confirm()
         dpg.set_global_font_scale(self.zoom)
         dpg.set_primary_window(tags.MAIN_WINDOW, True)
+        # After set_primary_window (which resets the window's flags): no background of its own; the viewport's
+        # clear colour paints it for free (show). On a software renderer the window-sized fill was half the CPU
+        # of a frame (5 of 10 ms at 1280x800).
+        dpg.configure_item(tags.MAIN_WINDOW, no_background=True)
         self.drafts.restore()
         self.c.load_budget_resets()
         self.c.cluster.start(self.c.events.post)  # polls Redis on its own thread, only when a broker is configured
@@ -142,6 +162,15 @@ class GuiApp:
             dpg.set_viewport_width(gui.width)
             dpg.set_viewport_height(gui.height)
         dpg.set_exit_callback(self.request_close)
+        self._paint_background()
+        if self._probe is None and self.scale.source == "default":  # nothing said yet: ask the system
+            self._probe = hidpi.ScaleProbe(os.environ)
+
+    def _paint_background(self) -> None:
+        """The main window draws no background (a window-sized fill is the costliest thing a software renderer
+        draws each frame); the viewport's clear colour shows the theme's window colour in its place."""
+        if _Process.viewport:
+            dpg.set_viewport_clear_color(window_colour(self.themes.name))
 
     # ---------------- frames
 
@@ -175,6 +204,32 @@ class GuiApp:
         self._title_seen = self.c.versions["approvals"]
         dpg.set_viewport_title(self.c.window_title(self.title))
 
+    def _scale_found(self, detection: hidpi.Detection, *, probe_done: bool = True) -> None:
+        """What the system said: say what could not be used; once the probe answered, stop asking."""
+        if probe_done:
+            self._probe = None
+        for problem in detection.problems:
+            self.c.status_message = f"display scale: {problem}"
+            self.c.versions["status"] += 1
+
+    def _late_scale(self) -> None:
+        """The system's scale arrived after the window was built: fonts, theme metrics and the layout follow it
+        (the config's scale, when set, still wins)."""
+        assert self._probe is not None
+        detection = self._probe.result()
+        if detection is None:
+            return
+        self._scale_found(detection)
+        found = hidpi.choose(self.c.cfg.gui.scale, detection)
+        if found.scale != self.scale.scale:
+            factor = found.scale / self.scale.scale
+            self.scale = found
+            hidpi.set_scale(found.scale)
+            self.themes.set_scale(found.scale)
+            self.c.status_message = f"display scale {found.scale:g} ({found.source})"
+            self.c.versions["status"] += 1
+            self.window.rescale(factor)
+
     def set_zoom(self, scale: float) -> None:
         """Scale every font (Ctrl +/−); remembered in config.toml [gui] font_scale on exit, with the layout."""
         self.zoom = scale
@@ -186,6 +241,7 @@ class GuiApp:
     def set_theme(self, name: ThemeName) -> None:
         """Dark or light, now; remembered in config.toml [gui] theme on exit, with the layout."""
         self.themes.apply(name)
+        self._paint_background()
         if dpg.does_item_exist(tags.BANNER):  # the banner's tint is per theme
             dpg.bind_item_theme(tags.BANNER, self.themes.banner.get(self.c.banner_level, self.themes.banner["error"]))
         self.c.status_message = f"{name} theme"
@@ -230,6 +286,8 @@ class GuiApp:
         if waited is not None:
             events.insert(0, waited)  # applied already; the hooks (and the run summary) must see it too
         self._adapt_budget()
+        if self._probe is not None:
+            self._late_scale()
         self._summarise(events)
         self._notify(events)
         self.refresh()
@@ -277,6 +335,8 @@ class GuiApp:
             dpg.render_dearpygui_frame()
         layout: dict[str, int | float | str] | None = (
             {**self.window.layout_state(), "font_scale": self.zoom, "theme": self.themes.name} if self.render else None)
+        if self._probe is not None:
+            self._probe.join(2.0)  # xrdb / xdpyinfo answer in milliseconds; never leave the thread behind
         problems = self.drafts.close() + self.c.close_files()
         problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)

@@ -15,6 +15,7 @@ from conductor.gui.cluster_view import ClusterView
 from conductor.gui.dashboard import DashboardView
 from conductor.gui.git_ui import GitUi
 from conductor.gui.graph_view import GraphView
+from conductor.gui.hidpi import px, scale
 from conductor.gui.left_panel import LeftPanel
 from conductor.gui.log_view import LogView
 from conductor.gui.streams import StreamsView
@@ -64,16 +65,16 @@ class MainWindow:
         self.log = LogView(controller, themes)
         self.cluster = ClusterView(controller, themes)
         gui = controller.cfg.gui
-        self.left_width = gui.left_width
-        self.tickets_height = gui.tickets_height
+        self.left_width = px(gui.left_width)  # the config keeps layout pixels; the window, screen pixels (HiDPI)
+        self.tickets_height = px(gui.tickets_height)
         self._seen: dict[str, int] = {}
         self._size: tuple[int, int] = (0, 0)
         self._right_h = 0
         self.splitters = [
-            Splitter(tags.V_SPLITTER, 0, lambda: self.left_width, self._set_left, 240,
-                     lambda: max(self._size[0] - 520, 260)),
-            Splitter(tags.H_SPLITTER, 1, lambda: self.tickets_height, self._set_tickets, 110,
-                     lambda: max(self._size[1] - 320, 130)),
+            Splitter(tags.V_SPLITTER, 0, lambda: self.left_width, self._set_left, px(240),
+                     lambda: max(self._size[0] - px(520), px(260))),
+            Splitter(tags.H_SPLITTER, 1, lambda: self.tickets_height, self._set_tickets, px(110),
+                     lambda: max(self._size[1] - px(320), px(130))),
         ]
 
     # ---------------- building
@@ -86,17 +87,17 @@ class MainWindow:
                 with dpg.group(horizontal=True):
                     dpg.add_button(label="Dismiss", tag=tags.BANNER_CLOSE, small=True,
                                    callback=safe(lambda *_: self.c.dismiss_banner()))
-                    dpg.add_text("", tag=tags.BANNER_TEXT, wrap=600)
+                    dpg.add_text("", tag=tags.BANNER_TEXT, wrap=px(600))
             with dpg.group(horizontal=True, horizontal_spacing=0):
-                with dpg.child_window(tag=tags.LEFT_PANEL, width=self.left_width, height=-STATUS_BAR_H - 6,
+                with dpg.child_window(tag=tags.LEFT_PANEL, width=self.left_width, height=-px(STATUS_BAR_H + 6),
                                       border=True) as left:
                     self.left.build(left)
-                self._splitter_bar(tags.V_SPLITTER, width=SPLITTER + 4, height=-STATUS_BAR_H - 6)
-                with dpg.child_window(tag=tags.RIGHT_PANEL, width=-1, height=-STATUS_BAR_H - 6, border=False,
+                self._splitter_bar(tags.V_SPLITTER, width=px(SPLITTER + 4), height=-px(STATUS_BAR_H + 6))
+                with dpg.child_window(tag=tags.RIGHT_PANEL, width=-1, height=-px(STATUS_BAR_H + 6), border=False,
                                       no_scrollbar=True):
                     with dpg.child_window(tag=tags.TICKETS_PANEL, height=self.tickets_height, border=True) as tp:
                         self.tickets.build(tp)
-                    self._splitter_bar(tags.H_SPLITTER, width=-1, height=SPLITTER)
+                    self._splitter_bar(tags.H_SPLITTER, width=-1, height=px(SPLITTER))
                     with dpg.tab_bar(tag=tags.MAIN_TABS):
                         with dpg.tab(label="Streams", tag=tags.STREAMS_TAB) as t:
                             self.streams.build(t)
@@ -126,11 +127,11 @@ class MainWindow:
 
     def _toolbar_main(self) -> None:
         dpg.add_text("Workspace")
-        dpg.add_input_text(tag=tags.WORKSPACE_INPUT, width=250, default_value=str(self.c.session.workspace),
+        dpg.add_input_text(tag=tags.WORKSPACE_INPUT, width=px(250), default_value=str(self.c.session.workspace),
                            on_enter=True, callback=safe(self._open_workspace))
         dpg.add_button(label="Open", tag=tags.WORKSPACE_OPEN, callback=safe(self._open_workspace))
         dpg.add_text("  Provider")
-        dpg.add_combo(PROVIDERS, tag=tags.PROVIDER_COMBO, width=100, default_value=self.c.provider_name,
+        dpg.add_combo(PROVIDERS, tag=tags.PROVIDER_COMBO, width=px(100), default_value=self.c.provider_name,
                       callback=safe(self._provider))
         dpg.add_checkbox(label="Step mode", tag=tags.STEP_MODE, default_value=self.c.cfg.engine.step_mode,
                          callback=safe(lambda _s, v, _u: self.c.set_step_mode(v)))
@@ -150,7 +151,7 @@ class MainWindow:
         dpg.add_button(label="Try the offline demo", tag=tags.DEMO_BUTTON, callback=safe(self._demo))
 
     def _status_bar(self) -> None:
-        with dpg.child_window(height=STATUS_BAR_H, border=False, no_scrollbar=True):
+        with dpg.child_window(height=px(STATUS_BAR_H), border=False, no_scrollbar=True):
             with dpg.group(horizontal=True):
                 dpg.add_text("", tag=tags.STATUS_PROVIDER)
                 dpg.add_text("|", color=DIM)
@@ -191,12 +192,12 @@ class MainWindow:
         if size == self._size and right_h == self._right_h and not force and not moved:
             return
         if size[0] != self._size[0] or force:
-            dpg.configure_item(tags.BANNER_TEXT, wrap=max(size[0] - 130, 200))
+            dpg.configure_item(tags.BANNER_TEXT, wrap=max(size[0] - px(130), px(200)))
         self._size, self._right_h = size, right_h
         if right_h <= 0:  # not rendered yet: estimate from the window
-            banner = 42 if self.c.banner else 0
-            right_h = size[1] - 16 - 34 - banner - STATUS_BAR_H - 6
-        self.streams.layout(right_h - self.tickets_height - SPLITTER - 8 - TAB_HEADER_H - 10)
+            banner = px(42) if self.c.banner else 0
+            right_h = size[1] - px(16 + 34 + STATUS_BAR_H + 6) - banner
+        self.streams.layout(right_h - self.tickets_height - px(SPLITTER + 8 + TAB_HEADER_H + 10))
 
     def _fold_toolbar(self, width: int) -> None:
         main_w = dpg.get_item_rect_size(tags.TOOLBAR_MAIN)[0]
@@ -208,10 +209,20 @@ class MainWindow:
         if fits != inline:
             dpg.move_item(tags.TOOLBAR_MORE, parent=tags.TOOLBAR_LINE if fits else tags.TOOLBAR)
 
+    def rescale(self, factor: float) -> None:
+        """The HiDPI scale changed after the window was built (the system's answer came late): the splits and the
+        toolbar's fixed widths follow; fonts and theme metrics are the theme's business."""
+        self._set_left(round(self.left_width * factor))
+        self._set_tickets(round(self.tickets_height * factor))
+        dpg.configure_item(tags.WORKSPACE_INPUT, width=px(250))
+        dpg.configure_item(tags.PROVIDER_COMBO, width=px(100))
+        self.layout(force=True)
+
     def layout_state(self) -> dict[str, int | float]:
         """What is remembered in config.toml [gui] on exit."""
         w, h = self._size
-        state: dict[str, int | float] = {"left_width": int(self.left_width), "tickets_height": int(self.tickets_height)}
+        state: dict[str, int | float] = {"left_width": round(self.left_width / scale()),
+                                         "tickets_height": round(self.tickets_height / scale())}
         if w >= 640 and h >= 480:
             state.update(width=int(w), height=int(h))
         return state

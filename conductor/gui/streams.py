@@ -15,6 +15,7 @@ import dearpygui.dearpygui as dpg
 from conductor.app import AppController, StreamBuffer
 from conductor.events import ticket_stream_id
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.stream_find import FIND_BAR_H, StreamFind
 from conductor.gui.theme import ACCENT, DIM, Themes
 from conductor.gui.util import safe
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
 BOTTOM_SLACK = 6.0
 """Pixels from the bottom that still count as 'at the bottom'."""
 
-HIDDEN_PUSHES_PER_FRAME = 8
+HIDDEN_PUSHES_PER_FRAME = 2
 """Panes out of sight (other tabs) are brought up to date a few per frame, round robin: the visible ones get
-their text every frame, and 256 busy workers cost 8 widget updates a frame, not 256."""
+their text every frame, and 256 busy workers cost 2 widget updates a frame, not 256 (a pane coming into sight
+gets its text in the frame that shows it, so this is only for whoever reads a hidden widget)."""
 
 MAX_TICKET_TABS = 24
 """Above this many tickets one tab header per ticket is unreadable (and costs a frame's time to lay out):
@@ -70,6 +72,7 @@ class PaneBox:
         self.key = key
         self.box = tags.pane_box(key)
         self.note = tags.pane_note(key)
+        self._note = ""
         with dpg.child_window(parent=parent, tag=self.box, border=True, height=200, no_scrollbar=True):
             with dpg.group(horizontal=True):
                 dpg.add_text(title, color=ACCENT)
@@ -82,7 +85,8 @@ class PaneBox:
             note = f"· showing the last {limit:,} characters (full text on disk)"
         else:
             note = ""
-        if dpg.get_value(self.note) != note:
+        if note != self._note:  # remembered here: asking the widget every frame costs more than the check
+            self._note = note
             dpg.set_value(self.note, note)
 
 
@@ -95,7 +99,7 @@ class Tier3Tabs:
         self.track: str | None = None
         self.ids: tuple[str, ...] = ()
         self.chosen: str | None = None
-        dpg.add_combo([], tag=tags.TIER3_PICK, parent=box.box, width=220, show=False,
+        dpg.add_combo([], tag=tags.TIER3_PICK, parent=box.box, width=px(220), show=False,
                       callback=safe(lambda _s, tid, _u: self.choose(tid)))
         with dpg.tab_bar(parent=box.box, tag=tags.TIER3_TABS):
             with dpg.tab(label="all", tag=tags.tier3_tab("tier3:all")) as tab:
@@ -114,7 +118,7 @@ class Tier3Tabs:
     def visible_key(self) -> str | None:
         """The pane of the selected tab."""
         selected = dpg.get_value(tags.TIER3_TABS)
-        if selected is None:
+        if not selected:  # nothing rendered yet (0): the first tab is the one in front
             return "tier3:all"
         alias = dpg.get_item_alias(selected) if isinstance(selected, int) else str(selected)
         for key in self.panes:
@@ -176,9 +180,9 @@ class StreamsView:
 
     def layout(self, height: float) -> None:
         """Split the available height between the two rows (the top row is planning: a little smaller)."""
-        height -= FIND_BAR_H
-        top = max(int(height * 0.42), 90)
-        bottom = max(int(height - top - 8), 120)
+        height -= px(FIND_BAR_H)
+        top = max(int(height * 0.42), px(90))
+        bottom = max(int(height - top - px(8)), px(120))
         for key in ("tier1", "tier2"):
             dpg.configure_item(self.boxes[key].box, height=top)
         for key in ("tier3", "tier4"):
@@ -187,8 +191,8 @@ class StreamsView:
     def visible_keys(self) -> set[str]:
         """The panes a person can see now: none while another main tab is in front."""
         front = dpg.get_value(tags.MAIN_TABS)
-        if front not in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)) and front is not None:
-            return set()
+        if front and front not in (tags.STREAMS_TAB, dpg.get_alias_id(tags.STREAMS_TAB)):  # 0: none rendered yet,
+            return set()  # the first tab (the streams) is the one in front
         keys = set(self.panes)
         if self.tier3 is not None and (key := self.tier3.visible_key()) is not None:
             keys.add(key)

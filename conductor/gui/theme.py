@@ -70,19 +70,17 @@ def _font(path: Path, size: int) -> int | str:
     return _item(dpg.add_font(str(path), size))
 
 
-def load_fonts() -> dict[str, int | str | None]:
-    """DejaVu Sans for the UI and DejaVu Sans Mono for streams and diffs, when installed; else the built-in
-    font (readable, just smaller)."""
+def load_fonts(scale: float = 1.0) -> dict[str, int | str | None]:
+    """DejaVu Sans for the UI and DejaVu Sans Mono for streams and diffs, when installed, rasterised at the HiDPI
+    `scale` (crisp, not a blown-up bitmap); else the built-in font (readable, just smaller)."""
     sans, mono = _find_font("DejaVuSans.ttf"), _find_font("DejaVuSansMono.ttf")
     fonts: dict[str, int | str | None] = {"ui": None, "mono": None, "big": None}
     with dpg.font_registry():
         if sans:
-            fonts["ui"] = _font(sans, 15)
-            fonts["big"] = _font(sans, 18)
+            fonts["ui"] = _font(sans, round(15 * scale))
+            fonts["big"] = _font(sans, round(18 * scale))
         if mono:
-            fonts["mono"] = _font(mono, 14)
-    if fonts["ui"] is not None:
-        dpg.bind_font(fonts["ui"])
+            fonts["mono"] = _font(mono, round(14 * scale))
     return fonts
 
 
@@ -142,18 +140,27 @@ def text_rgb() -> RGB:
     return r, g, b
 
 
+def window_colour(name: ThemeName) -> tuple[int, int, int, int]:
+    """The theme's window colour, which the viewport's clear colour paints (the main window draws none)."""
+    r, g, b = palette(name)[dpg.mvThemeCol_WindowBg][:3]
+    return r, g, b, 255
+
+
 THEMED = (-255, 0, 0, 255)
 """Dear PyGui's 'no colour of its own' for a text: it takes the theme's text colour (set back to it after a
 highlight)."""
 
 
-def global_theme(name: ThemeName = "dark") -> int | str:
-    """A calm dark (or light) theme with rounded frames and clear focus colours."""
+def global_theme(name: ThemeName = "dark", scale: float = 1.0) -> int | str:
+    """A calm dark (or light) theme with rounded frames and clear focus colours; paddings, spacings, roundings
+    and the scrollbar grow with the HiDPI `scale`, like the fonts."""
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvAll):
             for target, rgb in palette(name).items():
                 dpg.add_theme_color(target, rgb)
-            s = dpg.add_theme_style
+
+            def s(var: int, *values: float) -> None:
+                dpg.add_theme_style(var, *(round(v * scale) for v in values))
             s(dpg.mvStyleVar_FrameRounding, 4)
             s(dpg.mvStyleVar_WindowRounding, 6)
             s(dpg.mvStyleVar_ChildRounding, 4)
@@ -163,6 +170,10 @@ def global_theme(name: ThemeName = "dark") -> int | str:
             s(dpg.mvStyleVar_CellPadding, 6, 3)
             s(dpg.mvStyleVar_WindowPadding, 10, 8)
             s(dpg.mvStyleVar_ScrollbarSize, 12)
+            if scale != 1.0:  # Dear ImGui's own defaults, scaled (left alone at 1:1)
+                s(dpg.mvStyleVar_ItemInnerSpacing, 4, 4)
+                s(dpg.mvStyleVar_IndentSpacing, 21)
+                s(dpg.mvStyleVar_TabBorderSize, 1)
     return _item(theme)
 
 
@@ -211,10 +222,15 @@ class Themes:
     """Themes built once per context and reused (DPG themes are items; creating one per row would leak)."""
 
     def __init__(self) -> None:
-        self.fonts = load_fonts()
+        self.scale = 1.0
+        self._fonts: dict[float, dict[str, int | str | None]] = {1.0: load_fonts()}
+        self.fonts = self._fonts[1.0]
+        self._bind_ui_font()
+        self._mono_items: list[int | str] = []
+        self._big_items: list[int | str] = []
         self.name: ThemeName = "dark"
-        self._globals: dict[ThemeName, int | str] = {"dark": global_theme("dark")}
-        self.global_ = self._globals["dark"]
+        self._globals: dict[tuple[ThemeName, float], int | str] = {("dark", 1.0): global_theme("dark")}
+        self.global_ = self._globals[("dark", 1.0)]
         dpg.bind_theme(self.global_)
         self.kind = {k: button_theme(v) for k, v in KIND_COLOURS.items()}
         self.danger = button_theme((200, 70, 70))
@@ -233,18 +249,51 @@ class Themes:
                 "info": banner_theme(ACCENT, name)}
 
     def apply(self, name: ThemeName) -> None:
-        """Switch the whole window to the dark or the light theme (each built once, then reused)."""
-        if name not in self._globals:
-            self._globals[name] = global_theme(name)
+        """Switch the whole window to the dark or the light theme (each built once per scale, then reused)."""
+        key = (name, self.scale)
+        if key not in self._globals:
+            self._globals[key] = global_theme(name, self.scale)
+        if name not in self._banners:
             self._banners[name] = self._banner_set(name)
-        self.name, self.global_, self.banner = name, self._globals[name], self._banners[name]
+        self.name, self.global_, self.banner = name, self._globals[key], self._banners[name]
         _active[0] = name
         dpg.bind_theme(self.global_)
+
+    def set_scale(self, scale: float) -> None:
+        """HiDPI: fonts rasterised at `scale` (loaded once per scale) and the theme's metrics scaled with them;
+        items already bound to the mono or the big font get the new size too."""
+        if scale == self.scale:
+            return
+        self.scale = scale
+        if scale not in self._fonts:
+            self._fonts[scale] = load_fonts(scale)
+        self.fonts = self._fonts[scale]
+        self._bind_ui_font()
+        for items, font in ((self._mono_items, "mono"), (self._big_items, "big")):
+            items[:] = [i for i in items if dpg.does_item_exist(i)]
+            for item in items:
+                if self.fonts.get(font) is not None:
+                    dpg.bind_item_font(item, self.fonts[font])
+        self.apply(self.name)
+
+    def _bind_ui_font(self) -> None:
+        if self.fonts["ui"] is not None:
+            dpg.bind_font(self.fonts["ui"])
 
     def mono(self, item: int | str) -> None:
         if self.fonts.get("mono") is not None:
             dpg.bind_item_font(item, self.fonts["mono"])
+            _remember(self._mono_items, item)
 
     def big(self, item: int | str) -> None:
         if self.fonts.get("big") is not None:
             dpg.bind_item_font(item, self.fonts["big"])
+            _remember(self._big_items, item)
+
+
+def _remember(items: list[int | str], item: int | str) -> None:
+    """Keep `item` to re-bind on a scale change; deleted items are dropped as the list grows (ticket panes come
+    and go with tracks)."""
+    items.append(item)
+    if len(items) >= 512 and len(items) & (len(items) - 1) == 0:  # at each power of two: O(1) amortised
+        items[:] = [i for i in items if dpg.does_item_exist(i)]

@@ -9,6 +9,8 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from conductor.gui.hidpi import px
+
 STRICT = False
 """The pilot sets this: a callback that raises then fails the test instead of becoming a banner."""
 
@@ -65,7 +67,8 @@ def viewport_size(default: tuple[int, int] = (1280, 800)) -> tuple[int, int]:
 
 
 def centre(window: int | str, width: int, height: int) -> None:
-    """Put a dialog in the middle of the viewport (or at a sane spot without one)."""
+    """Put a dialog in the middle of the viewport (or at a sane spot without one). `width` and `height` are layout
+    pixels: HiDPI scales them, and the viewport caps them."""
     vw, vh = viewport_size()
-    w, h = min(width, vw - 20), min(height, vh - 20)
+    w, h = min(px(width), vw - 20), min(px(height), vh - 20)
     dpg.configure_item(window, width=w, height=h, pos=(max((vw - w) // 2, 0), max((vh - h) // 2, 0)))

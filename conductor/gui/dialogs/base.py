@@ -16,6 +16,7 @@ from conductor.approval_payloads import ApprovalPayload, PlanPayload, SpawnPaylo
 from conductor.approvals import ApprovalRequest
 from conductor.errors import ApprovalError
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.keymap import shortcut_hint
 from conductor.gui.theme import DIM, ERROR, KIND_COLOURS, KIND_LABELS, Themes
 from conductor.gui.util import centre, clear, safe
@@ -63,17 +64,17 @@ class ApprovalDialog(Generic[PayloadT]):
                 self.themes.big(heading)
             dpg.add_text("", tag=self.part("prov"), color=DIM)
             dpg.add_separator()
-            dpg.add_child_window(tag=self.part("body"), border=False, height=-FOOTER_H)
+            dpg.add_child_window(tag=self.part("body"), border=False, height=-px(FOOTER_H))
             dpg.add_separator()
             dpg.add_text("", tag=self.part("error"), color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
                 # Enter in the reason field sends the rejection (R puts the cursor there).
                 dpg.add_input_text(tag=self.part("reason"), hint="Reason (sent back when you reject; Enter sends)",
-                                   width=-360, on_enter=True, callback=safe(self._reject))
-                reject = dpg.add_button(label="Reject  [R]", tag=self.part("reject"), width=110,
+                                   width=-px(360), on_enter=True, callback=safe(self._reject))
+                reject = dpg.add_button(label="Reject  [R]", tag=self.part("reject"), width=px(110),
                                         callback=safe(self._reject))
                 dpg.bind_item_theme(reject, self.themes.danger)
-                ok = dpg.add_button(label=f"{self.approve_label}  [A]", tag=self.part("approve"), width=230,
+                ok = dpg.add_button(label=f"{self.approve_label}  [A]", tag=self.part("approve"), width=px(230),
                                     callback=safe(self._approve))
                 dpg.bind_item_theme(ok, self.themes.approve)
             dpg.add_text(shortcut_hint("approval"), tag=self.part("keys"), color=DIM, wrap=0)

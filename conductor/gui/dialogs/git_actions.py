@@ -15,6 +15,7 @@ from conductor.app import AppController
 from conductor.git.base_merge import BaseMergePlan
 from conductor.git_events import GitInitOffered
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.theme import ERROR, Themes
 from conductor.gui.util import centre, safe
 from conductor.model import TicketStatus
@@ -61,14 +62,14 @@ class GitConfirmDialog:
         with dpg.window(tag=tags.GIT_CONFIRM, label="Confirm", modal=True, show=False, no_collapse=True,
                         width=SIZE[0], height=SIZE[1], no_saved_settings=True, on_close=safe(self._closed_by_box)):
             dpg.add_text("", tag=tags.GIT_CONFIRM_HEADING, wrap=0)
-            dpg.add_combo([], tag=tags.GIT_CONFIRM_CHOICE, width=260, show=False, callback=safe(self._chosen))
-            with dpg.child_window(border=True, height=-70):
+            dpg.add_combo([], tag=tags.GIT_CONFIRM_CHOICE, width=px(260), show=False, callback=safe(self._chosen))
+            with dpg.child_window(border=True, height=-px(70)):
                 dpg.add_text("", tag=tags.GIT_CONFIRM_TEXT, wrap=0)
             dpg.add_text("", tag=tags.GIT_CONFIRM_ERROR, color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
-                b = dpg.add_button(label="Yes", tag=tags.GIT_CONFIRM_YES, width=300, callback=safe(self._yes))
+                b = dpg.add_button(label="Yes", tag=tags.GIT_CONFIRM_YES, width=px(300), callback=safe(self._yes))
                 dpg.bind_item_theme(b, self.themes.danger)
-                dpg.add_button(label="No, keep it as it is  [Esc]", tag=tags.GIT_CONFIRM_NO, width=300,
+                dpg.add_button(label="No, keep it as it is  [Esc]", tag=tags.GIT_CONFIRM_NO, width=px(300),
                                callback=safe(self._no))
 
     @property

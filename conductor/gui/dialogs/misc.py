@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 from conductor import dag
 from conductor.app import AppController, split_ids, split_lines
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.theme import DIM, ERROR, WARNING, Themes
 from conductor.gui.util import centre, safe
 
@@ -29,10 +30,10 @@ class ConfirmCloseDialog:
             dpg.add_text("Plan and ticket reviews come back when you reopen; spawn and tool approvals are asked "
                          "again when the run resumes. Running work is cancelled and saved.", wrap=0, color=DIM)
             with dpg.group(horizontal=True):
-                b = dpg.add_button(label="Close anyway", tag=tags.CONFIRM_CLOSE_YES, width=160,
+                b = dpg.add_button(label="Close anyway", tag=tags.CONFIRM_CLOSE_YES, width=px(160),
                                    callback=safe(self._yes))
                 dpg.bind_item_theme(b, self.themes.danger)
-                dpg.add_button(label="Keep working", tag=tags.CONFIRM_CLOSE_NO, width=160, callback=safe(self._no))
+                dpg.add_button(label="Keep working", tag=tags.CONFIRM_CLOSE_NO, width=px(160), callback=safe(self._no))
 
     def open(self) -> None:
         n = len(self.c.pending)
@@ -65,18 +66,19 @@ class EditTicketDialog:
             dpg.add_text("", tag="edit_ticket_heading")
             dpg.add_text("", tag=tags.EDIT_TICKET_NOTE, color=WARNING)
             # The fields scroll; the error line and the buttons stay pinned at the bottom, always in view.
-            with dpg.child_window(border=False, height=-64):
+            with dpg.child_window(border=False, height=-px(64)):
                 for name, text, multi in (("title", "Title", False), ("description", "Description", True),
                                           ("deps", "Depends on (ids, comma separated)", False),
                                           ("files", "Target files (comma separated)", False),
                                           ("criteria", "Acceptance criteria (one per line)", True)):
                     dpg.add_text(text, color=DIM)
-                    dpg.add_input_text(tag=tags.edit_field(name), width=-1, multiline=multi, height=80 if multi else 0)
+                    dpg.add_input_text(tag=tags.edit_field(name), width=-1, multiline=multi,
+                                       height=px(80) if multi else 0)
                 dpg.add_checkbox(label="Step mode (approve its spawn)", tag=tags.edit_field("step"))
             dpg.add_text("", tag=tags.EDIT_TICKET_ERROR, color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
-                dpg.add_button(label="Save", tag=tags.EDIT_TICKET_SAVE, width=120, callback=safe(self._save))
-                dpg.add_button(label="Cancel", tag=tags.EDIT_TICKET_CANCEL, width=120, callback=safe(self._cancel))
+                dpg.add_button(label="Save", tag=tags.EDIT_TICKET_SAVE, width=px(120), callback=safe(self._save))
+                dpg.add_button(label="Cancel", tag=tags.EDIT_TICKET_CANCEL, width=px(120), callback=safe(self._cancel))
 
     def open(self, ticket_id: str) -> None:
         track = self.c.tracks.get(self.c.active_track or "")

@@ -12,6 +12,7 @@ import tomli_w
 
 from conductor.app import AppController, split_ids, split_lines
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.theme import DIM, ERROR, Themes
 from conductor.gui.util import centre, safe
 
@@ -34,7 +35,7 @@ class SettingsDialog:
         with dpg.window(tag=tags.SETTINGS_DIALOG, label="Settings", modal=True, show=False, no_collapse=True,
                         width=self.size[0], height=self.size[1], no_saved_settings=True):
             dpg.add_text("", tag="settings_path", color=DIM)
-            with dpg.child_window(border=False, height=-64):
+            with dpg.child_window(border=False, height=-px(64)):
                 with dpg.tab_bar():
                     with dpg.tab(label="Models"):
                         for tier in (1, 2, 3, 4):
@@ -75,8 +76,8 @@ class SettingsDialog:
                         self.themes.mono(box)
             dpg.add_text("", tag=tags.SETTINGS_ERROR, color=ERROR, wrap=0)
             with dpg.group(horizontal=True):
-                dpg.add_button(label="Save", tag=tags.SETTINGS_SAVE, width=120, callback=safe(self._save))
-                dpg.add_button(label="Cancel", tag=tags.SETTINGS_CANCEL, width=120, callback=safe(self._cancel))
+                dpg.add_button(label="Save", tag=tags.SETTINGS_SAVE, width=px(120), callback=safe(self._save))
+                dpg.add_button(label="Cancel", tag=tags.SETTINGS_CANCEL, width=px(120), callback=safe(self._cancel))
 
     def _row(self, key: str, text: str, combo: bool = False) -> None:
         with dpg.group(horizontal=True):

@@ -14,6 +14,7 @@ from conductor.approval_payloads import SpawnPayload
 from conductor.approvals import ApprovalRequest
 from conductor.gui import tags
 from conductor.gui.dialogs.base import ApprovalDialog, label
+from conductor.gui.hidpi import px
 from conductor.gui.theme import DIM, ERROR, WARNING
 from conductor.gui.util import safe
 
@@ -45,7 +46,7 @@ class SpawnDialog(ApprovalDialog[SpawnPayload]):
             models = [draft["model"], *models]
         with dpg.group(horizontal=True):
             label("Model")
-            dpg.add_combo(models, tag=tags.SPAWN_MODEL, default_value=draft["model"], width=300,
+            dpg.add_combo(models, tag=tags.SPAWN_MODEL, default_value=draft["model"], width=px(300),
                           user_data="model", callback=safe(self._edited))
         label("Context files (one per line)")
         dpg.add_input_text(tag=tags.SPAWN_CONTEXT, default_value=draft["context"], multiline=True, height=56,

@@ -10,6 +10,7 @@ import dearpygui.dearpygui as dpg
 
 from conductor.app.run_summary import RunSummary
 from conductor.gui import tags
+from conductor.gui.hidpi import px
 from conductor.gui.theme import ACCENT, ERROR, OK, Themes
 from conductor.gui.util import centre, safe
 
@@ -33,16 +34,16 @@ class SummaryDialog:
                         width=SIZE[0], height=SIZE[1], no_saved_settings=True):
             heading = dpg.add_text("", tag=tags.RUN_SUMMARY_HEADING, color=ACCENT, wrap=0)  # a long title wraps
             self.themes.big(heading)
-            with dpg.child_window(border=False, height=-40):
+            with dpg.child_window(border=False, height=-px(40)):
                 dpg.add_text("", tag=tags.RUN_SUMMARY_TEXT, wrap=0)
             with dpg.group(horizontal=True):
-                dpg.add_button(label="Close  [Esc]", tag=tags.RUN_SUMMARY_CLOSE, width=140,
+                dpg.add_button(label="Close  [Esc]", tag=tags.RUN_SUMMARY_CLOSE, width=px(140),
                                callback=safe(lambda *_: self.close()))
                 if self.git is not None:
                     git = self.git
-                    dpg.add_button(label="Changes so far", tag=tags.RUN_SUMMARY_DIFF, width=160, show=False,
+                    dpg.add_button(label="Changes so far", tag=tags.RUN_SUMMARY_DIFF, width=px(160), show=False,
                                    callback=safe(lambda *_: git.track_diff()))
-                    dpg.add_button(label="Merge into base…", tag=tags.RUN_SUMMARY_MERGE, width=180, show=False,
+                    dpg.add_button(label="Merge into base…", tag=tags.RUN_SUMMARY_MERGE, width=px(180), show=False,
                                    callback=safe(lambda *_: git.merge_base()))
 
     def open(self, summary: RunSummary) -> None:
