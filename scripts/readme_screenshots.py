@@ -41,7 +41,7 @@ def main() -> int:
     ws, tracks = demo_folders(demo_home())
     session, _note = open_session(cfg, workspace=ws, tracks_dir=tracks, provider_name="scripted", demo=True)
     assert isinstance(session.provider, ScriptedProvider)
-    session.provider.latency_s, session.provider.chunk_delay_s = 0.0, 0.004
+    session.provider.latency_s, session.provider.chunk_delay_s = 0.05, 0.004  # streams visibly mid-run
     c = AppController(session, demo=True, provider_name="scripted")
     h = AppHandle(c, render=True)
     p = h.pilot
@@ -73,7 +73,8 @@ def main() -> int:
                 p.reject(req.kind.value, a.reason, req.id)
         if any(r.status == "needs_merge" for r in c.ticket_rows()):
             p.press("Ctrl+M")
-        if not shot_mid_run and sum(r.status == "done" for r in c.ticket_rows()) >= 3 and p.pending("tool"):
+        if not shot_mid_run and sum(r.status == "done" for r in c.ticket_rows()) >= 2 \
+                and any(r.status in ("running", "review") for r in c.ticket_rows()):
             p.frame(20)
             p.screenshot(docs / "screenshot.png")
             shot_mid_run = True
