@@ -388,6 +388,9 @@ class GitConfig(_Section):
     base_ref: str = "HEAD"
     """Where a new track branch starts (the person's current HEAD by default)."""
     merge_strategy: Literal["merge", "squash"] = "merge"
+    author: str = ""
+    """Who authors the conductor's commits and merges, as `Name <email>`; empty: the repository's own identity
+    (user.name / user.email), else `Conductor <conductor@localhost>`."""
     worktrees_root: str | None = None
     """Where attempt worktrees go (outside the repository); None: the user's state folder."""
     check_command: str = ""
@@ -397,6 +400,20 @@ class GitConfig(_Section):
     offer_init: bool = True
     """A track about to run in a folder that is not a repository: the GUI asks whether to `git init` it first
     (never without asking; the CLI never asks and runs one worker). False: do not ask."""
+
+    @field_validator("author")
+    @classmethod
+    def _author(cls, value: str) -> str:
+        if value.strip() and author_parts(value) is None:
+            raise ValueError(f"key 'git.author': {value!r} is not `Name <email>` (one name, one email in angle "
+                             "brackets, no newline)")
+        return value.strip()
+
+
+def author_parts(value: str) -> tuple[str, str] | None:
+    """(name, email) of `Name <email>`, or None when it is not that shape."""
+    m = re.fullmatch(r"([^<>\n\x00]*[^<>\s\x00])\s*<([^<>\s\x00]+)>", value.strip())
+    return (m.group(1).strip(), m.group(2)) if m else None
 
 
 class DistributedConfig(_Section):

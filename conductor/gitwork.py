@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conductor.config import GitConfig
+from conductor.config import GitConfig, author_parts
 from conductor.git import (
     AttemptKey,
     AttemptWorktree,
@@ -25,6 +25,7 @@ from conductor.git import (
     CommitResult,
     GitError,
     GitSettings,
+    Identity,
     JournalledAttempt,
     MergeResult,
     NotARepository,
@@ -185,7 +186,9 @@ def open_git_work(workspace: Path, track_id: str, cfg: GitConfig, tracks_dir: Pa
     except GitError as exc:
         return NoGit(f"git cannot be used in the workspace ({exc})")
     naming = BranchNaming(track=cfg.track_branch, ticket=cfg.ticket_branch)
+    parts = author_parts(cfg.author) if cfg.author else None
     settings = GitSettings(naming=naming, merge_strategy=cfg.merge_strategy,
+                           author=Identity(*parts) if parts else None,
                            worktrees_root=Path(cfg.worktrees_root).expanduser() if cfg.worktrees_root else None)
     return GitWork(TrackGit(repo, track_id, settings), cfg, tracks_dir)
 

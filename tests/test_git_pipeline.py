@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conductor.config import Config
 from conductor.engine import Retry
 from conductor.events import Notice
@@ -249,5 +251,21 @@ def test_a_worker_cannot_reach_the_persons_checkout_from_its_worktree(tmp_path: 
         assert len(results) == len(reach) and not any(r.ok for r in results), [r.to_json() for r in results]
         assert not (repo / "evil.txt").exists() and not (tmp_path / "tracks" / "evil.txt").exists()
         assert person_state(repo) == before
+    finally:
+        session.shutdown()
+
+
+def test_the_commit_author_is_a_setting_and_a_bad_one_is_refused_by_key(tmp_path: Path) -> None:
+    """[git] author names who authors the conductor's commits and merges; a malformed value names the key."""
+    from conductor.errors import ConfigError
+    with pytest.raises(ConfigError, match="git.author"):
+        Config().updated({"git": {"author": "no email here"}})
+    repo = make_repo(tmp_path)
+    cfg = git_cfg(tmp_path).updated({"git": {"author": "Release Bot <bot@example.org>"}})
+    session, tid = run(repo, tmp_path, ScriptedProvider(latency_s=0.002), cfg)
+    try:
+        branch = f"conductor/{tid}"
+        authors = set(sh_git(repo, "log", "--format=%an <%ae>", f"HEAD..{branch}").split("\n")) - {""}
+        assert authors == {"Release Bot <bot@example.org>"}
     finally:
         session.shutdown()
