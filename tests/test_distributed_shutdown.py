@@ -100,3 +100,36 @@ def test_sigterm_mid_model_call_gives_the_attempt_back_and_exits_at_once(
         if w2 is not None:
             w2.stop()
         client.close()
+
+
+def test_attempt_reassigned_onto_the_worker_still_running_it_completes_once(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The only worker stops answering (SIGSTOP) long enough to be offline, so its attempt is reassigned — onto
+    itself, once it runs again, while its older dispatch of the same attempt is still running there. Both want
+    the attempt's one branch and worktree: the older must stop and clean up before the newer starts."""
+    import redis
+
+    cfg = dist_config(tmp_path)
+    desk, repo = desk_factory(redis_server.url, cfg, 2)
+    keys = Keys(cfg.distributed.namespace)
+    client = redis.Redis.from_url(redis_server.url)
+    w = WorkerProcess(redis_server.url, "only", tmp_path, namespace=cfg.distributed.namespace, threads=3,
+                      latency=0.5, chunk_delay=0.05)
+    try:
+        (track_id,) = desk.session.plan_epic("Build two files").wait(timeout=30)
+        wait_for(lambda: bool(client.keys(keys.lease("*"))), timeout=60, what="the worker running an attempt")
+        w.signal(signal.SIGSTOP)
+        dispatcher = desk.dist.closers[1]
+        wait_for(lambda: dispatcher.reassigned, timeout=60, what="a reassignment")  # type: ignore[attr-defined]
+        w.signal(signal.SIGCONT)
+        desk.session.engines[track_id].join(timeout=120)
+        track = desk.session.engines[track_id].track
+        assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
+        assert all(t.attempts == 1 for t in track.tickets), [(t.id, t.attempts, t.failed_reason)
+                                                              for t in track.tickets]
+        assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1, "T2": 1}
+        out = w.output()
+        assert "index.lock" not in out and "was released" not in out, out[-3000:]
+    finally:
+        w.stop()
+        client.close()
