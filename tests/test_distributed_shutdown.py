@@ -74,12 +74,14 @@ def test_sigterm_mid_model_call_gives_the_attempt_back_and_exits_at_once(
         redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     import redis
 
-    cfg = dist_config(tmp_path)
+    # a beat long enough that a loaded machine never makes the worker look offline: the attempt must come back
+    # by the worker's word (Released), not by its lease running out
+    cfg = dist_config(tmp_path, beat=3.0)
     desk, repo = desk_factory(redis_server.url, cfg, 1)
     keys = Keys(cfg.distributed.namespace)
     client = redis.Redis.from_url(redis_server.url)
     slow = WorkerProcess(redis_server.url, "slow", tmp_path, namespace=cfg.distributed.namespace, threads=1,
-                         latency=30.0)  # every model call takes 30 s: the SIGTERM lands inside one
+                         latency=30.0, beat=3.0)  # every model call takes 30 s: the SIGTERM lands inside one
     w2 = None
     try:
         (track_id,) = desk.session.plan_epic("Build one file").wait(timeout=30)
@@ -87,7 +89,8 @@ def test_sigterm_mid_model_call_gives_the_attempt_back_and_exits_at_once(
         took = _terminate_timed(slow)
         assert took < PROMPT_EXIT_S, f"the worker took {took:.1f} s to stop:\n{slow.output()[-3000:]}"
         _clean_exit(slow)
-        w2 = WorkerProcess(redis_server.url, "w2", tmp_path, namespace=cfg.distributed.namespace, threads=1)
+        w2 = WorkerProcess(redis_server.url, "w2", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                           beat=3.0)
         desk.session.engines[track_id].join(timeout=90)
         track = desk.session.engines[track_id].track
         assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]

@@ -318,8 +318,11 @@ class WorkerRuntime:
         checks = replies[2 + 2 * len(running):]
         for i, r in enumerate(running.values()):
             cancelled, current = checks[2 * i], checks[2 * i + 1]
-            if cancelled or (current is not None and int(current) > r.message.dispatch):
-                r.cancel.set()  # cancelled by the person, or reassigned while this worker was silent
+            if current is not None and int(current) > r.message.dispatch:
+                r.superseded = True  # reassigned while this worker was silent: its worktree is dropped, not kept
+                r.cancel.set()
+            elif cancelled:
+                r.cancel.set()  # cancelled by the person
 
     # -- one message -----------------------------------------------------------------------------------------
 
@@ -376,6 +379,9 @@ class WorkerRuntime:
             older.superseded = True
             older.cancel.set()
             older.ended.wait()
+        if self._stopping.is_set():  # the stop began after the check above but missed this one: give it back
+            running.released = True
+            running.cancel.set()
         chan = RequestChannel(self.publisher, rid, msg.trace_id, d, self.name)
         try:
             chan.send(Started(self.name))
