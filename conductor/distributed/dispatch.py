@@ -46,6 +46,7 @@ from conductor.distributed.wire import (
     Forwarded,
     Journalled,
     Parked,
+    Released,
     RemoteError,
     Reviewing,
     Started,
@@ -319,6 +320,13 @@ class Dispatcher:
             case Parked(call_id=call_id):
                 if current:
                     self._parked(out, call_id)
+            case Released(reason=reason):
+                if current:  # given back undone by a stopping worker: queue it again now, no loss counted
+                    with self._lock:  # dispatch 0 until sent again: the watcher must not take it for a loss
+                        out.started, out.dispatch = False, 0
+                    log.info("%s dispatch %d released by %s (%s); dispatching it again", out.rid, ev.dispatch,
+                             ev.worker, reason)
+                    self._todo.put((out, None))  # from the start, as a reassignment (a resume's saved state is gone)
             case DeadLettered(reason=reason):
                 if current or ev.dispatch == 0:
                     with self._lock:

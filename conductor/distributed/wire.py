@@ -125,7 +125,8 @@ def is_forwarded(event: Event) -> bool:
     return event.kind in _FORWARDED
 
 
-BusKind = Literal["started", "event", "record", "approval", "review", "result", "parked", "dead", "rejected"]
+BusKind = Literal["started", "event", "record", "approval", "review", "result", "parked", "dead", "rejected",
+                  "released"]
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,16 @@ class DeadLettered:
     reason: str
 
 
-Payload: TypeAlias = Started | Forwarded | Journalled | AskApproval | Reviewing | Finished | Parked | DeadLettered
+@dataclass(frozen=True)
+class Released:
+    """The worker stopped (SIGTERM) mid-attempt and gave the dispatch back undone: the desktop dispatches it
+    again at once (not a lost worker: no reassignment is counted)."""
+
+    reason: str
+
+
+Payload: TypeAlias = (Started | Forwarded | Journalled | AskApproval | Reviewing | Finished | Parked | DeadLettered
+                      | Released)
 
 
 @dataclass(frozen=True)
@@ -209,6 +219,8 @@ def encode(ev: BusEvent) -> str:
             kind, body = "parked", {"call_id": c}
         case DeadLettered(reason=r):
             kind, body = "dead", {"reason": r}
+        case Released(reason=r):
+            kind, body = "released", {"reason": r}
     return json.dumps({"rid": ev.request_id, "trace": ev.trace_id, "dispatch": ev.dispatch, "seq": ev.seq,
                        "worker": ev.worker, "kind": kind, "body": body}, ensure_ascii=False)
 
@@ -238,6 +250,8 @@ def decode(text: str) -> BusEvent:
             payload = Parked(str(body["call_id"]))
         elif kind == "dead":
             payload = DeadLettered(str(body["reason"]))
+        elif kind == "released":
+            payload = Released(str(body["reason"]))
         else:
             raise WireError(f"unknown event kind {kind!r}")
         return BusEvent(str(d["rid"]), str(d["trace"]), int(d["dispatch"]), int(d["seq"]), str(d["worker"]), payload)

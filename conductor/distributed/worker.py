@@ -57,6 +57,7 @@ from conductor.distributed.wire import (
     Forwarded,
     Journalled,
     Parked,
+    Released,
     Reviewing,
     Started,
     WireError,
@@ -137,6 +138,13 @@ class _Running:
     cancel: threading.Event = field(default_factory=threading.Event)
     acquired: float = field(default_factory=time.time)
     parked: ApprovalRequest | None = None
+    waiting: ApprovalRequest | None = None
+    """The approval the attempt waits on now (a shutdown parks it on this one)."""
+    released: bool = False
+    """Cancelled by this worker's shutdown: given back undone (`Released`), never reported as failed."""
+    superseded: bool = False
+    """A newer dispatch of the same request came to this process (it was reassigned): this one stops first."""
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 class _ForwardingEvents(EventQueue):
@@ -215,6 +223,9 @@ class WorkerRuntime:
         self.done = 0
         self.started = time.time()
         self._stop = threading.Event()
+        self._stopping = threading.Event()
+        """Set first on shutdown: messages handed over from now on go back to the queue untouched."""
+        self._waiters: set[threading.Thread] = set()
         self.publisher = EventPublisher(self.client, self.keys.events, stopped=self._stop.is_set)
         self._claim = self.client.register_script(_CLAIM)
         self._refresh = self.client.register_script(_REFRESH)
@@ -242,11 +253,29 @@ class WorkerRuntime:
         self.dramatiq = worker
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop promptly, losing nothing: an attempt waiting on a person is parked (its answer resumes it on any
+        worker), any other running attempt is cancelled and given back to the desktop (`Released`: dispatched
+        again at once), a message handed over meanwhile is re-queued. Threads that use the bus end before it
+        is closed (by the caller)."""
+        self._stopping.set()
+        with self._lock:
+            running = list(self.current.values())
+        for r in running:
+            waiting = r.waiting
+            if waiting is not None:
+                r.parked = waiting
+            else:
+                r.released = True
+            r.cancel.set()
         if self.dramatiq is not None:
             self.dramatiq.stop(timeout=int(timeout_s * 1000))
         self._stop.set()
         if self._beats is not None:
             self._beats.join()
+        with self._lock:
+            waiters = list(self._waiters)
+        for t in waiters:  # approval waits end on their attempt's cancel (a BLPOP returns within a second)
+            t.join()
         self.publisher.close()
         try:
             self.client.zrem(self.keys.workers, self.name)
@@ -289,8 +318,11 @@ class WorkerRuntime:
         checks = replies[2 + 2 * len(running):]
         for i, r in enumerate(running.values()):
             cancelled, current = checks[2 * i], checks[2 * i + 1]
-            if cancelled or (current is not None and int(current) > r.message.dispatch):
-                r.cancel.set()  # cancelled by the person, or reassigned while this worker was silent
+            if current is not None and int(current) > r.message.dispatch:
+                r.superseded = True  # reassigned while this worker was silent: its worktree is dropped, not kept
+                r.cancel.set()
+            elif cancelled:
+                r.cancel.set()  # cancelled by the person
 
     # -- one message -----------------------------------------------------------------------------------------
 
@@ -314,6 +346,9 @@ class WorkerRuntime:
         if current is not None and int(current) > d:
             log.info("dropping %s dispatch %d: reassigned as dispatch %s", rid, d, int(current))
             return
+        if self._stopping.is_set():  # handed over while this worker stops: back to the queue, not counted
+            self._requeue(body)
+            return
         n = int(self._retry(lambda: self.client.incr(self.keys.deliveries(rid))))
         self._retry(lambda: self.client.expire(self.keys.deliveries(rid), KEEP_S))
         limit = msg.config.distributed.max_deliveries
@@ -334,17 +369,30 @@ class WorkerRuntime:
         log.info("running %s dispatch %d (delivery %d)", rid, d, n)
         running = _Running(msg, acquired=now)
         with self._lock:
+            older = self.current.get(rid)
             self.current[rid] = running
+        if older is not None:
+            # reassigned onto this same worker while its older dispatch still runs here (this worker looked
+            # offline): both would use the attempt's one branch and worktree ("index.lock: File exists",
+            # "worktree ... was released"). The older one stops and cleans up first.
+            log.info("%s dispatch %d: stopping its older dispatch %d here first", rid, d, older.message.dispatch)
+            older.superseded = True
+            older.cancel.set()
+            older.ended.wait()
+        if self._stopping.is_set():  # the stop began after the check above but missed this one: give it back
+            running.released = True
+            running.cancel.set()
         chan = RequestChannel(self.publisher, rid, msg.trace_id, d, self.name)
         try:
             chan.send(Started(self.name))
             try:
-                outcome: Finished | Parked = self._run(msg, chan, running)
+                outcome: Finished | Parked | Released = self._run(msg, chan, running)
             except ParkRequested:
                 assert running.parked is not None
                 outcome = Parked(running.parked.id)
             except BaseException as exc:  # noqa: BLE001 — every failure is the attempt's result, for the engine
-                outcome = Finished(None, None, None, type(exc).__name__, redact.text(str(exc)))
+                outcome = (Released(f"the worker stopped ({type(exc).__name__})") if running.released else
+                           Finished(None, None, None, type(exc).__name__, redact.text(str(exc))))
             chan.send(outcome, wait=True)  # written before Dramatiq acks the message
             log.info("%s dispatch %d: %s", rid, d, outcome)
             if isinstance(outcome, Finished):
@@ -352,12 +400,20 @@ class WorkerRuntime:
                 self._retry(lambda: self.client.set(self.keys.result(rid, d), result, nx=True, ex=KEEP_S))
         finally:
             with self._lock:
-                self.current.pop(rid, None)
+                if self.current.get(rid) is running:
+                    del self.current[rid]
                 self.done += 1
             try:
                 self._release(keys=[self.keys.lease(rid), self.keys.leases], args=[d, rid])
             except (OSError, redis_errors()):
                 pass  # the lease expires on its own
+            running.ended.set()
+
+    def _requeue(self, body: str) -> None:
+        import dramatiq
+
+        self._retry(lambda: self.bus.broker.enqueue(dramatiq.Message(
+            queue_name=self.queue, actor_name=ACTOR, args=(body,), kwargs={}, options={})))
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """`fn()`, retried while Redis is unreachable (a restart): the actor must not fail a message for that,
@@ -463,10 +519,13 @@ class WorkerRuntime:
             res = run_attempt(bench, msg.track, msg.ticket, msg.model, prov=prov, cancel=running.cancel,
                               on_review=lambda: chan.send(Reviewing()), resolve_from=msg.resolve_from)
         except Cancelled:
-            if running.parked is None:
-                raise
-            self._park(msg, running.parked, journal_path, git, key)
-            raise ParkRequested(f"parked on approval {running.parked.id}") from None
+            if running.parked is not None:
+                self._park(msg, running.parked, journal_path, git, key)
+                raise ParkRequested(f"parked on approval {running.parked.id}") from None
+            if running.released or running.superseded:  # run again from the start (here or elsewhere)
+                self._discard(git, key)
+                journal_path.unlink(missing_ok=True)
+            raise
         branch = tg.attempt_branch(key)
         if res.commit is not None:
             self.clones.push_result(msg.git_remote, res.commit, branch, dispatch_ref(msg.request_id, msg.dispatch))
@@ -478,10 +537,22 @@ class WorkerRuntime:
     def _ask(self, req: ApprovalRequest, chan: RequestChannel, abroker: ApprovalBroker, running: _Running,
              cfg: Config) -> None:
         chan.send(AskApproval(req), wait=True)
-        threading.Thread(target=self._await_answer, args=(req, abroker, running, cfg.distributed.approval_wait_s),
-                         name=f"conductor-approval-{req.id[:16]}", daemon=True).start()
+        t = threading.Thread(target=self._await_answer, args=(req, abroker, running, cfg.distributed.approval_wait_s),
+                             name=f"conductor-approval-{req.id[:16]}", daemon=True)
+        with self._lock:
+            self._waiters.add(t)
+        t.start()
 
     def _await_answer(self, req: ApprovalRequest, abroker: ApprovalBroker, running: _Running, wait_s: float) -> None:
+        running.waiting = req
+        try:
+            self._answer_loop(req, abroker, running, wait_s)
+        finally:
+            running.waiting = None
+            with self._lock:
+                self._waiters.discard(threading.current_thread())
+
+    def _answer_loop(self, req: ApprovalRequest, abroker: ApprovalBroker, running: _Running, wait_s: float) -> None:
         import redis as redis_mod
 
         from conductor.errors import ApprovalError
@@ -539,6 +610,16 @@ class WorkerRuntime:
                  "diff": base64.b64encode(diff).decode(), "base": base, "request": req.to_json()}
         self._retry(lambda: self.client.set(self.keys.parked(msg.request_id), json.dumps(state), ex=KEEP_S))
         journal_path.unlink(missing_ok=True)
+
+    def _discard(self, git: GitWork, key: AttemptKey) -> None:
+        """Drop what an attempt given back left: its worktree (kept when dirty) and branch, so its next dispatch
+        in this process starts clean."""
+        tg = git.tg
+        entry = tg.attempt_entry(key)
+        if entry is not None:
+            with _SerialGitWork._worktrees:
+                tg.repo.run("worktree", "remove", "--force", "--force", str(entry.path), ok=(0, 128))
+        tg.repo.run("branch", "-D", tg.attempt_branch(key), ok=(0, 1))
 
     def _load_parked(self, msg: AttemptMessage, journal_path: Path, git: GitWork,
                      key: AttemptKey) -> ApprovalRequest | None:

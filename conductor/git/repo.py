@@ -7,6 +7,7 @@ it may offer `init_repository` (asked first: the conductor never creates a repos
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,21 @@ def _entry(block: dict[str, str]) -> WorktreeEntry:
                          prunable=block.get("prunable"))
 
 
+_WORKTREE_LOCKS: dict[str, threading.RLock] = {}
+_WORKTREE_LOCKS_GUARD = threading.Lock()
+
+
+def worktree_lock(common_dir: Path) -> threading.RLock:
+    """The lock every `git worktree` command on one repository runs under, in this process. git reads every
+    worktree's admin folder (`.git/worktrees/<id>/commondir`, gitdir, HEAD) in `worktree add` and `worktree list`,
+    and fails ("failed to read .git/worktrees/<id>/commondir") on one another thread's `worktree add` is half way
+    through making: several attempts starting at once on one repository raced there. Keyed by the shared .git
+    folder, so every Repository object (one per track) of one repository shares it."""
+    key = os.path.realpath(common_dir)
+    with _WORKTREE_LOCKS_GUARD:
+        return _WORKTREE_LOCKS.setdefault(key, threading.RLock())
+
+
 class Repository:
     """A non-bare repository with at least one commit. Use `open_repository` to get one."""
 
@@ -76,9 +92,14 @@ class Repository:
         """The .git folder shared by every worktree: objects, refs, worktree admin folders."""
         self.prefix = prefix
         """Where the workspace sits inside the repository ('' at the top, else 'sub/dir/')."""
+        self.worktree_lock = worktree_lock(common_dir)
+        """Held around every `git worktree` command (and a branch switch in a worktree, which reads them too)."""
 
     def run(self, *args: str, ok: tuple[int, ...] = (0,), stdin: bytes | None = None,
             env: dict[str, str] | None = None) -> str:
+        if args and args[0] == "worktree":
+            with self.worktree_lock:
+                return self.git.run(self.toplevel, *args, ok=ok, stdin=stdin, env=env).text
         return self.git.run(self.toplevel, *args, ok=ok, stdin=stdin, env=env).text
 
     def rev(self, ref: str) -> str | None:
@@ -113,7 +134,9 @@ class Repository:
                        cwd=self.toplevel, returncode=res.returncode, stderr=res.stderr)
 
     def worktrees(self) -> list[WorktreeEntry]:
-        return parse_worktree_list(self.git.run(self.toplevel, "worktree", "list", "--porcelain", "-z").stdout)
+        with self.worktree_lock:
+            out = self.git.run(self.toplevel, "worktree", "list", "--porcelain", "-z").stdout
+        return parse_worktree_list(out)
 
     def checked_out_at(self, branch: str) -> Path | None:
         """The worktree (the person's checkout included) that has `branch` checked out, if any."""

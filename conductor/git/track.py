@@ -235,8 +235,9 @@ class TrackGit:
         """Remove a worktree whose lock reason says a kill hit its `worktree add` or its removal: it holds no
         work (a fresh checkout, or a clean tree being deleted). git refuses to remove one whose .git file the
         kill left unwritten or already deleted, so the folder goes first, then the registration."""
-        res = self.repo.git.run(self.repo.toplevel, "worktree", "remove", "--force", "--force", str(path),
-                                ok=(0, 128))
+        with self.repo.worktree_lock:
+            res = self.repo.git.run(self.repo.toplevel, "worktree", "remove", "--force", "--force", str(path),
+                                    ok=(0, 128))
         if res.returncode == 0:
             return
         if not is_within(path, self.root):
@@ -303,7 +304,8 @@ class TrackGit:
             if path is not None:
                 self._set_lock(path, f"{LOCK_SWITCHING} {key.text}")
         if path is not None:
-            self.repo.git.run(path, "checkout", "--quiet", "--no-guess", branch, "--")
+            with self.repo.worktree_lock:  # git checks every worktree's HEAD for the branch: none half made
+                self.repo.git.run(path, "checkout", "--quiet", "--no-guess", branch, "--")
         else:
             path = self.attempt_path(key)
             if path.exists():
