@@ -18,6 +18,7 @@ wait for the workers (executor shutdown) → journal and snapshot the final stat
 
 from __future__ import annotations
 
+import errno
 import functools
 import queue
 import threading
@@ -240,7 +241,9 @@ class _Committer:
         """Wait until every batch handed over so far is written (or refused)."""
         done = threading.Event()
         self._queue.put(done)
-        done.wait()
+        while not done.wait(0.5):
+            if not self._thread.is_alive():  # it died (a bug): never wait forever for it
+                raise OSError(errno.EIO, "the journal's committer thread stopped; later records may be unwritten")
 
     def close(self) -> None:
         self._queue.put(None)
@@ -589,7 +592,10 @@ class Engine:
                     _Progress(t.id, attempt, TicketStatus.REVIEW)),
                 on_done=lambda res: self._inbox.put(_outcome(t.id, attempt, res))))
             return
-        self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve, bench)
+        try:
+            self._pool.submit(self._worker_job, t, attempt, model, cancel, resolve, bench)
+        except RuntimeError:  # the run stopped (a crash, a shutdown) between this batch's commit and its start
+            self._inbox.put(_outcome(t.id, attempt, Cancelled("the run stopped before this attempt started")))
 
     def _settled(self) -> bool:
         if self._active:

@@ -293,3 +293,34 @@ def test_critical_path_first_beats_readiness_order_on_a_wide_dag() -> None:
     started = time.perf_counter()
     dag.ReadyTracker(_random_dag(5000, seed=1))
     assert time.perf_counter() - started < 5  # built in O(tickets + edges)
+
+
+@pytest.mark.timeout(60)
+def test_a_committer_that_died_makes_its_barrier_fail_instead_of_waiting_forever(tmp_path: Path) -> None:
+    """CI caught an engine that never settled: a launch submitted to a pool already shut down (the run had just
+    crashed) killed the committer thread, and the engine's next barrier waited for it forever."""
+    journal = Journal(tmp_path / "events.jsonl")
+
+    def submit(*_launch: object) -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    committer = _Committer(journal, lambda ev: None, submit, lambda rec: Provenance(), lambda exc: None,
+                           name="test-committer")
+    committer.commit(([track_update(status=TrackStatus.RUNNING)], [("launch",)], []))  # type: ignore[list-item]
+    with pytest.raises(OSError, match="committer thread stopped"):
+        committer.barrier()
+    journal.close()
+
+
+def test_an_attempt_submitted_after_the_pool_shut_down_comes_back_cancelled(tmp_path: Path) -> None:
+    """The other half: the engine's submit never raises into the committer; the attempt is reported cancelled."""
+    eng, track, store, _events = _run(tmp_path, [Ticket(id="T1", title="t")], workers=1)
+    try:
+        eng._pool.shutdown(wait=True)
+        t = track.ticket("T1")
+        eng._submit(t, 2, "m", threading.Event(), None, eng._bench)
+        out = eng._inbox.get(timeout=5)
+        assert out.ticket_id == "T1" and out.attempt == 2 and isinstance(out.error, Exception)  # type: ignore[union-attr]
+        assert "before this attempt started" in str(out.error)  # type: ignore[union-attr]
+    finally:
+        store.close()
