@@ -55,3 +55,5 @@ def test_the_readme_lists_every_shortcut() -> None:
 def test_the_approval_dialog_hint_line_comes_from_the_table() -> None:
     hint = keymap.shortcut_hint("approval")
     assert hint.split("   ·   ")[:3] == ["A approve", "R reject", "E edit"] and "Esc snooze" in hint
+    assert "Shift+A always allow" in hint and "always allow" not in keymap.shortcut_hint("approval", "plan"), \
+        "a plan, tickets or spawn approval does not offer what only a tool approval answers"

@@ -144,10 +144,16 @@ def check_unique() -> list[str]:
     return problems
 
 
-def shortcut_hint(scope: Scope) -> str:
-    """One line of the shortcuts live in `scope` (the approval dialogs' footer), straight from the keymap."""
+TOOL_ONLY = frozenset({"always"})
+"""Shortcuts that only a tool approval answers (only an exact command can be always allowed)."""
+
+
+def shortcut_hint(scope: Scope, kind: str = "tool") -> str:
+    """One line of the shortcuts live in `scope` (the approval dialogs' footer), straight from the keymap; a
+    dialog of another `kind` than a tool approval leaves out what only a tool approval answers."""
     short = {"always": "always allow",
              "close": "snooze", "next_approval": "next", "prev_approval": "previous", "help": "all shortcuts"}
     parts = [f"{b.keys_label()} {short.get(b.action, b.action)}"
-             for b in KEYMAP if b.keys and (b.scope == scope or b.action in short)]
+             for b in KEYMAP if b.keys and (b.scope == scope or b.action in short)
+             and (kind == "tool" or b.action not in TOOL_ONLY)]
     return "   ·   ".join(parts)

@@ -77,7 +77,7 @@ class ApprovalDialog(Generic[PayloadT]):
                 ok = dpg.add_button(label=f"{self.approve_label}  [A]", tag=self.part("approve"), width=px(230),
                                     callback=safe(self._approve))
                 dpg.bind_item_theme(ok, self.themes.approve)
-            dpg.add_text(shortcut_hint("approval"), tag=self.part("keys"), color=DIM, wrap=0)
+            dpg.add_text(shortcut_hint("approval", self.kind), tag=self.part("keys"), color=DIM, wrap=0)
 
     # ---------------- opening and closing
 
