@@ -185,12 +185,17 @@ def open_git_work(workspace: Path, track_id: str, cfg: GitConfig, tracks_dir: Pa
         return NoGit("the workspace is not a git repository (or has no commit yet)", can_init=exc.can_init)
     except GitError as exc:
         return NoGit(f"git cannot be used in the workspace ({exc})")
-    naming = BranchNaming(track=cfg.track_branch, ticket=cfg.ticket_branch)
+    root = Path(cfg.worktrees_root).expanduser() if cfg.worktrees_root else None
+    return GitWork(TrackGit(repo, track_id, git_settings(cfg, root)), cfg, tracks_dir)
+
+
+def git_settings(cfg: GitConfig, worktrees_root: Path | None) -> GitSettings:
+    """The git layer's settings from `[git]` (branch names, merge strategy, commit author), with the worktrees
+    under `worktrees_root` (None: the user's state folder)."""
     parts = author_parts(cfg.author) if cfg.author else None
-    settings = GitSettings(naming=naming, merge_strategy=cfg.merge_strategy,
-                           author=Identity(*parts) if parts else None,
-                           worktrees_root=Path(cfg.worktrees_root).expanduser() if cfg.worktrees_root else None)
-    return GitWork(TrackGit(repo, track_id, settings), cfg, tracks_dir)
+    return GitSettings(naming=BranchNaming(track=cfg.track_branch, ticket=cfg.ticket_branch),
+                       merge_strategy=cfg.merge_strategy, author=Identity(*parts) if parts else None,
+                       worktrees_root=worktrees_root)
 
 
 def journalled_attempts(track_id: str, records: Sequence[Record]) -> list[JournalledAttempt]:

@@ -69,14 +69,10 @@ from conductor.errors import Cancelled
 from conductor.events import E, EventQueue, Provenance
 from conductor.git import (
     AttemptKey,
-    AttemptWorktree,
-    BranchNaming,
-    GitSettings,
-    RemoveResult,
     TrackGit,
     open_repository,
 )
-from conductor.gitwork import GitWork
+from conductor.gitwork import GitWork, git_settings
 from conductor.limits import ModelLimits
 from conductor.providers.base import Provider
 from conductor.records import GitAttemptCommitted, GitAttemptStarted, Record
@@ -175,22 +171,6 @@ class _ForwardingJournal(Journal):
             if not isinstance(rec, GitAttemptStarted | GitAttemptCommitted):
                 self._chan.send(Journalled(rec))
         return entries
-
-
-class _SerialGitWork(GitWork):
-    """Worktree creation and removal one at a time in this process: `git worktree list` run while another
-    thread's `git worktree add` is half done fails ("failed to read .git/worktrees/…/commondir"), seen with
-    several attempts of one track starting at once on a worker."""
-
-    _worktrees = threading.Lock()
-
-    def begin(self, ticket: str, attempt: int, *, start_point: str | None = None) -> AttemptWorktree:
-        with self._worktrees:
-            return super().begin(ticket, attempt, start_point=start_point)
-
-    def release(self, wt: AttemptWorktree, *, force: bool = False) -> RemoveResult:
-        with self._worktrees:
-            return super().release(wt, force=force)
 
 
 def _safe(text: str) -> str:
@@ -478,11 +458,8 @@ class WorkerRuntime:
         with self._lock:
             git = self._gits.get(key)
             if git is None:
-                naming = BranchNaming(track=cfg.git.track_branch, ticket=cfg.git.ticket_branch)
-                settings = GitSettings(naming=naming, merge_strategy=cfg.git.merge_strategy,
-                                       worktrees_root=self.workdir / "worktrees" / clone.name)
-                git = _SerialGitWork(TrackGit(open_repository(clone), track_id, settings), cfg.git,
-                                     self.workdir / "tracks")
+                settings = git_settings(cfg.git, self.workdir / "worktrees" / clone.name)
+                git = GitWork(TrackGit(open_repository(clone), track_id, settings), cfg.git, self.workdir / "tracks")
                 self._gits[key] = git
             return git
 
@@ -603,8 +580,7 @@ class WorkerRuntime:
         if entry is not None:
             tg.repo.git.run(entry.path, "add", "--all")
             diff = tg.repo.git.run(entry.path, "diff", "--cached", "--binary", base).stdout
-            with _SerialGitWork._worktrees:
-                tg.repo.run("worktree", "remove", "--force", str(entry.path))
+            tg.repo.run("worktree", "remove", "--force", str(entry.path))  # under the repository's worktree lock
         tg.repo.run("branch", "-D", tg.attempt_branch(key), ok=(0, 1))
         state = {"journal": journal_path.read_text("utf-8") if journal_path.exists() else "",
                  "diff": base64.b64encode(diff).decode(), "base": base, "request": req.to_json()}
@@ -617,8 +593,7 @@ class WorkerRuntime:
         tg = git.tg
         entry = tg.attempt_entry(key)
         if entry is not None:
-            with _SerialGitWork._worktrees:
-                tg.repo.run("worktree", "remove", "--force", "--force", str(entry.path), ok=(0, 128))
+            tg.repo.run("worktree", "remove", "--force", "--force", str(entry.path), ok=(0, 128))
         tg.repo.run("branch", "-D", tg.attempt_branch(key), ok=(0, 1))
 
     def _load_parked(self, msg: AttemptMessage, journal_path: Path, git: GitWork,
