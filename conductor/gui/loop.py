@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
 
+from conductor import gcfreeze
 from conductor.app import AppController
 from conductor.app.notifications import DesktopNotifier, attention
 from conductor.app.run_summary import RunSummaries
@@ -86,6 +87,8 @@ class GuiApp:
         self.title = title
         self.quit_requested = False
         self.frames = 0
+        self._frozen = False
+        """Holds one gcfreeze.freeze from show() until close()."""
         self.frame_ms: deque[float] = deque(maxlen=240)
         self._last_error = ""
         self.after_frame: list[Callable[[GuiApp, list[Event]], None]] = []
@@ -163,6 +166,9 @@ class GuiApp:
             dpg.set_viewport_height(gui.height)
         dpg.set_exit_callback(self.request_close)
         self._paint_background()
+        if not self._frozen:  # startup is done: full collections stop walking what it built (see gcfreeze)
+            gcfreeze.freeze()
+            self._frozen = True
         if self._probe is None and self.scale.source == "default":  # nothing said yet: ask the system
             self._probe = hidpi.ScaleProbe(os.environ)
 
@@ -341,4 +347,7 @@ class GuiApp:
         problems += self.c.shutdown(10.0, layout=layout)
         util.set_error_sink(None)
         _Process.release()
+        if self._frozen:
+            gcfreeze.thaw()
+            self._frozen = False
         return problems
