@@ -22,7 +22,7 @@ import threading
 import time
 import tomllib
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,11 +200,13 @@ class Journal:
         """Append one record; with `sync` it is on disk (fsynced) when this returns."""
         return self.append_many([rec], sync=sync)[0]
 
-    def append_many(self, recs: list[Record], *, sync: bool = True) -> list[JournalEntry]:
+    def append_many(self, recs: list[Record], *, sync: bool = True,
+                    before_sync: Callable[[], None] | None = None) -> list[JournalEntry]:
         """Append records as consecutive lines with one write(2) (and, with `sync`, one fsync).
 
         Records are serialised before the lock and fsynced after it: the lock covers only numbering and the
-        write, so one thread's fsync never holds another back."""
+        write, so one thread's fsync never holds another back. `before_sync` runs once the lines are written and
+        before the fsync (with `sync`): what it starts must not need them durable (see engine._Committer)."""
         if not recs:
             return []
         types = [record_type(type(r)) for r in recs]
@@ -235,6 +237,8 @@ class Journal:
                 if k is not None:
                     self._index[(entry.type, k)] = entry
         if sync:
+            if before_sync is not None:
+                before_sync()
             self._fsync(fd, start, start + len(blob), entries)
         return entries
 

@@ -165,8 +165,9 @@ class _ForwardingJournal(Journal):
         super().__init__(path)
         self._chan = chan
 
-    def append_many(self, recs: list[Record], *, sync: bool = True) -> list[JournalEntry]:
-        entries = super().append_many(recs, sync=sync)
+    def append_many(self, recs: list[Record], *, sync: bool = True,
+                    before_sync: Callable[[], None] | None = None) -> list[JournalEntry]:
+        entries = super().append_many(recs, sync=sync, before_sync=before_sync)
         for rec in recs:
             if not isinstance(rec, GitAttemptStarted | GitAttemptCommitted):
                 self._chan.send(Journalled(rec))

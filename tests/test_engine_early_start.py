@@ -1,0 +1,149 @@
+"""Issue 8: an attempt without git starts as soon as its `running` line is written, while the committer's fsync
+is still under way (the fsync was a third of the time from one attempt's end to the next one's start at
+1,000 tickets / 8 workers). An attempt with git still waits for the fsync (it acts on git before it journals
+anything of its own), and a fsync that fails after an early start stops the run and cancels the attempt, with
+nothing of the batch published."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conductor import store as store_mod
+from conductor.approvals import ApprovalBroker
+from conductor.config import Config
+from conductor.engine import Engine, EngineDeps
+from conductor.events import ErrorRaised, EventQueue, RecordApplied
+from conductor.model import Ticket, TicketStatus, Track, TrackStatus
+from conductor.providers.base import ProviderRequest
+from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
+from conductor.records import TicketUpdated
+from conductor.session import Session
+from conductor.store import Journal, TrackStore
+from conductor.tiers.call import CallDeps
+from conductor.tools.base import Toolbox
+from conductor.usage import PriceTable, UsageLedger
+from tests.git_support import make_repo
+
+PASS = Reply(text='{"verdict":"pass","hint":""}')
+
+
+class CommitterFsync:
+    """os.fsync, except that the engine committer's fsyncs wait for `gate` (or fail, with `fail`)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail
+        self._real = os.fsync
+
+    def __call__(self, fd: int) -> None:
+        if threading.current_thread().name.startswith("conductor-journal-") and not self.gate.is_set():
+            self.entered.set()
+            if self.fail:
+                raise OSError(errno.EIO, "Input/output error (injected)")
+            self.gate.wait(30)
+        self._real(fd)
+
+
+@pytest.fixture
+def committer_fsync(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitterFsync]:
+    gated = CommitterFsync()
+    monkeypatch.setattr(store_mod.os, "fsync", gated)
+    yield gated
+    gated.gate.set()  # never leave a committer waiting
+
+
+def tier3_started(latency_s: float | None = None) -> tuple[threading.Event, ScriptedProvider]:
+    called = threading.Event()
+
+    def worker(req: ProviderRequest, n: int) -> Reply:
+        called.set()
+        return Reply(text="done", latency_s=latency_s)
+    return called, ScriptedProvider({3: worker, 4: [PASS]})
+
+
+def engine_on(tmp: Path, provider: ScriptedProvider) -> tuple[Engine, TrackStore, EventQueue, Journal]:
+    cfg = Config()
+    events = EventQueue()
+    call = CallDeps(provider=provider, events=events, ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg)
+    track = Track(id="early", title="early start", goal="start before the fsync", status=TrackStatus.READY,
+                  tickets=[Ticket(id="T1", title="the one ticket")])
+    store = TrackStore(tmp / "tracks")
+    journal = store.create_track(track)
+    deps = EngineDeps(cfg=cfg, call=call.with_(journal=journal), broker=ApprovalBroker(events), workspace=tmp,
+                      toolbox=Toolbox([]), store=store)
+    return Engine(track, deps, journal=journal), store, events, journal
+
+
+def running_lines(journal_path: Path) -> list[TicketUpdated]:
+    return [r for r in Journal(journal_path).records()
+            if isinstance(r, TicketUpdated) and r.fields.status == TicketStatus.RUNNING]
+
+
+def test_without_git_the_attempt_starts_while_its_running_line_is_being_fsynced(
+        tmp_path: Path, committer_fsync: CommitterFsync) -> None:
+    called, provider = tier3_started()
+    engine, store, events, journal = engine_on(tmp_path, provider)
+    engine.start()
+    try:
+        assert committer_fsync.entered.wait(10), "the committer never reached its fsync"
+        assert called.wait(10), "the attempt waited for the fsync of its running line"
+        assert committer_fsync.entered.is_set() and not committer_fsync.gate.is_set()
+        assert running_lines(journal.path), "the attempt started before its running line was even written"
+        assert not [e for e in events.drain(10_000) if isinstance(e, RecordApplied)], \
+            "a record was published before the fsync acknowledged it"
+    finally:
+        committer_fsync.gate.set()
+    track = engine.join(30)
+    store.close()
+    assert [t.status for t in track.tickets] == [TicketStatus.DONE]
+
+
+def test_a_failed_fsync_after_an_early_start_stops_the_run_and_cancels_the_attempt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing = CommitterFsync(fail=True)
+    monkeypatch.setattr(store_mod.os, "fsync", failing)
+    called, provider = tier3_started(latency_s=60.0)  # still waiting for its model when the fsync fails
+    engine, store, events, journal = engine_on(tmp_path, provider)
+    engine.start()
+    with pytest.raises(RuntimeError, match="crashed"):
+        engine.join(20)  # within 20 s: the 60 s model call was cancelled, not waited for
+    failing.gate.set()
+    store.close()
+    posted = events.drain(10_000)
+    assert not [e for e in posted if isinstance(e, RecordApplied)], "a refused batch was published"
+    fatal = [e for e in posted if isinstance(e, ErrorRaised) and e.fatal]
+    assert fatal and "refused a write" in fatal[0].message
+    assert not running_lines(journal.path), "the unacknowledged running line outlived its failed fsync"
+    assert not provider.sent, "the attempt was not cancelled: its model call ran to the end"
+
+
+def test_with_git_the_attempt_still_waits_for_the_fsync(tmp_path: Path, committer_fsync: CommitterFsync) -> None:
+    repo = make_repo(tmp_path)
+    called = threading.Event()
+
+    def respond(req: ProviderRequest, n: int) -> Reply:
+        if req.tier == 3:
+            called.set()
+        return demo_reply(req, n)
+    cfg = Config().updated({"git": {"worktrees_root": str(tmp_path / "worktrees")}})
+    session = Session(cfg, workspace=repo, tracks_dir=tmp_path / "tracks", provider=ScriptedProvider(fallback=respond),
+                      linger=False)
+    session.broker.auto_approve({"plan", "tickets", "spawn", "tool"})
+    try:
+        (track_id,) = session.plan_epic("Add OAuth login to the app").wait(timeout=20)
+        assert committer_fsync.entered.wait(20), "the committer never reached its fsync"
+        assert not called.wait(1.0), "an attempt in a git worktree started before its running line was durable"
+        committer_fsync.gate.set()
+        assert called.wait(20)
+        track = session.engines[track_id].join(timeout=60)
+        assert all(t.status == TicketStatus.DONE for t in track.tickets)
+    finally:
+        committer_fsync.gate.set()
+        session.shutdown()
