@@ -6,6 +6,9 @@ model call is given back undone and dispatched again at once. Each ticket ends d
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import signal
 import time
 from pathlib import Path
@@ -26,11 +29,27 @@ PROMPT_EXIT_S = 5.0
 """Dramatiq's own stop waited 30 s for an attempt that waits on a person; a stop must not wait for anyone."""
 
 
-def _terminate_timed(w: WorkerProcess) -> float:
+def _terminate_timed(w: WorkerProcess, *, thread: int | None = None) -> float:
     t0 = time.monotonic()
-    w.signal(signal.SIGTERM)
+    if thread is None:
+        w.signal(signal.SIGTERM)
+    else:  # to one thread: the kernel may hand a process's signal to any thread that does not block it
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(SYS_TGKILL, w.proc.pid, thread, signal.SIGTERM) == 0, ctypes.get_errno()
     w.proc.wait(timeout=60)
     return time.monotonic() - t0
+
+
+SYS_TGKILL = 234
+"""tgkill(2) on x86-64."""
+
+
+def _other_thread(pid: int) -> int:
+    """A thread of process `pid` that is not its main thread."""
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    others = [t for t in tids if t != pid]
+    assert others, f"process {pid} has one thread"
+    return others[-1]
 
 
 def _clean_exit(w: WorkerProcess) -> None:
@@ -135,4 +154,29 @@ def test_attempt_reassigned_onto_the_worker_still_running_it_completes_once(
         assert "index.lock" not in out and "was released" not in out, out[-3000:]
     finally:
         w.stop()
+        client.close()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="tgkill's syscall number is x86-64's")
+def test_sigterm_taken_by_another_thread_still_stops_the_worker_at_once(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The kernel may hand SIGTERM to any of the worker's threads. Python runs the handler on the main thread,
+    which must wake up to do so: asleep in an untimed wait it only did once the 30 s model call had ended (seen in
+    CI under load, where the signal landed on a busy thread)."""
+    import redis
+
+    cfg = dist_config(tmp_path, beat=3.0)
+    desk, _repo = desk_factory(redis_server.url, cfg, 1)
+    keys = Keys(cfg.distributed.namespace)
+    client = redis.Redis.from_url(redis_server.url)
+    slow = WorkerProcess(redis_server.url, "slow", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                         latency=30.0, beat=3.0)
+    try:
+        desk.session.plan_epic("Build one file").wait(timeout=30)
+        wait_for(lambda: bool(client.keys(keys.lease("*"))), timeout=60, what="the slow worker running the attempt")
+        took = _terminate_timed(slow, thread=_other_thread(slow.proc.pid))
+        assert took < PROMPT_EXIT_S, f"the worker took {took:.1f} s to stop:\n{slow.output()[-3000:]}"
+        _clean_exit(slow)
+    finally:
+        slow.stop()
         client.close()

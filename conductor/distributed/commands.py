@@ -83,7 +83,11 @@ def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
     runtime.start()
     print(f"worker {name}: {args.threads} thread(s) on queue {dcfg.queue!r} of {bus.shown} (namespace "
           f"{dcfg.namespace!r}); work folder {workdir}", flush=True)
-    stop.wait()
+    # A short timeout, not a bare wait(): a signal the kernel hands to another of this process's threads only
+    # flags the handler for the main thread, which runs it when it next runs Python, and a main thread asleep in an
+    # untimed lock wait never does. Seen: a SIGTERM acted on only after the attempt's 30 s model call had ended.
+    while not stop.wait(0.2):
+        pass
     print(f"worker {name}: stopping (running attempts finish first)", flush=True)
     import faulthandler
     faulthandler.dump_traceback_later(20, exit=False)  # a stop that hangs says where, on stderr
