@@ -228,8 +228,10 @@ class _Committer:
       fsync of this same file first, which makes every earlier line (its `running` line too) durable.
     The engine asks for it only without git: an attempt in a worktree (or on a remote worker) acts on git before it
     journals anything of its own. At 1,000 tickets / 8 workers the fsync was a third of the time from one attempt's
-    end to the next one's start. Should the fsync then fail, the run stops as before (`_CommitFailed`), which
-    cancels the attempts just started; their events and records were never published."""
+    end to the next one's start. Should the fsync then fail, the attempts just started are cancelled at once and
+    the run stops as before (`_CommitFailed`, or at the settling barrier); their events were never published.
+    An early attempt's own events (stream text, tool lines) may reach the event queue before the `RecordApplied`
+    of its `running` line: consumers start an attempt's pane on its first event, whichever it is."""
 
     def __init__(self, journal: Journal, post: Callable[[Event], object], submit: Callable[..., object],
                  prov: Callable[[Record], Provenance], failed: Callable[[OSError], None], name: str,
@@ -248,6 +250,10 @@ class _Committer:
     @property
     def failed(self) -> bool:
         return self._error is not None
+
+    @property
+    def error(self) -> OSError | None:
+        return self._error
 
     def barrier(self) -> None:
         """Wait until every batch handed over so far is written (or refused)."""
@@ -307,6 +313,10 @@ class _Committer:
                 entries = self.journal.append_many(records)
         except OSError as exc:
             self._error = exc
+            if started:  # they run already: stop them now, before the engine thread even hears of the failure
+                for _, launches, _ in batches:
+                    for launch in launches:
+                        launch[3].set()
             self._failed(exc)
             return
         seqs = iter([e.seq for e in entries])
@@ -361,6 +371,8 @@ class Engine:
         self._idle = threading.Event()
         self._exited = threading.Event()
         self._crash: BaseException | None = None
+        self._gc_held = False
+        """This run holds a gcfreeze freeze (while busy)."""
         self._dirty = False
         self.dispatch_log: list[tuple[str, float, float]] = []
         """(ticket id, start, end) per attempt, for tests and benchmarks (monotonic seconds)."""
@@ -397,15 +409,19 @@ class Engine:
     # ---------------- public API (any thread) ----------------
 
     def start(self) -> Engine:
-        # What is loaded now (the track, the app) lives through the run: full collections stop walking it, and
-        # stop stalling every worker (see gcfreeze). Thawed when the engine thread ends.
-        gcfreeze.freeze()
-        try:
-            self._thread.start()
-        except BaseException:
-            gcfreeze.thaw()
-            raise
+        self._thread.start()
         return self
+
+    def _gc_hold(self, busy: bool) -> None:
+        """While the run is busy, what is loaded (the track, the app) is frozen out of full collections, which
+        stopped every worker for ~170 ms in a 1,000-ticket run (see gcfreeze); released whenever it settles, so
+        the cycles it dropped are collected then, also in the GUI where the engine thread lingers."""
+        if busy != self._gc_held:
+            self._gc_held = busy
+            if busy:
+                gcfreeze.freeze()
+            else:
+                gcfreeze.thaw()
 
     def send(self, command: EngineCommand) -> None:
         self._inbox.put(command)
@@ -474,6 +490,7 @@ class Engine:
                                          name=f"conductor-journal-{self.track.id[:12]}",
                                          start_before_fsync=self.deps.git is None)
         try:
+            self._gc_hold(True)
             self._start_run()
             while True:
                 if self._cascade_due:
@@ -486,13 +503,16 @@ class Engine:
                 self._flush()
                 if settled:
                     self._snapshot(force=True)
+                    self._check_journal()
                     if self.deps.store is not None:
                         self.deps.store.flush_outputs()  # whoever joins reads complete output files
+                    self._gc_hold(False)
                     self._idle.set()
                     if not self.linger or self._stopping:
                         break
                 msg = self._inbox.get()
                 self._idle.clear()
+                self._gc_hold(True)
                 self._handle(msg)
                 while True:  # drain what else is waiting: one fsync for the whole batch
                     try:
@@ -529,9 +549,9 @@ class Engine:
             finally:
                 if self._committer is not None:
                     self._committer.close()
+                self._gc_hold(False)
                 self._idle.set()
                 self._exited.set()
-                gcfreeze.thaw()
 
     def _start_run(self) -> None:
         """Interrupted and cancelled tickets go back to ready and continue their attempt."""
@@ -642,6 +662,19 @@ class Engine:
             return True  # nothing will start until a resume
         return not self._ready
 
+    def _journal_refused(self, error: OSError) -> StoreError:
+        err = StoreError(f"the journal {self.journal.path if self.journal else ''} refused a write ({error}); the run "
+                         "stopped: no record after the last written one took effect, and attempts started meanwhile "
+                         "were cancelled; free space (or fix the disk) and resume")
+        err.__cause__ = error
+        return err
+
+    def _check_journal(self) -> None:
+        """A batch the committer could not write stops the run, also when it is found only at the settling barrier
+        (the `_CommitFailed` message behind it would never be read): a run never settles on refused records."""
+        if self._committer is not None and (error := self._committer.error) is not None:
+            raise self._journal_refused(error)
+
     def _finish_run(self) -> None:
         if self._idle.is_set():
             return
@@ -662,9 +695,7 @@ class Engine:
     def _handle(self, msg: EngineCommand | _WorkerDone | _Progress | _SpawnDecided | _CommitFailed) -> None:
         match msg:
             case _CommitFailed(error=error):
-                raise StoreError(f"the journal {self.journal.path if self.journal else ''} refused a write ({error}); "
-                                 "the run stopped and nothing after the last written record took effect; free "
-                                 "space (or fix the disk) and resume") from error
+                raise self._journal_refused(error)
             case _WorkerDone():
                 self._on_done(msg)
             case _Progress():
@@ -1137,6 +1168,8 @@ class Engine:
             self._flush()  # the snapshot must not include a record its journal does not have yet
         if self._committer is not None:
             self._committer.barrier()
+            if self._committer.failed:
+                return  # refused at the barrier: no snapshot ahead of the journal (the caller stops the run)
         if self.journal is not None:
             self.track.journal_seq = self.journal.last_seq
         self.deps.store.save_snapshot_later(self.track)  # written by the store's thread; close() waits for it

@@ -9,11 +9,11 @@ of frames (`bench/gui_stream.py --workers 256`: p99 frame 20 ms, 11 ms frozen). 
 passes stopped every worker for ~170 ms in all, 1.4% of the makespan (`bench/dag_makespan.py`).
 
 `gc.freeze()` moves every object tracked at that moment to a permanent generation that collections skip. While
-anything holds a freeze (the GUI from showing its window to its close, each engine run from start to end), what
+anything holds a freeze (the GUI from showing its window to its close, an engine while its run is busy), what
 survives a full collection is frozen too: it has proved long-lived. Frozen objects are still freed by
 reference counting; only a reference cycle among them would outlive its last use. So whenever a holder lets go
 and others remain, everything is thawed, collected once and frozen again (a run's discarded cycles are
-reclaimed when it ends: one full collection), and the last holder leaves nothing frozen.
+reclaimed when it settles: one full collection), and the last holder leaves nothing frozen.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def thaw() -> None:
         if _holders == 0:
             return
         _holders -= 1
-        gc.unfreeze()
-        if _holders == 0:
+        if _holders == 0:  # first, so a collection on another thread meanwhile cannot freeze with no holder left
             gc.callbacks.remove(_after_collection)
-        else:
+        gc.unfreeze()
+        if _holders:
             gc.collect()
             gc.freeze()
 

@@ -20,12 +20,14 @@ from conductor.config import Config
 from conductor.engine import Engine, EngineDeps
 from conductor.events import ErrorRaised, EventQueue, RecordApplied
 from conductor.model import Ticket, TicketStatus, Track, TrackStatus
+from conductor.messages import ToolCall
 from conductor.providers.base import ProviderRequest
 from conductor.providers.scripted import Reply, ScriptedProvider, demo_reply
 from conductor.records import TicketUpdated
 from conductor.session import Session
 from conductor.store import Journal, TrackStore
 from conductor.tiers.call import CallDeps
+from conductor.tools import workspace_toolbox
 from conductor.tools.base import Toolbox
 from conductor.usage import PriceTable, UsageLedger
 from tests.git_support import make_repo
@@ -68,7 +70,8 @@ def tier3_started(latency_s: float | None = None) -> tuple[threading.Event, Scri
     return called, ScriptedProvider({3: worker, 4: [PASS]})
 
 
-def engine_on(tmp: Path, provider: ScriptedProvider) -> tuple[Engine, TrackStore, EventQueue, Journal]:
+def engine_on(tmp: Path, provider: ScriptedProvider, *, tools: bool = False) -> tuple[Engine, TrackStore, EventQueue,
+                                                                                     Journal]:
     cfg = Config()
     events = EventQueue()
     call = CallDeps(provider=provider, events=events, ledger=UsageLedger(PriceTable(cfg.prices)), cfg=cfg)
@@ -76,8 +79,11 @@ def engine_on(tmp: Path, provider: ScriptedProvider) -> tuple[Engine, TrackStore
                   tickets=[Ticket(id="T1", title="the one ticket")])
     store = TrackStore(tmp / "tracks")
     journal = store.create_track(track)
-    deps = EngineDeps(cfg=cfg, call=call.with_(journal=journal), broker=ApprovalBroker(events), workspace=tmp,
-                      toolbox=Toolbox([]), store=store)
+    broker = ApprovalBroker(events)
+    broker.auto_approve({"tool"})
+    (tmp / "ws").mkdir(exist_ok=True)
+    deps = EngineDeps(cfg=cfg, call=call.with_(journal=journal), broker=broker, workspace=tmp / "ws",
+                      toolbox=workspace_toolbox(tmp / "ws") if tools else Toolbox([]), store=store)
     return Engine(track, deps, journal=journal), store, events, journal
 
 
@@ -147,3 +153,43 @@ def test_with_git_the_attempt_still_waits_for_the_fsync(tmp_path: Path, committe
     finally:
         committer_fsync.gate.set()
         session.shutdown()
+
+
+def test_a_fsync_that_fails_late_after_the_attempt_acted_never_lets_the_run_settle_as_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing disk is often slow to say so: here the attempt has written its file and finished before its
+    `running` line's fsync fails. The run must stop on the refused write, not settle as done."""
+    wrote, finished = threading.Event(), threading.Event()
+    real, on_done = os.fsync, Engine._on_done
+
+    def slow_eio(fd: int) -> None:
+        if threading.current_thread().name.startswith("conductor-journal-"):
+            finished.wait(20)  # fails only once the attempt acted and the engine took its result
+            raise OSError(errno.EIO, "Input/output error (injected, late)")
+        real(fd)
+
+    def done_then_tell(self: Engine, msg: object) -> None:
+        on_done(self, msg)  # type: ignore[arg-type]
+        finished.set()
+    monkeypatch.setattr(store_mod.os, "fsync", slow_eio)
+    monkeypatch.setattr(Engine, "_on_done", done_then_tell)
+
+    def worker(req: ProviderRequest, n: int) -> Reply:
+        if not any(m.role == "model" for m in req.messages):
+            return Reply(text="writing", tool_calls=(ToolCall("w1", "write_file", {"path": "out.txt", "content": "x"}),))
+        wrote.set()
+        return Reply(text="done")
+    engine, store, events, journal = engine_on(tmp_path, ScriptedProvider({3: worker, 4: [PASS]}), tools=True)
+    engine.start()
+    with pytest.raises(RuntimeError, match="crashed"):
+        engine.join(30)
+    store.close()
+    assert wrote.is_set() and finished.is_set(), "the scenario did not happen: the attempt never finished"
+    posted = events.drain(10_000)
+    fatal = [e for e in posted if isinstance(e, ErrorRaised) and e.fatal]
+    assert fatal and "refused a write" in fatal[0].message
+    done = [r for r in Journal(journal.path).records()
+            if isinstance(r, TicketUpdated) and r.fields.status == TicketStatus.DONE]
+    assert not done, "the journal says done on a run whose records were refused"
+    assert not [e for e in posted if isinstance(e, RecordApplied) and isinstance(e.record, TicketUpdated)
+                and e.record.fields.status == TicketStatus.DONE], "the screen was told the ticket is done"

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from helpers import wait_for
 
 from conductor import gcfreeze
 
@@ -19,7 +20,8 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def no_holders() -> Iterator[None]:
-    assert gcfreeze.holders() == 0
+    # an engine releases its hold before join() returns, and the GUI on close: none may be left from other tests
+    wait_for(lambda: gcfreeze.holders() == 0, timeout=10, what="no freeze held by an earlier test's app or engine")
     yield
     while gcfreeze.holders():
         gcfreeze.thaw()
@@ -59,3 +61,20 @@ def test_a_cycle_frozen_while_alive_is_reclaimed_when_a_holder_lets_go() -> None
     gcfreeze.thaw()  # the run ends; the GUI still holds
     assert gone() is None, "a dead cycle outlived the run that froze it"
     assert gc.get_freeze_count() > 0, "what still lives is frozen again"
+
+
+def test_the_last_thaw_removes_the_callback_before_unfreezing() -> None:
+    """Else a full collection on another thread in between would freeze everything with no holder left."""
+    gcfreeze.freeze()
+    seen: list[bool] = []
+    real_unfreeze = gc.unfreeze
+
+    def unfreeze() -> None:
+        seen.append(gcfreeze._after_collection in gc.callbacks)
+        real_unfreeze()
+    gc.unfreeze = unfreeze  # type: ignore[assignment]
+    try:
+        gcfreeze.thaw()
+    finally:
+        gc.unfreeze = real_unfreeze  # type: ignore[assignment]
+    assert seen == [False]
