@@ -1,9 +1,9 @@
 """Short full garbage collections in a long-running process: long-lived objects are frozen out of them.
 
-CPython's full (generation 2) collection walks every object the collector tracks. After the GUI starts, about a
-quarter of a million of them (modules, classes, pydantic schemas, Dear PyGui's wrappers, the loaded tracks) live
-until the window closes, and a run adds its journal's records, which live as long as the track is open; yet
-every full pass walked them all again. Short-lived objects (events, merged stream deltas) trigger a full pass
+CPython's full (generation 2) collection walks every object the collector tracks. After the GUI starts, some
+45,000 of them (module contents, classes, pydantic schemas, the loaded tracks) live until the window closes, and
+a run adds its journal's records, which live as long as the track is open; yet every full pass walked them all
+again. Short-lived objects (events, merged stream deltas) trigger a full pass
 often: with 256 workers streaming, 30 of them in 20 s, each stalling every thread for 20-35 ms: the slowest 1%
 of frames (`bench/gui_stream.py --workers 256`: p99 frame 20 ms, 11 ms frozen). In a 1,000-ticket run the full
 passes stopped every worker for ~170 ms in all, 1.4% of the makespan (`bench/dag_makespan.py`).
