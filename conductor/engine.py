@@ -414,7 +414,7 @@ class Engine:
 
     def _gc_hold(self, busy: bool) -> None:
         """While the run is busy, what is loaded (the track, the app) is frozen out of full collections, which
-        stopped every worker for ~170 ms in a 1,000-ticket run (see gcfreeze); released whenever it settles, so
+        stopped every worker for ~85 ms in a 1,000-ticket run (see gcfreeze); released whenever it settles, so
         the cycles it dropped are collected then, also in the GUI where the engine thread lingers."""
         if busy != self._gc_held:
             self._gc_held = busy

@@ -6,7 +6,7 @@ a run adds its journal's records, which live as long as the track is open; yet e
 again. Short-lived objects (events, merged stream deltas) trigger a full pass
 often: with 256 workers streaming, 30 of them in 20 s, each stalling every thread for 20-35 ms: the slowest 1%
 of frames (`bench/gui_stream.py --workers 256`: p99 frame 20 ms, 11 ms frozen). In a 1,000-ticket run the full
-passes stopped every worker for ~170 ms in all, 1.4% of the makespan (`bench/dag_makespan.py`).
+passes stopped every worker for ~85 ms in all, 0.7% of the makespan (`bench/dag_makespan.py`).
 
 `gc.freeze()` moves every object tracked at that moment to a permanent generation that collections skip. While
 anything holds a freeze (the GUI from showing its window to its close, an engine while its run is busy), what
