@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -78,10 +79,8 @@ class Histogram:
         return self.total / self.n if self.n else float("nan")
 
 
-def producer(events, track_id: str, ticket: str, rate: float, seconds: float, stop: threading.Event) -> None:
-    """Post `rate` deltas a second on a fixed schedule (a bench thread may wait; tests never do)."""
-    from conductor.events import Provenance, StreamDelta
-    prov = Provenance(track_id=track_id, ticket_id=ticket, tier=3, attempt=1)
+def ticks(rate: float, seconds: float, stop: threading.Event) -> Iterator[int]:
+    """0, 1, 2, ... at `rate` a second on a fixed schedule for `seconds` (a bench thread may wait; tests never do)."""
     start, n = time.perf_counter(), 0
     while not stop.is_set():
         due = start + n / rate
@@ -90,8 +89,16 @@ def producer(events, track_id: str, ticket: str, rate: float, seconds: float, st
         delay = due - time.perf_counter()
         if delay > 0 and stop.wait(delay):
             return
-        events.post(StreamDelta(prov=prov, stream_id=prov.stream_id, text=WORDS[n % len(WORDS)], ts=time.time()))
+        yield n
         n += 1
+
+
+def producer(events, track_id: str, ticket: str, rate: float, seconds: float, stop: threading.Event) -> None:
+    """One worker: `rate` deltas a second."""
+    from conductor.events import Provenance, StreamDelta
+    prov = Provenance(track_id=track_id, ticket_id=ticket, tier=3, attempt=1)
+    for n in ticks(rate, seconds, stop):
+        events.post(StreamDelta(prov=prov, stream_id=prov.stream_id, text=WORDS[n % len(WORDS)], ts=time.time()))
 
 
 LOCAL_WORKERS_MAX = 64
@@ -108,19 +115,11 @@ def ingest(events, track_id: str, workers: int, rate: float, seconds: float, sto
         prov = Provenance(track_id=track_id, ticket_id=f"W{i:02d}", tier=3, attempt=1)
         templates.append([wire.encode(wire.BusEvent(f"req-{i}", "bench", 1, 0, f"worker-{i % 8}", wire.Forwarded(
             StreamDelta(prov=prov, stream_id=prov.stream_id, text=word, ts=0.125)))) for word in WORDS])
-    start, n = time.perf_counter(), 0
-    while not stop.is_set():
-        due = start + n / rate
-        if due - start >= seconds:
-            return
-        delay = due - time.perf_counter()
-        if delay > 0 and stop.wait(delay):
-            return
+    for n in ticks(rate, seconds, stop):
         for words in templates:
             ev = wire.decode(words[n % len(WORDS)].replace('"ts": 0.125', f'"ts": {time.time()!r}', 1))
             assert isinstance(ev.payload, wire.Forwarded)
             events.post(ev.payload.event)
-        n += 1
 
 
 def build_app(workers: int):

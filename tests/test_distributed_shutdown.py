@@ -11,10 +11,15 @@ import os
 import platform
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from conductor.config import Config
 from conductor.distributed.schema import Keys
 from conductor.events import Notice
 from conductor.model import TicketStatus, TrackStatus
@@ -89,27 +94,48 @@ def test_sigterm_while_an_approval_waits_parks_it_and_exits_at_once(
             w2.stop()
 
 
-def test_sigterm_mid_model_call_gives_the_attempt_back_and_exits_at_once(
-        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+@dataclass
+class MidCall:
+    cfg: Config
+    desk: Any
+    repo: Path
+    client: Any
+    slow: WorkerProcess
+    track_id: str
+
+
+@contextmanager
+def slow_worker_mid_call(redis_url: str, tmp_path: Path, make_desk: Any) -> Iterator[MidCall]:
+    """One desktop, one epic, and a worker whose every model call takes 30 s, running the attempt: a SIGTERM now
+    lands inside a model call. The beat is long enough that a loaded machine never makes the worker look offline:
+    the attempt must come back by the worker's word (Released), not by its lease running out."""
     import redis
 
-    # a beat long enough that a loaded machine never makes the worker look offline: the attempt must come back
-    # by the worker's word (Released), not by its lease running out
     cfg = dist_config(tmp_path, beat=3.0)
-    desk, repo = desk_factory(redis_server.url, cfg, 1)
+    desk, repo = make_desk(redis_url, cfg, 1)
     keys = Keys(cfg.distributed.namespace)
-    client = redis.Redis.from_url(redis_server.url)
-    slow = WorkerProcess(redis_server.url, "slow", tmp_path, namespace=cfg.distributed.namespace, threads=1,
-                         latency=30.0, beat=3.0)  # every model call takes 30 s: the SIGTERM lands inside one
-    w2 = None
+    client = redis.Redis.from_url(redis_url)
+    slow = WorkerProcess(redis_url, "slow", tmp_path, namespace=cfg.distributed.namespace, threads=1,
+                         latency=30.0, beat=3.0)
     try:
         (track_id,) = desk.session.plan_epic("Build one file").wait(timeout=30)
         wait_for(lambda: bool(client.keys(keys.lease("*"))), timeout=60, what="the slow worker running the attempt")
+        yield MidCall(cfg, desk, repo, client, slow, track_id)
+    finally:
+        slow.stop()
+        client.close()
+
+
+def test_sigterm_mid_model_call_gives_the_attempt_back_and_exits_at_once(
+        redis_server: RedisServer, tmp_path: Path, desk_factory) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    with slow_worker_mid_call(redis_server.url, tmp_path, desk_factory) as m, ExitStack() as later:
+        cfg, desk, repo, slow, track_id = m.cfg, m.desk, m.repo, m.slow, m.track_id
         took = _terminate_timed(slow)
         assert took < PROMPT_EXIT_S, f"the worker took {took:.1f} s to stop:\n{slow.output()[-3000:]}"
         _clean_exit(slow)
         w2 = WorkerProcess(redis_server.url, "w2", tmp_path, namespace=cfg.distributed.namespace, threads=1,
                            beat=3.0)
+        later.callback(w2.stop)
         desk.session.engines[track_id].join(timeout=90)
         track = desk.session.engines[track_id].track
         assert track.status == TrackStatus.DONE, [(t.id, t.status, t.failed_reason) for t in track.tickets]
@@ -117,11 +143,6 @@ def test_sigterm_mid_model_call_gives_the_attempt_back_and_exits_at_once(
         assert merges_per_ticket(repo, f"conductor/{track_id}") == {"T1": 1}
         dispatcher = desk.dist.closers[1]
         assert not dispatcher.reassigned  # type: ignore[attr-defined]  # given back, not lost
-    finally:
-        slow.stop()
-        if w2 is not None:
-            w2.stop()
-        client.close()
 
 
 def test_attempt_reassigned_onto_the_worker_still_running_it_completes_once(
@@ -163,20 +184,7 @@ def test_sigterm_taken_by_another_thread_still_stops_the_worker_at_once(
     """The kernel may hand SIGTERM to any of the worker's threads. Python runs the handler on the main thread,
     which must wake up to do so: asleep in an untimed wait it only did once the 30 s model call had ended (seen in
     CI under load, where the signal landed on a busy thread)."""
-    import redis
-
-    cfg = dist_config(tmp_path, beat=3.0)
-    desk, _repo = desk_factory(redis_server.url, cfg, 1)
-    keys = Keys(cfg.distributed.namespace)
-    client = redis.Redis.from_url(redis_server.url)
-    slow = WorkerProcess(redis_server.url, "slow", tmp_path, namespace=cfg.distributed.namespace, threads=1,
-                         latency=30.0, beat=3.0)
-    try:
-        desk.session.plan_epic("Build one file").wait(timeout=30)
-        wait_for(lambda: bool(client.keys(keys.lease("*"))), timeout=60, what="the slow worker running the attempt")
-        took = _terminate_timed(slow, thread=_other_thread(slow.proc.pid))
-        assert took < PROMPT_EXIT_S, f"the worker took {took:.1f} s to stop:\n{slow.output()[-3000:]}"
-        _clean_exit(slow)
-    finally:
-        slow.stop()
-        client.close()
+    with slow_worker_mid_call(redis_server.url, tmp_path, desk_factory) as m:
+        took = _terminate_timed(m.slow, thread=_other_thread(m.slow.proc.pid))
+        assert took < PROMPT_EXIT_S, f"the worker took {took:.1f} s to stop:\n{m.slow.output()[-3000:]}"
+        _clean_exit(m.slow)
