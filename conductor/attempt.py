@@ -88,7 +88,7 @@ class Workbench:
         """Tools rooted at `workspace` (an attempt's worktree) or else the track's workspace."""
         spill = None
         if self.deps.store is not None and prov.ticket_id:
-            spill = self.deps.store.ticket_output(self.track_id, prov.ticket_id).with_name(f"a{prov.attempt}.cmd.log")
+            spill = self.deps.store.ticket_dir(self.track_id, prov.ticket_id) / f"a{prov.attempt}.cmd.log"
         return ToolContext(workspace=workspace or self.deps.workspace, prov=prov, cancel=cancel, spill_path=spill,
                            protected=self.deps.protected if protected is None else protected,
                            path_first=self.deps.path_first)

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk-delay", type=float, default=0.0, help="scripted provider: seconds between chunks")
     add_run_flags(run)
     sub.add_parser("tracks", help="list the tracks on disk and their state")
+    output = sub.add_parser("output", help="print a ticket's whole stream text (Tier 3, or Tier 4 with --tier 4)")
+    output.add_argument("track", help="the track's id (see `conductor tracks`)")
+    output.add_argument("ticket", help="the ticket's id")
+    output.add_argument("--tier", type=int, choices=(3, 4), default=3, help="3: the worker (default); 4: QA")
     add_worker_parser(sub)
     return ap
 
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "tracks":
         return cmd_tracks(launch.cfg, launch.tracks_dir)
+    if args.command == "output":
+        return cmd_output(launch.tracks_dir, args.track, args.ticket, args.tier)
     if args.command == "worker":
         return cmd_worker(args, launch.cfg)
     if args.base_url is None and args.provider == "gemini":
@@ -146,6 +152,26 @@ def cmd_tracks(cfg: Config, tracks_dir: Path, out: TextIO | None = None) -> int:
     for t in tracks:
         done = sum(1 for x in t.tickets if x.status.value in ("done", "skipped"))
         print(f"{t.id:40} {t.status.value:10} {done}/{len(t.tickets)} tickets  {t.title}", file=out)
+    return 0
+
+
+def cmd_output(tracks_dir: Path, track_id: str, ticket_id: str, tier: int, out: TextIO | None = None) -> int:
+    """A ticket's text from its track's output log (conductor.output_log), which is not one file per ticket."""
+    from conductor.store import TrackStore
+    out = out or sys.stdout
+    store = TrackStore(tracks_dir)
+    if Path(track_id).name != track_id or track_id.startswith(".") or not store.track_dir(track_id).is_dir():
+        print(f"error: no track {track_id!r} in {tracks_dir} (see `conductor tracks`)", file=sys.stderr)
+        return 2
+    try:
+        track = store.peek_track(track_id)[0]
+    except (StoreError, OSError) as exc:
+        print(f"error: track {track_id!r} in {tracks_dir}: {exc}", file=sys.stderr)
+        return 2
+    if not any(t.id == ticket_id for t in track.tickets):
+        print(f"error: track {track_id!r} has no ticket {ticket_id!r}", file=sys.stderr)
+        return 2
+    out.write(store.read_output(store.ticket_output(track_id, ticket_id, tier)))
     return 0
 
 

@@ -3,7 +3,8 @@
     tracks/<track-id>/track.toml       latest snapshot (atomic write; `journal_seq` = last journal line it includes)
     tracks/<track-id>/events.jsonl     journal: one JSON object a line {seq, ts, type, data, crc}
     tracks/<track-id>/spec.md          human-readable spec (written, never parsed back)
-    tracks/<track-id>/outputs/*.md     full stream text per ticket (panes show a bounded tail)
+    tracks/<track-id>/outputs/tickets.log   every ticket's full stream text (conductor.output_log; panes show a tail)
+    tracks/<track-id>/outputs/tier1.md, tier2.md   the planning streams
     tracks/_epics/<epic-id>/...        the same for a Tier 1 planning run (before tracks exist)
 
 The journal is the source of truth; the snapshot is a shortcut. On load: read the snapshot, replay journal
@@ -34,6 +35,7 @@ from conductor import redact
 from conductor.atomic import atomic_write_bytes, atomic_write_text, fsync_dir, mkdirs_durable
 from conductor.errors import StoreError
 from conductor.model import ACTIVE_STATUSES, TicketStatus, Track, TrackStatus
+from conductor.output_log import LOG_NAME, OutputLog, TicketStream, write_all
 from conductor.records import (
     SINGLETON_KEYS,
     Record,
@@ -225,7 +227,7 @@ class Journal:
             blob = b"".join(lines)
             start = self._size
             try:
-                _write_all(fd, blob)
+                write_all(fd, blob)
             except OSError:
                 self._abandon_handle(start, start + len(blob))
                 raise
@@ -291,48 +293,93 @@ class Journal:
                 self._fd = None
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 _Flush = threading.Event
-_OutputItem = tuple[Path, bytes] | _Flush | None
+_OutputTarget = Path | TicketStream
+_OutputItem = tuple[_OutputTarget, bytes] | _Flush | None
+
+
+class _OpenFiles:
+    """The output thread's open files (O_APPEND, unbuffered), at most OUTPUT_FDS of them, oldest opened first."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self._folders: set[str] = set()
+        """Folders made (or found) already. Opening first and making the folder only on ENOENT cost a failed
+        open per file, ~270 us of kernel CPU each on this disk."""
+
+    def __call__(self, path: Path) -> int:
+        key = str(path)
+        fd = self._fds.get(key)
+        if fd is None:
+            folder = str(path.parent)
+            if folder not in self._folders:  # a file's first output: make its folder (text, not state: no fsync)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(folder)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the folder was removed since (a test, a person): make it again
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fds[key] = fd
+            if len(self._fds) > OUTPUT_FDS:  # close the oldest opened: its stream is likely done
+                self._close(self._fds.pop(next(iter(self._fds))))
+        return fd
+
+    def forget(self, path: Path) -> None:
+        fd = self._fds.pop(str(path), None)
+        if fd is not None:
+            self._close(fd)
+
+    def close_all(self) -> None:
+        for fd in self._fds.values():
+            self._close(fd)
+        self._fds.clear()
+
+    @staticmethod
+    def _close(fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # every byte was written before; reopening appends after it
 
 
 class _OutputWriter:
-    """Appends stream text to the output files on a thread of its own, so a worker never waits for the disk
-    for text that is not state: creating a ticket's folder and files and appending each delta cost a worker
-    ~2 ms of wall time per ticket on a busy ext4 disk (0.45 ms of it CPU in the kernel), on its critical path.
+    """Appends stream text to output files on a thread of its own, so a worker never waits for the disk for text
+    that is not state. Ticket streams go to their track's one log (conductor.output_log: creating files per ticket
+    was the costly part); planning streams to their own files.
 
     Text is redacted by the caller before it is queued (nothing unredacted waits in memory for the disk).
     Outputs are text, not state (the journal holds every model turn): a kill -9 can lose the deltas still
-    queued, the last milliseconds of a stream, where a synchronous write lost none.
-    Writes to one file keep their order; queued deltas of a file are joined into one write. Files stay open
-    (O_APPEND, unbuffered) for the next delta, at most OUTPUT_FDS of them. A write that fails is kept and
-    raised to the next caller of `append` or `flush` (the worker, which stops the run as a failed write did
-    when it wrote itself). `flush` returns once everything queued before it is written: readers of output
-    files (the store's `read_output_tail`, an engine that settled, `close`) call it first."""
+    queued, the last milliseconds of a stream.
+    Writes to one stream keep their order; queued deltas of a stream are joined, and a batch's ticket chunks go
+    to their log in one write. A write that fails is kept and raised to the next caller of `append` or `flush`
+    (the worker, which stops the run as a failed write did when it wrote itself). `flush` returns once
+    everything queued before it is written: readers of outputs (`read_output_tail`, `close`) call it first."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_OutputItem] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
-        self._fds: dict[str, int] = {}
-        """Writer thread only: open files, oldest opened first."""
-        self._folders: set[str] = set()
-        """Writer thread only: folders made (or found) already. Opening first and making the folder only on
-        ENOENT cost a failed open per ticket, ~270 us of kernel CPU each on this disk."""
+        self._files = _OpenFiles()
+        """Writer thread only."""
+        self._logs: dict[Path, OutputLog] = {}
+        """Under _lock: the index of every ticket log read or written in this process."""
 
-    def append(self, path: Path, data: bytes) -> None:
+    def log(self, path: Path) -> OutputLog:
+        with self._lock:
+            found = self._logs.get(path)
+            if found is None:
+                found = self._logs[path] = OutputLog(path)
+            return found
+
+    def append(self, target: _OutputTarget, data: bytes) -> None:
         self._raise_error()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="conductor-outputs", daemon=True)
                 self._thread.start()
-            self._queue.put((path, data))
+            self._queue.put((target, data))
 
     def flush(self) -> None:
         with self._lock:
@@ -360,6 +407,10 @@ class _OutputWriter:
         if err is not None:
             raise OSError(err.errno, f"an output file could not be written: {err}")
 
+    def _keep_error(self, exc: OSError) -> None:
+        with self._lock:
+            self._error = self._error or exc
+
     def _run(self) -> None:
         while True:
             items = [self._queue.get()]
@@ -368,53 +419,36 @@ class _OutputWriter:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            pending: dict[Path, list[bytes]] = {}
+            files: dict[Path, list[bytes]] = {}
+            streams: dict[Path, dict[tuple[str, int], list[bytes]]] = {}
             flushes: list[_Flush] = []
             stop = False
             for item in items:
                 if item is None:
                     stop = True
                 elif isinstance(item, tuple):
-                    pending.setdefault(item[0], []).append(item[1])
+                    target, data = item
+                    if isinstance(target, TicketStream):
+                        streams.setdefault(target.log, {}).setdefault((target.ticket_id, target.tier), []).append(data)
+                    else:
+                        files.setdefault(target, []).append(data)
                 else:
                     flushes.append(item)
-            for path, chunks in pending.items():
+            for path, chunks in files.items():
                 try:
-                    _write_all(self._fd(path), b"".join(chunks))
+                    write_all(self._files(path), b"".join(chunks))
                 except OSError as exc:
-                    with self._lock:
-                        self._error = self._error or exc
+                    self._keep_error(exc)
+            for log_path, keyed in streams.items():
+                try:
+                    self.log(log_path).append(self._files, [(t, tier, b"".join(c)) for (t, tier), c in keyed.items()])
+                except OSError as exc:
+                    self._keep_error(exc)
             for done in flushes:
                 done.set()
             if stop:
-                for fd in self._fds.values():
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass  # every byte was written above; a failing close loses nothing more
-                self._fds.clear()
+                self._files.close_all()
                 return
-
-    def _fd(self, path: Path) -> int:
-        key = str(path)
-        fd = self._fds.get(key)
-        if fd is None:
-            folder = str(path.parent)
-            if folder not in self._folders:  # a ticket's first output: make its folder (text, not state: no fsync)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._folders.add(folder)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            except FileNotFoundError:  # the folder was removed since (a test, a person): make it again
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            self._fds[key] = fd
-            if len(self._fds) > OUTPUT_FDS:  # close the oldest opened: its stream is likely done
-                try:
-                    os.close(self._fds.pop(next(iter(self._fds))))
-                except OSError:
-                    pass  # what it held is written; reopening appends after it
-        return fd
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -586,7 +620,7 @@ class TrackStore:
         self._journals: dict[str, Journal] = {}
         self._lock = threading.Lock()
         self._outputs = _OutputWriter()
-        self._tickets_roots: dict[str, Path] = {}
+        self._ticket_logs: dict[str, Path] = {}
         self._snap_cond = threading.Condition()
         self._snap_queue: dict[str, dict[str, Any]] = {}
         self._snap_thread: threading.Thread | None = None
@@ -612,13 +646,18 @@ class TrackStore:
     def output_path(self, folder: Path, name: str) -> Path:
         return folder / "outputs" / f"{name}.md"
 
-    def ticket_output(self, track_id: str, ticket_id: str, tier: int = 3) -> Path:
-        # One folder per ticket (outputs/tickets/<id>/tier3.md, tier4.md, a<n>.cmd.log): no ticket id can
-        # name another ticket's file or the planning outputs (a ticket "tier2" or "T1.tier4" used to).
-        root = self._tickets_roots.get(track_id)
-        if root is None:  # built once per track: each pathlib join is ~5 µs, and attempts ask several times
-            root = self._tickets_roots[track_id] = self.track_dir(track_id) / "outputs" / "tickets"
-        return root / ticket_id / f"tier{tier}.md"
+    def ticket_output(self, track_id: str, ticket_id: str, tier: int = 3) -> TicketStream:
+        """A ticket's Tier 3 or Tier 4 text: a key in its track's one log (conductor.output_log), never a path a
+        ticket id could make collide with another ticket's or the planning outputs."""
+        log = self._ticket_logs.get(track_id)
+        if log is None:  # built once per track: each pathlib join is ~5 µs, and attempts ask several times
+            log = self._ticket_logs[track_id] = self.track_dir(track_id) / "outputs" / LOG_NAME
+        return TicketStream(log, ticket_id, tier)
+
+    def ticket_dir(self, track_id: str, ticket_id: str) -> Path:
+        """The folder for a ticket's rarer, bigger outputs (a command's full output, MCP call logs), made when one
+        is written."""
+        return self.track_dir(track_id) / "outputs" / "tickets" / ticket_id
 
     def journal(self, folder_id: str, *, epic: bool = False) -> Journal:
         key = f"{EPICS_DIR}/{folder_id}" if epic else folder_id
@@ -769,26 +808,47 @@ class TrackStore:
 
     # -- outputs --
 
-    def append_output(self, path: Path, text: str) -> None:
-        """Append streamed text (redacted here) to an output file, written in order by the store's output thread
-        (see _OutputWriter). Raises OSError when an earlier output write failed."""
-        self._outputs.append(path, redact.text(text).encode("utf-8"))
+    def append_output(self, target: Path | TicketStream, text: str) -> None:
+        """Append streamed text (redacted here) to a ticket's stream or a planning output file, written in order by
+        the store's output thread (see _OutputWriter). Raises OSError when an earlier output write failed."""
+        self._outputs.append(target, redact.text(text).encode("utf-8"))
 
     def flush_outputs(self) -> None:
         """Return once every output appended so far is written (OSError if one could not be)."""
         self._outputs.flush()
 
-    def read_output_tail(self, path: Path, max_chars: int) -> tuple[str, bool]:
-        """The last `max_chars` of an output file, and whether that is only a tail."""
+    def read_output_tail(self, target: Path | TicketStream, max_chars: int) -> tuple[str, bool]:
+        """The last `max_chars` of an output, and whether that is only a tail."""
         self._outputs.flush()
-        if not path.exists():
+        max_bytes = max_chars * 4
+        if isinstance(target, TicketStream):
+            found = self._outputs.log(target.log).read(target.ticket_id, target.tier, max_bytes)
+            if found is not None:
+                data, cut = found
+                text = data.decode("utf-8", errors="replace")
+                return (text[-max_chars:], True) if cut or len(text) > max_chars else (text, False)
+            target = target.legacy_file  # a track written before the log
+        if not target.exists():
             return "", False
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            if size > max_chars * 4:
-                f.seek(size - max_chars * 4)
+        size = target.stat().st_size
+        with open(target, "rb") as f:
+            if size > max_bytes:
+                f.seek(size - max_bytes)
             text = f.read().decode("utf-8", errors="replace")
-        return (text[-max_chars:], True) if len(text) > max_chars or size > max_chars * 4 else (text, False)
+        return (text[-max_chars:], True) if len(text) > max_chars or size > max_bytes else (text, False)
+
+    def read_output(self, target: Path | TicketStream) -> str:
+        """An output's whole text ("" when nothing was written)."""
+        self._outputs.flush()
+        if isinstance(target, TicketStream):
+            found = self._outputs.log(target.log).read(target.ticket_id, target.tier)
+            if found is not None:
+                return found[0].decode("utf-8", errors="replace")
+            target = target.legacy_file
+        try:
+            return target.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def close(self) -> None:
         with self._snap_cond:

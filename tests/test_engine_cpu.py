@@ -18,6 +18,7 @@ from conductor.config import Config
 from conductor.engine import Engine, EngineDeps, _Committer
 from conductor.events import Event, EventQueue, Notice, Provenance, RecordApplied
 from conductor.model import Ticket, TicketStatus, Track, TrackStatus
+from conductor.output_log import TicketStream
 from conductor.providers.scripted import Reply, ScriptedProvider
 from conductor.records import Record, TicketPatch, TicketUpdated, track_update, trusted_ticket_update
 from conductor.store import Journal, TrackStore
@@ -77,8 +78,8 @@ def test_a_settled_run_has_written_every_output_and_journalled_every_record(tmp_
     _, track, store, events = _run(tmp_path, tickets, workers=4)
     try:
         for t in track.tickets:  # written by the store's output thread, complete once join returned
-            assert "done" in store.ticket_output(track.id, t.id, 3).read_text("utf-8")
-            assert '"verdict":"pass"' in store.ticket_output(track.id, t.id, 4).read_text("utf-8")
+            assert "done" in store.read_output(store.ticket_output(track.id, t.id, 3))
+            assert '"verdict":"pass"' in store.read_output(store.ticket_output(track.id, t.id, 4))
         applied = [e for e in events.drain(10**6) if isinstance(e, RecordApplied)]
         seqs = [e.journal_seq for e in applied]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
@@ -177,15 +178,20 @@ def test_committer_writes_queued_batches_with_one_fsync_and_each_batch_keeps_its
 # ---------------------------------------------------------------- output writer
 
 
-def test_output_writer_keeps_each_files_order_across_threads_and_flush_waits_for_it(tmp_path: Path) -> None:
+def test_output_writer_keeps_each_streams_order_across_threads_and_flush_waits_for_it(tmp_path: Path) -> None:
     store = TrackStore(tmp_path)
-    paths = [tmp_path / "t" / "outputs" / "tickets" / f"T{i}" / "tier3.md" for i in range(150)]  # > OUTPUT_FDS
+    paths = [tmp_path / "e" / f"P{i}" / "tier1.md" for i in range(80)]  # files, more than OUTPUT_FDS in all
+    streams = [store.ticket_output(f"t{i % 3}", f"T{i}", 3 + i % 2) for i in range(150)]  # three tracks' logs
+    targets: list[Path | TicketStream] = [*paths, *streams]
 
-    def writer(p: Path) -> None:
+    def name(target: Path | TicketStream) -> str:
+        return target.parent.name if isinstance(target, Path) else target.ticket_id
+
+    def writer(target: Path | TicketStream) -> None:
         for n in range(40):
-            store.append_output(p, f"{p.parent.name}:{n}\n")
+            store.append_output(target, f"{name(target)}:{n}\n")
 
-    threads = [threading.Thread(target=writer, args=(p,)) for p in paths]
+    threads = [threading.Thread(target=writer, args=(t,)) for t in targets]
     for t in threads:
         t.start()
     for t in threads:
@@ -193,12 +199,21 @@ def test_output_writer_keeps_each_files_order_across_threads_and_flush_waits_for
     store.flush_outputs()
     for p in paths:
         assert p.read_text() == "".join(f"{p.parent.name}:{n}\n" for n in range(40))
-    store.append_output(paths[0], "tail\n")
-    assert store.read_output_tail(paths[0], 5) == ("tail\n", True)  # reading waits for the writer
+    fresh = TrackStore(tmp_path)  # another process's view: the index comes from the file alone
+    for st in streams:
+        expected = "".join(f"{st.ticket_id}:{n}\n" for n in range(40))
+        assert store.read_output(st) == fresh.read_output(st) == expected
+        assert fresh.read_output(TicketStream(st.log, st.ticket_id, 7 - st.tier)) == ""  # the other tier: none
+    assert sorted(p.name for p in (tmp_path / "t0" / "outputs").iterdir()) == ["tickets.log"]  # no file per ticket
+    for target in (paths[0], streams[0]):
+        store.append_output(target, "tail\n")
+        assert store.read_output_tail(target, 5) == ("tail\n", True)  # reading waits for the writer
     store.close()
     store.append_output(paths[1], "after close\n")  # a closed store starts a new writer
+    store.append_output(streams[1], "after close\n")
     store.close()
     assert paths[1].read_text().endswith("after close\n")
+    assert TrackStore(tmp_path).read_output(streams[1]).endswith("T1:39\nafter close\n")
 
 
 def test_output_writer_redacts_before_queueing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,9 +228,10 @@ def test_output_writer_redacts_before_queueing(tmp_path: Path, monkeypatch: pyte
 
 def test_a_failed_output_write_reaches_the_next_writer_and_stops_the_run(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import conductor.output_log as log_mod
     import conductor.store as store_mod
 
-    real = store_mod._write_all
+    real = store_mod.write_all
     full = threading.Event()
 
     def write_all(fd: int, data: bytes) -> None:
@@ -223,7 +239,8 @@ def test_a_failed_output_write_reaches_the_next_writer_and_stops_the_run(tmp_pat
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(store_mod, "_write_all", write_all)
+    monkeypatch.setattr(store_mod, "write_all", write_all)  # planning outputs
+    monkeypatch.setattr(log_mod, "write_all", write_all)  # ticket logs
     store = TrackStore(tmp_path)
     p = tmp_path / "o.md"
     store.append_output(p, "before\n")
@@ -237,6 +254,17 @@ def test_a_failed_output_write_reaches_the_next_writer_and_stops_the_run(tmp_pat
     store.append_output(p, "after\n")
     store.close()
     assert p.read_text() == "before\nafter\n"
+    stream = store.ticket_output("t", "T1")  # the same for a ticket's log: the failed chunk leaves no trace
+    store.append_output(stream, "before\n")
+    store.flush_outputs()
+    full.set()
+    store.append_output(stream, "lost\n")
+    with pytest.raises(OSError, match=r"could not be written.*No space"):
+        store.flush_outputs()
+    full.clear()
+    store.append_output(stream, "after\n")
+    store.close()
+    assert TrackStore(tmp_path).read_output(stream) == "before\nafter\n"
 
     full.set()  # the whole run: the engine stops with the store error instead of reporting done
     with pytest.raises(RuntimeError, match="crashed") as info:

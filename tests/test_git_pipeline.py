@@ -219,7 +219,7 @@ def test_qa_runs_the_checks_a_broken_test_fails_with_its_output_as_hint_then_pas
         # The check ran without asking (exact allow rule), its output is in the ticket's QA pane, and only
         # attempt 2 reached Tier 4's review (a failing check fails the ticket before any model is asked).
         assert [a.split()[0] for a in asked] == ["write_file", "write_file"], asked
-        pane = (tmp_path / "tracks" / tid / "outputs" / "tickets" / "T1" / "tier4.md").read_text()
+        pane = session.store.read_output(session.store.ticket_output(tid, "T1", 4))
         assert pane.count("$ python3 -m unittest -q") == 2 and "FAILED" in pane and "OK" in pane
         assert [r.prov.attempt for r in provider.calls(4)] == [2]
         assert sh_git(repo, "show", f"conductor/{tid}:calc.py") == "def add(a, b):\n    return b + a\n"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from conductor.config import Config
 from conductor.events import RecordApplied, StreamDelta, UsageRecorded
-from conductor.records import TicketUpdated
 from conductor.model import TicketStatus, TrackStatus
 from conductor.providers.scripted import ScriptedProvider
+from conductor.records import TicketUpdated
 from conductor.session import Session
 
 
@@ -84,7 +84,9 @@ def test_epic_to_done_with_diamond_and_chain(workspace: Path, tmp_path: Path, th
         # Everything is on disk: the snapshot, the journal, the outputs.
         folder = tmp_path / "tracks" / track_id
         assert (folder / "track.toml").exists() and (folder / "events.jsonl").exists()
-        assert (folder / "outputs" / "tickets" / "T6" / "tier3.md").read_text().count("Work on T6 is complete") == 1
+        assert (folder / "outputs" / "tickets.log").exists()
+        t6 = session.store.read_output(session.store.ticket_output(track_id, "T6"))
+        assert t6.count("Work on T6 is complete") == 1
     finally:
         session.shutdown()
     leaked = [t for t in __import__("threading").enumerate() if t.ident not in thread_baseline]

@@ -7,11 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gui_support import (answer_until, app_factory, done, make_controller, make_session, needs_display,  # noqa: F401
-                         plan)
+from gui_support import answer_until, app_factory, done, make_controller, make_session, needs_display, plan  # noqa: F401
 
-from conductor.stream_notes import (ATTEMPT_HEADER, attempt_header, last_attempt, tool_call_line,
-                                        tool_result_line)
 from conductor.app.streams import Streams
 from conductor.app.ticket_clock import TicketClocks, fmt_elapsed
 from conductor.config import Config
@@ -19,6 +16,7 @@ from conductor.events import ticket_stream_id
 from conductor.gui import tags
 from conductor.gui.pilot import Pilot
 from conductor.model import TicketStatus
+from conductor.stream_notes import ATTEMPT_HEADER, attempt_header, last_attempt, tool_call_line, tool_result_line
 
 # ---------------------------------------------------------------- the lines, as an adversary feeds them
 
@@ -136,7 +134,7 @@ def test_a_rejected_tool_call_explains_itself_in_the_ticket_pane_live_and_after_
     for tid in ("T1", "T2"):
         assert re.fullmatch(r"\d+s|\d+m \d\ds", p.value(tags.ticket_cell(tid, "elapsed"))), tid
     live = {tid: _headers(p.value(tags.pane_text(ticket_stream_id(3, track, tid)))) for tid in ("T1", "T2", "T3")}
-    on_disk = c.session.store.ticket_output(track, "T2").read_text("utf-8")
+    on_disk = c.session.store.read_output(c.session.store.ticket_output(track, "T2"))
     assert _clockless(on_disk) == _clockless(pane), "the output file reads as the live pane: tool lines included"
 
     c2 = make_controller(make_session(tmp_path, cfg=Config(), auto_run=False))
