@@ -506,10 +506,10 @@ class Engine:
                     self._check_journal()
                     if self.deps.store is not None:
                         self.deps.store.flush_outputs()  # whoever joins reads complete output files
-                    self._gc_hold(False)
                     self._idle.set()
                     if not self.linger or self._stopping:
-                        break
+                        break  # the freeze is let go once the joiner is released (below)
+                    self._gc_hold(False)  # lingering: the run's garbage is collected while it waits
                 msg = self._inbox.get()
                 self._idle.clear()
                 self._gc_hold(True)
@@ -549,9 +549,11 @@ class Engine:
             finally:
                 if self._committer is not None:
                     self._committer.close()
-                self._gc_hold(False)
                 self._idle.set()
                 self._exited.set()
+                # Last, after the joiner is released: letting go of the freeze makes the next full collection walk
+                # everything the run loaded (0.3 s for a 5,000-ticket track), housekeeping and not part of the run.
+                self._gc_hold(False)
 
     def _start_run(self) -> None:
         """Interrupted and cancelled tickets go back to ready and continue their attempt."""
