@@ -106,7 +106,7 @@ class TicketSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_safe(cls, v: str) -> str:
-        if not _ID_RE.match(v):
+        if not _ID_RE.fullmatch(v):  # fullmatch: `$` also matches before a final newline ("T1\n")
             raise ValueError(f"ticket id {v!r} must be 1-64 letters, digits, '-', '_' or '.', starting with a letter "
                              "or digit")
         return v

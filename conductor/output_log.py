@@ -12,27 +12,31 @@ The file stays readable with `less`: each chunk is a header line and then exactl
 
 `conductor output <track> <ticket>` prints one ticket's text whole. Readers go by the lengths, never by looking
 for headers, so text that imitates a header (a model can write anything) is only text. An index of chunks per
-(ticket, tier) is built by scanning the headers once (mmap) and kept up to date by the writer.
+(ticket, tier) is built by scanning the headers once (pread, a megabyte at a time) and kept up to date by the
+writer.
 
-Damage: a kill -9 can leave the last chunk torn (a header without all its bytes, or part of a header). The writer
-cuts such a tail off before its next append: it is text, not state, and the kill lost the queued text anyway.
-Anything else that does not parse (a file edited or damaged by hand) is never cut: the writer moves the file aside
-to `tickets.damaged-<n>.log`, where a person can still read it, and starts a new log.
+Damage: a kill -9 can leave the last chunk torn (a header without all its bytes, or part of one); a power cut can
+leave zeros; a person can edit the file. Readers stop at the first thing that does not parse and show what comes
+before it. Before its next append the writer copies everything from there on to `tickets.cut-<n>.log` (never
+lost: a person can read it) and only then cuts the log back to its last whole chunk.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import threading
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 LOG_NAME = "tickets.log"
-_HEADER = re.compile(rb"\n@@ ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) ([0-9]) ([0-9]{1,12}) @@\n")
+_ID = rb"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_HEADER = re.compile(rb"\n@@ (" + _ID + rb") ([0-9]) ([0-9]{1,12}) @@\n")
+_ID_ONLY = re.compile(_ID)
 _HEADER_MAX = 1 + 3 + 64 + 1 + 1 + 1 + 12 + 4  # the longest header the pattern allows
+_SCAN_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,52 +49,62 @@ class TicketStream:
 
     @property
     def legacy_file(self) -> Path:
-        """Where versions before the log kept this text: read when the log has none."""
+        """Where versions before the log kept this text: read first, the log's text follows it."""
         return self.log.parent / "tickets" / self.ticket_id / f"tier{self.tier}.md"
 
 
 def header(ticket_id: str, tier: int, size: int) -> bytes:
-    return b"\n@@ %s %d %d @@\n" % (ticket_id.encode("ascii"), tier, size)
+    """Raises ValueError for what a reader could not parse back (the model refuses such ids; this is the last
+    guard: one unparsable header would hide every later chunk of the track)."""
+    raw = ticket_id.encode("ascii", errors="replace")
+    if _ID_ONLY.fullmatch(raw) is None or not 0 <= tier <= 9:
+        raise ValueError(f"ticket id {ticket_id!r} / tier {tier} cannot be written to the output log")
+    return b"\n@@ %s %d %d @@\n" % (raw, tier, size)
 
 
 _Key = tuple[str, int]
-_Chunk = tuple[int, int]  # offset of the text, its length in bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Scan:
-    chunks: dict[_Key, list[_Chunk]]
+    chunks: dict[_Key, array[int]]
+    """Per key, offset and length of each chunk's text, flat (16 bytes a chunk: logs hold one chunk per delta)."""
     valid_end: int
-    """Where the last whole chunk ends."""
+    """Where the last whole chunk ends; what follows (to size) did not parse."""
     size: int
-    torn: bool
-    """Whether everything after valid_end is the beginning of a chunk that a kill cut short."""
 
 
-def _scan(path: Path) -> _Scan:
-    chunks: dict[_Key, list[_Chunk]] = {}
+def _scan(fd: int) -> _Scan:
+    """Reads headers with pread (never mmap: a file cut by the writer while mapped kills the reader with SIGBUS)."""
+    chunks: dict[_Key, array[int]] = {}
+    size = os.fstat(fd).st_size
+    block, block_at, pos = b"", 0, 0
+    while pos < size:
+        if not (block_at <= pos and pos + _HEADER_MAX <= block_at + len(block)):
+            block, block_at = os.pread(fd, max(_SCAN_BLOCK, _HEADER_MAX), pos), pos
+        m = _HEADER.match(block, pos - block_at)
+        if m is None:
+            break
+        start, length = block_at + m.end(), int(m.group(3))
+        if start + length > size:
+            break
+        key = (m.group(1).decode("ascii"), int(m.group(2)))
+        found = chunks.get(key)
+        if found is None:
+            found = chunks[key] = array("q")
+        found.append(start)
+        found.append(length)
+        pos = start + length
+    return _Scan(chunks, pos, size)
+
+
+def _scan_path(path: Path) -> _Scan:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return _Scan(chunks, 0, 0, True)
+        return _Scan({}, 0, 0)
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return _Scan(chunks, 0, 0, True)
-        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
-            pos = 0
-            while pos < size:
-                m = _HEADER.match(mm, pos)
-                if m is None:
-                    rest = mm[pos:min(size, pos + _HEADER_MAX)]
-                    torn = size - pos < _HEADER_MAX and b"\n@@ ".startswith(rest[:4]) and b"\n" not in rest[1:]
-                    return _Scan(chunks, pos, size, torn)
-                start, length = m.end(), int(m.group(3))
-                if start + length > size:
-                    return _Scan(chunks, pos, size, True)
-                chunks.setdefault((m.group(1).decode("ascii"), int(m.group(2))), []).append((start, length))
-                pos = start + length
-            return _Scan(chunks, pos, size, True)
+        return _scan(fd)
     finally:
         os.close(fd)
 
@@ -102,27 +116,23 @@ class OutputLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._chunks: dict[_Key, list[_Chunk]] | None = None
+        self._chunks: dict[_Key, array[int]] | None = None
         self._end = 0
         self._repaired = False
-        """Whether the writer checked the file's tail since it (re)loaded the index."""
-
-    def _index(self) -> dict[_Key, list[_Chunk]]:
-        if self._chunks is None:  # under self._lock
-            scan = _scan(self.path)
-            self._chunks, self._end, self._repaired = scan.chunks, scan.valid_end, False
-        return self._chunks
+        """Whether the writer checked the file's tail since the index was (re)loaded."""
 
     def append(self, fd_for: FdSource, parts: list[tuple[str, int, bytes]]) -> None:
-        """Write chunks (ticket, tier, text) in one write at the end of the log. Raises OSError; after a failed
-        write the file is cut back to its last whole chunk, or the index is dropped to be rebuilt from the file."""
+        """Write chunks (ticket, tier, text) in one write at the end of the log. Raises OSError (and ValueError for
+        an id no reader could parse); after a failed write the file is cut back to its last whole chunk, or the
+        index is dropped to be rebuilt from the file (its torn tail kept aside and cut) before the next append."""
         with self._lock:
             if self._chunks is None or not self._repaired:
                 self._repair(fd_for)
+            assert self._chunks is not None
             out, placed, pos = bytearray(), [], self._end
             for ticket_id, tier, data in parts:
                 head = header(ticket_id, tier, len(data))
-                placed.append(((ticket_id, tier), (pos + len(out) + len(head), len(data))))
+                placed.append(((ticket_id, tier), pos + len(out) + len(head), len(data)))
                 out += head
                 out += data
             fd = fd_for(self.path)
@@ -132,57 +142,72 @@ class OutputLog:
                 try:
                     os.ftruncate(fd, self._end)
                 except OSError:
-                    self._chunks = None  # rebuilt from the file (its torn tail cut) before the next append
+                    self._chunks = None
                 raise
-            assert self._chunks is not None
-            for key, chunk in placed:
-                self._chunks.setdefault(key, []).append(chunk)
+            for key, offset, length in placed:
+                found = self._chunks.get(key)
+                if found is None:
+                    found = self._chunks[key] = array("q")
+                found.append(offset)
+                found.append(length)
             self._end = pos + len(out)
 
     def _repair(self, fd_for: FdSource) -> None:
-        """Before the first append: cut a torn tail, or move a damaged file aside (see the module's docstring)."""
-        scan = _scan(self.path)
-        if scan.valid_end < scan.size:
-            if scan.torn:
-                os.truncate(self.path, scan.valid_end)
-            else:
-                fd_for.forget(self.path)
-                os.replace(self.path, _free_name(self.path))
-                scan = _Scan({}, 0, 0, True)
+        """Before the first append: keep whatever follows the last whole chunk in a side file, then cut it off."""
+        fd = fd_for(self.path)  # creates it
+        with open(self.path, "rb") as f:  # the writer's own fd is write-only
+            scan = _scan(f.fileno())
+            rest = os.pread(f.fileno(), scan.size - scan.valid_end, scan.valid_end) if scan.size > scan.valid_end \
+                else b""
+        if rest:
+            with open(_free_name(self.path), "xb") as side:  # whole before the cut: a kill between keeps it twice
+                side.write(rest)
+            os.ftruncate(fd, scan.valid_end)
         self._chunks, self._end, self._repaired = scan.chunks, scan.valid_end, True
 
     def read(self, ticket_id: str, tier: int, max_bytes: int | None = None) -> tuple[bytes, bool] | None:
         """The text of (ticket, tier): its last `max_bytes` or more (whole chunks), and whether that is only a
-        tail; None when the log holds nothing for it."""
+        tail; None when the log holds nothing for it (or is gone)."""
         with self._lock:
-            chunks = list(self._index().get((ticket_id, tier), ()))
-        if not chunks:
-            return None
-        take, total = [], 0
-        for chunk in reversed(chunks):
-            if max_bytes is not None and total >= max_bytes:
-                break
-            take.append(chunk)
-            total += chunk[1]
-        with open(self.path, "rb") as f:
-            parts = []
-            for offset, length in reversed(take):
-                f.seek(offset)
-                parts.append(f.read(length))
-        return b"".join(parts), len(take) < len(chunks)
+            try:
+                # Opened under the lock: the file read is the one the index describes (appends and cuts never
+                # touch what it indexes).
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                self._chunks, self._repaired = None, False  # deleted: a new one starts empty
+                return None
+            try:
+                if self._chunks is None:
+                    scan = _scan(fd)
+                    self._chunks, self._end, self._repaired = scan.chunks, scan.valid_end, False
+                flat = self._chunks.get((ticket_id, tier))
+                flat = array("q", flat) if flat is not None else None
+            except BaseException:
+                os.close(fd)
+                raise
+        try:
+            if not flat:
+                return None
+            n = len(flat) // 2
+            first, total = n, 0
+            while first > 0 and (max_bytes is None or total < max_bytes):
+                first -= 1
+                total += flat[2 * first + 1]
+            parts = [os.pread(fd, flat[2 * i + 1], flat[2 * i]) for i in range(first, n)]
+            return b"".join(parts), first > 0
+        finally:
+            os.close(fd)
 
 
 class FdSource(Protocol):
-    """What the writer lends a log: its open file (O_APPEND) for a path, and a way to close it before a rename."""
+    """What the writer lends a log: its open file (O_APPEND) for a path."""
 
     def __call__(self, path: Path) -> int: ...
-
-    def forget(self, path: Path) -> None: ...
 
 
 def _free_name(path: Path) -> Path:
     n = 1
-    while (candidate := path.with_name(f"{path.stem}.damaged-{n}{path.suffix}")).exists():
+    while (candidate := path.with_name(f"{path.stem}.cut-{n}{path.suffix}")).exists():
         n += 1
     return candidate
 

@@ -325,11 +325,6 @@ class _OpenFiles:
                 self._close(self._fds.pop(next(iter(self._fds))))
         return fd
 
-    def forget(self, path: Path) -> None:
-        fd = self._fds.pop(str(path), None)
-        if fd is not None:
-            self._close(fd)
-
     def close_all(self) -> None:
         for fd in self._fds.values():
             self._close(fd)
@@ -444,11 +439,26 @@ class _OutputWriter:
                     self.log(log_path).append(self._files, [(t, tier, b"".join(c)) for (t, tier), c in keyed.items()])
                 except OSError as exc:
                     self._keep_error(exc)
+                except ValueError as exc:  # an id no reader could parse back: refused, never written
+                    self._keep_error(OSError(errno.EINVAL, str(exc)))
             for done in flushes:
                 done.set()
             if stop:
                 self._files.close_all()
                 return
+
+
+def _read_file(path: Path, max_bytes: int | None) -> tuple[bytes, bool]:
+    """A file's bytes, or its last `max_bytes` and True when that is only a tail; empty when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                f.seek(size - max_bytes)
+                return f.read(), True
+            return f.read(), False
+    except FileNotFoundError:
+        return b"", False
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -820,35 +830,25 @@ class TrackStore:
     def read_output_tail(self, target: Path | TicketStream, max_chars: int) -> tuple[str, bool]:
         """The last `max_chars` of an output, and whether that is only a tail."""
         self._outputs.flush()
-        max_bytes = max_chars * 4
-        if isinstance(target, TicketStream):
-            found = self._outputs.log(target.log).read(target.ticket_id, target.tier, max_bytes)
-            if found is not None:
-                data, cut = found
-                text = data.decode("utf-8", errors="replace")
-                return (text[-max_chars:], True) if cut or len(text) > max_chars else (text, False)
-            target = target.legacy_file  # a track written before the log
-        if not target.exists():
-            return "", False
-        size = target.stat().st_size
-        with open(target, "rb") as f:
-            if size > max_bytes:
-                f.seek(size - max_bytes)
-            text = f.read().decode("utf-8", errors="replace")
-        return (text[-max_chars:], True) if len(text) > max_chars or size > max_bytes else (text, False)
+        max_bytes = max_chars * 4  # whole UTF-8 characters: at most 4 bytes each
+        data, cut = self._read(target, max_bytes)
+        text = data.decode("utf-8", errors="replace")
+        return (text[-max_chars:], True) if cut or len(text) > max_chars else (text, False)
 
     def read_output(self, target: Path | TicketStream) -> str:
         """An output's whole text ("" when nothing was written)."""
         self._outputs.flush()
-        if isinstance(target, TicketStream):
-            found = self._outputs.log(target.log).read(target.ticket_id, target.tier)
-            if found is not None:
-                return found[0].decode("utf-8", errors="replace")
-            target = target.legacy_file
-        try:
-            return target.read_bytes().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self._read(target, None)[0].decode("utf-8", errors="replace")
+
+    def _read(self, target: Path | TicketStream, max_bytes: int | None) -> tuple[bytes, bool]:
+        if not isinstance(target, TicketStream):
+            return _read_file(target, max_bytes)
+        data, cut = self._outputs.log(target.log).read(target.ticket_id, target.tier, max_bytes) or (b"", False)
+        if cut or (max_bytes is not None and len(data) >= max_bytes):
+            return data, True
+        # A track run before the log: its ticket files come first (a resumed attempt's text follows in the log).
+        old, old_cut = _read_file(target.legacy_file, None if max_bytes is None else max_bytes - len(data))
+        return old + data, old_cut
 
     def close(self) -> None:
         with self._snap_cond:
