@@ -67,7 +67,7 @@ from conductor.records import (
     track_update,
     trusted_ticket_update,
 )
-from conductor.store import Journal
+from conductor.store import Journal, JournalFence, fenced
 from conductor.tiers import prompts
 from conductor.tiers.worker import worker_prompt
 from conductor.tools.base import ToolContext
@@ -214,7 +214,18 @@ class _CommitFailed:
 
 _Launch = tuple[Ticket, int, str, threading.Event, str | None, Workbench]
 """(ticket snapshot, attempt, model, cancel, commit a resolve attempt starts from)."""
-_Batch = tuple[list[Event | Record], list[_Launch], list[Callable[[int], None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """An attempt the engine started as its batch was handed over (early start, see _Committer): the committer
+    opens its journal fence once the batch is written, or cancels it and opens the fence refused."""
+
+    cancel: threading.Event
+    fence: JournalFence
+
+
+_Batch = tuple[list[Event | Record], list[_Launch | _Started], list[Callable[[int], None]]]
 
 
 class _JobCount:
@@ -254,14 +265,20 @@ class _Committer:
     only then publishes their events, in batch order. The engine thread never waits for the disk; the journal
     still comes first.
 
-    Attempts start after the fsync, or with `start_before_fsync` as soon as their `running` line is written:
-    - a kill -9 cannot lose a written line (it is in the page cache), only a power cut can;
+    Attempts start after the fsync, or with `start_before_fsync` (`early`) as soon as the engine hands their batch
+    over: the engine submits them itself (`_Started`), and each attempt's journal appends wait behind a fence
+    (store.JournalFence) that this thread opens once their `running` line is written. Until then the attempt only
+    builds its prompt and waits for its first model call, which is what overlaps the write. Why that is safe:
+    - nothing of the attempt reaches the journal before its `running` line;
+    - a kill -9 cannot lose a written line (it is in the page cache), only a power cut can; a kill before the line
+      is written loses only a model call in flight (its usage is journalled after the fence, so never twice);
     - and the attempt's first act that a power cut must not outrun, a tool call, journals its intent with an
       fsync of this same file first, which makes every earlier line (its `running` line too) durable.
     The engine asks for it only without git: an attempt in a worktree (or on a remote worker) acts on git before it
     journals anything of its own. At 1,000 tickets / 8 workers the fsync was a third of the time from one attempt's
-    end to the next one's start. Should the fsync then fail, the attempts just started are cancelled at once and
-    the run stops as before (`_CommitFailed`, or at the settling barrier); their events were never published.
+    end to the next one's start, and the hand-over and write another 0.5 ms. Should the write or the fsync fail, the
+    attempts started are cancelled at once (their fences open refused: no record of theirs follows) and the run
+    stops as before (`_CommitFailed`, or at the settling barrier); their events were never published.
     An early attempt's own events (stream text, tool lines) may reach the event queue before the `RecordApplied`
     of its `running` line: consumers start an attempt's pane on its first event, whichever it is."""
 
@@ -278,6 +295,13 @@ class _Committer:
 
     def commit(self, batch: _Batch) -> None:
         self._queue.put(batch)
+
+    @property
+    def early(self) -> bool:
+        return self._early
+
+    def fence(self) -> JournalFence:
+        return JournalFence(self._thread)
 
     @property
     def failed(self) -> bool:
@@ -324,8 +348,11 @@ class _Committer:
         callbacks in batch order. With the disk busy, the engine hands over a batch per message it handled;
         one fsync per batch made fsyncs (~1.5 ms each beside the output files' metadata) a third of the time
         from a worker's end to the next start at 1,000 tickets / 8 workers."""
-        if not batches or self._error is not None:
-            return  # the journal is refusing writes: nothing after the failure may take effect either
+        if not batches:
+            return
+        if self._error is not None:  # the journal is refusing writes: nothing after the failure may take effect
+            self._refuse(batches, self._error, started=False)
+            return
         records = [x for items, _, _ in batches for x in items if not isinstance(x, Event)]
         started = False
 
@@ -334,7 +361,7 @@ class _Committer:
             started = True
             for _, launches, _ in batches:
                 for launch in launches:
-                    self._submit(*launch)
+                    self._start(launch)
 
         try:
             if not records:
@@ -345,10 +372,7 @@ class _Committer:
                 entries = self.journal.append_many(records)
         except OSError as exc:
             self._error = exc
-            if started:  # they run already: stop them now, before the engine thread even hears of the failure
-                for _, launches, _ in batches:
-                    for launch in launches:
-                        launch[3].set()
+            self._refuse(batches, exc, started=started)
             self._failed(exc)
             return
         seqs = iter([e.seq for e in entries])
@@ -362,9 +386,26 @@ class _Committer:
                     self._post(RecordApplied(prov=self._prov(x), record=x, journal_seq=last))
             if not started:
                 for launch in launches:
-                    self._submit(*launch)
+                    self._start(launch)
             for fn in after:
                 fn(last)  # the seq of this batch's last record: a snapshot dumped with it includes no later one
+
+    def _start(self, launch: _Launch | _Started) -> None:
+        if isinstance(launch, _Started):
+            launch.fence.open()
+        else:
+            self._submit(*launch)
+
+    @staticmethod
+    def _refuse(batches: list[_Batch], error: OSError, *, started: bool) -> None:
+        """Attempts that run already are stopped now, before the engine thread even hears of the failure."""
+        for _, launches, _ in batches:
+            for launch in launches:
+                if isinstance(launch, _Started):
+                    launch.cancel.set()
+                    launch.fence.open(refused=error)
+                elif started:
+                    launch[3].set()
 
 
 def _sizes(ctx: ToolContext, files: list[str]) -> dict[str, int]:
@@ -664,12 +705,18 @@ class Engine:
             copy = self.track.model_copy(deep=True)
             self._after.append(functools.partial(_answer_snapshot, reply, copy))
         self._replies = []
-        batch: _Batch = (self._outbox, self._launches, self._after)
+        items, launches, after = self._outbox, self._launches, self._after
         self._outbox, self._launches, self._after = [], [], []
-        if self._committer is not None:
-            self._committer.commit(batch)
+        committer = self._committer
+        if committer is not None:
+            handed: list[_Launch | _Started] = list(launches)
+            if committer.early:
+                for i, launch in enumerate(launches):  # started now; their journal appends wait for the write
+                    fence = committer.fence()
+                    self._submit(*launch, fence=fence)
+                    handed[i] = _Started(launch[3], fence)
+            committer.commit((items, handed, after))
             return
-        items, launches, after = batch
         for x in items:
             self.deps.call.events.post(x if isinstance(x, Event) else RecordApplied(prov=self._rec_prov(x), record=x))
         for launch in launches:
@@ -678,7 +725,7 @@ class Engine:
             fn(0)
 
     def _submit(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None,
-                bench: Workbench) -> None:
+                bench: Workbench, fence: JournalFence | None = None) -> None:
         if self.deps.remote is not None and self.deps.git is not None:  # a broker: a `conductor worker` runs it
             from conductor.distributed.api import RemoteJob
             self.deps.remote.submit(RemoteJob(
@@ -688,7 +735,7 @@ class Engine:
                 on_done=lambda res: self._inbox.put(_outcome(t.id, attempt, res))))
             return
         try:
-            self._jobs.submit(self._pool, self._worker_job, t, attempt, model, cancel, resolve, bench)
+            self._jobs.submit(self._pool, self._worker_job, t, attempt, model, cancel, resolve, bench, fence)
         except RuntimeError:  # the run stopped (a crash, a shutdown) between this batch's commit and its start
             self._inbox.put(_outcome(t.id, attempt, Cancelled("the run stopped before this attempt started")))
 
@@ -911,11 +958,13 @@ class Engine:
     # -- worker thread --
 
     def _worker_job(self, t: Ticket, attempt: int, model: str, cancel: threading.Event, resolve: str | None,
-                    bench: Workbench) -> None:
+                    bench: Workbench, fence: JournalFence | None = None) -> None:
         try:
-            res: AttemptResult | BaseException = run_attempt(
-                bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3), cancel=cancel,
-                on_review=lambda: self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW)), resolve_from=resolve)
+            with fenced(fence):
+                res: AttemptResult | BaseException = run_attempt(
+                    bench, self.track, t, model, prov=self._prov(t.id, attempt, tier=3), cancel=cancel,
+                    on_review=lambda: self._inbox.put(_Progress(t.id, attempt, TicketStatus.REVIEW)),
+                    resolve_from=resolve)
         except BaseException as exc:  # noqa: BLE001 — reported to the engine, which decides; never lost in the pool
             res = exc
         self._inbox.put(_outcome(t.id, attempt, res))

@@ -14,6 +14,8 @@ lines after its seq, drop a torn last line (and say so), move a corrupt file asi
 from __future__ import annotations
 
 import bisect
+import contextlib
+import contextvars
 import errno
 import json
 import os
@@ -23,7 +25,7 @@ import threading
 import time
 import tomllib
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +130,47 @@ class JournalRead:
     warnings: list[str] = field(default_factory=list)
 
 
+class JournalFence:
+    """Holds a worker's journal appends until the engine's line that started its attempt is written.
+
+    The engine starts an attempt (without git) the moment it decides to, while its committer thread writes the
+    `running` line (engine._Committer): the attempt's first model call overlaps that write instead of waiting for
+    it. Its own records (model turns, usage, tool intents) must still follow that line in the journal, so every
+    append made under `fenced(fence)` waits here first; the committer opens the fence once the line is written,
+    or once the journal refused it (the attempt is cancelled then, and its append fails on the refused journal)."""
+
+    def __init__(self, writer: threading.Thread) -> None:
+        self._open = threading.Event()
+        self._writer = writer
+        self._refused: OSError | None = None
+
+    def open(self, refused: OSError | None = None) -> None:
+        """Let the appends go on; with `refused` (the line was never written) every one of them fails with it."""
+        self._refused = refused
+        self._open.set()
+
+    def wait(self) -> None:
+        while not self._open.wait(0.5):
+            if not self._writer.is_alive():  # a bug stopped the committer: fail the append, never hang the worker
+                raise OSError(errno.EIO, "the journal's committer thread stopped before this attempt's start was "
+                                         "written")
+        if self._refused is not None:  # its records must never follow a start that is not in the journal
+            raise OSError(self._refused.errno, f"this attempt's start was never journalled: {self._refused}")
+
+
+_FENCE: contextvars.ContextVar[JournalFence | None] = contextvars.ContextVar("conductor_journal_fence", default=None)
+
+
+@contextlib.contextmanager
+def fenced(fence: JournalFence | None) -> Iterator[None]:
+    """Journal appends made by this thread inside the block wait for `fence` (see JournalFence)."""
+    token = _FENCE.set(fence)
+    try:
+        yield
+    finally:
+        _FENCE.reset(token)
+
+
 class Journal:
     """Append-only JSONL of typed records, with seq and CRC per line. `append` returns once the line is fsynced
     (or, with sync=False, once written: the next synced append of this journal makes it durable too; the engine
@@ -211,6 +254,9 @@ class Journal:
         before the fsync (with `sync`): what it starts must not need them durable (see engine._Committer)."""
         if not recs:
             return []
+        fence = _FENCE.get()
+        if fence is not None:
+            fence.wait()
         types = [record_type(type(r)) for r in recs]
         # redact: the one redaction point of the journal (every record's data): no secret reaches events.jsonl.
         redactor = redact.current()

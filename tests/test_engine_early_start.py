@@ -193,3 +193,68 @@ def test_a_fsync_that_fails_late_after_the_attempt_acted_never_lets_the_run_sett
     assert not done, "the journal says done on a run whose records were refused"
     assert not [e for e in posted if isinstance(e, RecordApplied) and isinstance(e.record, TicketUpdated)
                 and e.record.fields.status == TicketStatus.DONE], "the screen was told the ticket is done"
+
+
+class CommitterWrite:
+    """The journal's write(2), except that the engine committer's writes wait for `gate` (or fail, with `fail`)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail
+        self._real = store_mod.write_all
+
+    def __call__(self, fd: int, data: bytes) -> None:
+        if threading.current_thread().name.startswith("conductor-journal-") and not self.gate.is_set():
+            self.entered.set()
+            if self.fail:
+                raise OSError(errno.ENOSPC, "No space left on device (injected)")
+            self.gate.wait(30)
+        self._real(fd, data)
+
+
+def own_records(journal_path: Path) -> list[object]:
+    """What an attempt journals itself: model turns and usage (the engine's lines are TicketUpdated/TrackUpdated)."""
+    return [r for r in Journal(journal_path).records() if type(r).__name__ in ("ModelTurn", "UsageLogged")]
+
+
+def test_the_attempt_starts_before_its_running_line_is_written_and_journals_nothing_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gated = CommitterWrite()
+    monkeypatch.setattr(store_mod, "write_all", gated)
+    called, provider = tier3_started(latency_s=0.0)  # answers at once: its records are ready before the line
+    engine, store, events, journal = engine_on(tmp_path, provider)
+    engine.start()
+    try:
+        assert called.wait(10), "the attempt waited for its running line to be written"
+        assert gated.entered.wait(10) and not gated.gate.is_set()
+        assert not running_lines(journal.path) and not own_records(journal.path), \
+            "the attempt's own records reached the journal before the line that started it"
+    finally:
+        gated.gate.set()
+    track = engine.join(30)
+    store.close()
+    assert [t.status for t in track.tickets] == [TicketStatus.DONE]
+    entries = Journal(journal.path).entries()
+    running = min(e.seq for e in entries if isinstance(e.record, TicketUpdated)
+                  and e.record.fields.status == TicketStatus.RUNNING)
+    own = [e.seq for e in entries if type(e.record).__name__ in ("ModelTurn", "UsageLogged")]
+    assert own and min(own) > running
+
+
+def test_a_refused_write_after_an_early_start_cancels_the_attempt_and_none_of_its_records_follow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = CommitterWrite(fail=True)
+    monkeypatch.setattr(store_mod, "write_all", refused)
+    called, provider = tier3_started(latency_s=0.0)
+    engine, store, events, journal = engine_on(tmp_path, provider)
+    engine.start()
+    with pytest.raises(RuntimeError, match="crashed"):
+        engine.join(20)
+    refused.gate.set()
+    store.close()
+    assert refused.entered.is_set()
+    fatal = [e for e in events.drain(10_000) if isinstance(e, ErrorRaised) and e.fatal]
+    assert fatal and "refused a write" in fatal[0].message
+    assert not running_lines(journal.path)
+    assert not own_records(journal.path), "records of an attempt whose start was never journalled"
