@@ -31,7 +31,7 @@ from conductor.limits import ModelLimits, Wait, is_outage
 from conductor.messages import Message, ToolCall
 from conductor.model import Usage
 from conductor.providers.base import Finish, Provider, ProviderRequest, TextChunk, ToolCallChunk, UsageChunk
-from conductor.records import UsageLogged
+from conductor.records import Record, UsageLogged
 from conductor.store import Journal
 from conductor.usage import UsageLedger, UsageRecord
 
@@ -90,23 +90,27 @@ def _unique_suffix() -> str:
     return f"{_PROCESS_TOKEN}{next(_CALLS):x}"
 
 
-def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage) -> Usage:
-    """Price the usage, add it to the ledger once, journal it, and tell the GUI."""
+def record_usage(deps: CallDeps, prov: Provenance, record_id: str, usage: Usage,
+                 with_records: tuple[Record, ...] = ()) -> Usage:
+    """Price the usage, add it to the ledger once, journal it (with `with_records`, the caller's record of the same
+    call, in the same write), and tell the GUI."""
     priced = deps.ledger.priced(usage)
     rec = UsageRecord(record_id=record_id, tier=prov.tier or 0, model=usage.model, usage=priced,
                       track_id=prov.track_id, ticket_id=prov.ticket_id, attempt=prov.attempt, ts=time.time())
-    if deps.ledger.record(rec):
-        if deps.journal is not None:
-            # Not fsynced on its own: the next synced line of this journal (the engine's batch, a tool intent)
-            # makes it durable; a kill -9 loses nothing written, only a power cut could lose the last few.
-            deps.journal.append(UsageLogged(key=record_id, record=rec),
-                                sync=False)
+    counted = deps.ledger.record(rec)
+    records: list[Record] = [UsageLogged(key=record_id, record=rec)] if counted else []
+    records.extend(with_records)
+    if deps.journal is not None and records:
+        # Not fsynced on its own: the next synced line of this journal (the engine's batch, a tool intent)
+        # makes it durable; a kill -9 loses nothing written, only a power cut could lose the last few.
+        deps.journal.append_many(records, sync=False)
+    if counted:
         deps.events.post(UsageRecorded(prov=prov, record_id=record_id, usage=priced))
     return priced
 
 
 def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event, call_no: int = 1,
-               stream_id: str | None = None) -> CallResult:
+               stream_id: str | None = None, turn: Callable[[Message], Record] | None = None) -> CallResult:
     """Run one model call through the model's shared gate, with one retry budget.
 
     Every request first passes `deps.limits` (rate, cooldown after a 429, circuit breaker). Each failed HTTP
@@ -114,7 +118,10 @@ def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event,
     it on an outage (429, 503, a cut stream: never the ticket's fault) does not fail: it trips the model's
     circuit and waits, on the same attempt and model, until a probe gets through. Other transient failures
     (500, deadline) raise once the budget is spent. Raises ProviderError subclasses, QuotaExhausted (a daily
-    quota: not retried), BudgetExceeded, Cancelled, OutputTruncated (MAX_TOKENS) or SafetyBlocked."""
+    quota: not retried), BudgetExceeded, Cancelled, OutputTruncated (MAX_TOKENS) or SafetyBlocked.
+
+    `turn` makes the caller's record of the answer (a worker's ModelTurn) from its message: journalled in the same
+    write as the call's usage (one write(2) less per call, each a GIL hand-back on a busy worker thread)."""
     prov = req.prov
     stream_id = stream_id or prov.stream_id
     budget = deps.cfg.retry.max_retries
@@ -126,7 +133,7 @@ def call_model(req: ProviderRequest, deps: CallDeps, *, cancel: threading.Event,
         go = deps.gates.acquire(req.model, cancel, on_wait=lambda w: _tell_wait(deps, prov, req.model, w))
         record_id = f"{stream_id}#a{prov.attempt}.c{call_no}.r{retries}.{_unique_suffix()}"
         try:
-            result = _one_attempt(req, deps, cancel, stream_id, record_id, retries)
+            result = _one_attempt(req, deps, cancel, stream_id, record_id, retries, turn)
         except QuotaExhausted as exc:
             deps.gates.exhausted(req.model, go, exc)
             raise
@@ -171,7 +178,7 @@ def _tell_wait(deps: CallDeps, prov: Provenance, model: str, wait: Wait) -> None
 
 
 def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, stream_id: str, record_id: str,
-                 retries: int) -> CallResult:
+                 retries: int, turn: Callable[[Message], Record] | None = None) -> CallResult:
     prov = req.prov
     timeout = req.timeout_s or deps.cfg.engine.call_timeout_s
     req = replace(req, timeout_s=timeout)  # providers enforce it while waiting, not only between chunks
@@ -210,14 +217,19 @@ def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, 
         raise
     if finish is None:
         raise AssertionError(f"provider {deps.provider.name!r} ended a stream without Finish or an error")
+    full = "".join(text)
+    msg = finish.message if finish.message.tool_calls or not calls else Message("model", full, tuple(calls))
+    answered = finish.reason not in ("max_tokens", "safety")
+    with_turn = (turn(msg),) if turn is not None and answered else ()
     if usage is None:  # never record a zero that means "unknown": say so instead
         deps.events.post(Notice(prov=prov, level="warning",
                                 message=f"{deps.provider.name} reported no token usage for a {req.model} call; "
                                         "it is missing from the ledger"))
         final = Usage(model=req.model, partial=True)
+        if with_turn and deps.journal is not None:
+            deps.journal.append_many(list(with_turn), sync=False)
     else:
-        final = record_usage(deps, prov, record_id, usage)
-    full = "".join(text)
+        final = record_usage(deps, prov, record_id, usage, with_turn)
     if deps.comms is not None:
         deps.comms.log("model_response", prov, {"model": req.model, "finish": finish.reason, "text": full,
                                                 "tool_calls": [c.to_json() for c in calls],
@@ -227,5 +239,4 @@ def _one_attempt(req: ProviderRequest, deps: CallDeps, cancel: threading.Event, 
                               f"tokens) after {len(full)} characters", partial_text=full, usage=final)
     if finish.reason == "safety":
         raise SafetyBlocked(f"blocked for safety{': ' + finish.detail if finish.detail else ''}", usage=final)
-    msg = finish.message if finish.message.tool_calls or not calls else Message("model", full, tuple(calls))
     return CallResult(full, tuple(msg.tool_calls) or tuple(calls), msg, final, finish.reason, retries)

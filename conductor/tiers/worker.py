@@ -73,10 +73,15 @@ def run_worker(track: Track, ticket: Ticket, model: str, deps: CallDeps, gate: T
             req = ProviderRequest(model=model, tier=3, system=prompts.TIER3_SYSTEM, messages=tuple(messages),
                                   tools=gate.toolbox.specs(), thinking=cfg.thinking.tier3,
                                   max_output_tokens=cfg.engine.max_output_tokens, prov=prov)
-            msg = call_model(req, deps, cancel=cancel, call_no=turn).message
-            if journal is not None:
-                # Durable with the next synced line (a tool call's intent is synced before it runs).
-                journal.append(ModelTurn(key=key, message=msg.to_json()), sync=False)
+            # Journalled with the call's usage, durable with the next synced line (a tool call's intent is synced
+            # before it runs).
+            record = (lambda m, k=key: ModelTurn(key=k, message=m.to_json())) if journal is not None else None
+            if journal is deps.journal:
+                msg = call_model(req, deps, cancel=cancel, call_no=turn, turn=record).message
+            else:
+                msg = call_model(req, deps, cancel=cancel, call_no=turn).message
+                if journal is not None:
+                    journal.append(ModelTurn(key=key, message=msg.to_json()), sync=False)
         messages.append(msg)
         if not msg.tool_calls:
             final = msg.text.strip() or "\n".join(m.text for m in messages if m.role == "model").strip()
