@@ -263,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine run CPU: {1000 * cpu:.2f} ms per ticket (process CPU over the run, all threads); "
           f"provider-only baseline for the same 2 calls/ticket: {1000 * base:.2f} ms; "
           f"overhead: {1000 * (cpu - base):.2f} ms per ticket")
-    checks = [(f"engine makespan <= {RATIO_TARGET} x bound", eng <= RATIO_TARGET),
+    asked = (args.tickets, args.workers, args.latency) == (1000, 8, 0.05)  # where issue 8 asks for RATIO_TARGET
+    if not asked:
+        print(f"target engine makespan <= {RATIO_TARGET} x bound: asked at 1,000 tickets / 8 workers / 50 ms only")
+    checks = [*([(f"engine makespan <= {RATIO_TARGET} x bound", eng <= RATIO_TARGET)] if asked else []),
               (f"engine thread CPU <= {CPU_TARGET_MS} ms per ticket",
                1000 * statistics.mean(eng_thread) <= CPU_TARGET_MS),
               ("engine ahead of level-by-level", eng < lvl)]
