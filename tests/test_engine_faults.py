@@ -232,12 +232,14 @@ def test_a_full_disk_stops_the_run_with_a_message_and_costs_no_attempt(workspace
     journal = s.store.journal(tid)
     real = Journal.append_many
 
-    def full(self: Journal, recs: list, *, sync: bool = True):  # type: ignore[no-untyped-def,type-arg]
+    def full(self: Journal, recs: list, *, sync: bool = True, before_sync=None):  # type: ignore[no-untyped-def,type-arg]
         if self is journal:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, recs, sync=sync)
+        return real(self, recs, sync=sync, before_sync=before_sync)
 
     assert entered.wait(20)
+    assert engine._committer is not None
+    engine._committer.barrier()  # the attempt starts as its running line is handed over: wait until it is written
     Journal.append_many = full  # type: ignore[method-assign]
     try:
         gate.set()
