@@ -219,7 +219,7 @@ _Launch = tuple[Ticket, int, str, threading.Event, str | None, Workbench]
 @dataclass(frozen=True, slots=True)
 class _Started:
     """An attempt the engine started as its batch was handed over (early start, see _Committer): the committer
-    opens its journal fence once the batch is written, or cancels it and opens the fence refused."""
+    opens its journal fence once the batch is written and fsynced, or cancels it and opens the fence refused."""
 
     cancel: threading.Event
     fence: JournalFence
@@ -267,18 +267,19 @@ class _Committer:
 
     Attempts start after the fsync, or with `start_before_fsync` (`early`) as soon as the engine hands their batch
     over: the engine submits them itself (`_Started`), and each attempt's journal appends wait behind a fence
-    (store.JournalFence) that this thread opens once their `running` line is written. Until then the attempt only
-    builds its prompt and waits for its first model call, which is what overlaps the write. Why that is safe:
-    - nothing of the attempt reaches the journal before its `running` line;
-    - a kill -9 cannot lose a written line (it is in the page cache), only a power cut can; a kill before the line
-      is written loses only a model call in flight (its usage is journalled after the fence, so never twice);
-    - and the attempt's first act that a power cut must not outrun, a tool call, journals its intent with an
-      fsync of this same file first, which makes every earlier line (its `running` line too) durable.
+    (store.JournalFence) that this thread opens once their `running` line is written and fsynced. Until then the
+    attempt builds its prompt and makes its first model call, which is what overlaps the write and the fsync
+    (at 1,000 tickets / 8 workers the fsync was a third of the time from one attempt's end to the next one's start,
+    the hand-over and write another 0.5 ms). Why that is safe:
+    - nothing of the attempt reaches the journal, and no tool call of it runs (its intent is journalled first),
+      before its `running` line is durable;
+    - a kill before that loses at most a model call in flight: its usage is journalled behind the fence, never
+      twice, and the restarted ticket begins the same attempt afresh.
     The engine asks for it only without git: an attempt in a worktree (or on a remote worker) acts on git before it
-    journals anything of its own. At 1,000 tickets / 8 workers the fsync was a third of the time from one attempt's
-    end to the next one's start, and the hand-over and write another 0.5 ms. Should the write or the fsync fail, the
-    attempts started are cancelled at once (their fences open refused: no record of theirs follows) and the run
-    stops as before (`_CommitFailed`, or at the settling barrier); their events were never published.
+    journals anything of its own. Should the write or the fsync fail, the attempts started are cancelled at once
+    and their fences open refused (every append of theirs fails: no record of an attempt whose start is not in the
+    journal ever lands), and the run stops as before (`_CommitFailed`, or at the settling barrier); their events
+    were never published.
     An early attempt's own events (stream text, tool lines) may reach the event queue before the `RecordApplied`
     of its `running` line: consumers start an attempt's pane on its first event, whichever it is."""
 
@@ -361,7 +362,8 @@ class _Committer:
             started = True
             for _, launches, _ in batches:
                 for launch in launches:
-                    self._start(launch)
+                    if not isinstance(launch, _Started):
+                        self._submit(*launch)
 
         try:
             if not records:
@@ -384,17 +386,13 @@ class _Committer:
                 else:
                     last = next(seqs)
                     self._post(RecordApplied(prov=self._prov(x), record=x, journal_seq=last))
-            if not started:
-                for launch in launches:
-                    self._start(launch)
+            for launch in launches:
+                if isinstance(launch, _Started):
+                    launch.fence.open()  # only now, written and fsynced: see the class docstring
+                elif not started:
+                    self._submit(*launch)
             for fn in after:
                 fn(last)  # the seq of this batch's last record: a snapshot dumped with it includes no later one
-
-    def _start(self, launch: _Launch | _Started) -> None:
-        if isinstance(launch, _Started):
-            launch.fence.open()
-        else:
-            self._submit(*launch)
 
     @staticmethod
     def _refuse(batches: list[_Batch], error: OSError, *, started: bool) -> None:

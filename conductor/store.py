@@ -133,13 +133,13 @@ class JournalRead:
 
 
 class JournalFence:
-    """Holds a worker's journal appends until the engine's line that started its attempt is written.
+    """Holds a worker's journal appends until the engine's line that started its attempt is durable.
 
-    The engine starts an attempt (without git) the moment it decides to, while its committer thread writes the
-    `running` line (engine._Committer): the attempt's first model call overlaps that write instead of waiting for
-    it. Its own records (model turns, usage, tool intents) must still follow that line in the journal, so every
-    append made under `fenced(fence)` waits here first; the committer opens the fence once the line is written,
-    or once the journal refused it (the attempt is cancelled then, and its append fails on the refused journal)."""
+    The engine starts an attempt (without git) the moment it decides to, while its committer thread writes and
+    fsyncs the `running` line (engine._Committer): the attempt's first model call overlaps that instead of waiting
+    for it. Its own records (model turns, usage, tool intents) must still follow that line, durable, so every
+    append made under `fenced(fence)` waits here first; the committer opens the fence once the line is fsynced, or
+    opens it refused when the journal refused the line (the attempt is cancelled then, and its appends fail)."""
 
     def __init__(self, writer: threading.Thread) -> None:
         self._open = threading.Event()

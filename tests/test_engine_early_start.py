@@ -155,44 +155,55 @@ def test_with_git_the_attempt_still_waits_for_the_fsync(tmp_path: Path, committe
         session.shutdown()
 
 
-def test_a_fsync_that_fails_late_after_the_attempt_acted_never_lets_the_run_settle_as_done(
+def test_an_early_attempt_never_acts_before_its_running_line_is_durable_and_a_late_failed_fsync_stops_the_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A failing disk is often slow to say so: here the attempt has written its file and finished before its
-    `running` line's fsync fails. The run must stop on the refused write, not settle as done."""
-    wrote, finished = threading.Event(), threading.Event()
-    real, on_done = os.fsync, Engine._on_done
+    """A failing disk is often slow to say so: here the attempt has had its model answer with a tool call and is
+    about to act when its `running` line's fsync fails. The tool call must not have run (its intent waits behind
+    the fence until the line is durable), nothing of the attempt is journalled, and the run stops on the refused
+    write instead of settling as done. (Before the fence opened only after the fsync, the attempt wrote its file
+    and finished on a line that was then refused.)"""
+    at_fence = threading.Event()
+    """The attempt is ready to act: waiting at its fence, or (had the fence let it by) past its first append."""
+    real_fsync, real_wait, real_append = os.fsync, store_mod.JournalFence.wait, store_mod.Journal.append_many
 
     def slow_eio(fd: int) -> None:
         if threading.current_thread().name.startswith("conductor-journal-"):
-            finished.wait(20)  # fails only once the attempt acted and the engine took its result
+            at_fence.wait(20)  # fails only once the attempt is ready to act
             raise OSError(errno.EIO, "Input/output error (injected, late)")
-        real(fd)
+        real_fsync(fd)
 
-    def done_then_tell(self: Engine, msg: object) -> None:
-        on_done(self, msg)  # type: ignore[arg-type]
-        finished.set()
+    def wait(self: store_mod.JournalFence) -> None:
+        if not self._open.is_set():
+            at_fence.set()
+        real_wait(self)
+
+    def append_many(self: Journal, recs: list, **kw: object) -> list:  # type: ignore[type-arg]
+        out = real_append(self, recs, **kw)  # type: ignore[arg-type]
+        if threading.current_thread().name.startswith("conductor-worker"):
+            at_fence.set()
+        return out
     monkeypatch.setattr(store_mod.os, "fsync", slow_eio)
-    monkeypatch.setattr(Engine, "_on_done", done_then_tell)
+    monkeypatch.setattr(store_mod.JournalFence, "wait", wait)
+    monkeypatch.setattr(store_mod.Journal, "append_many", append_many)
 
     def worker(req: ProviderRequest, n: int) -> Reply:
         if not any(m.role == "model" for m in req.messages):
             return Reply(text="writing", tool_calls=(ToolCall("w1", "write_file", {"path": "out.txt", "content": "x"}),))
-        wrote.set()
         return Reply(text="done")
     engine, store, events, journal = engine_on(tmp_path, ScriptedProvider({3: worker, 4: [PASS]}), tools=True)
     engine.start()
     with pytest.raises(RuntimeError, match="crashed"):
         engine.join(30)
     store.close()
-    assert wrote.is_set() and finished.is_set(), "the scenario did not happen: the attempt never finished"
+    assert at_fence.is_set(), "the scenario did not happen: the attempt never reached its first journal append"
+    assert not (tmp_path / "ws" / "out.txt").exists(), "the tool call ran before its attempt's start was durable"
     posted = events.drain(10_000)
     fatal = [e for e in posted if isinstance(e, ErrorRaised) and e.fatal]
     assert fatal and "refused a write" in fatal[0].message
-    done = [r for r in Journal(journal.path).records()
-            if isinstance(r, TicketUpdated) and r.fields.status == TicketStatus.DONE]
-    assert not done, "the journal says done on a run whose records were refused"
-    assert not [e for e in posted if isinstance(e, RecordApplied) and isinstance(e.record, TicketUpdated)
-                and e.record.fields.status == TicketStatus.DONE], "the screen was told the ticket is done"
+    records = Journal(journal.path).records()
+    assert not [r for r in records if type(r).__name__ in ("ModelTurn", "UsageLogged", "ToolCallStarted")]
+    assert not [r for r in records if isinstance(r, TicketUpdated) and r.fields.status == TicketStatus.DONE]
+    assert not [e for e in posted if isinstance(e, RecordApplied)], "a refused batch was published"
 
 
 class CommitterWrite:
@@ -258,3 +269,29 @@ def test_a_refused_write_after_an_early_start_cancels_the_attempt_and_none_of_it
     assert fatal and "refused a write" in fatal[0].message
     assert not running_lines(journal.path)
     assert not own_records(journal.path), "records of an attempt whose start was never journalled"
+
+
+@pytest.mark.parametrize("disk_latency_s", [0.0, 0.02])
+def test_a_failed_fsync_with_a_model_that_answers_at_once_leaves_neither_the_line_nor_the_attempts_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk_latency_s: float) -> None:
+    """From the review of the fence: with the fence opened once the line was written (before its fsync), a model
+    that answered at once let the attempt's records land during the fsync, so the refused line could no longer be
+    cut off, or (racing the cut) they landed with no line before them. Eight runs each, since it was a race."""
+    real = os.fsync
+
+    def eio(fd: int) -> None:
+        if threading.current_thread().name.startswith("conductor-journal-"):
+            threading.Event().wait(disk_latency_s)  # a slow disk failing: device time, not a wait for a thread
+            raise OSError(errno.EIO, "Input/output error (injected)")
+        real(fd)
+    monkeypatch.setattr(store_mod.os, "fsync", eio)
+    outcomes = []
+    for i in range(8):
+        _, provider = tier3_started(latency_s=0.0)
+        engine, store, _, journal = engine_on(tmp_path / str(i), provider)
+        engine.start()
+        with pytest.raises(RuntimeError, match="crashed"):
+            engine.join(20)
+        store.close()
+        outcomes.append((bool(running_lines(journal.path)), bool(own_records(journal.path))))
+    assert outcomes == [(False, False)] * 8, f"(running line in the file, the attempt's records in it): {outcomes}"
