@@ -81,7 +81,7 @@ def _scan(fd: int) -> _Scan:
     block, block_at, pos = b"", 0, 0
     while pos < size:
         if not (block_at <= pos and pos + _HEADER_MAX <= block_at + len(block)):
-            block, block_at = os.pread(fd, max(_SCAN_BLOCK, _HEADER_MAX), pos), pos
+            block, block_at = os.pread(fd, _SCAN_BLOCK, pos), pos
         m = _HEADER.match(block, pos - block_at)
         if m is None:
             break
@@ -96,17 +96,6 @@ def _scan(fd: int) -> _Scan:
         found.append(length)
         pos = start + length
     return _Scan(chunks, pos, size)
-
-
-def _scan_path(path: Path) -> _Scan:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return _Scan({}, 0, 0)
-    try:
-        return _scan(fd)
-    finally:
-        os.close(fd)
 
 
 class OutputLog:

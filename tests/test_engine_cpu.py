@@ -254,29 +254,19 @@ def test_a_failed_output_write_reaches_the_next_writer_and_stops_the_run(tmp_pat
     monkeypatch.setattr(store_mod, "write_all", write_all)  # planning outputs
     monkeypatch.setattr(log_mod, "write_all", write_all)  # ticket logs
     store = TrackStore(tmp_path)
-    p = tmp_path / "o.md"
-    store.append_output(p, "before\n")
-    store.flush_outputs()
-    full.set()
-    store.append_output(p, "lost\n")
-    with pytest.raises(OSError, match=r"could not be written.*No space"):
+    # A planning output file, then a ticket's log: in both the failed chunk leaves no trace.
+    for target in (tmp_path / "o.md", store.ticket_output("t", "T1")):
+        store.append_output(target, "before\n")
         store.flush_outputs()
-    store.flush_outputs()  # raised once: a later write (space freed) goes on
-    full.clear()
-    store.append_output(p, "after\n")
-    store.close()
-    assert p.read_text() == "before\nafter\n"
-    stream = store.ticket_output("t", "T1")  # the same for a ticket's log: the failed chunk leaves no trace
-    store.append_output(stream, "before\n")
-    store.flush_outputs()
-    full.set()
-    store.append_output(stream, "lost\n")
-    with pytest.raises(OSError, match=r"could not be written.*No space"):
-        store.flush_outputs()
-    full.clear()
-    store.append_output(stream, "after\n")
-    store.close()
-    assert TrackStore(tmp_path).read_output(stream) == "before\nafter\n"
+        full.set()
+        store.append_output(target, "lost\n")
+        with pytest.raises(OSError, match=r"could not be written.*No space"):
+            store.flush_outputs()
+        store.flush_outputs()  # raised once: a later write (space freed) goes on
+        full.clear()
+        store.append_output(target, "after\n")
+        store.close()
+        assert TrackStore(tmp_path).read_output(target) == "before\nafter\n"
 
     full.set()  # the whole run: the engine stops with the store error instead of reporting done
     with pytest.raises(RuntimeError, match="crashed") as info:

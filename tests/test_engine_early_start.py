@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,27 +35,37 @@ from tests.git_support import make_repo
 PASS = Reply(text='{"verdict":"pass","hint":""}')
 
 
-class CommitterFsync:
-    """os.fsync, except that the engine committer's fsyncs wait for `gate` (or fail, with `fail`)."""
+class CommitterGate:
+    """A journal system call (os.fsync, store.write_all) whose calls from the engine's committer thread wait for
+    `gate`, or fail with `fail`; every other thread's go straight through."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, real: Callable[..., None], fail: OSError | None = None) -> None:
         self.gate = threading.Event()
         self.entered = threading.Event()
         self.fail = fail
-        self._real = os.fsync
+        self._real = real
 
-    def __call__(self, fd: int) -> None:
+    def __call__(self, *args: object) -> None:
         if threading.current_thread().name.startswith("conductor-journal-") and not self.gate.is_set():
             self.entered.set()
-            if self.fail:
-                raise OSError(errno.EIO, "Input/output error (injected)")
+            if self.fail is not None:
+                raise self.fail
             self.gate.wait(30)
-        self._real(fd)
+        self._real(*args)
+
+
+def committer_fsync_gate(fail: bool = False) -> CommitterGate:
+    return CommitterGate(os.fsync, OSError(errno.EIO, "Input/output error (injected)") if fail else None)
+
+
+def committer_write_gate(fail: bool = False) -> CommitterGate:
+    return CommitterGate(store_mod.write_all,
+                         OSError(errno.ENOSPC, "No space left on device (injected)") if fail else None)
 
 
 @pytest.fixture
-def committer_fsync(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitterFsync]:
-    gated = CommitterFsync()
+def committer_fsync(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitterGate]:
+    gated = committer_fsync_gate()
     monkeypatch.setattr(store_mod.os, "fsync", gated)
     yield gated
     gated.gate.set()  # never leave a committer waiting
@@ -93,7 +103,7 @@ def running_lines(journal_path: Path) -> list[TicketUpdated]:
 
 
 def test_without_git_the_attempt_starts_while_its_running_line_is_being_fsynced(
-        tmp_path: Path, committer_fsync: CommitterFsync) -> None:
+        tmp_path: Path, committer_fsync: CommitterGate) -> None:
     called, provider = tier3_started()
     engine, store, events, journal = engine_on(tmp_path, provider)
     engine.start()
@@ -113,7 +123,7 @@ def test_without_git_the_attempt_starts_while_its_running_line_is_being_fsynced(
 
 def test_a_failed_fsync_after_an_early_start_stops_the_run_and_cancels_the_attempt(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    failing = CommitterFsync(fail=True)
+    failing = committer_fsync_gate(fail=True)
     monkeypatch.setattr(store_mod.os, "fsync", failing)
     called, provider = tier3_started(latency_s=60.0)  # still waiting for its model when the fsync fails
     engine, store, events, journal = engine_on(tmp_path, provider)
@@ -130,7 +140,7 @@ def test_a_failed_fsync_after_an_early_start_stops_the_run_and_cancels_the_attem
     assert not provider.sent, "the attempt was not cancelled: its model call ran to the end"
 
 
-def test_with_git_the_attempt_still_waits_for_the_fsync(tmp_path: Path, committer_fsync: CommitterFsync) -> None:
+def test_with_git_the_attempt_still_waits_for_the_fsync(tmp_path: Path, committer_fsync: CommitterGate) -> None:
     repo = make_repo(tmp_path)
     called = threading.Event()
 
@@ -206,24 +216,6 @@ def test_an_early_attempt_never_acts_before_its_running_line_is_durable_and_a_la
     assert not [e for e in posted if isinstance(e, RecordApplied)], "a refused batch was published"
 
 
-class CommitterWrite:
-    """The journal's write(2), except that the engine committer's writes wait for `gate` (or fail, with `fail`)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.fail = fail
-        self._real = store_mod.write_all
-
-    def __call__(self, fd: int, data: bytes) -> None:
-        if threading.current_thread().name.startswith("conductor-journal-") and not self.gate.is_set():
-            self.entered.set()
-            if self.fail:
-                raise OSError(errno.ENOSPC, "No space left on device (injected)")
-            self.gate.wait(30)
-        self._real(fd, data)
-
-
 def own_records(journal_path: Path) -> list[object]:
     """What an attempt journals itself: model turns and usage (the engine's lines are TicketUpdated/TrackUpdated)."""
     return [r for r in Journal(journal_path).records() if type(r).__name__ in ("ModelTurn", "UsageLogged")]
@@ -231,7 +223,7 @@ def own_records(journal_path: Path) -> list[object]:
 
 def test_the_attempt_starts_before_its_running_line_is_written_and_journals_nothing_before_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    gated = CommitterWrite()
+    gated = committer_write_gate()
     monkeypatch.setattr(store_mod, "write_all", gated)
     called, provider = tier3_started(latency_s=0.0)  # answers at once: its records are ready before the line
     engine, store, events, journal = engine_on(tmp_path, provider)
@@ -255,7 +247,7 @@ def test_the_attempt_starts_before_its_running_line_is_written_and_journals_noth
 
 def test_a_refused_write_after_an_early_start_cancels_the_attempt_and_none_of_its_records_follow(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    refused = CommitterWrite(fail=True)
+    refused = committer_write_gate(fail=True)
     monkeypatch.setattr(store_mod, "write_all", refused)
     called, provider = tier3_started(latency_s=0.0)
     engine, store, events, journal = engine_on(tmp_path, provider)
